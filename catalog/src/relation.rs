@@ -1,0 +1,93 @@
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::{Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+
+use crate::SqlType;
+
+/// A relation's id: stable for its lifetime, never reused, the key of its rows and state.
+pub type RelId = u64;
+
+/// What a relation is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RelationKind {
+    /// Append-only, unbounded; keeps its history as a log.
+    Stream,
+    /// Mutable reference data; keyed by its primary key, or a hidden row id without one.
+    Table,
+    /// A continuous query whose contents are maintained incrementally and stored.
+    MaterializedView,
+    /// A named query, expanded when read.
+    View,
+}
+
+impl RelationKind {
+    /// The words Postgres-style DDL uses for it (`DROP MATERIALIZED VIEW`).
+    pub fn sql_name(&self) -> &'static str {
+        match self {
+            RelationKind::Stream => "STREAM",
+            RelationKind::Table => "TABLE",
+            RelationKind::MaterializedView => "MATERIALIZED VIEW",
+            RelationKind::View => "VIEW",
+        }
+    }
+}
+
+impl fmt::Display for RelationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RelationKind::Stream => "stream",
+            RelationKind::Table => "table",
+            RelationKind::MaterializedView => "materialized view",
+            RelationKind::View => "view",
+        })
+    }
+}
+
+/// A column of a relation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    pub sql_type: SqlType,
+    pub nullable: bool,
+}
+
+/// The definition of a stream, table or view.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Relation {
+    pub id: RelId,
+    /// Normalized name (lower case unless it was quoted).
+    pub name: String,
+    pub kind: RelationKind,
+    pub columns: Vec<Column>,
+    /// Column positions of the primary key (tables only; empty means none).
+    pub primary_key: Vec<usize>,
+    /// For views, the defining query (the text after `AS`).
+    pub query: Option<String>,
+    /// Relations this one reads; a relation cannot be dropped while another depends on it.
+    pub depends_on: Vec<RelId>,
+    /// The statement that created it, as `SHOW CREATE` prints it.
+    pub create_sql: String,
+}
+
+impl Relation {
+    /// The Arrow schema of its rows.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| c.sql_type.field(&c.name, c.nullable))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// Whether its contents are stored (everything but a plain view).
+    pub fn is_stored(&self) -> bool {
+        self.kind != RelationKind::View
+    }
+}

@@ -1,0 +1,582 @@
+//! Grouped aggregation under inserts and deletes.
+//!
+//! State per group: the number of rows and one accumulator per aggregate. Every accumulator
+//! is retractable: count and sum add signed weights; min, max and DISTINCT keep the multiset
+//! of values so that deleting the current minimum reveals the next one. A group whose row
+//! count drops to zero disappears (except for the single group of an aggregate without
+//! GROUP BY, which always has its row, as in SQL).
+//!
+//! Output: for each group touched in an epoch, `-old_row` and `+new_row` (nothing when equal).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::physical_expr::PhysicalExpr;
+
+use crate::codec::{self, Decoder, decode_row, encode_row, encode_value};
+use crate::operator::{Operator, StateWriter};
+use crate::{DataflowError, DataflowResult, Delta};
+
+/// Which aggregate function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggKind {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+/// One aggregate of the output row.
+pub struct AggSpec {
+    pub kind: AggKind,
+    /// The argument; `None` for `count(*)`.
+    pub arg: Option<Arc<dyn PhysicalExpr>>,
+    pub distinct: bool,
+    /// `FILTER (WHERE ...)`.
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    pub output_type: DataType,
+}
+
+/// A value with the total order used for min/max and DISTINCT multisets.
+#[derive(Clone, Debug)]
+struct Ordered(ScalarValue);
+
+impl PartialEq for Ordered {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Ordered {}
+impl PartialOrd for Ordered {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ordered {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (&self.0, &other.0) {
+            (ScalarValue::Float64(Some(a)), ScalarValue::Float64(Some(b))) => a.total_cmp(b),
+            (ScalarValue::Float32(Some(a)), ScalarValue::Float32(Some(b))) => a.total_cmp(b),
+            (a, b) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
+        }
+    }
+}
+
+/// A running numeric sum, exact for integers and decimals.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Num {
+    Int(i128),
+    Float(f64),
+    /// Unscaled, at the input's scale.
+    Decimal(i128),
+}
+
+impl Num {
+    fn zero_for(dt: &DataType) -> Num {
+        match dt {
+            DataType::Float16 | DataType::Float32 | DataType::Float64 => Num::Float(0.0),
+            DataType::Decimal128(..) => Num::Decimal(0),
+            _ => Num::Int(0),
+        }
+    }
+
+    fn add(&mut self, v: &ScalarValue, weight: i64) -> DataflowResult<()> {
+        use ScalarValue as S;
+        let w = weight as i128;
+        match (self, v) {
+            (Num::Int(s), S::Int8(Some(x))) => *s += *x as i128 * w,
+            (Num::Int(s), S::Int16(Some(x))) => *s += *x as i128 * w,
+            (Num::Int(s), S::Int32(Some(x))) => *s += *x as i128 * w,
+            (Num::Int(s), S::Int64(Some(x))) => *s += *x as i128 * w,
+            (Num::Int(s), S::UInt8(Some(x))) => *s += *x as i128 * w,
+            (Num::Int(s), S::UInt16(Some(x))) => *s += *x as i128 * w,
+            (Num::Int(s), S::UInt32(Some(x))) => *s += *x as i128 * w,
+            (Num::Int(s), S::UInt64(Some(x))) => *s += *x as i128 * w,
+            (Num::Float(s), S::Float32(Some(x))) => *s += *x as f64 * weight as f64,
+            (Num::Float(s), S::Float64(Some(x))) => *s += *x * weight as f64,
+            (Num::Decimal(s), S::Decimal128(Some(x), _, _)) => *s += *x * w,
+            (sum, v) => {
+                return Err(DataflowError::Unsupported(format!(
+                    "summing {} into {sum:?}",
+                    v.data_type()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn to_scalar(self, output: &DataType) -> DataflowResult<ScalarValue> {
+        let v = match (self, output) {
+            (Num::Decimal(s), DataType::Decimal128(p, sc)) => ScalarValue::Decimal128(Some(s), *p, *sc),
+            (Num::Int(s), _) => {
+                let v = i64::try_from(s).map_err(|_| {
+                    DataflowError::Eval(datafusion::error::DataFusionError::Execution(
+                        "bigint out of range".into(),
+                    ))
+                })?;
+                ScalarValue::Int64(Some(v))
+            }
+            (Num::Float(s), _) => ScalarValue::Float64(Some(s)),
+            (Num::Decimal(s), _) => ScalarValue::Int64(Some(s as i64)),
+        };
+        Ok(if &v.data_type() == output { v } else { v.cast_to(output)? })
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        let (tag, bits) = match self {
+            Num::Int(v) => (0u8, *v),
+            Num::Float(v) => (1u8, v.to_bits() as i128),
+            Num::Decimal(v) => (2u8, *v),
+        };
+        out.push(tag);
+        out.extend(bits.to_le_bytes());
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> DataflowResult<Num> {
+        let tag = d.u8()?;
+        let lo = d.i64()? as u64 as u128;
+        let hi = d.i64()? as u64 as u128;
+        let bits = (lo | (hi << 64)) as i128;
+        Ok(match tag {
+            0 => Num::Int(bits),
+            1 => Num::Float(f64::from_bits(bits as u64)),
+            2 => Num::Decimal(bits),
+            t => return Err(DataflowError::Corrupt(format!("sum tag {t}"))),
+        })
+    }
+}
+
+/// The retractable state of one aggregate in one group.
+#[derive(Clone, Debug)]
+enum Acc {
+    Count(i64),
+    /// Sum and average: the running sum and how many non-null values it holds.
+    Sum { sum: Num, n: i64 },
+    /// Min, max and every DISTINCT aggregate: the multiset of non-null values.
+    Values(BTreeMap<Ordered, i64>),
+}
+
+#[derive(Clone, Debug)]
+struct Group {
+    key: Vec<ScalarValue>,
+    rows: i64,
+    accs: Vec<Acc>,
+}
+
+/// Incremental GROUP BY.
+pub struct Aggregate {
+    group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    aggs: Vec<AggSpec>,
+    /// Input type of each aggregate's argument (for sums).
+    arg_types: Vec<Option<DataType>>,
+    schema: SchemaRef,
+    groups: HashMap<Vec<u8>, Group>,
+    dirty: HashSet<Vec<u8>>,
+}
+
+impl Aggregate {
+    pub fn new(
+        group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+        aggs: Vec<AggSpec>,
+        input_schema: &SchemaRef,
+        schema: SchemaRef,
+    ) -> DataflowResult<Self> {
+        let arg_types = aggs
+            .iter()
+            .map(|a| a.arg.as_ref().map(|e| e.data_type(input_schema)).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            group_exprs,
+            aggs,
+            arg_types,
+            schema,
+            groups: HashMap::new(),
+            dirty: HashSet::new(),
+        })
+    }
+
+    fn is_global(&self) -> bool {
+        self.group_exprs.is_empty()
+    }
+
+    fn new_accs(&self) -> Vec<Acc> {
+        self.aggs
+            .iter()
+            .zip(&self.arg_types)
+            .map(|(a, t)| match (a.kind, a.distinct) {
+                (AggKind::Count, false) => Acc::Count(0),
+                (AggKind::Sum | AggKind::Avg, false) => Acc::Sum {
+                    sum: Num::zero_for(t.as_ref().unwrap_or(&DataType::Int64)),
+                    n: 0,
+                },
+                _ => Acc::Values(BTreeMap::new()),
+            })
+            .collect()
+    }
+
+    fn output_row(&self, g: &Group) -> DataflowResult<Vec<ScalarValue>> {
+        let mut row = g.key.clone();
+        for ((spec, acc), arg_type) in self.aggs.iter().zip(&g.accs).zip(&self.arg_types) {
+            row.push(finish(spec, acc, arg_type.as_ref())?);
+        }
+        Ok(row)
+    }
+
+    fn is_live(&self, g: &Group) -> bool {
+        g.rows > 0 || self.is_global()
+    }
+}
+
+/// The SQL value of an accumulator.
+fn finish(spec: &AggSpec, acc: &Acc, arg_type: Option<&DataType>) -> DataflowResult<ScalarValue> {
+    let null = || ScalarValue::try_new_null(&spec.output_type).map_err(DataflowError::from);
+    match acc {
+        Acc::Count(n) => Ok(ScalarValue::Int64(Some(*n))),
+        Acc::Sum { sum, n } => match spec.kind {
+            _ if *n == 0 => null(),
+            AggKind::Avg => average(*sum, *n, arg_type, &spec.output_type),
+            _ => sum.to_scalar(&spec.output_type),
+        },
+        Acc::Values(values) => match spec.kind {
+            AggKind::Min => values.keys().next().map_or_else(null, |v| cast_to(&v.0, &spec.output_type)),
+            AggKind::Max => values.keys().next_back().map_or_else(null, |v| cast_to(&v.0, &spec.output_type)),
+            AggKind::Count => Ok(ScalarValue::Int64(Some(values.len() as i64))),
+            AggKind::Sum | AggKind::Avg => {
+                if values.is_empty() {
+                    return null();
+                }
+                let mut sum = Num::zero_for(arg_type.unwrap_or(&DataType::Int64));
+                for v in values.keys() {
+                    sum.add(&v.0, 1)?;
+                }
+                if spec.kind == AggKind::Avg {
+                    average(sum, values.len() as i64, arg_type, &spec.output_type)
+                } else {
+                    sum.to_scalar(&spec.output_type)
+                }
+            }
+        },
+    }
+}
+
+fn cast_to(v: &ScalarValue, dt: &DataType) -> DataflowResult<ScalarValue> {
+    Ok(if &v.data_type() == dt { v.clone() } else { v.cast_to(dt)? })
+}
+
+fn average(sum: Num, n: i64, arg_type: Option<&DataType>, output: &DataType) -> DataflowResult<ScalarValue> {
+    match (sum, arg_type, output) {
+        (Num::Decimal(s), Some(DataType::Decimal128(_, in_scale)), DataType::Decimal128(p, out_scale)) => {
+            let shift = (*out_scale - *in_scale).max(0) as u32;
+            let scaled = s * 10i128.pow(shift);
+            let n = n as i128;
+            // Round half away from zero, as Postgres does for numeric.
+            let q = scaled / n;
+            let r = scaled % n;
+            let q = if 2 * r.abs() >= n { q + scaled.signum() } else { q };
+            Ok(ScalarValue::Decimal128(Some(q), *p, *out_scale))
+        }
+        (Num::Int(s), _, _) => cast_to(&ScalarValue::Float64(Some(s as f64 / n as f64)), output),
+        (Num::Float(s), _, _) => cast_to(&ScalarValue::Float64(Some(s / n as f64)), output),
+        (Num::Decimal(s), _, _) => cast_to(&ScalarValue::Float64(Some(s as f64 / n as f64)), output),
+    }
+}
+
+fn bump(values: &mut BTreeMap<Ordered, i64>, v: ScalarValue, w: i64) {
+    let v = match v {
+        ScalarValue::Float64(Some(x)) if x == 0.0 => ScalarValue::Float64(Some(0.0)),
+        other => other,
+    };
+    let key = Ordered(v);
+    let count = values.entry(key.clone()).or_insert(0);
+    *count += w;
+    if *count == 0 {
+        values.remove(&key);
+    }
+}
+
+fn evaluate(expr: &Arc<dyn PhysicalExpr>, input: &Delta) -> DataflowResult<ArrayRef> {
+    Ok(expr.evaluate(&input.batch)?.into_array(input.len())?)
+}
+
+impl Operator for Aggregate {
+    fn apply(&mut self, inputs: &[Delta]) -> DataflowResult<Delta> {
+        let input = &inputs[0];
+        let keys: Vec<ArrayRef> = self
+            .group_exprs
+            .iter()
+            .map(|e| evaluate(e, input))
+            .collect::<DataflowResult<_>>()?;
+        let args: Vec<Option<ArrayRef>> = self
+            .aggs
+            .iter()
+            .map(|a| a.arg.as_ref().map(|e| evaluate(e, input)).transpose())
+            .collect::<DataflowResult<_>>()?;
+        let filters: Vec<Option<ArrayRef>> = self
+            .aggs
+            .iter()
+            .map(|a| a.filter.as_ref().map(|e| evaluate(e, input)).transpose())
+            .collect::<DataflowResult<_>>()?;
+
+        // The output row of every touched group as it was before this epoch.
+        let mut before: HashMap<Vec<u8>, Option<Vec<ScalarValue>>> = HashMap::new();
+        if self.is_global() && !self.groups.contains_key(&Vec::new()) {
+            // The first epoch of an aggregate without GROUP BY creates its one row.
+            let group = Group { key: vec![], rows: 0, accs: self.new_accs() };
+            self.groups.insert(vec![], group);
+            before.insert(vec![], None);
+            self.dirty.insert(vec![]);
+        }
+
+        for i in 0..input.len() {
+            let w = input.weights[i];
+            let key_values = codec::row_values(&keys, i)?;
+            let key = encode_row(&key_values)?;
+            if !before.contains_key(&key) {
+                let old = match self.groups.get(&key) {
+                    Some(g) if self.is_live(g) => Some(self.output_row(g)?),
+                    _ => None,
+                };
+                before.insert(key.clone(), old);
+            }
+            let fresh = self.new_accs();
+            let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
+                key: key_values,
+                rows: 0,
+                accs: fresh,
+            });
+            group.rows += w;
+            for (j, acc) in group.accs.iter_mut().enumerate() {
+                if let Some(f) = &filters[j] {
+                    if !f.as_boolean().is_valid(i) || !f.as_boolean().value(i) {
+                        continue;
+                    }
+                }
+                let value = match &args[j] {
+                    None => None,
+                    Some(a) => {
+                        let v = ScalarValue::try_from_array(a, i)?;
+                        if v.is_null() {
+                            continue;
+                        }
+                        Some(v)
+                    }
+                };
+                match acc {
+                    Acc::Count(n) => *n += w,
+                    Acc::Sum { sum, n } => {
+                        sum.add(value.as_ref().expect("sum has an argument"), w)?;
+                        *n += w;
+                    }
+                    Acc::Values(values) => {
+                        bump(values, value.expect("min/max/distinct have an argument"), w)
+                    }
+                }
+            }
+            self.dirty.insert(key);
+        }
+
+        let mut out_rows = Vec::new();
+        let mut out_weights = Vec::new();
+        for (key, old) in before {
+            let group = &self.groups[&key];
+            if group.rows < 0 {
+                return Err(DataflowError::Internal(format!(
+                    "group {:?} has {} rows",
+                    group.key, group.rows
+                )));
+            }
+            let new = if self.is_live(group) { Some(self.output_row(group)?) } else { None };
+            if old == new {
+                continue;
+            }
+            if let Some(old) = old {
+                out_rows.push(old);
+                out_weights.push(-1);
+            }
+            if let Some(new) = new {
+                out_rows.push(new);
+                out_weights.push(1);
+            }
+            if !self.is_live(group) {
+                self.groups.remove(&key);
+            }
+        }
+        let batch = codec::batch_from_rows(&self.schema, &out_rows)?;
+        Ok(Delta::new(batch, out_weights))
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn checkpoint(&mut self, state: &mut StateWriter<'_>) -> DataflowResult<()> {
+        for key in self.dirty.drain() {
+            match self.groups.get(&key) {
+                None => state.delete(&key),
+                Some(g) => {
+                    let mut v = Vec::new();
+                    v.extend(g.rows.to_le_bytes());
+                    for acc in &g.accs {
+                        match acc {
+                            Acc::Count(n) => v.extend(n.to_le_bytes()),
+                            Acc::Sum { sum, n } => {
+                                sum.encode(&mut v);
+                                v.extend(n.to_le_bytes());
+                            }
+                            Acc::Values(values) => {
+                                v.extend((values.len() as u64).to_le_bytes());
+                                for (value, count) in values {
+                                    encode_value(&value.0, &mut v)?;
+                                    v.extend(count.to_le_bytes());
+                                }
+                            }
+                        }
+                    }
+                    state.put(&key, v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn restore(
+        &mut self,
+        state: &mut dyn Iterator<Item = DataflowResult<(Vec<u8>, Vec<u8>)>>,
+    ) -> DataflowResult<()> {
+        let width = self.group_exprs.len();
+        for entry in state {
+            let (key, value) = entry?;
+            let mut d = Decoder::new(&value);
+            let rows = d.i64()?;
+            let mut accs = self.new_accs();
+            for acc in accs.iter_mut() {
+                match acc {
+                    Acc::Count(n) => *n = d.i64()?,
+                    Acc::Sum { sum, n } => {
+                        *sum = Num::decode(&mut d)?;
+                        *n = d.i64()?;
+                    }
+                    Acc::Values(values) => {
+                        let len = d.i64()? as u64;
+                        for _ in 0..len {
+                            let v = d.value()?;
+                            let c = d.i64()?;
+                            values.insert(Ordered(v), c);
+                        }
+                    }
+                }
+            }
+            let group = Group { key: decode_row(&key, width)?, rows, accs };
+            self.groups.insert(key, group);
+        }
+        Ok(())
+    }
+
+    fn state_rows(&self) -> usize {
+        self.groups.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{delta, schema, sorted};
+    use datafusion::physical_expr::expressions::Column;
+
+    fn col(name: &str, i: usize) -> Option<Arc<dyn PhysicalExpr>> {
+        Some(Arc::new(Column::new(name, i)))
+    }
+
+    fn spec(kind: AggKind, arg: Option<Arc<dyn PhysicalExpr>>, distinct: bool, out: DataType) -> AggSpec {
+        AggSpec { kind, arg, distinct, filter: None, output_type: out }
+    }
+
+    /// `SELECT k, count(*), sum(v), min(v), max(v), count(DISTINCT v), avg(v) GROUP BY k`
+    fn agg() -> Aggregate {
+        let input = schema(&["k:Int64", "v:Int64"]);
+        let out = schema(&["k:Int64", "n:Int64", "s:Int64", "lo:Int64", "hi:Int64", "d:Int64", "a:Float64"]);
+        Aggregate::new(
+            vec![col("k", 0).unwrap()],
+            vec![
+                spec(AggKind::Count, None, false, DataType::Int64),
+                spec(AggKind::Sum, col("v", 1), false, DataType::Int64),
+                spec(AggKind::Min, col("v", 1), false, DataType::Int64),
+                spec(AggKind::Max, col("v", 1), false, DataType::Int64),
+                spec(AggKind::Count, col("v", 1), true, DataType::Int64),
+                spec(AggKind::Avg, col("v", 1), false, DataType::Float64),
+            ],
+            &input,
+            out,
+        )
+        .unwrap()
+    }
+
+    fn s(rows: &[(i64, &str)]) -> Vec<(i64, String)> {
+        rows.iter().map(|(w, r)| (*w, r.to_string())).collect()
+    }
+
+    #[test]
+    fn inserts_then_deleting_the_max_reveals_the_next() {
+        let mut a = agg();
+        let out = a
+            .apply(&[delta(&["k:Int64", "v:Int64"], &[(1, "1|5"), (1, "1|7"), (1, "2|3"), (1, "1|7")])])
+            .unwrap();
+        assert_eq!(sorted(&out), s(&[(1, "1|3|19|5|7|2|6.333333333333333"), (1, "2|1|3|3|3|1|3")]));
+
+        let out = a.apply(&[delta(&["k:Int64", "v:Int64"], &[(-1, "1|7"), (-1, "1|7")])]).unwrap();
+        assert_eq!(sorted(&out), s(&[(1, "1|1|5|5|5|1|5"), (-1, "1|3|19|5|7|2|6.333333333333333")]));
+    }
+
+    #[test]
+    fn deleting_the_last_row_removes_the_group() {
+        let mut a = agg();
+        a.apply(&[delta(&["k:Int64", "v:Int64"], &[(1, "1|5")])]).unwrap();
+        let out = a.apply(&[delta(&["k:Int64", "v:Int64"], &[(-1, "1|5")])]).unwrap();
+        assert_eq!(sorted(&out), s(&[(-1, "1|1|5|5|5|1|5")]));
+        assert_eq!(a.state_rows(), 0);
+    }
+
+    #[test]
+    fn global_aggregate_always_has_its_row() {
+        let input = schema(&["v:Int64"]);
+        let out = schema(&["n:Int64", "s:Int64"]);
+        let mut a = Aggregate::new(
+            vec![],
+            vec![spec(AggKind::Count, None, false, DataType::Int64), spec(AggKind::Sum, col("v", 0), false, DataType::Int64)],
+            &input,
+            out,
+        )
+        .unwrap();
+        let first = a.apply(&[delta(&["v:Int64"], &[])]).unwrap();
+        assert_eq!(sorted(&first), s(&[(1, "0|NULL")]));
+        let next = a.apply(&[delta(&["v:Int64"], &[(1, "4")])]).unwrap();
+        assert_eq!(sorted(&next), s(&[(-1, "0|NULL"), (1, "1|4")]));
+        let back = a.apply(&[delta(&["v:Int64"], &[(-1, "4")])]).unwrap();
+        assert_eq!(sorted(&back), s(&[(1, "0|NULL"), (-1, "1|4")]));
+    }
+
+    #[test]
+    fn state_survives_checkpoint_and_restore() {
+        let store = eddy_storage::Store::temporary().unwrap();
+        let mut flow = crate::Dataflow::default();
+        let input = schema(&["k:Int64", "v:Int64"]);
+        flow.push(Box::new(agg()), vec![crate::Input::Source { relation: 1, schema: input.clone() }]);
+        let changes = HashMap::from([(1, delta(&["k:Int64", "v:Int64"], &[(1, "1|5"), (1, "1|9")]))]);
+        flow.apply(&changes).unwrap();
+        let mut batch = eddy_storage::WriteBatch::default();
+        flow.checkpoint(10, &mut batch).unwrap();
+        store.commit(batch, false).unwrap();
+
+        let mut again = crate::Dataflow::default();
+        again.push(Box::new(agg()), vec![crate::Input::Source { relation: 1, schema: input }]);
+        again.restore(10, &store).unwrap();
+        let changes = HashMap::from([(1, delta(&["k:Int64", "v:Int64"], &[(-1, "1|9")]))]);
+        let out = again.apply(&changes).unwrap();
+        assert_eq!(sorted(&out), s(&[(1, "1|1|5|5|5|1|5"), (-1, "1|2|14|5|9|2|7")]));
+    }
+}

@@ -1,0 +1,133 @@
+//! [`Delta`]: a batch of changes, the one message every operator consumes and produces.
+
+use std::collections::HashMap;
+
+use arrow::array::RecordBatch;
+use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::array::BooleanArray;
+use arrow::datatypes::SchemaRef;
+
+use crate::DataflowResult;
+use crate::codec;
+
+/// Rows with integer weights: `+1` inserts a row, `-1` deletes one; an update is a delete
+/// and an insert. A relation's contents are the sum of all deltas applied to it.
+#[derive(Clone, Debug)]
+pub struct Delta {
+    pub batch: RecordBatch,
+    pub weights: Vec<i64>,
+}
+
+impl Delta {
+    pub fn new(batch: RecordBatch, weights: Vec<i64>) -> Self {
+        debug_assert_eq!(batch.num_rows(), weights.len());
+        Self { batch, weights }
+    }
+
+    /// Every row of the batch inserted once.
+    pub fn inserts(batch: RecordBatch) -> Self {
+        let weights = vec![1; batch.num_rows()];
+        Self { batch, weights }
+    }
+
+    /// Every row of the batch deleted once.
+    pub fn deletes(batch: RecordBatch) -> Self {
+        let weights = vec![-1; batch.num_rows()];
+        Self { batch, weights }
+    }
+
+    pub fn empty(schema: SchemaRef) -> Self {
+        Self {
+            batch: RecordBatch::new_empty(schema),
+            weights: vec![],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.weights.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.weights.is_empty()
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.batch.schema()
+    }
+
+    /// Concatenates deltas of one schema.
+    pub fn concat(schema: &SchemaRef, parts: &[Delta]) -> DataflowResult<Delta> {
+        match parts {
+            [] => Ok(Delta::empty(schema.clone())),
+            [one] => Ok(one.clone()),
+            _ => {
+                let batch = concat_batches(schema, parts.iter().map(|d| &d.batch))?;
+                let weights = parts.iter().flat_map(|d| d.weights.iter().copied()).collect();
+                Ok(Delta { batch, weights })
+            }
+        }
+    }
+
+    /// Keeps the rows where `mask` is true.
+    pub fn filter(&self, mask: &BooleanArray) -> DataflowResult<Delta> {
+        let batch = filter_record_batch(&self.batch, mask)?;
+        let weights = self
+            .weights
+            .iter()
+            .zip(mask.iter())
+            .filter(|(_, keep)| keep == &Some(true))
+            .map(|(w, _)| *w)
+            .collect();
+        Ok(Delta { batch, weights })
+    }
+
+    /// Sums the weights of equal rows and drops rows whose weight sums to zero, so that
+    /// an insert and a delete of one row in the same epoch cancel out.
+    pub fn consolidate(&self) -> DataflowResult<Delta> {
+        if self.is_empty() {
+            return Ok(self.clone());
+        }
+        let keys = codec::encode_rows(self.batch.columns(), self.len())?;
+        let mut first: HashMap<&[u8], usize> = HashMap::with_capacity(keys.len());
+        let mut sums: Vec<(usize, i64)> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            match first.get(key.as_slice()) {
+                Some(&slot) => sums[slot].1 += self.weights[i],
+                None => {
+                    first.insert(key, sums.len());
+                    sums.push((i, self.weights[i]));
+                }
+            }
+        }
+        if sums.len() == self.len() && sums.iter().all(|(_, w)| *w != 0) {
+            return Ok(self.clone());
+        }
+        let mut mask = vec![false; self.len()];
+        let mut weights = Vec::with_capacity(sums.len());
+        for (i, w) in sums.iter().filter(|(_, w)| *w != 0) {
+            mask[*i] = true;
+            weights.push(*w);
+        }
+        // `filter_record_batch` keeps rows in order; `sums` is in order of first occurrence.
+        let batch = filter_record_batch(&self.batch, &BooleanArray::from(mask))?;
+        Ok(Delta { batch, weights })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::delta;
+
+    #[test]
+    fn consolidate_cancels_and_sums() {
+        let d = delta(&["k:Int64", "v:Utf8"], &[
+            (1, "1|a"),
+            (1, "2|b"),
+            (-1, "1|a"),
+            (1, "2|b"),
+            (1, "3|c"),
+        ]);
+        let c = d.consolidate().unwrap();
+        assert_eq!(crate::testing::rows(&c), vec![(2, "2|b".to_string()), (1, "3|c".to_string())]);
+    }
+}

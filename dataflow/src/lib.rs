@@ -1,0 +1,31 @@
+//! Eddy's incremental dataflow engine.
+//!
+//! Every change is a [`Delta`]: an Arrow batch of rows plus a weight per row (+1 insert,
+//! -1 delete; an update is both). A view is a [`Dataflow`] of [`Operator`]s: stateless ones
+//! (projection, filter, union) map deltas row by row; stateful ones (aggregate, join) keep
+//! state in memory, write what changed into the epoch's [`WriteBatch`] at each checkpoint,
+//! and read it back after a restart. The engine does no I/O of its own and knows no SQL: the
+//! SQL layer builds dataflows from DataFusion plans, and the epoch driver feeds them.
+//!
+//! [`relations`] holds the on-disk layout of streams, tables and view contents, and reads
+//! them back as Arrow batches; [`codec`] is the row encoding they share.
+//!
+//! [`WriteBatch`]: eddy_storage::WriteBatch
+
+mod aggregate;
+pub mod codec;
+mod delta;
+mod error;
+mod join;
+mod operator;
+pub mod relations;
+mod stateless;
+#[cfg(test)]
+mod testing;
+
+pub use aggregate::{AggKind, AggSpec, Aggregate};
+pub use delta::Delta;
+pub use error::{DataflowError, DataflowResult};
+pub use join::Join;
+pub use operator::{Dataflow, Input, Operator, StateWriter};
+pub use stateless::{Filter, Project, Union};

@@ -1,0 +1,168 @@
+//! The operator contract and the dataflow graph that strings operators together.
+
+use std::collections::HashMap;
+
+use arrow::datatypes::SchemaRef;
+use eddy_storage::{Store, WriteBatch, keys};
+
+use crate::{DataflowResult, Delta};
+
+/// One step of a view's dataflow. An operator sees each epoch's input deltas once, in order,
+/// and returns the change of its output; whatever it must remember between epochs is its
+/// state, which it writes out at checkpoints and reads back after a restart.
+pub trait Operator: Send {
+    /// Consumes the epoch's change of each input; returns the change of the output.
+    fn apply(&mut self, inputs: &[Delta]) -> DataflowResult<Delta>;
+
+    /// The schema of the output.
+    fn schema(&self) -> SchemaRef;
+
+    /// Writes state changed since the last checkpoint into the epoch's batch.
+    fn checkpoint(&mut self, _state: &mut StateWriter<'_>) -> DataflowResult<()> {
+        Ok(())
+    }
+
+    /// Loads state written by earlier checkpoints.
+    fn restore(
+        &mut self,
+        _state: &mut dyn Iterator<Item = DataflowResult<(Vec<u8>, Vec<u8>)>>,
+    ) -> DataflowResult<()> {
+        Ok(())
+    }
+
+    /// Rows (or entries) of state held, for progress reporting.
+    fn state_rows(&self) -> usize {
+        0
+    }
+}
+
+/// Writes one operator's state keys into an epoch's batch, under its own prefix.
+pub struct StateWriter<'a> {
+    prefix: Vec<u8>,
+    batch: &'a mut WriteBatch,
+}
+
+impl StateWriter<'_> {
+    pub fn put(&mut self, key: &[u8], value: Vec<u8>) {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(key);
+        self.batch.put(k, value);
+    }
+
+    pub fn delete(&mut self, key: &[u8]) {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(key);
+        self.batch.delete(k);
+    }
+}
+
+/// Where an operator's input comes from.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// The changes of a stored relation (stream, table or view), by relation id.
+    Source { relation: u64, schema: SchemaRef },
+    /// The output of an earlier node of the same dataflow.
+    Node(usize),
+}
+
+struct Node {
+    operator: Box<dyn Operator>,
+    inputs: Vec<Input>,
+}
+
+/// A view's dataflow: operators in topological order; the last one's output is the view's
+/// change. Operator ids (their positions) key their state, so a dataflow rebuilt from the same
+/// definition finds its state again.
+#[derive(Default)]
+pub struct Dataflow {
+    nodes: Vec<Node>,
+}
+
+impl Dataflow {
+    /// Adds an operator reading the given inputs; returns its id.
+    pub fn push(&mut self, operator: Box<dyn Operator>, inputs: Vec<Input>) -> usize {
+        debug_assert!(inputs.iter().all(|i| match i {
+            Input::Node(n) => *n < self.nodes.len(),
+            Input::Source { .. } => true,
+        }));
+        self.nodes.push(Node { operator, inputs });
+        self.nodes.len() - 1
+    }
+
+    /// The relations it reads.
+    pub fn sources(&self) -> Vec<u64> {
+        let mut out: Vec<u64> = self
+            .nodes
+            .iter()
+            .flat_map(|n| n.inputs.iter())
+            .filter_map(|i| match i {
+                Input::Source { relation, .. } => Some(*relation),
+                Input::Node(_) => None,
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.nodes.last().expect("a dataflow has a node").operator.schema()
+    }
+
+    /// Runs one epoch: `changes` holds the change of each source relation that changed.
+    pub fn apply(&mut self, changes: &HashMap<u64, Delta>) -> DataflowResult<Delta> {
+        let mut outputs: Vec<Delta> = Vec::with_capacity(self.nodes.len());
+        for node in &mut self.nodes {
+            let inputs: Vec<Delta> = node
+                .inputs
+                .iter()
+                .map(|i| match i {
+                    Input::Source { relation, schema } => changes
+                        .get(relation)
+                        .cloned()
+                        .unwrap_or_else(|| Delta::empty(schema.clone())),
+                    Input::Node(n) => outputs[*n].clone(),
+                })
+                .collect();
+            outputs.push(node.operator.apply(&inputs)?);
+        }
+        Ok(outputs.pop().expect("a dataflow has a node"))
+    }
+
+    /// Writes every operator's changed state into the batch.
+    pub fn checkpoint(&mut self, view: u64, batch: &mut WriteBatch) -> DataflowResult<()> {
+        for (id, node) in self.nodes.iter_mut().enumerate() {
+            let mut writer = StateWriter {
+                prefix: keys::state_prefix(view, id as u32),
+                batch,
+            };
+            node.operator.checkpoint(&mut writer)?;
+        }
+        Ok(())
+    }
+
+    /// Loads every operator's state from the store.
+    pub fn restore(&mut self, view: u64, store: &Store) -> DataflowResult<()> {
+        for (id, node) in self.nodes.iter_mut().enumerate() {
+            let prefix = keys::state_prefix(view, id as u32);
+            let mut entries = store.scan_prefix(&prefix).map(|r| {
+                r.map(|(k, v)| (k[keys::STATE_PREFIX_LEN..].to_vec(), v.to_vec()))
+                    .map_err(Into::into)
+            });
+            node.operator.restore(&mut entries)?;
+        }
+        Ok(())
+    }
+
+    /// Stages the removal of all of a view's state.
+    pub fn stage_drop(view: u64, store: &Store, batch: &mut WriteBatch) -> DataflowResult<()> {
+        for entry in store.scan_prefix(&keys::view_state_prefix(view)) {
+            batch.delete(entry?.0);
+        }
+        Ok(())
+    }
+
+    pub fn state_rows(&self) -> usize {
+        self.nodes.iter().map(|n| n.operator.state_rows()).sum()
+    }
+}

@@ -1,0 +1,88 @@
+//! How stored relations lay out their rows in the store's `rows` space, and reading them back.
+//!
+//! - A stream is a log: key `seq` (u64, big-endian, dense from 0), value the encoded row.
+//! - A table is keyed: key the encoded primary key (or a hidden u64 row id when it has none),
+//!   value the encoded row.
+//! - A view is a multiset: key the encoded row, value its multiplicity (i64).
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::common::ScalarValue;
+use eddy_storage::{Store, keys};
+
+use crate::codec::{batch_from_rows, decode_row};
+use crate::{DataflowError, DataflowResult};
+
+/// How a relation's rows are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Log,
+    Keyed,
+    Multiset,
+}
+
+/// Decodes a stored multiplicity.
+pub fn decode_count(v: &[u8]) -> DataflowResult<i64> {
+    Ok(i64::from_le_bytes(
+        v.try_into()
+            .map_err(|_| DataflowError::Corrupt("row multiplicity".into()))?,
+    ))
+}
+
+/// Calls `f` with the relation's rows in batches of at most `chunk` rows.
+pub fn scan(
+    store: &Store,
+    rel: u64,
+    layout: Layout,
+    schema: &SchemaRef,
+    chunk: usize,
+    mut f: impl FnMut(RecordBatch) -> DataflowResult<()>,
+) -> DataflowResult<()> {
+    let width = schema.fields().len();
+    let mut rows: Vec<Vec<ScalarValue>> = Vec::with_capacity(chunk.min(4096));
+    for entry in store.scan_prefix(&keys::rows_prefix(rel)) {
+        let (k, v) = entry?;
+        match layout {
+            Layout::Log | Layout::Keyed => rows.push(decode_row(&v, width)?),
+            Layout::Multiset => {
+                let row = decode_row(&k[keys::ROWS_PREFIX_LEN..], width)?;
+                let n = decode_count(&v)?;
+                for _ in 1..n {
+                    rows.push(row.clone());
+                }
+                rows.push(row);
+            }
+        }
+        if rows.len() >= chunk {
+            f(batch_from_rows(schema, &rows)?)?;
+            rows.clear();
+        }
+    }
+    if !rows.is_empty() {
+        f(batch_from_rows(schema, &rows)?)?;
+    }
+    Ok(())
+}
+
+/// All of a relation's rows.
+pub fn read_all(
+    store: &Store,
+    rel: u64,
+    layout: Layout,
+    schema: &SchemaRef,
+) -> DataflowResult<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    scan(store, rel, layout, schema, 8192, |b| {
+        out.push(b);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Stages the removal of all of a relation's rows.
+pub fn stage_drop(store: &Store, rel: u64, batch: &mut eddy_storage::WriteBatch) -> DataflowResult<()> {
+    for entry in store.scan_prefix(&keys::rows_prefix(rel)) {
+        batch.delete(entry?.0);
+    }
+    Ok(())
+}

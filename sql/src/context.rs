@@ -1,0 +1,164 @@
+//! DataFusion sessions over Eddy's relations.
+//!
+//! Every statement is planned in a fresh session whose `public` schema holds exactly the
+//! relations it references. For reads the tables carry the rows copied out of the store
+//! under one read guard, so a query that touches several views sees them at one epoch; for
+//! planning a view they carry no rows. Plain views are registered as DataFusion views over
+//! the same session.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider};
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::datasource::{MemTable, ViewTable};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::common::TableReference;
+use datafusion::sql::parser::Statement as DfStatement;
+use eddy_catalog::{Relation, RelationKind, Snapshot};
+use eddy_dataflow::relations::{self, Layout};
+use eddy_storage::Store;
+use sqlparser::ast::Statement as SqlStatement;
+
+use crate::names::DEFAULT_SCHEMA;
+use crate::{SqlError, SqlResult, parser};
+
+/// The database name clients connect to.
+pub const DATABASE: &str = "eddy";
+
+/// How a relation kind lays out its rows.
+pub fn layout(kind: RelationKind) -> Layout {
+    match kind {
+        RelationKind::Stream => Layout::Log,
+        RelationKind::Table => Layout::Keyed,
+        RelationKind::MaterializedView | RelationKind::View => Layout::Multiset,
+    }
+}
+
+/// Whether a session's tables carry rows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    /// Copy every referenced relation's rows out of the store (for queries).
+    Load,
+    /// Schemas only (for planning views and DML).
+    SchemaOnly,
+}
+
+/// The shared DataFusion configuration from which per-statement sessions are made.
+#[derive(Clone)]
+pub struct QueryEngine {
+    base: SessionState,
+}
+
+impl Default for QueryEngine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl QueryEngine {
+    pub fn new() -> Self {
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(DATABASE, DEFAULT_SCHEMA)
+            .with_create_default_catalog_and_schema(false)
+            .with_target_partitions(1)
+            .with_information_schema(false);
+        let base = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .build();
+        Self { base }
+    }
+
+    pub fn state(&self) -> &SessionState {
+        &self.base
+    }
+
+    /// A session for one statement, with the relations it references registered.
+    pub async fn session_for(
+        &self,
+        statement: &SqlStatement,
+        catalog: &Snapshot,
+        store: &Store,
+        rows: Rows,
+    ) -> SqlResult<SessionContext> {
+        let df_stmt = DfStatement::Statement(Box::new(statement.clone()));
+        let references = self.base.resolve_table_references(&df_stmt)?;
+        let mut needed: BTreeMap<u64, Arc<Relation>> = BTreeMap::new();
+        let mut todo: Vec<TableReference> = references;
+        let mut seen: HashSet<String> = HashSet::new();
+        while let Some(r) = todo.pop() {
+            if !matches!(r.schema(), None | Some(DEFAULT_SCHEMA)) {
+                continue;
+            }
+            let name = r.table().to_string();
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let Some(rel) = catalog.get(&name) else { continue };
+            if rel.kind == RelationKind::View {
+                let query = rel.query.as_deref().unwrap_or_default();
+                for s in parser::parse(query)? {
+                    if let parser::Statement::Sql(s) = s {
+                        let inner = DfStatement::Statement(s);
+                        todo.extend(self.base.resolve_table_references(&inner)?);
+                    }
+                }
+            }
+            needed.insert(rel.id, rel.clone());
+        }
+
+        let mut tables: Vec<(Arc<Relation>, Vec<arrow::array::RecordBatch>)> = Vec::new();
+        {
+            let _one_epoch = store.read();
+            for rel in needed.values().filter(|r| r.is_stored()) {
+                let data = match rows {
+                    Rows::Load => relations::read_all(store, rel.id, layout(rel.kind), &rel.schema())?,
+                    Rows::SchemaOnly => vec![],
+                };
+                tables.push((rel.clone(), data));
+            }
+        }
+
+        let schema = Arc::new(MemorySchemaProvider::new());
+        for (rel, data) in tables {
+            let table = MemTable::try_new(rel.schema(), vec![data])?;
+            schema.register_table(rel.name.clone(), Arc::new(table))?;
+        }
+        let catalog_provider = Arc::new(MemoryCatalogProvider::new());
+        catalog_provider.register_schema(DEFAULT_SCHEMA, schema.clone())?;
+        let ctx = SessionContext::new_with_state(self.base.clone());
+        ctx.register_catalog(DATABASE, catalog_provider);
+
+        // Plain views, in creation order so that a view's own views exist before it.
+        for rel in needed.values().filter(|r| r.kind == RelationKind::View) {
+            let query = rel.query.clone().unwrap_or_default();
+            let plan = self.plan_query_text(&ctx, &query).await?;
+            let view: Arc<dyn TableProvider> = Arc::new(ViewTable::new(plan, Some(query)));
+            schema.register_table(rel.name.clone(), view)?;
+        }
+        Ok(ctx)
+    }
+
+    async fn plan_query_text(&self, ctx: &SessionContext, query: &str) -> SqlResult<LogicalPlan> {
+        let mut stmts = parser::parse(query)?;
+        match stmts.pop() {
+            Some(parser::Statement::Sql(s)) => Ok(ctx
+                .state()
+                .statement_to_plan(DfStatement::Statement(s))
+                .await?),
+            _ => Err(SqlError::Internal(format!("stored view query does not parse: {query}"))),
+        }
+    }
+
+    /// The logical plan of a statement in a session made by [`Self::session_for`].
+    pub async fn plan(&self, ctx: &SessionContext, statement: &SqlStatement) -> SqlResult<LogicalPlan> {
+        Ok(ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
+            .await?)
+    }
+}

@@ -1,0 +1,21 @@
+//! Eddy's SQL front end.
+//!
+//! Text goes in, typed statements and plans come out:
+//! 1. [`parser`] splits and parses statements: Eddy's own (CREATE STREAM, SHOW STREAMS,
+//!    FLUSH, ...) here, everything else through sqlparser's PostgreSQL dialect.
+//! 2. [`context`] makes a DataFusion session per statement whose tables are the Eddy
+//!    relations the statement references, with rows (queries) or without (planning).
+//! 3. [`streaming`] turns the optimized logical plan of a materialized view into an
+//!    incremental dataflow, or refuses it naming what it cannot maintain.
+//! 4. [`ddl`] turns column definitions into catalog columns.
+//!
+//! Errors are [`SqlError`]s, one variant per kind of failure a client can tell apart.
+
+pub mod context;
+pub mod ddl;
+mod error;
+pub mod names;
+pub mod parser;
+pub mod streaming;
+
+pub use error::{SqlError, SqlResult};

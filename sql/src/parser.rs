@@ -1,0 +1,221 @@
+//! Eddy's statement parser: a thin layer over sqlparser's PostgreSQL dialect.
+//!
+//! It peeks at the leading keywords of each statement; the statements Eddy adds (CREATE
+//! STREAM, SHOW STREAMS, FLUSH, ...) and those it treats specially (CREATE MATERIALIZED VIEW,
+//! DROP) are parsed here, everything else is handed to sqlparser unchanged.
+
+use sqlparser::ast::{ColumnDef, Query, SqlOption, Statement as SqlStatement};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Token;
+
+use crate::SqlResult;
+use crate::names::normalize_object_name;
+use eddy_catalog::RelationKind;
+
+/// A parsed statement.
+#[derive(Debug, Clone)]
+pub enum Statement {
+    CreateStream {
+        name: String,
+        columns: Vec<ColumnDef>,
+        if_not_exists: bool,
+        options: Vec<SqlOption>,
+    },
+    CreateMaterializedView {
+        name: String,
+        query: Box<Query>,
+        if_not_exists: bool,
+    },
+    Drop {
+        kind: RelationKind,
+        names: Vec<String>,
+        if_exists: bool,
+        cascade: bool,
+    },
+    /// `SHOW STREAMS | TABLES | MATERIALIZED VIEWS | VIEWS`
+    ShowRelations(RelationKind),
+    ShowCreate {
+        kind: RelationKind,
+        name: String,
+    },
+    Flush,
+    /// Anything else, as sqlparser parsed it.
+    Sql(Box<SqlStatement>),
+}
+
+/// Parses a string of `;`-separated statements.
+pub fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
+    let dialect = PostgreSqlDialect {};
+    let mut parser = Parser::new(&dialect).try_with_sql(sql)?;
+    let mut out = Vec::new();
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        if parser.peek_token().token == Token::EOF {
+            break;
+        }
+        out.push(parse_one(&mut parser)?);
+        if !parser.consume_token(&Token::SemiColon) && parser.peek_token().token != Token::EOF {
+            let found = parser.peek_token();
+            return parser.expected("end of statement", found).map_err(Into::into);
+        }
+    }
+    Ok(out)
+}
+
+fn kind_keyword(parser: &mut Parser<'_>) -> Option<RelationKind> {
+    if parser.parse_keyword(Keyword::STREAM) {
+        Some(RelationKind::Stream)
+    } else if parser.parse_keyword(Keyword::TABLE) {
+        Some(RelationKind::Table)
+    } else if parser.parse_keywords(&[Keyword::MATERIALIZED, Keyword::VIEW]) {
+        Some(RelationKind::MaterializedView)
+    } else if parser.parse_keyword(Keyword::VIEW) {
+        Some(RelationKind::View)
+    } else {
+        None
+    }
+}
+
+fn plural_kind(parser: &mut Parser<'_>) -> Option<RelationKind> {
+    let word = |p: &Parser<'_>, n: usize, w: &str| match p.peek_nth_token(n).token {
+        Token::Word(word) => word.value.eq_ignore_ascii_case(w),
+        _ => false,
+    };
+    let (kind, words) = if word(parser, 0, "streams") {
+        (RelationKind::Stream, 1)
+    } else if word(parser, 0, "tables") {
+        (RelationKind::Table, 1)
+    } else if word(parser, 0, "views") {
+        (RelationKind::View, 1)
+    } else if word(parser, 0, "materialized") && word(parser, 1, "views") {
+        (RelationKind::MaterializedView, 2)
+    } else {
+        return None;
+    };
+    if parser.peek_nth_token(words).token != Token::EOF
+        && parser.peek_nth_token(words).token != Token::SemiColon
+    {
+        return None;
+    }
+    for _ in 0..words {
+        parser.next_token();
+    }
+    Some(kind)
+}
+
+fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
+    let start = parser.index();
+    if parser.parse_keyword(Keyword::CREATE) {
+        if parser.parse_keyword(Keyword::STREAM) {
+            let if_not_exists =
+                parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = normalize_object_name(&parser.parse_object_name(false)?)?;
+            let (columns, constraints) = parser.parse_columns()?;
+            if let Some(c) = constraints.first() {
+                return Err(crate::SqlError::Unsupported(format!(
+                    "constraint \"{c}\" on a stream (streams are append-only and have no keys)"
+                )));
+            }
+            let options = if parser.peek_keyword(Keyword::WITH) {
+                parser.parse_options(Keyword::WITH)?
+            } else {
+                vec![]
+            };
+            return Ok(Statement::CreateStream {
+                name,
+                columns,
+                if_not_exists,
+                options,
+            });
+        }
+        if parser.parse_keywords(&[Keyword::MATERIALIZED, Keyword::VIEW]) {
+            let if_not_exists =
+                parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = normalize_object_name(&parser.parse_object_name(false)?)?;
+            parser.expect_keyword_is(Keyword::AS)?;
+            let query = parser.parse_query()?;
+            return Ok(Statement::CreateMaterializedView {
+                name,
+                query,
+                if_not_exists,
+            });
+        }
+    } else if parser.parse_keyword(Keyword::DROP) {
+        if let Some(kind) = kind_keyword(parser) {
+            let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let names = parser
+                .parse_comma_separated(|p| p.parse_object_name(false))?
+                .iter()
+                .map(normalize_object_name)
+                .collect::<SqlResult<Vec<_>>>()?;
+            let cascade = match parser.parse_one_of_keywords(&[Keyword::CASCADE, Keyword::RESTRICT]) {
+                Some(Keyword::CASCADE) => true,
+                _ => false,
+            };
+            return Ok(Statement::Drop {
+                kind,
+                names,
+                if_exists,
+                cascade,
+            });
+        }
+    } else if parser.parse_keyword(Keyword::SHOW) {
+        if let Some(kind) = plural_kind(parser) {
+            return Ok(Statement::ShowRelations(kind));
+        }
+        if parser.parse_keyword(Keyword::CREATE) {
+            if let Some(kind) = kind_keyword(parser) {
+                let name = normalize_object_name(&parser.parse_object_name(false)?)?;
+                return Ok(Statement::ShowCreate { kind, name });
+            }
+        }
+    } else if parser.parse_keyword(Keyword::FLUSH) {
+        if matches!(parser.peek_token().token, Token::EOF | Token::SemiColon) {
+            return Ok(Statement::Flush);
+        }
+    }
+    // Not one of ours: rewind and let sqlparser have it.
+    while parser.index() > start {
+        parser.prev_token();
+    }
+    Ok(Statement::Sql(Box::new(parser.parse_statement()?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eddy_statements_parse() {
+        let s = parse(
+            "CREATE STREAM IF NOT EXISTS Clicks (user_id BIGINT, url TEXT); \
+             CREATE MATERIALIZED VIEW v AS SELECT 1; SHOW STREAMS; \
+             SHOW CREATE MATERIALIZED VIEW v; DROP STREAM a, \"B\" CASCADE; FLUSH;",
+        )
+        .unwrap();
+        assert!(matches!(&s[0], Statement::CreateStream { name, if_not_exists: true, columns, .. }
+            if name == "clicks" && columns.len() == 2));
+        assert!(matches!(&s[1], Statement::CreateMaterializedView { name, .. } if name == "v"));
+        assert!(matches!(s[2], Statement::ShowRelations(RelationKind::Stream)));
+        assert!(matches!(&s[3], Statement::ShowCreate { kind: RelationKind::MaterializedView, name } if name == "v"));
+        assert!(matches!(&s[4], Statement::Drop { kind: RelationKind::Stream, names, cascade: true, .. }
+            if names == &["a".to_string(), "B".to_string()]));
+        assert!(matches!(s[5], Statement::Flush));
+    }
+
+    #[test]
+    fn other_statements_pass_through() {
+        let s = parse("SELECT 1; INSERT INTO t VALUES (1); SHOW search_path").unwrap();
+        assert_eq!(s.len(), 3);
+        assert!(s.iter().all(|s| matches!(s, Statement::Sql(_))));
+    }
+
+    #[test]
+    fn syntax_errors_are_errors() {
+        assert!(parse("SELEC 1").is_err());
+        assert!(parse("CREATE STREAM s (a BIGINT").is_err());
+        assert!(parse("SELECT 1 SELECT 2").is_err());
+    }
+}

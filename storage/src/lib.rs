@@ -1,0 +1,21 @@
+//! Eddy's durable store.
+//!
+//! Everything Eddy keeps — the catalog, stream logs, table rows, view contents, operator state
+//! and the epoch counter — lives in one sled tree, under the key layout of [`keys`]. This crate
+//! is the only one that imports sled, and it knows nothing of SQL or operators: it stores bytes.
+//!
+//! Guarantees:
+//! - A [`WriteBatch`] committed with [`Store::commit`] is all or nothing, also after a crash:
+//!   an epoch's effects on every relation and every operator land together.
+//! - When `commit` returns with `durable = true`, the batch is on disk (sled flushed).
+//! - Readers that scan while holding a [`ReadGuard`] see no commit in between: a sled scan is
+//!   not isolated from a concurrent `apply_batch`, so commits wait for open guards and guards
+//!   wait for a commit in flight. Guards are held only while copying rows out, never while a
+//!   query runs.
+
+mod error;
+pub mod keys;
+mod store;
+
+pub use error::{StorageError, StorageResult};
+pub use store::{ReadGuard, Store, WriteBatch};
