@@ -1,1 +1,15 @@
-//! server
+//! Eddy's server: the Postgres wire front end, the epoch driver, and the `eddy` binary.
+//!
+//! - [`config`]: settings from `config.toml`, `EDDY_*` variables and flags.
+//! - [`engine`]: the epoch driver, the single writer that turns writes into committed epochs
+//!   and keeps every materialized view up to date.
+//! - [`handle`]: one module per statement family, from parsed statement to [`handle::Outcome`].
+//! - [`pgwire`]: the protocol layer (the only module that imports `pgwire`), with the Arrow to
+//!   Postgres type mapping and the SQLSTATE mapping.
+//! - [`server`]: start-up (recovery) and the accept loop.
+
+pub mod config;
+pub mod engine;
+pub mod handle;
+pub mod pgwire;
+pub mod server;

@@ -39,12 +39,14 @@ pub fn layout(kind: RelationKind) -> Layout {
 }
 
 /// Whether a session's tables carry rows.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Rows {
     /// Copy every referenced relation's rows out of the store (for queries).
     Load,
     /// Schemas only (for planning views and DML).
     SchemaOnly,
+    /// Rows of every relation but one (the target of an INSERT ... SELECT).
+    LoadExcept(String),
 }
 
 /// The shared DataFusion configuration from which per-statement sessions are made.
@@ -115,9 +117,15 @@ impl QueryEngine {
         {
             let _one_epoch = store.read();
             for rel in needed.values().filter(|r| r.is_stored()) {
-                let data = match rows {
-                    Rows::Load => relations::read_all(store, rel.id, layout(rel.kind), &rel.schema())?,
-                    Rows::SchemaOnly => vec![],
+                let load = match &rows {
+                    Rows::Load => true,
+                    Rows::SchemaOnly => false,
+                    Rows::LoadExcept(name) => name != &rel.name,
+                };
+                let data = if load {
+                    relations::read_all(store, rel.id, layout(rel.kind), &rel.schema())?
+                } else {
+                    vec![]
                 };
                 tables.push((rel.clone(), data));
             }
@@ -152,6 +160,21 @@ impl QueryEngine {
                 .await?),
             _ => Err(SqlError::Internal(format!("stored view query does not parse: {query}"))),
         }
+    }
+
+    /// The relations a statement names directly (what it depends on).
+    pub fn references(&self, statement: &SqlStatement, catalog: &Snapshot) -> SqlResult<Vec<u64>> {
+        let df_stmt = DfStatement::Statement(Box::new(statement.clone()));
+        let mut ids: Vec<u64> = self
+            .base
+            .resolve_table_references(&df_stmt)?
+            .iter()
+            .filter(|r| matches!(r.schema(), None | Some(DEFAULT_SCHEMA)))
+            .filter_map(|r| catalog.get(r.table()).map(|rel| rel.id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
     }
 
     /// The logical plan of a statement in a session made by [`Self::session_for`].

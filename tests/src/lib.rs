@@ -1,1 +1,474 @@
-//! tests
+//! End-to-end test support for Eddy.
+//!
+//! The suites in `tests/tests/` talk to a real `eddy` process over the Postgres wire protocol,
+//! exactly as users and tools do, so they exercise the whole stack: pgwire, planning, the
+//! dataflow, durability and recovery. This crate gives them what they share:
+//!
+//! - [`TestServer`] starts a server on a free port with its own data directory, hands out
+//!   connected clients, and stops it cleanly (SIGTERM), crashes it (SIGKILL) or restarts it on
+//!   the same data.
+//! - [`query_rows`], [`sorted_rows`] and [`execute`] run SQL over the simple query protocol and
+//!   return results in Postgres' text format, and [`compare_rows`] compares two results the way
+//!   the correctness oracle needs (as multisets, floats within a relative tolerance).
+//!
+//! The server binary is taken from `EDDY_BIN` when set; otherwise it is built once per test
+//! process with the same profile and target directory as the tests, so a suite never runs
+//! against a stale binary.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use tempfile::TempDir;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+/// How long a server may take to accept connections, including recovery of its data.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server may take to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many lines of the server log a failing test prints.
+const LOG_TAIL_LINES: usize = 80;
+
+/// An `eddy` server process owned by a test.
+///
+/// The server lives in a home directory that holds its data directory (`data/`) and its log
+/// (`eddy.log`, appended to across restarts). The process is killed when the value is dropped;
+/// if that happens while a test is panicking, the tail of the log is printed so the failure can
+/// be diagnosed from the test output alone.
+pub struct TestServer {
+    child: Option<Child>,
+    port: u16,
+    home: PathBuf,
+    /// Keeps a temporary home alive for as long as the server; declared last so the directory
+    /// is removed only after the process is gone.
+    _temp: Option<TempDir>,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh temporary home, removed when the server is dropped.
+    pub async fn start() -> Result<Self> {
+        let temp = tempfile::Builder::new()
+            .prefix("eddy-test-")
+            .tempdir()
+            .context("creating a temporary directory for the server")?;
+        Self::launch(temp.path().to_path_buf(), Some(temp)).await
+    }
+
+    /// Starts a server in `home` (created if needed), reusing whatever data a previous server
+    /// left there. The caller owns the directory.
+    pub async fn start_in(home: impl Into<PathBuf>) -> Result<Self> {
+        Self::launch(home.into(), None).await
+    }
+
+    async fn launch(home: PathBuf, temp: Option<TempDir>) -> Result<Self> {
+        let mut server = TestServer {
+            child: None,
+            port: 0,
+            home,
+            _temp: temp,
+        };
+        server.boot().await?;
+        Ok(server)
+    }
+
+    /// Starts the process on a free port and waits until it accepts connections.
+    async fn boot(&mut self) -> Result<()> {
+        std::fs::create_dir_all(&self.home)
+            .with_context(|| format!("creating {}", self.home.display()))?;
+        let binary = tokio::task::spawn_blocking(server_binary).await??;
+        let port = free_port()?;
+
+        let mut command = Command::new(&binary);
+        command
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .stdin(Stdio::null());
+        if std::env::var_os("EDDY_TEST_LOG").is_none() {
+            let mut log = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.log_path())
+                .with_context(|| format!("opening {}", self.log_path().display()))?;
+            writeln!(log, "=== starting {} on port {port}", binary.display())?;
+            command.stdout(log.try_clone()?).stderr(log);
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        self.child = Some(child);
+        self.port = port;
+        self.wait_until_ready().await
+    }
+
+    async fn wait_until_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let child = self.child.as_mut().context("the server is not running")?;
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                bail!(
+                    "eddy exited during start-up ({status}); log tail:\n{}",
+                    self.log_tail()
+                );
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "eddy did not accept connections on port {} within {READY_TIMEOUT:?}; log tail:\n{}",
+                    self.port,
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The port the server listens on (it changes on restart).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The directory that holds the server's data and log.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The `--data-dir` the server runs with.
+    pub fn data_dir(&self) -> PathBuf {
+        self.home.join("data")
+    }
+
+    /// Where the server's stdout and stderr go (unless `EDDY_TEST_LOG` is set, in which case
+    /// they are inherited by the test process).
+    pub fn log_path(&self) -> PathBuf {
+        self.home.join("eddy.log")
+    }
+
+    /// A client connected to database `eddy`.
+    pub async fn client(&self) -> Result<Client> {
+        self.client_for("eddy").await
+    }
+
+    /// A client connected to the named database (Eddy also answers to `postgres`).
+    pub async fn client_for(&self, dbname: &str) -> Result<Client> {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(self.port)
+            .user("eddy_test")
+            .dbname(dbname)
+            .connect_timeout(Duration::from_secs(10));
+        let (client, connection) = config
+            .connect(NoTls)
+            .await
+            .with_context(|| format!("connecting to eddy on port {}", self.port))?;
+        // The connection task ends with an error when a test kills the server; the client's
+        // pending and later calls report that, so the task itself has nothing to add.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
+    /// Crashes the server with SIGKILL and reaps it.
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            if child.try_wait()?.is_none() {
+                child.kill().context("sending SIGKILL to eddy")?;
+            }
+            child.wait().context("waiting for eddy to exit")?;
+        }
+        Ok(())
+    }
+
+    /// Asks the server to shut down with SIGTERM and waits for it to exit.
+    pub async fn stop(&mut self) -> Result<ExitStatus> {
+        let child = self.child.as_mut().context("the server is not running")?;
+        let signal = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .context("running kill -TERM")?;
+        ensure!(signal.success(), "kill -TERM {} failed: {signal}", child.id());
+
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            let child = self.child.as_mut().context("the server is not running")?;
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                self.kill()?;
+                bail!("eddy did not exit within {STOP_TIMEOUT:?} of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts the server again on the same home after [`stop`](Self::stop) or
+    /// [`kill`](Self::kill). It gets a fresh port, so clients must reconnect.
+    pub async fn restart(&mut self) -> Result<()> {
+        ensure!(
+            self.child.is_none(),
+            "stop or kill the server before restarting it"
+        );
+        self.boot().await
+    }
+
+    /// The last lines of the server log, for error messages.
+    pub fn log_tail(&self) -> String {
+        match std::fs::read_to_string(self.log_path()) {
+            Ok(log) => {
+                let lines: Vec<&str> = log.lines().collect();
+                lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+            }
+            Err(_) => "(no log file; EDDY_TEST_LOG sends the log to the test's stderr)".into(),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- eddy log tail ({}) ---\n{}\n--- end of eddy log ---",
+                self.log_path().display(),
+                self.log_tail()
+            );
+        }
+    }
+}
+
+/// A port that is free right now: bind port 0 and let the OS choose.
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The `eddy` binary to test, built at most once per test process.
+fn server_binary() -> Result<PathBuf> {
+    static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BINARY
+        .get_or_init(|| locate_or_build().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+fn locate_or_build() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("EDDY_BIN") {
+        let path = PathBuf::from(path);
+        ensure!(path.is_file(), "EDDY_BIN={} is not a file", path.display());
+        return Ok(path);
+    }
+    // Test executables live in <target-dir>/<profile>/deps; the binary belongs next to deps.
+    let exe = std::env::current_exe().context("locating the test executable")?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("the test executable is not inside a cargo target directory")?;
+    let target_dir = profile_dir
+        .parent()
+        .context("the test executable is not inside a cargo target directory")?;
+    let binary = profile_dir.join(format!("eddy{}", std::env::consts::EXE_SUFFIX));
+
+    // Always ask cargo: it does nothing when the binary is up to date, and it keeps the suites
+    // from silently testing an old build after the server's sources changed.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--quiet", "--package", "eddy-server", "--bin", "eddy"])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target_dir);
+    match profile_dir.file_name().and_then(|name| name.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            build.arg("--release");
+        }
+        Some(profile) => {
+            build.args(["--profile", profile]);
+        }
+        None => bail!("cannot tell the build profile from {}", exe.display()),
+    }
+    let status = build
+        .status()
+        .context("running cargo to build the eddy binary")?;
+    ensure!(
+        status.success(),
+        "building the eddy binary failed ({status}); set EDDY_BIN to use a prebuilt one"
+    );
+    ensure!(
+        binary.is_file(),
+        "cargo built eddy but {} does not exist; set EDDY_BIN to the binary",
+        binary.display()
+    );
+    Ok(binary)
+}
+
+/// A value as the suites write it: Postgres' text format, with `NULL` for null and `(empty)`
+/// for the empty string (the sqllogictest conventions, so a blank never hides a value).
+pub fn render(value: Option<&str>) -> String {
+    match value {
+        None => "NULL".to_string(),
+        Some("") => "(empty)".to_string(),
+        Some(text) => text.to_string(),
+    }
+}
+
+/// Runs `sql` over the simple query protocol and returns the rows of its results, rendered
+/// with [`render`], in the order the server sent them.
+pub async fn query_rows(client: &Client, sql: &str) -> Result<Vec<Vec<String>>> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .with_context(|| format!("running `{sql}`"))?;
+    Ok(messages
+        .iter()
+        .filter_map(|message| match message {
+            SimpleQueryMessage::Row(row) => {
+                Some((0..row.len()).map(|i| render(row.get(i))).collect())
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// [`query_rows`], sorted: for comparing results whose order SQL leaves open.
+pub async fn sorted_rows(client: &Client, sql: &str) -> Result<Vec<Vec<String>>> {
+    let mut rows = query_rows(client, sql).await?;
+    rows.sort();
+    Ok(rows)
+}
+
+/// Runs one statement over the simple query protocol and returns the number of rows it
+/// affected, as its command tag reports.
+pub async fn execute(client: &Client, sql: &str) -> Result<u64> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .with_context(|| format!("running `{sql}`"))?;
+    Ok(messages
+        .iter()
+        .rev()
+        .find_map(|message| match message {
+            SimpleQueryMessage::CommandComplete(rows) => Some(*rows),
+            _ => None,
+        })
+        .unwrap_or(0))
+}
+
+/// Relative tolerance for comparing floating-point results: an incrementally maintained
+/// `avg` or float `sum` may round differently from the same aggregate computed in one pass.
+const FLOAT_TOLERANCE: f64 = 1e-9;
+
+/// Whether two rendered values are equal, numbers within [`FLOAT_TOLERANCE`].
+pub fn values_match(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) if x.is_finite() && y.is_finite() => {
+            (x - y).abs() <= FLOAT_TOLERANCE * x.abs().max(y.abs()).max(1.0)
+        }
+        _ => false,
+    }
+}
+
+fn rows_match(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| values_match(x, y))
+}
+
+/// Compares two results as multisets of rows (both sorted, as [`sorted_rows`] returns them).
+/// On a mismatch the error lists the rows only one side has.
+pub fn compare_rows(
+    actual: &[Vec<String>],
+    expected: &[Vec<String>],
+) -> std::result::Result<(), String> {
+    if actual.len() == expected.len() && actual.iter().zip(expected).all(|(a, e)| rows_match(a, e))
+    {
+        return Ok(());
+    }
+    // Slow path, only to explain the difference: pair rows up regardless of order.
+    let mut missing: Vec<&Vec<String>> = expected.iter().collect();
+    let mut unexpected = Vec::new();
+    for row in actual {
+        match missing.iter().position(|e| rows_match(row, e)) {
+            Some(i) => {
+                missing.remove(i);
+            }
+            None => unexpected.push(row),
+        }
+    }
+    let show = |rows: &[&Vec<String>]| {
+        let mut text: Vec<String> = rows.iter().take(20).map(|r| r.join(" | ")).collect();
+        if rows.len() > 20 {
+            text.push(format!("... and {} more", rows.len() - 20));
+        }
+        text.join("\n  ")
+    };
+    Err(format!(
+        "{} rows vs {} expected\nrows present but not expected ({}):\n  {}\nrows expected but missing ({}):\n  {}",
+        actual.len(),
+        expected.len(),
+        unexpected.len(),
+        show(&unexpected),
+        missing.len(),
+        show(&missing),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(rows: &[[&str; 2]]) -> Vec<Vec<String>> {
+        rows.iter()
+            .map(|r| r.iter().map(|v| v.to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn values_render_like_sqllogictest() {
+        assert_eq!(render(None), "NULL");
+        assert_eq!(render(Some("")), "(empty)");
+        assert_eq!(render(Some("t")), "t");
+    }
+
+    #[test]
+    fn floats_compare_with_tolerance_and_text_exactly() {
+        assert!(values_match("16.666666666666668", "16.666666666666664"));
+        assert!(values_match("20", "20.000000000000004"));
+        assert!(!values_match("20", "20.1"));
+        assert!(!values_match("NULL", "0"));
+        assert!(!values_match("a", "b"));
+    }
+
+    #[test]
+    fn compare_rows_reports_both_sides() {
+        let a = rows(&[["1", "x"], ["2", "y"]]);
+        assert_eq!(compare_rows(&a, &a), Ok(()));
+        let b = rows(&[["1", "x"], ["3", "z"]]);
+        let diff = compare_rows(&a, &b).unwrap_err();
+        assert!(diff.contains("2 | y"), "{diff}");
+        assert!(diff.contains("3 | z"), "{diff}");
+    }
+}

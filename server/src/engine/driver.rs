@@ -1,0 +1,429 @@
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use datafusion::common::ScalarValue;
+use eddy_catalog::{Catalog, Relation, RelationKind, Snapshot};
+use eddy_dataflow::codec::{encode_row, row_values};
+use eddy_dataflow::relations::{self, decode_count};
+use eddy_dataflow::{Dataflow, Delta};
+use eddy_sql::context::layout;
+use eddy_sql::{SqlError, SqlResult};
+use eddy_storage::{Store, WriteBatch, keys};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::tables::{Overlay, stage_table_write};
+use super::{Command, WriteOp};
+
+/// Rebuilds a materialized view's dataflow from its definition (at start-up, and to roll
+/// back in-memory state after a failed epoch).
+pub trait ViewPlanner: Send {
+    fn plan(&self, view: &Relation, catalog: &Snapshot) -> SqlResult<Dataflow>;
+}
+
+/// Rows per chunk when a new view reads the history of its sources.
+const BACKFILL_CHUNK: usize = 65_536;
+/// Most write commands folded into one epoch.
+const MAX_WRITES_PER_EPOCH: usize = 4096;
+const EPOCH: &str = "epoch";
+
+/// The state of one epoch being staged.
+pub(super) struct Epoch {
+    pub batch: WriteBatch,
+    /// The change of each stream and table, in staging order.
+    pub changes: HashMap<u64, Vec<Delta>>,
+    /// Table rows staged in this epoch but not yet committed (key -> row or deleted).
+    pub overlay: Overlay,
+}
+
+impl Epoch {
+    fn new() -> Self {
+        Self { batch: WriteBatch::default(), changes: HashMap::new(), overlay: Overlay::default() }
+    }
+}
+
+/// The single writer: owns every view's dataflow and the epoch counter.
+pub struct Driver {
+    store: Arc<Store>,
+    catalog: Arc<Catalog>,
+    planner: Box<dyn ViewPlanner>,
+    views: BTreeMap<u64, Dataflow>,
+    /// Next sequence number of each stream's log (loaded lazily).
+    next_seq: HashMap<u64, u64>,
+    epoch: u64,
+    durable: bool,
+}
+
+impl Driver {
+    /// Loads every view's dataflow and state from the store.
+    pub fn open(
+        store: Arc<Store>,
+        catalog: Arc<Catalog>,
+        planner: Box<dyn ViewPlanner>,
+        durable: bool,
+    ) -> SqlResult<Self> {
+        let epoch = match store.get(&keys::meta(EPOCH))? {
+            Some(v) => u64::from_be_bytes(
+                v.as_ref().try_into().map_err(|_| SqlError::Internal("corrupt epoch".into()))?,
+            ),
+            None => 0,
+        };
+        let mut driver = Self {
+            store,
+            catalog,
+            planner,
+            views: BTreeMap::new(),
+            next_seq: HashMap::new(),
+            epoch,
+            durable,
+        };
+        driver.reload()?;
+        info!(epoch, views = driver.views.len(), "recovered");
+        Ok(driver)
+    }
+
+    /// Rebuilds all in-memory state from the last committed epoch.
+    fn reload(&mut self) -> SqlResult<()> {
+        let snapshot = self.catalog.snapshot();
+        self.views.clear();
+        self.next_seq.clear();
+        for view in snapshot.of_kind(RelationKind::MaterializedView) {
+            let mut flow = self.planner.plan(view, &snapshot)?;
+            flow.restore(view.id, &self.store)?;
+            self.views.insert(view.id, flow);
+        }
+        Ok(())
+    }
+
+    /// Serves commands until every sender is gone.
+    pub fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut pending: Option<Command> = None;
+        loop {
+            let first = match pending.take() {
+                Some(c) => c,
+                None => match rx.blocking_recv() {
+                    Some(c) => c,
+                    None => break,
+                },
+            };
+            match first {
+                Command::Write { op, reply } => {
+                    let mut writes = vec![(op, reply)];
+                    while writes.len() < MAX_WRITES_PER_EPOCH {
+                        match rx.try_recv() {
+                            Ok(Command::Write { op, reply }) => writes.push((op, reply)),
+                            Ok(other) => {
+                                pending = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.write_epoch(writes);
+                }
+                Command::Create { relation, dataflow, if_not_exists, reply } => {
+                    let r = self.create(*relation, dataflow, if_not_exists);
+                    if r.is_err() {
+                        self.recover();
+                    }
+                    let _ = reply.send(r);
+                }
+                Command::Drop { kind, names, if_exists, cascade, reply } => {
+                    let r = self.drop_relations(kind, &names, if_exists, cascade);
+                    let _ = reply.send(r);
+                }
+                Command::Flush { reply } => {
+                    let _ = reply.send(());
+                }
+            }
+        }
+        info!("epoch driver stopped");
+    }
+
+    fn recover(&mut self) {
+        if let Err(e) = self.reload() {
+            // Without consistent state no further epoch may commit.
+            panic!("cannot reload state after a failed epoch: {e}");
+        }
+    }
+
+    fn write_epoch(&mut self, writes: Vec<(WriteOp, oneshot::Sender<SqlResult<u64>>)>) {
+        let mut epoch = Epoch::new();
+        let mut staged = Vec::with_capacity(writes.len());
+        let mut ops = Vec::with_capacity(writes.len());
+        for (op, reply) in writes {
+            match self.stage_write(&mut epoch, &op) {
+                Ok(n) => {
+                    staged.push((reply, n));
+                    ops.push(op);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            }
+        }
+        if staged.is_empty() {
+            return;
+        }
+        match self.commit_epoch(epoch) {
+            Ok(()) => {
+                for (reply, n) in staged {
+                    let _ = reply.send(Ok(n));
+                }
+            }
+            Err(e) => {
+                self.recover();
+                if staged.len() == 1 {
+                    let (reply, _) = staged.pop().expect("one write");
+                    let _ = reply.send(Err(e));
+                    return;
+                }
+                debug!(error = %e, writes = staged.len(), "epoch failed; retrying writes one by one");
+                for (op, (reply, _)) in ops.into_iter().zip(staged) {
+                    self.write_epoch(vec![(op, reply)]);
+                }
+            }
+        }
+    }
+
+    /// Stages one write; on error nothing of it is staged.
+    fn stage_write(&mut self, epoch: &mut Epoch, op: &WriteOp) -> SqlResult<u64> {
+        let snapshot = self.catalog.snapshot();
+        match op {
+            WriteOp::Append { relation, rows } => {
+                let rel = snapshot
+                    .by_id(*relation)
+                    .ok_or_else(|| SqlError::UnknownRelation(relation.to_string()))?;
+                let mut encoded = Vec::new();
+                for batch in rows {
+                    check_not_null(rel, batch)?;
+                    for i in 0..batch.num_rows() {
+                        encoded.push(encode_row(&row_values(batch.columns(), i)?)?);
+                    }
+                }
+                let mut seq = self.next_seq(rel.id)?;
+                for row in encoded.iter() {
+                    epoch.batch.put(keys::row(rel.id, &seq.to_be_bytes()), row.clone());
+                    seq += 1;
+                }
+                self.next_seq.insert(rel.id, seq);
+                let changes = epoch.changes.entry(rel.id).or_default();
+                changes.extend(rows.iter().cloned().map(Delta::inserts));
+                Ok(encoded.len() as u64)
+            }
+            other => stage_table_write(&self.store, &snapshot, epoch, other),
+        }
+    }
+
+    fn next_seq(&mut self, rel: u64) -> SqlResult<u64> {
+        if let Some(s) = self.next_seq.get(&rel) {
+            return Ok(*s);
+        }
+        let next = match self.store.last_in_prefix(&keys::rows_prefix(rel))? {
+            Some((k, _)) => {
+                let b: [u8; 8] = k[keys::ROWS_PREFIX_LEN..]
+                    .try_into()
+                    .map_err(|_| SqlError::Internal("corrupt stream key".into()))?;
+                u64::from_be_bytes(b) + 1
+            }
+            None => 0,
+        };
+        self.next_seq.insert(rel, next);
+        Ok(next)
+    }
+
+    /// Runs the views over an epoch's changes and commits everything.
+    fn commit_epoch(&mut self, mut epoch: Epoch) -> SqlResult<()> {
+        let snapshot = self.catalog.snapshot();
+        let mut changes: HashMap<u64, Delta> = HashMap::new();
+        for (rel, parts) in epoch.changes.drain() {
+            let schema = snapshot
+                .by_id(rel)
+                .map(|r| r.schema())
+                .ok_or_else(|| SqlError::Internal(format!("relation {rel} vanished")))?;
+            let delta = Delta::concat(&schema, &parts)?.consolidate()?;
+            if !delta.is_empty() {
+                changes.insert(rel, delta);
+            }
+        }
+        for (&id, flow) in self.views.iter_mut() {
+            if !flow.sources().iter().any(|s| changes.contains_key(s)) {
+                continue;
+            }
+            let out = flow.apply(&changes)?.consolidate()?;
+            materialize(&self.store, id, &out, &mut epoch.batch)?;
+            flow.checkpoint(id, &mut epoch.batch)?;
+            if !out.is_empty() {
+                changes.insert(id, out);
+            }
+        }
+        self.commit(epoch.batch)
+    }
+
+    fn commit(&mut self, mut batch: WriteBatch) -> SqlResult<()> {
+        self.epoch += 1;
+        batch.put(keys::meta(EPOCH), self.epoch.to_be_bytes().to_vec());
+        let writes = batch.len();
+        self.store.commit(batch, self.durable)?;
+        debug!(epoch = self.epoch, writes, "epoch committed");
+        Ok(())
+    }
+
+    fn create(
+        &mut self,
+        mut relation: Relation,
+        dataflow: Option<Dataflow>,
+        if_not_exists: bool,
+    ) -> SqlResult<bool> {
+        let snapshot = self.catalog.snapshot();
+        if snapshot.get(&relation.name).is_some() {
+            if if_not_exists {
+                return Ok(false);
+            }
+            return Err(SqlError::DuplicateRelation(relation.name));
+        }
+        for dep in &relation.depends_on {
+            if snapshot.by_id(*dep).is_none() {
+                return Err(SqlError::UnknownRelation(format!("relation {dep}")));
+            }
+        }
+        let mut batch = WriteBatch::default();
+        relation.id = self.catalog.allocate_id(&mut batch);
+        let id = relation.id;
+        self.catalog.stage_put(&relation, &mut batch);
+        if let Some(mut flow) = dataflow {
+            self.backfill(&snapshot, id, &mut flow, &mut batch)?;
+            self.commit(batch)?;
+            self.views.insert(id, flow);
+        } else {
+            self.commit(batch)?;
+        }
+        self.catalog.install(Arc::new(relation));
+        Ok(true)
+    }
+
+    /// Feeds a new view everything its sources hold, chunk by chunk.
+    fn backfill(
+        &self,
+        snapshot: &Snapshot,
+        view: u64,
+        flow: &mut Dataflow,
+        batch: &mut WriteBatch,
+    ) -> SqlResult<()> {
+        let mut outputs = vec![flow.apply(&HashMap::new())?];
+        for source in flow.sources() {
+            let rel = snapshot
+                .by_id(source)
+                .ok_or_else(|| SqlError::UnknownRelation(source.to_string()))?
+                .clone();
+            let schema = rel.schema();
+            relations::scan(&self.store, source, layout(rel.kind), &schema, BACKFILL_CHUNK, |chunk: RecordBatch| {
+                let changes = HashMap::from([(source, Delta::inserts(chunk))]);
+                outputs.push(flow.apply(&changes)?);
+                Ok(())
+            })?;
+        }
+        let out = Delta::concat(&flow.schema(), &outputs)?.consolidate()?;
+        materialize(&self.store, view, &out, batch)?;
+        flow.checkpoint(view, batch)?;
+        Ok(())
+    }
+
+    fn drop_relations(
+        &mut self,
+        kind: RelationKind,
+        names: &[String],
+        if_exists: bool,
+        cascade: bool,
+    ) -> SqlResult<Vec<String>> {
+        let snapshot = self.catalog.snapshot();
+        let mut doomed: BTreeMap<u64, Arc<Relation>> = BTreeMap::new();
+        for name in names {
+            let Some(rel) = snapshot.get(name) else {
+                if if_exists {
+                    continue;
+                }
+                return Err(SqlError::UnknownRelation(name.clone()));
+            };
+            if rel.kind != kind {
+                return Err(SqlError::WrongObjectType(format!(
+                    "\"{name}\" is not a {}",
+                    kind.to_string()
+                )));
+            }
+            let order = snapshot.drop_order(rel.id);
+            let dependents: Vec<String> = order
+                .iter()
+                .filter(|r| r.id != rel.id && !names.contains(&r.name))
+                .map(|r| r.name.clone())
+                .collect();
+            if !cascade && !dependents.is_empty() {
+                return Err(SqlError::DependentObjects {
+                    kind: rel.kind.to_string(),
+                    name: name.clone(),
+                    dependents,
+                });
+            }
+            doomed.extend(order.into_iter().map(|r| (r.id, r)));
+        }
+        if doomed.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut batch = WriteBatch::default();
+        for rel in doomed.values() {
+            self.catalog.stage_delete(rel.id, &mut batch);
+            relations::stage_drop(&self.store, rel.id, &mut batch)?;
+            Dataflow::stage_drop(rel.id, &self.store, &mut batch)?;
+        }
+        self.commit(batch)?;
+        let mut dropped = Vec::new();
+        for rel in doomed.values().rev() {
+            self.catalog.forget(rel.id);
+            self.views.remove(&rel.id);
+            self.next_seq.remove(&rel.id);
+            dropped.push(rel.name.clone());
+        }
+        Ok(dropped)
+    }
+}
+
+/// Applies a view's (consolidated) change to its stored multiset of rows.
+fn materialize(store: &Store, view: u64, delta: &Delta, batch: &mut WriteBatch) -> SqlResult<()> {
+    for i in 0..delta.len() {
+        let row = encode_row(&row_values(delta.batch.columns(), i)?)?;
+        let key = keys::row(view, &row);
+        let old = match store.get(&key)? {
+            Some(v) => decode_count(&v)?,
+            None => 0,
+        };
+        let new = old + delta.weights[i];
+        match new {
+            0 => batch.delete(key),
+            n if n > 0 => batch.put(key, n.to_le_bytes().to_vec()),
+            _ => {
+                warn!(view, "view row would have a negative count");
+                return Err(SqlError::Internal(format!(
+                    "view {view} would hold a row {} times",
+                    new
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rejects NULLs in NOT NULL columns.
+pub(super) fn check_not_null(rel: &Relation, batch: &RecordBatch) -> SqlResult<()> {
+    for (c, col) in rel.columns.iter().enumerate() {
+        if !col.nullable && batch.column(c).null_count() > 0 {
+            return Err(SqlError::NotNullViolation(col.name.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// The values of a row, for callers that work row by row.
+pub(super) fn values(batch: &RecordBatch, i: usize) -> SqlResult<Vec<ScalarValue>> {
+    Ok(row_values(batch.columns(), i)?)
+}

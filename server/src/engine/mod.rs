@@ -1,0 +1,133 @@
+//! The epoch driver: the one writer of the store.
+//!
+//! Sessions send it [`Command`]s over a channel. It takes the first waiting command and every
+//! other command already queued behind it, stages their writes as one epoch (stream appends,
+//! table changes), runs every dependent view's dataflow over the epoch's changes, and commits
+//! catalog, rows, view contents and operator state in one atomic batch. Only then does each
+//! writer get its answer: a write that returns is durable and visible in every view.
+//!
+//! A command that fails alone is answered with its error and leaves no trace. If running the
+//! views fails (an expression error such as a division by zero), the in-memory operator state
+//! may be half updated: the driver reloads it from the last committed epoch, then retries the
+//! epoch's writes one at a time so that only the offending write fails.
+
+mod driver;
+mod tables;
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use datafusion::physical_expr::PhysicalExpr;
+use eddy_catalog::{Relation, RelationKind};
+use eddy_dataflow::Dataflow;
+use eddy_sql::{SqlError, SqlResult};
+use tokio::sync::{mpsc, oneshot};
+
+pub use driver::{Driver, ViewPlanner};
+
+/// A change to a stored relation.
+#[derive(Clone)]
+pub enum WriteOp {
+    /// Rows appended to a stream (already of the stream's schema).
+    Append { relation: u64, rows: Vec<RecordBatch> },
+    /// Rows inserted into a table (already of the table's schema).
+    Insert { relation: u64, rows: Vec<RecordBatch>, on_conflict: OnConflict },
+    /// `UPDATE`: new values of some columns where the predicate holds.
+    Update {
+        relation: u64,
+        predicate: Option<Arc<dyn PhysicalExpr>>,
+        assignments: Vec<(usize, Arc<dyn PhysicalExpr>)>,
+    },
+    /// `DELETE` where the predicate holds.
+    Delete { relation: u64, predicate: Option<Arc<dyn PhysicalExpr>> },
+}
+
+/// What an insert does when a row's primary key is taken.
+#[derive(Clone)]
+pub enum OnConflict {
+    Error,
+    DoNothing,
+    /// Assignments evaluated over `existing row ++ proposed row` (`EXCLUDED`), where the
+    /// optional predicate holds.
+    DoUpdate {
+        assignments: Vec<(usize, Arc<dyn PhysicalExpr>)>,
+        predicate: Option<Arc<dyn PhysicalExpr>>,
+    },
+}
+
+/// A request to the driver.
+pub enum Command {
+    Write { op: WriteOp, reply: oneshot::Sender<SqlResult<u64>> },
+    /// Creates a relation; a materialized view comes with its dataflow and is backfilled
+    /// from everything its sources hold. Answers whether it was created (false: it existed
+    /// and `if_not_exists` was given).
+    Create {
+        relation: Box<Relation>,
+        dataflow: Option<Dataflow>,
+        if_not_exists: bool,
+        reply: oneshot::Sender<SqlResult<bool>>,
+    },
+    /// Drops relations by name; answers the names dropped.
+    Drop {
+        kind: RelationKind,
+        names: Vec<String>,
+        if_exists: bool,
+        cascade: bool,
+        reply: oneshot::Sender<SqlResult<Vec<String>>>,
+    },
+    /// Answers once every earlier command has committed.
+    Flush { reply: oneshot::Sender<()> },
+}
+
+/// A session's handle on the driver.
+#[derive(Clone)]
+pub struct Engine {
+    tx: mpsc::Sender<Command>,
+}
+
+impl Engine {
+    pub fn new(tx: mpsc::Sender<Command>) -> Self {
+        Self { tx }
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> SqlResult<T> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| SqlError::ShuttingDown)?;
+        rx.await.map_err(|_| SqlError::ShuttingDown)
+    }
+
+    /// Applies a write; returns the number of rows it affected once it has committed.
+    pub async fn write(&self, op: WriteOp) -> SqlResult<u64> {
+        self.call(|reply| Command::Write { op, reply }).await?
+    }
+
+    pub async fn create(
+        &self,
+        relation: Relation,
+        dataflow: Option<Dataflow>,
+        if_not_exists: bool,
+    ) -> SqlResult<bool> {
+        self.call(|reply| Command::Create {
+            relation: Box::new(relation),
+            dataflow,
+            if_not_exists,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn drop_relations(
+        &self,
+        kind: RelationKind,
+        names: Vec<String>,
+        if_exists: bool,
+        cascade: bool,
+    ) -> SqlResult<Vec<String>> {
+        self.call(|reply| Command::Drop { kind, names, if_exists, cascade, reply })
+            .await?
+    }
+
+    pub async fn flush(&self) -> SqlResult<()> {
+        self.call(|reply| Command::Flush { reply }).await
+    }
+}

@@ -1,0 +1,198 @@
+//! COPY ... FROM STDIN in text and CSV formats.
+//!
+//! The client's data is collected whole, parsed into text columns, and cast to the target's
+//! types with strict casts (a malformed value fails the COPY with 22P02 and loads nothing);
+//! then it is written as one epoch, like a multi-row INSERT.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::{DataType, Field, Schema};
+use eddy_catalog::{Relation, RelationKind};
+use eddy_sql::names::normalize_object_name;
+use eddy_sql::{SqlError, SqlResult};
+use sqlparser::ast::{CopyOption, CopySource, CopyTarget as SqlCopyTarget, Statement as SqlStatement};
+
+use crate::engine::{OnConflict, WriteOp};
+
+use super::{Outcome, Shared, resolve};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyFormat {
+    Text,
+    Csv,
+}
+
+/// Where a COPY FROM STDIN goes, and how its data is written.
+#[derive(Clone, Debug)]
+pub struct CopyTarget {
+    pub relation: Arc<Relation>,
+    pub format: CopyFormat,
+    pub header: bool,
+    pub delimiter: u8,
+    pub null: String,
+}
+
+pub fn start(shared: &Shared, stmt: &SqlStatement) -> SqlResult<Outcome> {
+    let SqlStatement::Copy { source, to, target, options, .. } = stmt else {
+        return Err(SqlError::Internal("not a COPY".into()));
+    };
+    if *to || !matches!(target, SqlCopyTarget::Stdin) {
+        return Err(SqlError::Unsupported("COPY other than FROM STDIN".into()));
+    }
+    let CopySource::Table { table_name, columns } = source else {
+        return Err(SqlError::Unsupported("COPY (query)".into()));
+    };
+    if !columns.is_empty() {
+        return Err(SqlError::Unsupported("COPY with a column list".into()));
+    }
+    let relation = resolve(shared, &normalize_object_name(table_name)?)?;
+    if !matches!(relation.kind, RelationKind::Stream | RelationKind::Table) {
+        return Err(SqlError::WrongObjectType(format!(
+            "cannot copy to {} \"{}\"",
+            relation.kind, relation.name
+        )));
+    }
+    let mut t = CopyTarget { relation, format: CopyFormat::Text, header: false, delimiter: b'\t', null: "\\N".into() };
+    let mut delimiter = None;
+    let mut null = None;
+    for o in options {
+        match o {
+            CopyOption::Format(f) => {
+                t.format = match f.value.to_lowercase().as_str() {
+                    "csv" => CopyFormat::Csv,
+                    "text" => CopyFormat::Text,
+                    other => return Err(SqlError::Unsupported(format!("COPY format \"{other}\""))),
+                }
+            }
+            CopyOption::Header(h) => t.header = *h,
+            CopyOption::Delimiter(d) => delimiter = Some(*d as u8),
+            CopyOption::Null(n) => null = Some(n.clone()),
+            other => return Err(SqlError::Unsupported(format!("COPY option {other}"))),
+        }
+    }
+    if t.format == CopyFormat::Csv {
+        t.delimiter = b',';
+        t.null = String::new();
+    }
+    if let Some(d) = delimiter {
+        t.delimiter = d;
+    }
+    if let Some(n) = null {
+        t.null = n;
+    }
+    Ok(Outcome::CopyIn(t))
+}
+
+fn unescape_text(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('v') => out.push('\u{b}'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// Drops the `\.` end-of-data line that some clients still send.
+fn strip_end_marker(data: &[u8]) -> &[u8] {
+    let trimmed = data.strip_suffix(b"\n").unwrap_or(data);
+    let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
+    match trimmed.strip_suffix(b"\\.") {
+        Some(rest) if rest.is_empty() || rest.ends_with(b"\n") => rest,
+        _ => data,
+    }
+}
+
+/// Splits the data into text fields, row by row.
+fn fields(t: &CopyTarget, data: &[u8]) -> SqlResult<Vec<Vec<Option<String>>>> {
+    let width = t.relation.columns.len();
+    let mut rows = Vec::new();
+    match t.format {
+        CopyFormat::Text => {
+            let text = std::str::from_utf8(data)
+                .map_err(|_| SqlError::InvalidText("COPY data is not valid UTF-8".into()))?;
+            for (n, line) in text.lines().enumerate().skip(t.header as usize) {
+                if line == "\\." {
+                    break;
+                }
+                let parts: Vec<Option<String>> = line
+                    .split(t.delimiter as char)
+                    .map(|f| if f == t.null { None } else { Some(unescape_text(f)) })
+                    .collect();
+                if parts.len() != width {
+                    return Err(SqlError::InvalidText(format!(
+                        "COPY line {}: expected {width} columns, got {}",
+                        n + 1,
+                        parts.len()
+                    )));
+                }
+                rows.push(parts);
+            }
+        }
+        CopyFormat::Csv => {
+            let schema = Arc::new(Schema::new(
+                (0..width).map(|i| Field::new(format!("c{i}"), DataType::Utf8, true)).collect::<Vec<_>>(),
+            ));
+            let reader = arrow::csv::ReaderBuilder::new(schema)
+                .with_header(t.header)
+                .with_delimiter(t.delimiter)
+                .build(Cursor::new(data))
+                .map_err(|e| SqlError::InvalidText(e.to_string()))?;
+            for batch in reader {
+                let batch = batch.map_err(|e| SqlError::InvalidText(e.to_string()))?;
+                for i in 0..batch.num_rows() {
+                    rows.push(
+                        batch
+                            .columns()
+                            .iter()
+                            .map(|c| {
+                                let s = arrow::array::AsArray::as_string::<i32>(c);
+                                let v = if arrow::array::Array::is_null(s, i) { "" } else { s.value(i) };
+                                if v == t.null { None } else { Some(v.to_string()) }
+                            })
+                            .collect(),
+                    );
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Parses and writes the collected data; returns the rows loaded.
+pub async fn finish(shared: &Shared, t: &CopyTarget, data: &[u8]) -> SqlResult<u64> {
+    let rows = fields(t, strip_end_marker(data))?;
+    let schema = t.relation.schema();
+    let strict = CastOptions { safe: false, ..Default::default() };
+    let columns = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(c, f)| {
+            let text: ArrayRef = Arc::new(StringArray::from(rows.iter().map(|r| r[c].clone()).collect::<Vec<_>>()));
+            cast_with_options(&text, f.data_type(), &strict)
+                .map_err(|e| SqlError::InvalidText(format!("column \"{}\": {e}", f.name())))
+        })
+        .collect::<SqlResult<Vec<_>>>()?;
+    let batch = RecordBatch::try_new(schema, columns)?;
+    let op = match t.relation.kind {
+        RelationKind::Stream => WriteOp::Append { relation: t.relation.id, rows: vec![batch] },
+        _ => WriteOp::Insert { relation: t.relation.id, rows: vec![batch], on_conflict: OnConflict::Error },
+    };
+    shared.engine.write(op).await
+}

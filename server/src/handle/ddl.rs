@@ -1,0 +1,161 @@
+//! CREATE STREAM / TABLE / MATERIALIZED VIEW / VIEW and DROP.
+
+use std::collections::HashSet;
+
+use arrow::datatypes::SchemaRef;
+use eddy_catalog::{Column, RelId, Relation, RelationKind, SqlType, Snapshot};
+use eddy_dataflow::Dataflow;
+use eddy_dataflow::codec::is_storable;
+use eddy_sql::context::{QueryEngine, Rows};
+use eddy_sql::names::normalize_object_name;
+use eddy_sql::parser::Statement;
+use eddy_sql::{SqlError, SqlResult, ddl, streaming};
+use eddy_storage::Store;
+use sqlparser::ast::{Query, Statement as SqlStatement};
+
+use super::naming::postgres_names;
+use super::{Outcome, Shared};
+
+pub async fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
+    match stmt {
+        Statement::CreateStream { name, columns, if_not_exists, options } => {
+            if let Some(o) = options.first() {
+                return Err(SqlError::Unsupported(format!("stream option {o}")));
+            }
+            let (columns, _) = ddl::columns(columns, &[])?;
+            let create_sql = format!(
+                "CREATE STREAM {name} ({})",
+                columns.iter().map(|c| format!("{} {}", c.name, c.sql_type)).collect::<Vec<_>>().join(", ")
+            );
+            let rel = new_relation(name, RelationKind::Stream, columns, vec![], None, vec![], create_sql);
+            created(shared, rel, None, *if_not_exists, "CREATE STREAM").await
+        }
+        Statement::CreateMaterializedView { name, query, if_not_exists } => {
+            let snapshot = shared.catalog.snapshot();
+            let (rel, flow) = plan_view(&shared.query, &shared.store, &snapshot, name, query, true).await?;
+            created(shared, rel, flow, *if_not_exists, "CREATE MATERIALIZED VIEW").await
+        }
+        Statement::Drop { kind, names, if_exists, cascade } => drop(shared, *kind, names, *if_exists, *cascade).await,
+        _ => Err(SqlError::Internal("not a DDL statement".into())),
+    }
+}
+
+pub async fn execute_sql(shared: &Shared, stmt: &SqlStatement) -> SqlResult<Outcome> {
+    match stmt {
+        SqlStatement::CreateTable(ct) => {
+            if ct.query.is_some() {
+                return Err(SqlError::Unsupported("CREATE TABLE ... AS".into()));
+            }
+            let name = normalize_object_name(&ct.name)?;
+            let (columns, pk) = ddl::columns(&ct.columns, &ct.constraints)?;
+            let rel = new_relation(&name, RelationKind::Table, columns, pk, None, vec![], stmt.to_string());
+            created(shared, rel, None, ct.if_not_exists, "CREATE TABLE").await
+        }
+        SqlStatement::CreateView(cv) => {
+            let name = normalize_object_name(&cv.name)?;
+            let snapshot = shared.catalog.snapshot();
+            let (rel, _) =
+                plan_view(&shared.query, &shared.store, &snapshot, &name, &cv.query, cv.materialized).await?;
+            if cv.or_replace {
+                return Err(SqlError::Unsupported("CREATE OR REPLACE VIEW".into()));
+            }
+            let tag = if cv.materialized { "CREATE MATERIALIZED VIEW" } else { "CREATE VIEW" };
+            created(shared, rel, None, cv.if_not_exists, tag).await
+        }
+        SqlStatement::Drop { object_type, .. } => Err(SqlError::Unsupported(format!("DROP {object_type}"))),
+        _ => Err(SqlError::Internal("not a DDL statement".into())),
+    }
+}
+
+fn new_relation(
+    name: &str,
+    kind: RelationKind,
+    columns: Vec<Column>,
+    primary_key: Vec<usize>,
+    query: Option<String>,
+    depends_on: Vec<RelId>,
+    create_sql: String,
+) -> Relation {
+    Relation { id: 0, name: name.to_string(), kind, columns, primary_key, query, depends_on, create_sql }
+}
+
+async fn created(
+    shared: &Shared,
+    rel: Relation,
+    flow: Option<Dataflow>,
+    if_not_exists: bool,
+    tag: &str,
+) -> SqlResult<Outcome> {
+    let name = rel.name.clone();
+    let kind = rel.kind;
+    if shared.engine.create(rel, flow, if_not_exists).await? {
+        Ok(Outcome::done(tag))
+    } else {
+        Ok(Outcome::Notice(
+            format!("{kind} \"{name}\" already exists, skipping"),
+            Box::new(Outcome::done(tag)),
+        ))
+    }
+}
+
+async fn drop(shared: &Shared, kind: RelationKind, names: &[String], if_exists: bool, cascade: bool) -> SqlResult<Outcome> {
+    let snapshot = shared.catalog.snapshot();
+    let missing: Vec<&String> = names.iter().filter(|n| snapshot.get(n).is_none()).collect();
+    let dropped = shared.engine.drop_relations(kind, names.to_vec(), if_exists, cascade).await?;
+    let tag = format!("DROP {}", kind.sql_name());
+    let outcome = Outcome::done(&tag);
+    match missing.first() {
+        Some(n) if if_exists && dropped.len() < names.len() => Ok(Outcome::Notice(
+            format!("{kind} \"{n}\" does not exist, skipping"),
+            Box::new(outcome),
+        )),
+        _ => Ok(outcome),
+    }
+}
+
+/// The columns of a query's result, as a view stores them.
+fn view_columns(schema: &SchemaRef) -> SqlResult<Vec<Column>> {
+    let mut seen = HashSet::new();
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if !seen.insert(f.name().clone()) {
+                return Err(SqlError::DuplicateColumn(format!(
+                    "column \"{}\" specified more than once",
+                    f.name()
+                )));
+            }
+            let sql_type = SqlType::from_field(f).filter(|_| is_storable(f.data_type())).ok_or_else(|| {
+                SqlError::Unsupported(format!("column \"{}\" of type {}", f.name(), f.data_type()))
+            })?;
+            Ok(Column { name: f.name().clone(), sql_type, nullable: true })
+        })
+        .collect()
+}
+
+/// Plans a view's query: its definition and, for a materialized view, its dataflow.
+pub async fn plan_view(
+    engine: &QueryEngine,
+    store: &Store,
+    snapshot: &Snapshot,
+    name: &str,
+    query: &Query,
+    materialized: bool,
+) -> SqlResult<(Relation, Option<Dataflow>)> {
+    let stmt = SqlStatement::Query(Box::new(query.clone()));
+    let ctx = engine.session_for(&stmt, snapshot, store, Rows::SchemaOnly).await?;
+    let plan = engine.plan(&ctx, &stmt).await?;
+    let schema: SchemaRef = std::sync::Arc::new(plan.schema().as_arrow().clone());
+    let columns = view_columns(&postgres_names(query, &schema))?;
+    let depends_on = engine.references(&stmt, snapshot)?;
+    let (kind, flow) = if materialized {
+        let optimized = ctx.state().optimize(&plan)?;
+        (RelationKind::MaterializedView, Some(streaming::plan_dataflow(&ctx.state(), snapshot, &optimized)?))
+    } else {
+        (RelationKind::View, None)
+    };
+    let create_sql = format!("CREATE {} {name} AS {query}", kind.sql_name());
+    let rel = new_relation(name, kind, columns, vec![], Some(query.to_string()), depends_on, create_sql);
+    Ok((rel, flow))
+}

@@ -1,0 +1,227 @@
+//! INSERT (with ON CONFLICT), UPDATE and DELETE.
+//!
+//! The rows of an INSERT are computed by DataFusion (it maps the column list, fills missing
+//! columns with NULL and casts to the target types); UPDATE and DELETE become physical
+//! expressions over the target's rows, evaluated by the epoch driver against the rows as they
+//! are when the write is applied.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, ParamValues, ScalarValue};
+use datafusion::logical_expr::{Expr, LogicalPlan, lit};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::sql::sqlparser::ast::ExprWithAlias;
+use eddy_catalog::{Relation, RelationKind};
+use eddy_sql::context::Rows;
+use eddy_sql::names::{normalize_ident, normalize_object_name};
+use eddy_sql::{SqlError, SqlResult};
+use sqlparser::ast::{
+    Assignment, AssignmentTarget, Expr as SqlExpr, FromTable, OnConflictAction, OnInsert,
+    Statement as SqlStatement, TableFactor, TableObject, TableWithJoins,
+};
+
+use crate::engine::{OnConflict, WriteOp};
+
+use super::{Outcome, Shared, resolve};
+
+pub async fn execute(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue]) -> SqlResult<Outcome> {
+    match stmt {
+        SqlStatement::Insert(_) => insert(shared, stmt, params).await,
+        SqlStatement::Update(u) => {
+            let (rel, alias) = target_of(shared, &u.table)?;
+            writable_table(&rel, "update")?;
+            if u.from.is_some() || u.returning.is_some() {
+                return Err(SqlError::Unsupported("UPDATE ... FROM / RETURNING".into()));
+            }
+            let schema = DFSchema::try_from_qualified_schema(alias.as_str(), &rel.schema())?;
+            let predicate = u.selection.as_ref().map(|e| physical(shared, e, &schema, params)).transpose()?;
+            let assignments = assignments(shared, &rel, &u.assignments, &schema, params)?;
+            let n = shared.engine.write(WriteOp::Update { relation: rel.id, predicate, assignments }).await?;
+            Ok(Outcome::Done { tag: "UPDATE".into(), rows: Some(n) })
+        }
+        SqlStatement::Delete(d) => {
+            let tables = match &d.from {
+                FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+            };
+            let [table] = tables.as_slice() else {
+                return Err(SqlError::Unsupported("DELETE from several tables".into()));
+            };
+            if d.using.is_some() || d.returning.is_some() || d.limit.is_some() {
+                return Err(SqlError::Unsupported("DELETE ... USING / RETURNING / LIMIT".into()));
+            }
+            let (rel, alias) = target_of(shared, table)?;
+            writable_table(&rel, "delete from")?;
+            let schema = DFSchema::try_from_qualified_schema(alias.as_str(), &rel.schema())?;
+            let predicate = d.selection.as_ref().map(|e| physical(shared, e, &schema, params)).transpose()?;
+            let n = shared.engine.write(WriteOp::Delete { relation: rel.id, predicate }).await?;
+            Ok(Outcome::Done { tag: "DELETE".into(), rows: Some(n) })
+        }
+        _ => Err(SqlError::Internal("not a DML statement".into())),
+    }
+}
+
+fn target_of(shared: &Shared, t: &TableWithJoins) -> SqlResult<(Arc<Relation>, String)> {
+    if !t.joins.is_empty() {
+        return Err(SqlError::Unsupported("joins in an UPDATE or DELETE target".into()));
+    }
+    let TableFactor::Table { name, alias, .. } = &t.relation else {
+        return Err(SqlError::Unsupported(format!("{} as a write target", t.relation)));
+    };
+    let rel = resolve(shared, &normalize_object_name(name)?)?;
+    let alias = alias.as_ref().map(|a| normalize_ident(&a.name)).unwrap_or_else(|| rel.name.clone());
+    Ok((rel, alias))
+}
+
+fn writable_table(rel: &Relation, verb: &str) -> SqlResult<()> {
+    match rel.kind {
+        RelationKind::Table => Ok(()),
+        RelationKind::Stream => Err(SqlError::WrongObjectType(format!(
+            "cannot {verb} stream \"{}\": streams are append-only",
+            rel.name
+        ))),
+        kind => Err(SqlError::WrongObjectType(format!("cannot {verb} {kind} \"{}\"", rel.name))),
+    }
+}
+
+/// Replaces `$n` placeholders with the bound parameter values.
+fn bind(expr: Expr, params: &[ScalarValue]) -> SqlResult<Expr> {
+    Ok(expr
+        .transform(|e| match &e {
+            Expr::Placeholder(p) => {
+                let idx: usize = p.id.trim_start_matches('$').parse().unwrap_or(0);
+                match idx.checked_sub(1).and_then(|i| params.get(i)) {
+                    Some(v) => Ok(Transformed::yes(lit(v.clone()))),
+                    None => Err(datafusion::error::DataFusionError::Plan(format!(
+                        "no value for parameter {}",
+                        p.id
+                    ))),
+                }
+            }
+            _ => Ok(Transformed::no(e)),
+        })?
+        .data)
+}
+
+fn physical(shared: &Shared, e: &SqlExpr, schema: &DFSchema, params: &[ScalarValue]) -> SqlResult<Arc<dyn PhysicalExpr>> {
+    let state = shared.query.state();
+    let logical = state.create_logical_expr_from_sql_expr(ExprWithAlias { expr: e.clone(), alias: None }, schema)?;
+    Ok(state.create_physical_expr(bind(logical, params)?, schema)?)
+}
+
+fn assignments(
+    shared: &Shared,
+    rel: &Relation,
+    items: &[Assignment],
+    schema: &DFSchema,
+    params: &[ScalarValue],
+) -> SqlResult<Vec<(usize, Arc<dyn PhysicalExpr>)>> {
+    items
+        .iter()
+        .map(|a| {
+            let AssignmentTarget::ColumnName(name) = &a.target else {
+                return Err(SqlError::Unsupported("assigning a tuple of columns".into()));
+            };
+            let col = name.0.last().and_then(|p| p.as_ident()).map(normalize_ident).unwrap_or_default();
+            let idx = rel.column_index(&col).ok_or_else(|| {
+                SqlError::UnknownColumn(format!("column \"{col}\" of relation \"{}\" does not exist", rel.name))
+            })?;
+            Ok((idx, physical(shared, &a.value, schema, params)?))
+        })
+        .collect()
+}
+
+async fn insert(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue]) -> SqlResult<Outcome> {
+    let SqlStatement::Insert(ins) = stmt else { unreachable!() };
+    let TableObject::TableName(name) = &ins.table else {
+        return Err(SqlError::Unsupported("INSERT into a table function".into()));
+    };
+    let rel = resolve(shared, &normalize_object_name(name)?)?;
+    if !matches!(rel.kind, RelationKind::Stream | RelationKind::Table) {
+        return Err(SqlError::WrongObjectType(format!("cannot insert into {} \"{}\"", rel.kind, rel.name)));
+    }
+    if ins.returning.is_some() {
+        return Err(SqlError::Unsupported("INSERT ... RETURNING".into()));
+    }
+    let on_conflict = match &ins.on {
+        None => OnConflict::Error,
+        Some(OnInsert::OnConflict(oc)) => {
+            if rel.kind != RelationKind::Table || rel.primary_key.is_empty() {
+                return Err(SqlError::InvalidParameter(
+                    "there is no unique or exclusion constraint matching the ON CONFLICT specification".into(),
+                ));
+            }
+            match &oc.action {
+                OnConflictAction::DoNothing => OnConflict::DoNothing,
+                OnConflictAction::DoUpdate(du) => {
+                    let alias = ins.table_alias.as_ref().map(|a| normalize_ident(&a.alias)).unwrap_or_else(|| rel.name.clone());
+                    let schema = DFSchema::try_from_qualified_schema(alias.as_str(), &rel.schema())?
+                        .join(&DFSchema::try_from_qualified_schema("excluded", &rel.schema())?)?;
+                    let predicate = du.selection.as_ref().map(|e| physical(shared, e, &schema, params)).transpose()?;
+                    OnConflict::DoUpdate { assignments: assignments(shared, &rel, &du.assignments, &schema, params)?, predicate }
+                }
+            }
+        }
+        Some(other) => return Err(SqlError::Unsupported(format!("{other}"))),
+    };
+    let mut plain = ins.clone();
+    plain.on = None;
+    let plain = SqlStatement::Insert(plain);
+    let snapshot = shared.catalog.snapshot();
+    let ctx = shared
+        .query
+        .session_for(&plain, &snapshot, &shared.store, Rows::LoadExcept(rel.name.clone()))
+        .await?;
+    let plan = shared.query.plan(&ctx, &plain).await?;
+    let LogicalPlan::Dml(dml) = plan else {
+        return Err(SqlError::Internal("INSERT did not plan as DML".into()));
+    };
+    let mut input = dml.input.as_ref().clone();
+    if !params.is_empty() {
+        input = input.with_param_values(ParamValues::List(params.iter().cloned().map(Into::into).collect()))?;
+    }
+    let batches = ctx.execute_logical_plan(input).await?.collect().await?;
+    let schema = rel.schema();
+    let strict = CastOptions { safe: false, ..Default::default() };
+    let rows = batches
+        .into_iter()
+        .map(|b| {
+            let columns = b
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(c, f)| {
+                    if c.data_type() == f.data_type() {
+                        Ok(c.clone())
+                    } else {
+                        cast_with_options(c, f.data_type(), &strict)
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        })
+        .collect::<SqlResult<Vec<_>>>()?;
+    let op = match rel.kind {
+        RelationKind::Stream => WriteOp::Append { relation: rel.id, rows },
+        _ => WriteOp::Insert { relation: rel.id, rows, on_conflict },
+    };
+    let n = shared.engine.write(op).await?;
+    Ok(Outcome::Done { tag: "INSERT 0".into(), rows: Some(n) })
+}
+
+/// Parameter types of an INSERT, inferred from its target columns.
+pub async fn describe_params(shared: &Shared, stmt: &SqlStatement) -> SqlResult<Vec<Option<DataType>>> {
+    let SqlStatement::Insert(ins) = stmt else { return Ok(vec![]) };
+    let mut plain = ins.clone();
+    plain.on = None;
+    let plain = SqlStatement::Insert(plain);
+    let snapshot = shared.catalog.snapshot();
+    let ctx = shared.query.session_for(&plain, &snapshot, &shared.store, Rows::SchemaOnly).await?;
+    let plan = shared.query.plan(&ctx, &plain).await?;
+    let mut params: Vec<(String, Option<DataType>)> = plan.get_parameter_types()?.into_iter().collect();
+    params.sort_by_key(|(name, _)| name.trim_start_matches('$').parse::<usize>().unwrap_or(0));
+    Ok(params.into_iter().map(|(_, t)| t).collect())
+}

@@ -1,0 +1,111 @@
+//! One module per statement family: each turns a parsed statement into an [`Outcome`].
+
+pub mod copy;
+pub mod ddl;
+pub mod dml;
+pub mod naming;
+pub mod query;
+pub mod show;
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::common::ScalarValue;
+use eddy_catalog::{Catalog, Relation};
+use eddy_sql::context::QueryEngine;
+use eddy_sql::parser::Statement;
+use eddy_sql::{SqlError, SqlResult};
+use eddy_storage::Store;
+use sqlparser::ast::Statement as SqlStatement;
+
+use crate::engine::Engine;
+
+/// What every session shares.
+pub struct Shared {
+    pub engine: Engine,
+    pub catalog: Arc<Catalog>,
+    pub store: Arc<Store>,
+    pub query: QueryEngine,
+}
+
+/// The result of a statement, before it is put on the wire.
+pub enum Outcome {
+    Rows { schema: SchemaRef, batches: Vec<RecordBatch>, tag: &'static str },
+    /// A command tag, with a row count where Postgres gives one (`INSERT 0 3`).
+    Done { tag: String, rows: Option<u64> },
+    TransactionStart(String),
+    TransactionEnd(String),
+    /// `COPY ... FROM STDIN`: the client sends the rows next.
+    CopyIn(copy::CopyTarget),
+    /// A notice to send before the outcome (`relation already exists, skipping`).
+    Notice(String, Box<Outcome>),
+}
+
+impl Outcome {
+    pub fn done(tag: &str) -> Outcome {
+        Outcome::Done { tag: tag.to_string(), rows: None }
+    }
+}
+
+/// Runs a statement.
+pub async fn execute(shared: &Shared, stmt: &Statement, params: &[ScalarValue]) -> SqlResult<Outcome> {
+    match stmt {
+        Statement::CreateStream { .. }
+        | Statement::CreateMaterializedView { .. }
+        | Statement::Drop { .. } => ddl::execute(shared, stmt).await,
+        Statement::ShowRelations(kind) => show::relations(shared, *kind),
+        Statement::ShowCreate { kind, name } => show::create(shared, *kind, name),
+        Statement::Flush => {
+            shared.engine.flush().await?;
+            Ok(Outcome::done("FLUSH"))
+        }
+        Statement::Sql(s) => execute_sql(shared, s, params).await,
+    }
+}
+
+async fn execute_sql(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue]) -> SqlResult<Outcome> {
+    match stmt {
+        SqlStatement::Query(_) | SqlStatement::Explain { .. } => query::execute(shared, stmt, params).await,
+        SqlStatement::CreateTable(_) | SqlStatement::CreateView(_) => ddl::execute_sql(shared, stmt).await,
+        SqlStatement::Drop { .. } => ddl::execute_sql(shared, stmt).await,
+        SqlStatement::Insert(_) | SqlStatement::Update(_) | SqlStatement::Delete(_) => {
+            dml::execute(shared, stmt, params).await
+        }
+        SqlStatement::Copy { .. } => copy::start(shared, stmt),
+        SqlStatement::StartTransaction { .. } => Ok(Outcome::TransactionStart("BEGIN".into())),
+        SqlStatement::Commit { .. } => Ok(Outcome::TransactionEnd("COMMIT".into())),
+        SqlStatement::Rollback { .. } => Ok(Outcome::TransactionEnd("ROLLBACK".into())),
+        SqlStatement::Set(_) => Ok(Outcome::done("SET")),
+        SqlStatement::ShowVariable { variable } => show::variable(variable),
+        SqlStatement::Discard { .. } => Ok(Outcome::done("DISCARD ALL")),
+        other => Err(SqlError::Unsupported(format!(
+            "statement {} is not supported",
+            other.to_string().split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+        ))),
+    }
+}
+
+/// The result schema and parameter types of a statement, without running it.
+pub async fn describe(
+    shared: &Shared,
+    stmt: &Statement,
+) -> SqlResult<(Vec<Option<arrow::datatypes::DataType>>, Option<SchemaRef>)> {
+    match stmt {
+        Statement::Sql(s) if matches!(**s, SqlStatement::Query(_)) => query::describe(shared, s).await,
+        Statement::Sql(s) if matches!(**s, SqlStatement::Insert(_)) => {
+            Ok((dml::describe_params(shared, s).await?, None))
+        }
+        Statement::ShowRelations(_) => Ok((vec![], Some(show::relations_schema()))),
+        Statement::ShowCreate { .. } => Ok((vec![], Some(show::create_schema()))),
+        Statement::Sql(s) if matches!(**s, SqlStatement::ShowVariable { .. }) => {
+            Ok((vec![], Some(show::variable_schema(s))))
+        }
+        _ => Ok((vec![], None)),
+    }
+}
+
+/// Looks a relation up by its (normalized) name.
+pub fn resolve(shared: &Shared, name: &str) -> SqlResult<Arc<Relation>> {
+    Ok(shared.catalog.snapshot().resolve(name)?.clone())
+}

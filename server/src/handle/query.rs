@@ -1,0 +1,47 @@
+//! SELECT (and EXPLAIN): planned and run by DataFusion over rows copied out at one epoch.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::{ParamValues, ScalarValue};
+use eddy_sql::SqlResult;
+use eddy_sql::context::Rows;
+use sqlparser::ast::Statement as SqlStatement;
+
+use super::naming::statement_names;
+use super::{Outcome, Shared};
+
+pub async fn execute(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue]) -> SqlResult<Outcome> {
+    let snapshot = shared.catalog.snapshot();
+    let ctx = shared.query.session_for(stmt, &snapshot, &shared.store, Rows::Load).await?;
+    let mut plan = shared.query.plan(&ctx, stmt).await?;
+    if !params.is_empty() {
+        plan = plan.with_param_values(ParamValues::List(
+            params.iter().cloned().map(Into::into).collect(),
+        ))?;
+    }
+    let df = ctx.execute_logical_plan(plan).await?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let batches: Vec<RecordBatch> = df.collect().await?;
+    let schema = statement_names(stmt, &schema);
+    let batches = batches
+        .into_iter()
+        .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Outcome::Rows { schema, batches, tag: "SELECT" })
+}
+
+pub async fn describe(
+    shared: &Shared,
+    stmt: &SqlStatement,
+) -> SqlResult<(Vec<Option<DataType>>, Option<SchemaRef>)> {
+    let snapshot = shared.catalog.snapshot();
+    let ctx = shared.query.session_for(stmt, &snapshot, &shared.store, Rows::SchemaOnly).await?;
+    let plan = shared.query.plan(&ctx, stmt).await?;
+    let types = plan.get_parameter_types()?;
+    let mut params: Vec<(String, Option<DataType>)> = types.into_iter().collect();
+    params.sort_by_key(|(name, _)| name.trim_start_matches('$').parse::<usize>().unwrap_or(0));
+    let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+    Ok((params.into_iter().map(|(_, t)| t).collect(), Some(statement_names(stmt, &schema))))
+}

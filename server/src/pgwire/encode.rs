@@ -1,0 +1,177 @@
+//! Arrow values to Postgres values: result column types and the rows themselves, in text or
+//! binary format as the client asked.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Int8Type, Int16Type,
+    Int32Type, Int64Type, IntervalMonthDayNanoType, SchemaRef, Time64MicrosecondType,
+    Time64NanosecondType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use eddy_catalog::SqlType;
+use pgwire::api::Type;
+use pgwire::api::portal::Format;
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo};
+use pgwire::error::PgWireResult;
+use pgwire::messages::data::DataRow;
+use rust_decimal::Decimal;
+
+/// The Postgres type of a result column.
+pub fn pg_type(field: &Field) -> Type {
+    match SqlType::from_field(field) {
+        Some(SqlType::SmallInt) => Type::INT2,
+        Some(SqlType::Int) => Type::INT4,
+        Some(SqlType::BigInt) => Type::INT8,
+        Some(SqlType::Real) => Type::FLOAT4,
+        Some(SqlType::Double) => Type::FLOAT8,
+        Some(SqlType::Numeric { .. }) => Type::NUMERIC,
+        Some(SqlType::Bool) => Type::BOOL,
+        Some(SqlType::Text) => Type::TEXT,
+        Some(SqlType::Varchar(_)) => Type::VARCHAR,
+        Some(SqlType::Bytea) => Type::BYTEA,
+        Some(SqlType::Date) => Type::DATE,
+        Some(SqlType::Time) => Type::TIME,
+        Some(SqlType::Timestamp) => Type::TIMESTAMP,
+        Some(SqlType::Timestamptz) => Type::TIMESTAMPTZ,
+        Some(SqlType::Interval) => Type::INTERVAL,
+        Some(SqlType::Json) => Type::JSON,
+        Some(SqlType::Jsonb) => Type::JSONB,
+        None => Type::TEXT,
+    }
+}
+
+/// Result column descriptions.
+pub fn fields(schema: &SchemaRef, format: &Format) -> Vec<FieldInfo> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let t = pg_type(f);
+            let mut info = FieldInfo::new(f.name().clone(), None, None, t.clone(), format.format_for(i));
+            if let (&Type::NUMERIC, DataType::Decimal128(p, s)) = (&t, f.data_type()) {
+                info = info.with_type_modifier((((*p as i32) << 16) | (*s as i32)) + 4);
+            }
+            info
+        })
+        .collect()
+}
+
+/// Encodes every row of the batches.
+pub fn rows(fields: &Arc<Vec<FieldInfo>>, batches: &[RecordBatch]) -> PgWireResult<Vec<DataRow>> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let mut encoder = DataRowEncoder::new(fields.clone());
+        for i in 0..batch.num_rows() {
+            for (c, column) in batch.columns().iter().enumerate() {
+                encode_value(&mut encoder, column.as_ref(), i, fields[c].datatype())?;
+            }
+            out.push(encoder.take_row());
+        }
+    }
+    Ok(out)
+}
+
+fn micros_to_datetime(us: i64) -> Option<NaiveDateTime> {
+    DateTime::<Utc>::from_timestamp_micros(us).map(|d| d.naive_utc())
+}
+
+fn timestamp_micros(array: &dyn Array, unit: &TimeUnit, i: usize) -> i64 {
+    match unit {
+        TimeUnit::Second => array.as_primitive::<TimestampSecondType>().value(i) * 1_000_000,
+        TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().value(i) * 1_000,
+        TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().value(i),
+        TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().value(i) / 1_000,
+    }
+}
+
+fn encode_value(enc: &mut DataRowEncoder, array: &dyn Array, i: usize, ty: &Type) -> PgWireResult<()> {
+    if array.is_null(i) {
+        return enc.encode_field(&None::<i32>);
+    }
+    match array.data_type() {
+        DataType::Boolean => enc.encode_field(&array.as_boolean().value(i)),
+        DataType::Int8 => enc.encode_field(&(array.as_primitive::<Int8Type>().value(i) as i16)),
+        DataType::Int16 => enc.encode_field(&array.as_primitive::<Int16Type>().value(i)),
+        DataType::Int32 => enc.encode_field(&array.as_primitive::<Int32Type>().value(i)),
+        DataType::Int64 => enc.encode_field(&array.as_primitive::<Int64Type>().value(i)),
+        DataType::UInt8 => enc.encode_field(&(array.as_primitive::<UInt8Type>().value(i) as i16)),
+        DataType::UInt16 => enc.encode_field(&(array.as_primitive::<UInt16Type>().value(i) as i32)),
+        DataType::UInt32 => enc.encode_field(&(array.as_primitive::<UInt32Type>().value(i) as i64)),
+        DataType::UInt64 => {
+            let v = array.as_primitive::<UInt64Type>().value(i);
+            enc.encode_field(&Decimal::from(v))
+        }
+        DataType::Float32 => enc.encode_field(&array.as_primitive::<Float32Type>().value(i)),
+        DataType::Float64 => enc.encode_field(&array.as_primitive::<Float64Type>().value(i)),
+        DataType::Decimal128(_, s) => {
+            let v = array.as_primitive::<Decimal128Type>().value(i);
+            match Decimal::try_from_i128_with_scale(v, *s as u32) {
+                Ok(d) => enc.encode_field(&d),
+                Err(_) => enc.encode_field(&display(array, i)),
+            }
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let s = match array.data_type() {
+                DataType::Utf8 => array.as_string::<i32>().value(i),
+                DataType::LargeUtf8 => array.as_string::<i64>().value(i),
+                _ => array.as_string_view().value(i),
+            };
+            if matches!(*ty, Type::JSON | Type::JSONB) {
+                match serde_json::from_str::<serde_json::Value>(s) {
+                    Ok(v) => enc.encode_field(&v),
+                    Err(_) => enc.encode_field(&s),
+                }
+            } else {
+                enc.encode_field(&s)
+            }
+        }
+        DataType::Binary => enc.encode_field(&array.as_binary::<i32>().value(i)),
+        DataType::LargeBinary => enc.encode_field(&array.as_binary::<i64>().value(i)),
+        DataType::BinaryView => enc.encode_field(&array.as_binary_view().value(i)),
+        DataType::Date32 => {
+            let days = array.as_primitive::<Date32Type>().value(i);
+            let d = NaiveDate::from_num_days_from_ce_opt(days + 719_163);
+            enc.encode_field(&d)
+        }
+        DataType::Time64(unit) => {
+            let us = match unit {
+                TimeUnit::Nanosecond => array.as_primitive::<Time64NanosecondType>().value(i) / 1000,
+                _ => array.as_primitive::<Time64MicrosecondType>().value(i),
+            };
+            let t = NaiveTime::from_num_seconds_from_midnight_opt(
+                (us / 1_000_000) as u32,
+                ((us % 1_000_000) * 1000) as u32,
+            );
+            enc.encode_field(&t)
+        }
+        DataType::Timestamp(unit, tz) => {
+            let dt = micros_to_datetime(timestamp_micros(array, unit, i));
+            match tz {
+                None => enc.encode_field(&dt),
+                Some(_) => enc.encode_field(&dt.map(|d| d.and_utc())),
+            }
+        }
+        DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano) => {
+            let v = array.as_primitive::<IntervalMonthDayNanoType>().value(i);
+            let iv = pg_interval::Interval::new(v.months, v.days, v.nanoseconds / 1000);
+            enc.encode_field(&iv)
+        }
+        _ => enc.encode_field(&display(array, i)),
+    }
+}
+
+fn display(array: &dyn Array, i: usize) -> String {
+    ArrayFormatter::try_new(array, &FormatOptions::default())
+        .map(|f| f.value(i).to_string())
+        .unwrap_or_default()
+}
+
+/// Whether a field format request asks for text.
+pub fn is_text(format: &FieldFormat) -> bool {
+    matches!(format, FieldFormat::Text)
+}

@@ -1,0 +1,44 @@
+//! SQLSTATE codes: the one place where Eddy's errors become Postgres errors.
+
+use eddy_sql::SqlError;
+use pgwire::error::{ErrorInfo, PgWireError};
+
+/// The SQLSTATE of an error. Exhaustive: a new variant must be classified here.
+pub fn sqlstate(e: &SqlError) -> &'static str {
+    match e {
+        SqlError::Syntax(_) => "42601",
+        SqlError::UnknownRelation(_) => "42P01",
+        SqlError::DuplicateRelation(_) => "42P07",
+        SqlError::UnknownColumn(_) => "42703",
+        SqlError::DuplicateColumn(_) => "42701",
+        SqlError::WrongObjectType(_) => "42809",
+        SqlError::DatatypeMismatch(_) => "42804",
+        SqlError::InvalidText(_) => "22P02",
+        SqlError::Unsupported(_) => "0A000",
+        SqlError::DependentObjects { .. } => "2BP01",
+        SqlError::UniqueViolation(_) => "23505",
+        SqlError::NotNullViolation(_) => "23502",
+        SqlError::DivisionByZero => "22012",
+        SqlError::OutOfRange(_) => "22003",
+        SqlError::InvalidParameter(_) => "22023",
+        SqlError::Canceled => "57014",
+        SqlError::ShuttingDown => "57P01",
+        SqlError::Internal(_) => "XX000",
+    }
+}
+
+/// The ErrorResponse of an error.
+pub fn to_pg(e: &SqlError) -> PgWireError {
+    let mut info = ErrorInfo::new("ERROR".to_string(), sqlstate(e).to_string(), e.to_string());
+    if let SqlError::DependentObjects { dependents, .. } = e {
+        info.detail = Some(
+            dependents
+                .iter()
+                .map(|d| format!("{d} depends on it"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        info.hint = Some("Use DROP ... CASCADE to drop the dependent objects too.".into());
+    }
+    PgWireError::UserError(Box::new(info))
+}

@@ -1,0 +1,99 @@
+//! Start-up and the accept loop.
+
+use std::sync::Arc;
+
+use eddy_catalog::{Catalog, Relation, Snapshot};
+use eddy_dataflow::Dataflow;
+use eddy_sql::context::QueryEngine;
+use eddy_sql::parser::{self, Statement};
+use eddy_sql::{SqlError, SqlResult};
+use eddy_storage::Store;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::engine::{Driver, Engine, ViewPlanner};
+use crate::handle::{Shared, ddl};
+use crate::pgwire::Handlers;
+
+/// Plans views for the driver on the async runtime.
+struct Planner {
+    query: QueryEngine,
+    store: Arc<Store>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl ViewPlanner for Planner {
+    fn plan(&self, view: &Relation, catalog: &Snapshot) -> SqlResult<Dataflow> {
+        let text = view.query.as_deref().unwrap_or_default();
+        let query = match parser::parse(text)?.pop() {
+            Some(Statement::Sql(s)) => match *s {
+                sqlparser::ast::Statement::Query(q) => q,
+                _ => return Err(SqlError::Internal(format!("view {} has no query", view.name))),
+            },
+            _ => return Err(SqlError::Internal(format!("view {} has no query", view.name))),
+        };
+        let (_, flow) = self
+            .runtime
+            .block_on(ddl::plan_view(&self.query, &self.store, catalog, &view.name, &query, true))?;
+        flow.ok_or_else(|| SqlError::Internal("materialized view without dataflow".into()))
+    }
+}
+
+/// Opens the store, recovers, and serves connections until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = Arc::new(Store::open(&config.data_dir)?);
+    let catalog = Arc::new(Catalog::load(&store)?);
+    let query = QueryEngine::new();
+
+    let planner = Planner { query: query.clone(), store: store.clone(), runtime: tokio::runtime::Handle::current() };
+    let (tx, rx) = mpsc::channel(1024);
+    let driver_store = store.clone();
+    let driver_catalog = catalog.clone();
+    let sync = config.sync_commit;
+    let driver = std::thread::Builder::new().name("epoch-driver".into()).spawn(move || {
+        match Driver::open(driver_store, driver_catalog, Box::new(planner), sync) {
+            Ok(d) => {
+                d.run(rx);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    })?;
+
+    let shared = Arc::new(Shared { engine: Engine::new(tx), catalog, store: store.clone(), query });
+    // Recovery must finish before the first client is served.
+    shared.engine.flush().await.map_err(|e| anyhow::anyhow!("recovery failed: {e}"))?;
+
+    let listener = TcpListener::bind(&config.listen).await?;
+    info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "listening");
+    let handlers = Arc::new(Handlers::new(shared.clone()));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                match accepted {
+                    Ok((socket, _)) => {
+                        let _ = socket.set_nodelay(true);
+                        let handlers = handlers.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                                warn!(error = %e, "connection closed with an error");
+                            }
+                        });
+                    }
+                    Err(e) => warn!(error = %e, "accept failed"),
+                }
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    info!("shutting down");
+    shared.engine.flush().await.ok();
+    drop(handlers);
+    drop(shared);
+    let _ = tokio::task::spawn_blocking(move || driver.join()).await;
+    Ok(())
+}
