@@ -16,4 +16,4 @@ mod types;
 pub use error::{CatalogError, CatalogResult};
 pub use relation::{Column, RelId, Relation, RelationKind};
 pub use snapshot::{Catalog, Snapshot};
-pub use types::{SqlType, PG_TYPE_METADATA_KEY};
+pub use types::{PG_TYPE_METADATA_KEY, SqlType};

@@ -90,8 +90,8 @@ impl Catalog {
         let mut snapshot = Snapshot::default();
         for entry in store.scan_prefix(&keys::catalog_prefix()) {
             let (_, value) = entry?;
-            let rel: Relation = serde_json::from_slice(&value)
-                .map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+            let rel: Relation =
+                serde_json::from_slice(&value).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
             snapshot = snapshot.with(Arc::new(rel));
         }
         let next_id = match store.get(&keys::meta(NEXT_ID))? {

@@ -20,7 +20,10 @@ pub enum SqlType {
     Real,
     Double,
     /// `NUMERIC(precision, scale)`; a bare NUMERIC is `(38, 10)`.
-    Numeric { precision: u8, scale: i8 },
+    Numeric {
+        precision: u8,
+        scale: i8,
+    },
     Bool,
     Text,
     Varchar(Option<u64>),

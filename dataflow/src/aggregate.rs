@@ -112,7 +112,9 @@ impl Num {
 
     fn to_scalar(self, output: &DataType) -> DataflowResult<ScalarValue> {
         let v = match (self, output) {
-            (Num::Decimal(s), DataType::Decimal128(p, sc)) => ScalarValue::Decimal128(Some(s), *p, *sc),
+            (Num::Decimal(s), DataType::Decimal128(p, sc)) => {
+                ScalarValue::Decimal128(Some(s), *p, *sc)
+            }
             (Num::Int(s), _) => {
                 let v = i64::try_from(s).map_err(|_| {
                     DataflowError::Eval(datafusion::error::DataFusionError::Execution(
@@ -124,7 +126,11 @@ impl Num {
             (Num::Float(s), _) => ScalarValue::Float64(Some(s)),
             (Num::Decimal(s), _) => ScalarValue::Int64(Some(s as i64)),
         };
-        Ok(if &v.data_type() == output { v } else { v.cast_to(output)? })
+        Ok(if &v.data_type() == output {
+            v
+        } else {
+            v.cast_to(output)?
+        })
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
@@ -156,7 +162,10 @@ impl Num {
 enum Acc {
     Count(i64),
     /// Sum and average: the running sum and how many non-null values it holds.
-    Sum { sum: Num, n: i64 },
+    Sum {
+        sum: Num,
+        n: i64,
+    },
     /// Min, max and every DISTINCT aggregate: the multiset of non-null values.
     Values(BTreeMap<Ordered, i64>),
 }
@@ -188,7 +197,12 @@ impl Aggregate {
     ) -> DataflowResult<Self> {
         let arg_types = aggs
             .iter()
-            .map(|a| a.arg.as_ref().map(|e| e.data_type(input_schema)).transpose())
+            .map(|a| {
+                a.arg
+                    .as_ref()
+                    .map(|e| e.data_type(input_schema))
+                    .transpose()
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             group_exprs,
@@ -243,8 +257,14 @@ fn finish(spec: &AggSpec, acc: &Acc, arg_type: Option<&DataType>) -> DataflowRes
             _ => sum.to_scalar(&spec.output_type),
         },
         Acc::Values(values) => match spec.kind {
-            AggKind::Min => values.keys().next().map_or_else(null, |v| cast_to(&v.0, &spec.output_type)),
-            AggKind::Max => values.keys().next_back().map_or_else(null, |v| cast_to(&v.0, &spec.output_type)),
+            AggKind::Min => values
+                .keys()
+                .next()
+                .map_or_else(null, |v| cast_to(&v.0, &spec.output_type)),
+            AggKind::Max => values
+                .keys()
+                .next_back()
+                .map_or_else(null, |v| cast_to(&v.0, &spec.output_type)),
             AggKind::Count => Ok(ScalarValue::Int64(Some(values.len() as i64))),
             AggKind::Sum | AggKind::Avg => {
                 if values.is_empty() {
@@ -265,24 +285,43 @@ fn finish(spec: &AggSpec, acc: &Acc, arg_type: Option<&DataType>) -> DataflowRes
 }
 
 fn cast_to(v: &ScalarValue, dt: &DataType) -> DataflowResult<ScalarValue> {
-    Ok(if &v.data_type() == dt { v.clone() } else { v.cast_to(dt)? })
+    Ok(if &v.data_type() == dt {
+        v.clone()
+    } else {
+        v.cast_to(dt)?
+    })
 }
 
-fn average(sum: Num, n: i64, arg_type: Option<&DataType>, output: &DataType) -> DataflowResult<ScalarValue> {
+fn average(
+    sum: Num,
+    n: i64,
+    arg_type: Option<&DataType>,
+    output: &DataType,
+) -> DataflowResult<ScalarValue> {
     match (sum, arg_type, output) {
-        (Num::Decimal(s), Some(DataType::Decimal128(_, in_scale)), DataType::Decimal128(p, out_scale)) => {
+        (
+            Num::Decimal(s),
+            Some(DataType::Decimal128(_, in_scale)),
+            DataType::Decimal128(p, out_scale),
+        ) => {
             let shift = (*out_scale - *in_scale).max(0) as u32;
             let scaled = s * 10i128.pow(shift);
             let n = n as i128;
             // Round half away from zero, as Postgres does for numeric.
             let q = scaled / n;
             let r = scaled % n;
-            let q = if 2 * r.abs() >= n { q + scaled.signum() } else { q };
+            let q = if 2 * r.abs() >= n {
+                q + scaled.signum()
+            } else {
+                q
+            };
             Ok(ScalarValue::Decimal128(Some(q), *p, *out_scale))
         }
         (Num::Int(s), _, _) => cast_to(&ScalarValue::Float64(Some(s as f64 / n as f64)), output),
         (Num::Float(s), _, _) => cast_to(&ScalarValue::Float64(Some(s / n as f64)), output),
-        (Num::Decimal(s), _, _) => cast_to(&ScalarValue::Float64(Some(s as f64 / n as f64)), output),
+        (Num::Decimal(s), _, _) => {
+            cast_to(&ScalarValue::Float64(Some(s as f64 / n as f64)), output)
+        }
     }
 }
 
@@ -326,7 +365,11 @@ impl Operator for Aggregate {
         let mut before: HashMap<Vec<u8>, Option<Vec<ScalarValue>>> = HashMap::new();
         if self.is_global() && !self.groups.contains_key(&Vec::new()) {
             // The first epoch of an aggregate without GROUP BY creates its one row.
-            let group = Group { key: vec![], rows: 0, accs: self.new_accs() };
+            let group = Group {
+                key: vec![],
+                rows: 0,
+                accs: self.new_accs(),
+            };
             self.groups.insert(vec![], group);
             before.insert(vec![], None);
             self.dirty.insert(vec![]);
@@ -390,7 +433,11 @@ impl Operator for Aggregate {
                     group.key, group.rows
                 )));
             }
-            let new = if self.is_live(group) { Some(self.output_row(group)?) } else { None };
+            let new = if self.is_live(group) {
+                Some(self.output_row(group)?)
+            } else {
+                None
+            };
             if old == new {
                 continue;
             }
@@ -471,7 +518,11 @@ impl Operator for Aggregate {
                     }
                 }
             }
-            let group = Group { key: decode_row(&key, width)?, rows, accs };
+            let group = Group {
+                key: decode_row(&key, width)?,
+                rows,
+                accs,
+            };
             self.groups.insert(key, group);
         }
         Ok(())
@@ -492,14 +543,33 @@ mod tests {
         Some(Arc::new(Column::new(name, i)))
     }
 
-    fn spec(kind: AggKind, arg: Option<Arc<dyn PhysicalExpr>>, distinct: bool, out: DataType) -> AggSpec {
-        AggSpec { kind, arg, distinct, filter: None, output_type: out }
+    fn spec(
+        kind: AggKind,
+        arg: Option<Arc<dyn PhysicalExpr>>,
+        distinct: bool,
+        out: DataType,
+    ) -> AggSpec {
+        AggSpec {
+            kind,
+            arg,
+            distinct,
+            filter: None,
+            output_type: out,
+        }
     }
 
     /// `SELECT k, count(*), sum(v), min(v), max(v), count(DISTINCT v), avg(v) GROUP BY k`
     fn agg() -> Aggregate {
         let input = schema(&["k:Int64", "v:Int64"]);
-        let out = schema(&["k:Int64", "n:Int64", "s:Int64", "lo:Int64", "hi:Int64", "d:Int64", "a:Float64"]);
+        let out = schema(&[
+            "k:Int64",
+            "n:Int64",
+            "s:Int64",
+            "lo:Int64",
+            "hi:Int64",
+            "d:Int64",
+            "a:Float64",
+        ]);
         Aggregate::new(
             vec![col("k", 0).unwrap()],
             vec![
@@ -524,19 +594,33 @@ mod tests {
     fn inserts_then_deleting_the_max_reveals_the_next() {
         let mut a = agg();
         let out = a
-            .apply(&[delta(&["k:Int64", "v:Int64"], &[(1, "1|5"), (1, "1|7"), (1, "2|3"), (1, "1|7")])])
+            .apply(&[delta(
+                &["k:Int64", "v:Int64"],
+                &[(1, "1|5"), (1, "1|7"), (1, "2|3"), (1, "1|7")],
+            )])
             .unwrap();
-        assert_eq!(sorted(&out), s(&[(1, "1|3|19|5|7|2|6.333333333333333"), (1, "2|1|3|3|3|1|3")]));
+        assert_eq!(
+            sorted(&out),
+            s(&[(1, "1|3|19|5|7|2|6.333333333333333"), (1, "2|1|3|3|3|1|3")])
+        );
 
-        let out = a.apply(&[delta(&["k:Int64", "v:Int64"], &[(-1, "1|7"), (-1, "1|7")])]).unwrap();
-        assert_eq!(sorted(&out), s(&[(1, "1|1|5|5|5|1|5"), (-1, "1|3|19|5|7|2|6.333333333333333")]));
+        let out = a
+            .apply(&[delta(&["k:Int64", "v:Int64"], &[(-1, "1|7"), (-1, "1|7")])])
+            .unwrap();
+        assert_eq!(
+            sorted(&out),
+            s(&[(1, "1|1|5|5|5|1|5"), (-1, "1|3|19|5|7|2|6.333333333333333")])
+        );
     }
 
     #[test]
     fn deleting_the_last_row_removes_the_group() {
         let mut a = agg();
-        a.apply(&[delta(&["k:Int64", "v:Int64"], &[(1, "1|5")])]).unwrap();
-        let out = a.apply(&[delta(&["k:Int64", "v:Int64"], &[(-1, "1|5")])]).unwrap();
+        a.apply(&[delta(&["k:Int64", "v:Int64"], &[(1, "1|5")])])
+            .unwrap();
+        let out = a
+            .apply(&[delta(&["k:Int64", "v:Int64"], &[(-1, "1|5")])])
+            .unwrap();
         assert_eq!(sorted(&out), s(&[(-1, "1|1|5|5|5|1|5")]));
         assert_eq!(a.state_rows(), 0);
     }
@@ -547,7 +631,10 @@ mod tests {
         let out = schema(&["n:Int64", "s:Int64"]);
         let mut a = Aggregate::new(
             vec![],
-            vec![spec(AggKind::Count, None, false, DataType::Int64), spec(AggKind::Sum, col("v", 0), false, DataType::Int64)],
+            vec![
+                spec(AggKind::Count, None, false, DataType::Int64),
+                spec(AggKind::Sum, col("v", 0), false, DataType::Int64),
+            ],
             &input,
             out,
         )
@@ -565,18 +652,34 @@ mod tests {
         let store = eddy_storage::Store::temporary().unwrap();
         let mut flow = crate::Dataflow::default();
         let input = schema(&["k:Int64", "v:Int64"]);
-        flow.push(Box::new(agg()), vec![crate::Input::Source { relation: 1, schema: input.clone() }]);
-        let changes = HashMap::from([(1, delta(&["k:Int64", "v:Int64"], &[(1, "1|5"), (1, "1|9")]))]);
+        flow.push(
+            Box::new(agg()),
+            vec![crate::Input::Source {
+                relation: 1,
+                schema: input.clone(),
+            }],
+        );
+        let changes =
+            HashMap::from([(1, delta(&["k:Int64", "v:Int64"], &[(1, "1|5"), (1, "1|9")]))]);
         flow.apply(&changes).unwrap();
         let mut batch = eddy_storage::WriteBatch::default();
         flow.checkpoint(10, &mut batch).unwrap();
         store.commit(batch, false).unwrap();
 
         let mut again = crate::Dataflow::default();
-        again.push(Box::new(agg()), vec![crate::Input::Source { relation: 1, schema: input }]);
+        again.push(
+            Box::new(agg()),
+            vec![crate::Input::Source {
+                relation: 1,
+                schema: input,
+            }],
+        );
         again.restore(10, &store).unwrap();
         let changes = HashMap::from([(1, delta(&["k:Int64", "v:Int64"], &[(-1, "1|9")]))]);
         let out = again.apply(&changes).unwrap();
-        assert_eq!(sorted(&out), s(&[(1, "1|1|5|5|5|1|5"), (-1, "1|2|14|5|9|2|7")]));
+        assert_eq!(
+            sorted(&out),
+            s(&[(1, "1|1|5|5|5|1|5"), (-1, "1|2|14|5|9|2|7")])
+        );
     }
 }

@@ -88,7 +88,11 @@ pub fn encode_value(v: &ScalarValue, out: &mut Vec<u8>) -> DataflowResult<()> {
         S::UInt32(x) => opt(out, tag::UINT32, x, |x, o| o.extend(x.to_le_bytes())),
         S::UInt64(x) => opt(out, tag::UINT64, x, |x, o| o.extend(x.to_le_bytes())),
         S::Float32(x) => opt(out, tag::FLOAT32, x, |x, o| {
-            o.extend(normalize_f64(*x as f64).map_or(f32::NAN, |f| f as f32).to_le_bytes())
+            o.extend(
+                normalize_f64(*x as f64)
+                    .map_or(f32::NAN, |f| f as f32)
+                    .to_le_bytes(),
+            )
         }),
         S::Float64(x) => opt(out, tag::FLOAT64, x, |x, o| {
             o.extend(normalize_f64(*x).unwrap_or(f64::NAN).to_le_bytes())
@@ -142,7 +146,9 @@ pub fn encode_value(v: &ScalarValue, out: &mut Vec<u8>) -> DataflowResult<()> {
             o.extend(x.days.to_le_bytes());
             o.extend(x.nanoseconds.to_le_bytes());
         }),
-        S::DurationMicrosecond(x) => opt(out, tag::DURATION_US, x, |x, o| o.extend(x.to_le_bytes())),
+        S::DurationMicrosecond(x) => {
+            opt(out, tag::DURATION_US, x, |x, o| o.extend(x.to_le_bytes()))
+        }
         S::DurationNanosecond(x) => opt(out, tag::DURATION_NS, x, |x, o| o.extend(x.to_le_bytes())),
         other => {
             return Err(DataflowError::Unsupported(format!(
@@ -238,7 +244,11 @@ impl<'a> Decoder<'a> {
         let t = self.u8()?;
         Ok(match t {
             tag::NULL => S::Null,
-            tag::BOOL => S::Boolean(if self.present()? { Some(self.u8()? == 1) } else { None }),
+            tag::BOOL => S::Boolean(if self.present()? {
+                Some(self.u8()? == 1)
+            } else {
+                None
+            }),
             tag::INT8 => fixed!(Int8, i8),
             tag::INT16 => fixed!(Int16, i16),
             tag::INT32 => fixed!(Int32, i32),
@@ -260,7 +270,11 @@ impl<'a> Decoder<'a> {
                 S::Decimal128(v, p, s)
             }
             tag::UTF8 | tag::LARGE_UTF8 | tag::UTF8_VIEW => {
-                let v = if self.present()? { Some(self.string()?) } else { None };
+                let v = if self.present()? {
+                    Some(self.string()?)
+                } else {
+                    None
+                };
                 match t {
                     tag::UTF8 => S::Utf8(v),
                     tag::LARGE_UTF8 => S::LargeUtf8(v),
@@ -327,7 +341,9 @@ impl<'a> Decoder<'a> {
 /// Decodes a row of known width.
 pub fn decode_row(buf: &[u8], width: usize) -> DataflowResult<Vec<ScalarValue>> {
     let mut d = Decoder::new(buf);
-    let row = (0..width).map(|_| d.value()).collect::<DataflowResult<Vec<_>>>()?;
+    let row = (0..width)
+        .map(|_| d.value())
+        .collect::<DataflowResult<Vec<_>>>()?;
     if !d.is_empty() {
         return Err(DataflowError::Corrupt("trailing bytes after row".into()));
     }
@@ -350,7 +366,10 @@ pub fn encode_rows(columns: &[ArrayRef], num_rows: usize) -> DataflowResult<Vec<
 }
 
 /// Builds a batch of a schema from rows of values; values are cast to the schema's types.
-pub fn batch_from_rows(schema: &SchemaRef, rows: &[Vec<ScalarValue>]) -> DataflowResult<RecordBatch> {
+pub fn batch_from_rows(
+    schema: &SchemaRef,
+    rows: &[Vec<ScalarValue>],
+) -> DataflowResult<RecordBatch> {
     let columns = schema
         .fields()
         .iter()
@@ -479,7 +498,10 @@ mod tests {
             Field::new("b", DataType::Utf8, true),
         ]));
         let rows = vec![
-            vec![ScalarValue::Int64(Some(1)), ScalarValue::Utf8(Some("x".into()))],
+            vec![
+                ScalarValue::Int64(Some(1)),
+                ScalarValue::Utf8(Some("x".into())),
+            ],
             vec![ScalarValue::Null, ScalarValue::Utf8(None)],
         ];
         let batch = batch_from_rows(&schema, &rows).unwrap();

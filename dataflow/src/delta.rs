@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
+use arrow::array::BooleanArray;
 use arrow::array::RecordBatch;
 use arrow::compute::{concat_batches, filter_record_batch};
-use arrow::array::BooleanArray;
 use arrow::datatypes::SchemaRef;
 
 use crate::DataflowResult;
@@ -62,7 +62,10 @@ impl Delta {
             [one] => Ok(one.clone()),
             _ => {
                 let batch = concat_batches(schema, parts.iter().map(|d| &d.batch))?;
-                let weights = parts.iter().flat_map(|d| d.weights.iter().copied()).collect();
+                let weights = parts
+                    .iter()
+                    .flat_map(|d| d.weights.iter().copied())
+                    .collect();
                 Ok(Delta { batch, weights })
             }
         }
@@ -120,14 +123,14 @@ mod tests {
 
     #[test]
     fn consolidate_cancels_and_sums() {
-        let d = delta(&["k:Int64", "v:Utf8"], &[
-            (1, "1|a"),
-            (1, "2|b"),
-            (-1, "1|a"),
-            (1, "2|b"),
-            (1, "3|c"),
-        ]);
+        let d = delta(
+            &["k:Int64", "v:Utf8"],
+            &[(1, "1|a"), (1, "2|b"), (-1, "1|a"), (1, "2|b"), (1, "3|c")],
+        );
         let c = d.consolidate().unwrap();
-        assert_eq!(crate::testing::rows(&c), vec![(2, "2|b".to_string()), (1, "3|c".to_string())]);
+        assert_eq!(
+            crate::testing::rows(&c),
+            vec![(2, "2|b".to_string()), (1, "3|c".to_string())]
+        );
     }
 }

@@ -35,7 +35,9 @@ impl Side {
         let entry = bucket.entry(row_bytes.clone()).or_insert((row, 0));
         entry.1 += w;
         if entry.1 < 0 {
-            return Err(DataflowError::Internal("join side holds a negative row".into()));
+            return Err(DataflowError::Internal(
+                "join side holds a negative row".into(),
+            ));
         }
         if entry.1 == 0 {
             bucket.remove(&row_bytes);
@@ -192,7 +194,11 @@ impl Operator for Join {
             let (k, v) = entry?;
             let corrupt = || DataflowError::Corrupt("join state key".into());
             let (&tag, rest) = k.split_first().ok_or_else(corrupt)?;
-            let len_bytes: [u8; 4] = rest.get(..4).ok_or_else(corrupt)?.try_into().map_err(|_| corrupt())?;
+            let len_bytes: [u8; 4] = rest
+                .get(..4)
+                .ok_or_else(corrupt)?
+                .try_into()
+                .map_err(|_| corrupt())?;
             let len = u32::from_be_bytes(len_bytes) as usize;
             let key = rest.get(4..4 + len).ok_or_else(corrupt)?.to_vec();
             let row_bytes = rest[4 + len..].to_vec();
@@ -203,7 +209,10 @@ impl Operator for Join {
             };
             let row = decode_row(&row_bytes, width)?;
             let w = Decoder::new(&v).i64()?;
-            side.index.entry(key).or_default().insert(row_bytes, (row, w));
+            side.index
+                .entry(key)
+                .or_default()
+                .insert(row_bytes, (row, w));
         }
         Ok(())
     }
@@ -242,23 +251,40 @@ mod tests {
     fn both_sides_changing_in_one_epoch_join_once() {
         let mut j = join();
         let out = j
-            .apply(&[delta(CLICKS, &[(1, "1|/a"), (1, "2|/b")]), delta(USERS, &[(1, "1|free")])])
+            .apply(&[
+                delta(CLICKS, &[(1, "1|/a"), (1, "2|/b")]),
+                delta(USERS, &[(1, "1|free")]),
+            ])
             .unwrap();
         assert_eq!(sorted(&out), s(&[(1, "1|/a|1|free")]));
-        let out = j.apply(&[delta(CLICKS, &[(1, "1|/c")]), delta(USERS, &[])]).unwrap();
+        let out = j
+            .apply(&[delta(CLICKS, &[(1, "1|/c")]), delta(USERS, &[])])
+            .unwrap();
         assert_eq!(sorted(&out), s(&[(1, "1|/c|1|free")]));
     }
 
     #[test]
     fn an_update_on_one_side_retracts_and_reinserts() {
         let mut j = join();
-        j.apply(&[delta(CLICKS, &[(1, "1|/a"), (1, "1|/b")]), delta(USERS, &[(1, "1|free")])]).unwrap();
+        j.apply(&[
+            delta(CLICKS, &[(1, "1|/a"), (1, "1|/b")]),
+            delta(USERS, &[(1, "1|free")]),
+        ])
+        .unwrap();
         let out = j
-            .apply(&[delta(CLICKS, &[]), delta(USERS, &[(-1, "1|free"), (1, "1|pro")])])
+            .apply(&[
+                delta(CLICKS, &[]),
+                delta(USERS, &[(-1, "1|free"), (1, "1|pro")]),
+            ])
             .unwrap();
         assert_eq!(
             sorted(&out),
-            s(&[(-1, "1|/a|1|free"), (1, "1|/a|1|pro"), (-1, "1|/b|1|free"), (1, "1|/b|1|pro")])
+            s(&[
+                (-1, "1|/a|1|free"),
+                (1, "1|/a|1|pro"),
+                (-1, "1|/b|1|free"),
+                (1, "1|/b|1|pro")
+            ])
         );
     }
 
@@ -266,7 +292,10 @@ mod tests {
     fn null_keys_never_match() {
         let mut j = join();
         let out = j
-            .apply(&[delta(CLICKS, &[(1, "NULL|/a")]), delta(USERS, &[(1, "NULL|x")])])
+            .apply(&[
+                delta(CLICKS, &[(1, "NULL|/a")]),
+                delta(USERS, &[(1, "NULL|x")]),
+            ])
             .unwrap();
         assert!(out.is_empty());
         assert_eq!(j.state_rows(), 0);

@@ -106,7 +106,11 @@ impl Dataflow {
     }
 
     pub fn schema(&self) -> SchemaRef {
-        self.nodes.last().expect("a dataflow has a node").operator.schema()
+        self.nodes
+            .last()
+            .expect("a dataflow has a node")
+            .operator
+            .schema()
     }
 
     /// Runs one epoch: `changes` holds the change of each source relation that changed.

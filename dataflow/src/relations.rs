@@ -23,10 +23,9 @@ pub enum Layout {
 
 /// Decodes a stored multiplicity.
 pub fn decode_count(v: &[u8]) -> DataflowResult<i64> {
-    Ok(i64::from_le_bytes(
-        v.try_into()
-            .map_err(|_| DataflowError::Corrupt("row multiplicity".into()))?,
-    ))
+    Ok(i64::from_le_bytes(v.try_into().map_err(|_| {
+        DataflowError::Corrupt("row multiplicity".into())
+    })?))
 }
 
 /// Calls `f` with the relation's rows in batches of at most `chunk` rows.
@@ -80,7 +79,11 @@ pub fn read_all(
 }
 
 /// Stages the removal of all of a relation's rows.
-pub fn stage_drop(store: &Store, rel: u64, batch: &mut eddy_storage::WriteBatch) -> DataflowResult<()> {
+pub fn stage_drop(
+    store: &Store,
+    rel: u64,
+    batch: &mut eddy_storage::WriteBatch,
+) -> DataflowResult<()> {
     for entry in store.scan_prefix(&keys::rows_prefix(rel)) {
         batch.delete(entry?.0);
     }

@@ -70,7 +70,10 @@ impl Operator for Filter {
         if input.is_empty() {
             return Ok(Delta::empty(self.schema.clone()));
         }
-        let mask = self.predicate.evaluate(&input.batch)?.into_array(input.len())?;
+        let mask = self
+            .predicate
+            .evaluate(&input.batch)?
+            .into_array(input.len())?;
         if mask.data_type() != &DataType::Boolean {
             return Err(DataflowError::Internal(format!(
                 "filter predicate evaluated to {}",
@@ -128,13 +131,16 @@ impl Operator for Union {
 mod tests {
     use super::*;
     use crate::testing::{delta, rows};
+    use datafusion::common::ScalarValue;
     use datafusion::logical_expr::Operator as BinOp;
     use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
-    use datafusion::common::ScalarValue;
 
     #[test]
     fn filter_keeps_weights_and_drops_nulls() {
-        let input = delta(&["k:Int64", "v:Int64"], &[(1, "1|5"), (-1, "2|1"), (2, "3|NULL")]);
+        let input = delta(
+            &["k:Int64", "v:Int64"],
+            &[(1, "1|5"), (-1, "2|1"), (2, "3|NULL")],
+        );
         let pred = Arc::new(BinaryExpr::new(
             Arc::new(Column::new("v", 1)),
             BinOp::Gt,
@@ -156,7 +162,10 @@ mod tests {
         ));
         let mut p = Project::new(vec![sum], out_schema);
         let out = p.apply(&[input]).unwrap();
-        assert_eq!(rows(&out), vec![(1, "6".to_string()), (-1, "3".to_string())]);
+        assert_eq!(
+            rows(&out),
+            vec![(1, "6".to_string()), (-1, "3".to_string())]
+        );
     }
 
     #[test]
@@ -165,6 +174,9 @@ mod tests {
         let b = delta(&["y:Int32"], &[(-1, "2")]);
         let mut u = Union::new(a.schema());
         let out = u.apply(&[a, b]).unwrap();
-        assert_eq!(rows(&out), vec![(1, "1".to_string()), (-1, "2".to_string())]);
+        assert_eq!(
+            rows(&out),
+            vec![(1, "1".to_string()), (-1, "2".to_string())]
+        );
     }
 }

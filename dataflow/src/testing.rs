@@ -57,7 +57,13 @@ pub fn rows(d: &Delta) -> Vec<(i64, String)> {
             let vals = row_values(d.batch.columns(), i).unwrap();
             let text = vals
                 .iter()
-                .map(|v| if v.is_null() { "NULL".to_string() } else { v.to_string() })
+                .map(|v| {
+                    if v.is_null() {
+                        "NULL".to_string()
+                    } else {
+                        v.to_string()
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join("|");
             (d.weights[i], text)

@@ -35,7 +35,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:5544".into(), data_dir: "./eddy-data".into(), sync_commit: true }
+        Self {
+            listen: "127.0.0.1:5544".into(),
+            data_dir: "./eddy-data".into(),
+            sync_commit: true,
+        }
     }
 }
 

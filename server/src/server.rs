@@ -30,42 +30,75 @@ impl ViewPlanner for Planner {
         let query = match parser::parse(text)?.pop() {
             Some(Statement::Sql(s)) => match *s {
                 sqlparser::ast::Statement::Query(q) => q,
-                _ => return Err(SqlError::Internal(format!("view {} has no query", view.name))),
+                _ => {
+                    return Err(SqlError::Internal(format!(
+                        "view {} has no query",
+                        view.name
+                    )));
+                }
             },
-            _ => return Err(SqlError::Internal(format!("view {} has no query", view.name))),
+            _ => {
+                return Err(SqlError::Internal(format!(
+                    "view {} has no query",
+                    view.name
+                )));
+            }
         };
-        let (_, flow) = self
-            .runtime
-            .block_on(ddl::plan_view(&self.query, &self.store, catalog, &view.name, &query, true))?;
+        let (_, flow) = self.runtime.block_on(ddl::plan_view(
+            &self.query,
+            &self.store,
+            catalog,
+            &view.name,
+            &query,
+            true,
+        ))?;
         flow.ok_or_else(|| SqlError::Internal("materialized view without dataflow".into()))
     }
 }
 
 /// Opens the store, recovers, and serves connections until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let store = Arc::new(Store::open(&config.data_dir)?);
     let catalog = Arc::new(Catalog::load(&store)?);
     let query = QueryEngine::new();
 
-    let planner = Planner { query: query.clone(), store: store.clone(), runtime: tokio::runtime::Handle::current() };
+    let planner = Planner {
+        query: query.clone(),
+        store: store.clone(),
+        runtime: tokio::runtime::Handle::current(),
+    };
     let (tx, rx) = mpsc::channel(1024);
     let driver_store = store.clone();
     let driver_catalog = catalog.clone();
     let sync = config.sync_commit;
-    let driver = std::thread::Builder::new().name("epoch-driver".into()).spawn(move || {
-        match Driver::open(driver_store, driver_catalog, Box::new(planner), sync) {
-            Ok(d) => {
-                d.run(rx);
-                Ok(())
+    let driver = std::thread::Builder::new()
+        .name("epoch-driver".into())
+        .spawn(move || {
+            match Driver::open(driver_store, driver_catalog, Box::new(planner), sync) {
+                Ok(d) => {
+                    d.run(rx);
+                    Ok(())
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
-        }
-    })?;
+        })?;
 
-    let shared = Arc::new(Shared { engine: Engine::new(tx), catalog, store: store.clone(), query });
+    let shared = Arc::new(Shared {
+        engine: Engine::new(tx),
+        catalog,
+        store: store.clone(),
+        query,
+    });
     // Recovery must finish before the first client is served.
-    shared.engine.flush().await.map_err(|e| anyhow::anyhow!("recovery failed: {e}"))?;
+    shared
+        .engine
+        .flush()
+        .await
+        .map_err(|e| anyhow::anyhow!("recovery failed: {e}"))?;
 
     let listener = TcpListener::bind(&config.listen).await?;
     info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "listening");

@@ -9,14 +9,14 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider};
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider};
+use datafusion::common::TableReference;
 use datafusion::datasource::{MemTable, ViewTable};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::common::TableReference;
 use datafusion::sql::parser::Statement as DfStatement;
 use eddy_catalog::{Relation, RelationKind, Snapshot};
 use eddy_dataflow::relations::{self, Layout};
@@ -36,6 +36,18 @@ pub fn layout(kind: RelationKind) -> Layout {
         RelationKind::Table => Layout::Keyed,
         RelationKind::MaterializedView | RelationKind::View => Layout::Multiset,
     }
+}
+
+/// The schema with every column nullable: NOT NULL is enforced by the epoch driver (with the
+/// constraint's SQLSTATE), not by DataFusion's plan checks.
+fn nullable(schema: &arrow::datatypes::SchemaRef) -> arrow::datatypes::SchemaRef {
+    Arc::new(arrow::datatypes::Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Whether a session's tables carry rows.
@@ -100,7 +112,9 @@ impl QueryEngine {
             if !seen.insert(name.clone()) {
                 continue;
             }
-            let Some(rel) = catalog.get(&name) else { continue };
+            let Some(rel) = catalog.get(&name) else {
+                continue;
+            };
             if rel.kind == RelationKind::View {
                 let query = rel.query.as_deref().unwrap_or_default();
                 for s in parser::parse(query)? {
@@ -123,7 +137,7 @@ impl QueryEngine {
                     Rows::LoadExcept(name) => name != &rel.name,
                 };
                 let data = if load {
-                    relations::read_all(store, rel.id, layout(rel.kind), &rel.schema())?
+                    relations::read_all(store, rel.id, layout(rel.kind), &nullable(&rel.schema()))?
                 } else {
                     vec![]
                 };
@@ -133,7 +147,7 @@ impl QueryEngine {
 
         let schema = Arc::new(MemorySchemaProvider::new());
         for (rel, data) in tables {
-            let table = MemTable::try_new(rel.schema(), vec![data])?;
+            let table = MemTable::try_new(nullable(&rel.schema()), vec![data])?;
             schema.register_table(rel.name.clone(), Arc::new(table))?;
         }
         let catalog_provider = Arc::new(MemoryCatalogProvider::new());
@@ -158,7 +172,9 @@ impl QueryEngine {
                 .state()
                 .statement_to_plan(DfStatement::Statement(s))
                 .await?),
-            _ => Err(SqlError::Internal(format!("stored view query does not parse: {query}"))),
+            _ => Err(SqlError::Internal(format!(
+                "stored view query does not parse: {query}"
+            ))),
         }
     }
 
@@ -178,7 +194,11 @@ impl QueryEngine {
     }
 
     /// The logical plan of a statement in a session made by [`Self::session_for`].
-    pub async fn plan(&self, ctx: &SessionContext, statement: &SqlStatement) -> SqlResult<LogicalPlan> {
+    pub async fn plan(
+        &self,
+        ctx: &SessionContext,
+        statement: &SqlStatement,
+    ) -> SqlResult<LogicalPlan> {
         Ok(ctx
             .state()
             .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))

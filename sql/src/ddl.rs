@@ -12,7 +12,10 @@ use crate::{SqlError, SqlResult};
 /// The Postgres type of a declared column type.
 pub fn sql_type(dt: &DataType) -> SqlResult<SqlType> {
     let numeric = |info: &ExactNumberInfo| match info {
-        ExactNumberInfo::None => Ok(SqlType::Numeric { precision: 38, scale: 10 }),
+        ExactNumberInfo::None => Ok(SqlType::Numeric {
+            precision: 38,
+            scale: 10,
+        }),
         ExactNumberInfo::Precision(p) => precision(*p, 0),
         ExactNumberInfo::PrecisionAndScale(p, s) => precision(*p, *s),
     };
@@ -26,17 +29,17 @@ pub fn sql_type(dt: &DataType) -> SqlResult<SqlType> {
         DataType::Numeric(info) | DataType::Decimal(info) => numeric(info)?,
         DataType::Boolean | DataType::Bool => SqlType::Bool,
         DataType::Text | DataType::String(_) => SqlType::Text,
-        DataType::Varchar(len) | DataType::CharacterVarying(len) => {
-            SqlType::Varchar(match len {
-                Some(CharacterLength::IntegerLength { length, .. }) => Some(*length),
-                _ => None,
-            })
-        }
+        DataType::Varchar(len) | DataType::CharacterVarying(len) => SqlType::Varchar(match len {
+            Some(CharacterLength::IntegerLength { length, .. }) => Some(*length),
+            _ => None,
+        }),
         DataType::Char(_) | DataType::Character(_) => SqlType::Text,
         DataType::Bytea => SqlType::Bytea,
         DataType::Date => SqlType::Date,
         DataType::Time(_, _) => SqlType::Time,
-        DataType::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => SqlType::Timestamptz,
+        DataType::Timestamp(_, TimezoneInfo::WithTimeZone | TimezoneInfo::Tz) => {
+            SqlType::Timestamptz
+        }
         DataType::Timestamp(_, _) => SqlType::Timestamp,
         DataType::Interval { .. } => SqlType::Interval,
         DataType::JSON => SqlType::Json,
@@ -57,18 +60,26 @@ fn precision(p: u64, s: i64) -> SqlResult<SqlType> {
             "NUMERIC precision {p} and scale {s} must satisfy 1 <= precision <= 38 and 0 <= scale <= precision"
         )));
     }
-    Ok(SqlType::Numeric { precision: p as u8, scale: s as i8 })
+    Ok(SqlType::Numeric {
+        precision: p as u8,
+        scale: s as i8,
+    })
 }
 
 /// Catalog columns and the primary key positions of a column list with its constraints.
-pub fn columns(defs: &[ColumnDef], constraints: &[TableConstraint]) -> SqlResult<(Vec<Column>, Vec<usize>)> {
+pub fn columns(
+    defs: &[ColumnDef],
+    constraints: &[TableConstraint],
+) -> SqlResult<(Vec<Column>, Vec<usize>)> {
     let mut columns = Vec::with_capacity(defs.len());
     let mut primary_key = Vec::new();
     for (i, def) in defs.iter().enumerate() {
         let name = normalize_ident(&def.name);
         if columns.iter().any(|c: &Column| c.name == name) {
-            return Err(SqlError::DuplicateRelation(format!("column \"{name}\" specified more than once"))
-                .into_duplicate_column());
+            return Err(SqlError::DuplicateRelation(format!(
+                "column \"{name}\" specified more than once"
+            ))
+            .into_duplicate_column());
         }
         let mut nullable = true;
         for opt in &def.options {
@@ -84,7 +95,11 @@ pub fn columns(defs: &[ColumnDef], constraints: &[TableConstraint]) -> SqlResult
                 }
             }
         }
-        columns.push(Column { name, sql_type: sql_type(&def.data_type)?, nullable });
+        columns.push(Column {
+            name,
+            sql_type: sql_type(&def.data_type)?,
+            nullable,
+        });
     }
     for c in constraints {
         match c {
@@ -96,7 +111,10 @@ pub fn columns(defs: &[ColumnDef], constraints: &[TableConstraint]) -> SqlResult
                 }
                 for ic in &pk.columns {
                     let Expr::Identifier(ident) = &ic.column.expr else {
-                        return Err(SqlError::Unsupported(format!("primary key on {}", ic.column.expr)));
+                        return Err(SqlError::Unsupported(format!(
+                            "primary key on {}",
+                            ic.column.expr
+                        )));
                     };
                     let name = normalize_ident(ident);
                     let pos = columns.iter().position(|c| c.name == name).ok_or_else(|| {
@@ -112,7 +130,9 @@ pub fn columns(defs: &[ColumnDef], constraints: &[TableConstraint]) -> SqlResult
         }
     }
     if columns.is_empty() {
-        return Err(SqlError::Syntax("a relation needs at least one column".into()));
+        return Err(SqlError::Syntax(
+            "a relation needs at least one column".into(),
+        ));
     }
     Ok((columns, primary_key))
 }

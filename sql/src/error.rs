@@ -112,6 +112,7 @@ fn classify_plan_message(m: String) -> SqlError {
         || m.contains("does not support")
         || m.contains("Cannot coerce")
         || m.contains("Failed to coerce")
+        || m.contains("non-boolean predicate")
     {
         return SqlError::DatatypeMismatch(m);
     }
@@ -139,7 +140,11 @@ impl From<CatalogError> for SqlError {
             CatalogError::UnknownRelation(n) => SqlError::UnknownRelation(n),
             CatalogError::DuplicateRelation(n) => SqlError::DuplicateRelation(n),
             e @ CatalogError::WrongKind { .. } => SqlError::WrongObjectType(e.to_string()),
-            CatalogError::HasDependents { kind, name, dependents } => SqlError::DependentObjects {
+            CatalogError::HasDependents {
+                kind,
+                name,
+                dependents,
+            } => SqlError::DependentObjects {
                 kind: kind.to_string(),
                 name,
                 dependents,

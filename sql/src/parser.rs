@@ -58,7 +58,9 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
         out.push(parse_one(&mut parser)?);
         if !parser.consume_token(&Token::SemiColon) && parser.peek_token().token != Token::EOF {
             let found = parser.peek_token();
-            return parser.expected("end of statement", found).map_err(Into::into);
+            return parser
+                .expected("end of statement", found)
+                .map_err(Into::into);
         }
     }
     Ok(out)
@@ -150,7 +152,8 @@ fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
                 .iter()
                 .map(normalize_object_name)
                 .collect::<SqlResult<Vec<_>>>()?;
-            let cascade = match parser.parse_one_of_keywords(&[Keyword::CASCADE, Keyword::RESTRICT]) {
+            let cascade = match parser.parse_one_of_keywords(&[Keyword::CASCADE, Keyword::RESTRICT])
+            {
                 Some(Keyword::CASCADE) => true,
                 _ => false,
             };
@@ -177,8 +180,12 @@ fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
         }
     }
     // Not one of ours: rewind and let sqlparser have it.
+    // `prev_token` steps over whitespace, so it can overshoot `start` by one real token.
     while parser.index() > start {
         parser.prev_token();
+    }
+    if parser.index() < start {
+        parser.next_token();
     }
     Ok(Statement::Sql(Box::new(parser.parse_statement()?)))
 }
@@ -195,13 +202,22 @@ mod tests {
              SHOW CREATE MATERIALIZED VIEW v; DROP STREAM a, \"B\" CASCADE; FLUSH;",
         )
         .unwrap();
-        assert!(matches!(&s[0], Statement::CreateStream { name, if_not_exists: true, columns, .. }
-            if name == "clicks" && columns.len() == 2));
+        assert!(
+            matches!(&s[0], Statement::CreateStream { name, if_not_exists: true, columns, .. }
+            if name == "clicks" && columns.len() == 2)
+        );
         assert!(matches!(&s[1], Statement::CreateMaterializedView { name, .. } if name == "v"));
-        assert!(matches!(s[2], Statement::ShowRelations(RelationKind::Stream)));
-        assert!(matches!(&s[3], Statement::ShowCreate { kind: RelationKind::MaterializedView, name } if name == "v"));
-        assert!(matches!(&s[4], Statement::Drop { kind: RelationKind::Stream, names, cascade: true, .. }
-            if names == &["a".to_string(), "B".to_string()]));
+        assert!(matches!(
+            s[2],
+            Statement::ShowRelations(RelationKind::Stream)
+        ));
+        assert!(
+            matches!(&s[3], Statement::ShowCreate { kind: RelationKind::MaterializedView, name } if name == "v")
+        );
+        assert!(
+            matches!(&s[4], Statement::Drop { kind: RelationKind::Stream, names, cascade: true, .. }
+            if names == &["a".to_string(), "B".to_string()])
+        );
         assert!(matches!(s[5], Statement::Flush));
     }
 

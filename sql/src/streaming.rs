@@ -14,22 +14,34 @@ use eddy_dataflow::{AggKind, AggSpec, Aggregate, Dataflow, Filter, Input, Join, 
 use crate::{SqlError, SqlResult};
 
 /// Plans the incremental dataflow of an optimized logical plan.
-pub fn plan_dataflow(state: &SessionState, catalog: &Snapshot, plan: &LogicalPlan) -> SqlResult<Dataflow> {
+pub fn plan_dataflow(
+    state: &SessionState,
+    catalog: &Snapshot,
+    plan: &LogicalPlan,
+) -> SqlResult<Dataflow> {
     let mut flow = Dataflow::default();
-    let mut planner = Planner { state, catalog, flow: &mut flow };
+    let mut planner = Planner {
+        state,
+        catalog,
+        flow: &mut flow,
+    };
     let out = planner.build(plan)?;
     // A view whose plan is a bare scan still needs an operator to own its output.
     if let Input::Source { schema, .. } = &out {
         let exprs = (0..schema.fields().len())
             .map(|i| column(schema.field(i).name(), i))
             .collect();
-        planner.flow.push(Box::new(Project::new(exprs, schema.clone())), vec![out]);
+        planner
+            .flow
+            .push(Box::new(Project::new(exprs, schema.clone())), vec![out]);
     }
     Ok(flow)
 }
 
 fn column(name: &str, index: usize) -> Arc<dyn PhysicalExpr> {
-    Arc::new(datafusion::physical_expr::expressions::Column::new(name, index))
+    Arc::new(datafusion::physical_expr::expressions::Column::new(
+        name, index,
+    ))
 }
 
 fn unsupported(what: impl Into<String>) -> SqlError {
@@ -65,7 +77,10 @@ impl Planner<'_> {
                 if !rel.is_stored() {
                     return Err(SqlError::Internal(format!("view {name} was not expanded")));
                 }
-                let mut input = Input::Source { relation: rel.id, schema: rel.schema() };
+                let mut input = Input::Source {
+                    relation: rel.id,
+                    schema: rel.schema(),
+                };
                 if let Some(projection) = &scan.projection {
                     let source = rel.schema();
                     let exprs = projection
@@ -137,16 +152,14 @@ impl Planner<'_> {
                 }
                 let left = self.build(&j.left)?;
                 let right = self.build(&j.right)?;
-                let left_keys = j
-                    .on
-                    .iter()
-                    .map(|(l, _)| self.physical(l, j.left.schema()))
-                    .collect::<SqlResult<Vec<_>>>()?;
-                let right_keys = j
-                    .on
-                    .iter()
-                    .map(|(_, r)| self.physical(r, j.right.schema()))
-                    .collect::<SqlResult<Vec<_>>>()?;
+                let left_keys =
+                    j.on.iter()
+                        .map(|(l, _)| self.physical(l, j.left.schema()))
+                        .collect::<SqlResult<Vec<_>>>()?;
+                let right_keys =
+                    j.on.iter()
+                        .map(|(_, r)| self.physical(r, j.right.schema()))
+                        .collect::<SqlResult<Vec<_>>>()?;
                 let residual = j
                     .filter
                     .as_ref()
@@ -174,9 +187,9 @@ impl Planner<'_> {
             LogicalPlan::Limit(_) => Err(unsupported("LIMIT")),
             LogicalPlan::Window(_) => Err(unsupported("window function (OVER)")),
             LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT ON")),
-            LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
-                Err(unsupported("a query without a stream, table or view in FROM"))
-            }
+            LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => Err(unsupported(
+                "a query without a stream, table or view in FROM",
+            )),
             LogicalPlan::Unnest(_) => Err(unsupported("UNNEST")),
             LogicalPlan::RecursiveQuery(_) => Err(unsupported("WITH RECURSIVE")),
             other => Err(unsupported(format!("{} node", other.display()))),
@@ -210,7 +223,12 @@ impl Planner<'_> {
         let arg = match params.args.as_slice() {
             [] => None,
             [a] => Some(self.physical(a, schema)?),
-            _ => return Err(unsupported(format!("{}() with several arguments", func.name()))),
+            _ => {
+                return Err(unsupported(format!(
+                    "{}() with several arguments",
+                    func.name()
+                )));
+            }
         };
         let filter = params
             .filter

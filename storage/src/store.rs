@@ -52,9 +52,7 @@ impl Store {
         &self,
         prefix: &[u8],
     ) -> impl Iterator<Item = StorageResult<(IVec, IVec)>> + '_ {
-        self.db
-            .scan_prefix(prefix)
-            .map(|r| r.map_err(Into::into))
+        self.db.scan_prefix(prefix).map(|r| r.map_err(Into::into))
     }
 
     /// The last pair under a prefix.
@@ -130,7 +128,10 @@ mod tests {
             .map(|r| r.unwrap().1.to_vec())
             .collect();
         assert_eq!(rows, vec![b"1".to_vec(), b"2".to_vec()]);
-        let last = store.last_in_prefix(&keys::rows_prefix(1)).unwrap().unwrap();
+        let last = store
+            .last_in_prefix(&keys::rows_prefix(1))
+            .unwrap()
+            .unwrap();
         assert_eq!(&*last.0, keys::row(1, b"b").as_slice());
     }
 

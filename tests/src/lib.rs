@@ -201,7 +201,11 @@ impl TestServer {
             .arg(child.id().to_string())
             .status()
             .context("running kill -TERM")?;
-        ensure!(signal.success(), "kill -TERM {} failed: {signal}", child.id());
+        ensure!(
+            signal.success(),
+            "kill -TERM {} failed: {signal}",
+            child.id()
+        );
 
         let deadline = Instant::now() + STOP_TIMEOUT;
         loop {
@@ -294,7 +298,14 @@ fn locate_or_build() -> Result<PathBuf> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let mut build = Command::new(cargo);
     build
-        .args(["build", "--quiet", "--package", "eddy-server", "--bin", "eddy"])
+        .args([
+            "build",
+            "--quiet",
+            "--package",
+            "eddy-server",
+            "--bin",
+            "eddy",
+        ])
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--target-dir")

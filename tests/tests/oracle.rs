@@ -194,7 +194,11 @@ async fn insert_events(client: &Client, rng: &mut StdRng, model: &mut Model) -> 
 }
 
 /// Copies table rows into the stream (INSERT ... SELECT).
-async fn copy_table_into_events(client: &Client, rng: &mut StdRng, model: &mut Model) -> Result<()> {
+async fn copy_table_into_events(
+    client: &Client,
+    rng: &mut StdRng,
+    model: &mut Model,
+) -> Result<()> {
     let threshold = rng.random_range(0..=9);
     let sql = format!("INSERT INTO ev SELECT id, label, w FROM dim WHERE w > {threshold}");
     let expected = model
@@ -203,7 +207,10 @@ async fn copy_table_into_events(client: &Client, rng: &mut StdRng, model: &mut M
         .filter(|row| row.w.is_some_and(|w| w > threshold))
         .count() as u64;
     let inserted = execute(client, &sql).await?;
-    ensure!(inserted == expected, "`{sql}` inserted {inserted} rows, expected {expected}");
+    ensure!(
+        inserted == expected,
+        "`{sql}` inserted {inserted} rows, expected {expected}"
+    );
     model.events += expected;
     Ok(())
 }
@@ -264,7 +271,10 @@ async fn insert_dim_if_absent(client: &Client, rng: &mut StdRng, model: &mut Mod
         values.join(", ")
     );
     let inserted = execute(client, &sql).await?;
-    ensure!(inserted == added, "`{sql}` inserted {inserted} rows, expected {added}");
+    ensure!(
+        inserted == added,
+        "`{sql}` inserted {inserted} rows, expected {added}"
+    );
     Ok(())
 }
 
@@ -283,7 +293,10 @@ async fn relabel_dim(client: &Client, rng: &mut StdRng, model: &mut Model) -> Re
         None => 0,
     };
     let updated = execute(client, &sql).await?;
-    ensure!(updated == expected, "`{sql}` updated {updated} rows, expected {expected}");
+    ensure!(
+        updated == expected,
+        "`{sql}` updated {updated} rows, expected {expected}"
+    );
     Ok(())
 }
 
@@ -293,12 +306,19 @@ async fn shift_weights(client: &Client, rng: &mut StdRng, model: &mut Model) -> 
     let delta = rng.random_range(-3..=3);
     let sql = format!("UPDATE dim SET w = w + ({delta}) WHERE id % {modulus} = {remainder}");
     let mut expected = 0;
-    for (_, row) in model.dim.iter_mut().filter(|(id, _)| *id % modulus == remainder) {
+    for (_, row) in model
+        .dim
+        .iter_mut()
+        .filter(|(id, _)| *id % modulus == remainder)
+    {
         row.w = row.w.map(|w| w + delta);
         expected += 1;
     }
     let updated = execute(client, &sql).await?;
-    ensure!(updated == expected, "`{sql}` updated {updated} rows, expected {expected}");
+    ensure!(
+        updated == expected,
+        "`{sql}` updated {updated} rows, expected {expected}"
+    );
     Ok(())
 }
 
@@ -311,12 +331,17 @@ async fn delete_dim(client: &Client, rng: &mut StdRng, model: &mut Model) -> Res
     } else {
         // Deleting by label can remove a whole group of the views that group by label.
         let label = LABELS.choose(rng).copied().unwrap_or("red");
-        model.dim.retain(|_, row| row.label.as_deref() != Some(label));
+        model
+            .dim
+            .retain(|_, row| row.label.as_deref() != Some(label));
         format!("DELETE FROM dim WHERE label = '{label}'")
     };
     let expected = (before - model.dim.len()) as u64;
     let deleted = execute(client, &sql).await?;
-    ensure!(deleted == expected, "`{sql}` deleted {deleted} rows, expected {expected}");
+    ensure!(
+        deleted == expected,
+        "`{sql}` deleted {deleted} rows, expected {expected}"
+    );
     Ok(())
 }
 
@@ -338,8 +363,14 @@ async fn apply_random_changes(client: &Client, rng: &mut StdRng, model: &mut Mod
 }
 
 async fn create_views(client: &Client, views: &[OracleView], after_round: usize) -> Result<()> {
-    for view in views.iter().filter(|v| v.created_after_round == after_round) {
-        let sql = format!("CREATE MATERIALIZED VIEW {} AS {}", view.name, view.definition);
+    for view in views
+        .iter()
+        .filter(|v| v.created_after_round == after_round)
+    {
+        let sql = format!(
+            "CREATE MATERIALIZED VIEW {} AS {}",
+            view.name, view.definition
+        );
         execute(client, &sql).await?;
     }
     Ok(())
@@ -381,7 +412,9 @@ async fn check(
 
 fn seed() -> u64 {
     match std::env::var("EDDY_ORACLE_SEED") {
-        Ok(seed) => seed.parse().expect("EDDY_ORACLE_SEED must be an unsigned integer"),
+        Ok(seed) => seed
+            .parse()
+            .expect("EDDY_ORACLE_SEED must be an unsigned integer"),
         Err(_) => DEFAULT_SEED,
     }
 }

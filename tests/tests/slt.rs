@@ -153,10 +153,13 @@ async fn run_file(path: &Path) -> Result<(), String> {
     let server = TestServer::start().await.map_err(|e| format!("{e:#}"))?;
     let server = &server;
     let mut runner = Runner::new(move || Eddy::connect(server));
-    let result = runner
-        .run_file_async(path)
-        .await
-        .map_err(|e| format!("{}\nserver log tail:\n{}", e.display(false), server.log_tail()));
+    let result = runner.run_file_async(path).await.map_err(|e| {
+        format!(
+            "{}\nserver log tail:\n{}",
+            e.display(false),
+            server.log_tail()
+        )
+    });
     runner.shutdown_async().await;
     result
 }

@@ -39,7 +39,11 @@ pub(super) struct Epoch {
 
 impl Epoch {
     fn new() -> Self {
-        Self { batch: WriteBatch::default(), changes: HashMap::new(), overlay: Overlay::default() }
+        Self {
+            batch: WriteBatch::default(),
+            changes: HashMap::new(),
+            overlay: Overlay::default(),
+        }
     }
 }
 
@@ -65,7 +69,9 @@ impl Driver {
     ) -> SqlResult<Self> {
         let epoch = match store.get(&keys::meta(EPOCH))? {
             Some(v) => u64::from_be_bytes(
-                v.as_ref().try_into().map_err(|_| SqlError::Internal("corrupt epoch".into()))?,
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| SqlError::Internal("corrupt epoch".into()))?,
             ),
             None => 0,
         };
@@ -122,14 +128,25 @@ impl Driver {
                     }
                     self.write_epoch(writes);
                 }
-                Command::Create { relation, dataflow, if_not_exists, reply } => {
+                Command::Create {
+                    relation,
+                    dataflow,
+                    if_not_exists,
+                    reply,
+                } => {
                     let r = self.create(*relation, dataflow, if_not_exists);
                     if r.is_err() {
                         self.recover();
                     }
                     let _ = reply.send(r);
                 }
-                Command::Drop { kind, names, if_exists, cascade, reply } => {
+                Command::Drop {
+                    kind,
+                    names,
+                    if_exists,
+                    cascade,
+                    reply,
+                } => {
                     let r = self.drop_relations(kind, &names, if_exists, cascade);
                     let _ = reply.send(r);
                 }
@@ -204,7 +221,9 @@ impl Driver {
                 }
                 let mut seq = self.next_seq(rel.id)?;
                 for row in encoded.iter() {
-                    epoch.batch.put(keys::row(rel.id, &seq.to_be_bytes()), row.clone());
+                    epoch
+                        .batch
+                        .put(keys::row(rel.id, &seq.to_be_bytes()), row.clone());
                     seq += 1;
                 }
                 self.next_seq.insert(rel.id, seq);
@@ -318,11 +337,18 @@ impl Driver {
                 .ok_or_else(|| SqlError::UnknownRelation(source.to_string()))?
                 .clone();
             let schema = rel.schema();
-            relations::scan(&self.store, source, layout(rel.kind), &schema, BACKFILL_CHUNK, |chunk: RecordBatch| {
-                let changes = HashMap::from([(source, Delta::inserts(chunk))]);
-                outputs.push(flow.apply(&changes)?);
-                Ok(())
-            })?;
+            relations::scan(
+                &self.store,
+                source,
+                layout(rel.kind),
+                &schema,
+                BACKFILL_CHUNK,
+                |chunk: RecordBatch| {
+                    let changes = HashMap::from([(source, Delta::inserts(chunk))]);
+                    outputs.push(flow.apply(&changes)?);
+                    Ok(())
+                },
+            )?;
         }
         let out = Delta::concat(&flow.schema(), &outputs)?.consolidate()?;
         materialize(&self.store, view, &out, batch)?;

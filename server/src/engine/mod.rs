@@ -29,9 +29,16 @@ pub use driver::{Driver, ViewPlanner};
 #[derive(Clone)]
 pub enum WriteOp {
     /// Rows appended to a stream (already of the stream's schema).
-    Append { relation: u64, rows: Vec<RecordBatch> },
+    Append {
+        relation: u64,
+        rows: Vec<RecordBatch>,
+    },
     /// Rows inserted into a table (already of the table's schema).
-    Insert { relation: u64, rows: Vec<RecordBatch>, on_conflict: OnConflict },
+    Insert {
+        relation: u64,
+        rows: Vec<RecordBatch>,
+        on_conflict: OnConflict,
+    },
     /// `UPDATE`: new values of some columns where the predicate holds.
     Update {
         relation: u64,
@@ -39,7 +46,10 @@ pub enum WriteOp {
         assignments: Vec<(usize, Arc<dyn PhysicalExpr>)>,
     },
     /// `DELETE` where the predicate holds.
-    Delete { relation: u64, predicate: Option<Arc<dyn PhysicalExpr>> },
+    Delete {
+        relation: u64,
+        predicate: Option<Arc<dyn PhysicalExpr>>,
+    },
 }
 
 /// What an insert does when a row's primary key is taken.
@@ -57,7 +67,10 @@ pub enum OnConflict {
 
 /// A request to the driver.
 pub enum Command {
-    Write { op: WriteOp, reply: oneshot::Sender<SqlResult<u64>> },
+    Write {
+        op: WriteOp,
+        reply: oneshot::Sender<SqlResult<u64>>,
+    },
     /// Creates a relation; a materialized view comes with its dataflow and is backfilled
     /// from everything its sources hold. Answers whether it was created (false: it existed
     /// and `if_not_exists` was given).
@@ -92,7 +105,10 @@ impl Engine {
 
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> SqlResult<T> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| SqlError::ShuttingDown)?;
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| SqlError::ShuttingDown)?;
         rx.await.map_err(|_| SqlError::ShuttingDown)
     }
 
@@ -123,8 +139,14 @@ impl Engine {
         if_exists: bool,
         cascade: bool,
     ) -> SqlResult<Vec<String>> {
-        self.call(|reply| Command::Drop { kind, names, if_exists, cascade, reply })
-            .await?
+        self.call(|reply| Command::Drop {
+            kind,
+            names,
+            if_exists,
+            cascade,
+            reply,
+        })
+        .await?
     }
 
     pub async fn flush(&self) -> SqlResult<()> {

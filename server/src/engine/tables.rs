@@ -85,7 +85,12 @@ impl View<'_> {
     }
 
     fn next_row_id(&mut self, rel: u64) -> SqlResult<u64> {
-        let current = match self.local.next_row_id.get(&rel).or(self.epoch.next_row_id.get(&rel)) {
+        let current = match self
+            .local
+            .next_row_id
+            .get(&rel)
+            .or(self.epoch.next_row_id.get(&rel))
+        {
             Some(n) => *n,
             None => match self.store.last_in_prefix(&keys::rows_prefix(rel))? {
                 Some((k, _)) => {
@@ -112,27 +117,52 @@ fn constraint_name(rel: &Relation) -> String {
 }
 
 /// Stages a table write into the epoch; on error nothing is staged.
-pub fn stage_table_write(store: &Store, snapshot: &Snapshot, epoch: &mut Epoch, op: &WriteOp) -> SqlResult<u64> {
+pub fn stage_table_write(
+    store: &Store,
+    snapshot: &Snapshot,
+    epoch: &mut Epoch,
+    op: &WriteOp,
+) -> SqlResult<u64> {
     let rel_id = match op {
-        WriteOp::Insert { relation, .. } | WriteOp::Update { relation, .. } | WriteOp::Delete { relation, .. } => {
-            *relation
-        }
+        WriteOp::Insert { relation, .. }
+        | WriteOp::Update { relation, .. }
+        | WriteOp::Delete { relation, .. } => *relation,
         WriteOp::Append { .. } => unreachable!("appends are staged by the driver"),
     };
     let rel = snapshot
         .by_id(rel_id)
         .ok_or_else(|| SqlError::UnknownRelation(rel_id.to_string()))?;
     if rel.kind != RelationKind::Table {
-        return Err(SqlError::WrongObjectType(format!("\"{}\" is not a table", rel.name)));
+        return Err(SqlError::WrongObjectType(format!(
+            "\"{}\" is not a table",
+            rel.name
+        )));
     }
-    let mut view = View { store, epoch: &epoch.overlay, local: Overlay::default(), deltas: vec![], affected: 0 };
+    let mut view = View {
+        store,
+        epoch: &epoch.overlay,
+        local: Overlay::default(),
+        deltas: vec![],
+        affected: 0,
+    };
     match op {
-        WriteOp::Insert { rows, on_conflict, .. } => insert(&mut view, rel, rows, on_conflict)?,
-        WriteOp::Update { predicate, assignments, .. } => update(&mut view, rel, predicate.as_ref(), assignments)?,
+        WriteOp::Insert {
+            rows, on_conflict, ..
+        } => insert(&mut view, rel, rows, on_conflict)?,
+        WriteOp::Update {
+            predicate,
+            assignments,
+            ..
+        } => update(&mut view, rel, predicate.as_ref(), assignments)?,
         WriteOp::Delete { predicate, .. } => delete(&mut view, rel, predicate.as_ref())?,
         WriteOp::Append { .. } => unreachable!(),
     }
-    let View { local, deltas, affected, .. } = view;
+    let View {
+        local,
+        deltas,
+        affected,
+        ..
+    } = view;
     for (k, v) in local.rows {
         match &v {
             Some(row) => epoch.batch.put(k.clone(), row.clone()),
@@ -145,12 +175,21 @@ pub fn stage_table_write(store: &Store, snapshot: &Snapshot, epoch: &mut Epoch, 
         let schema = rel.schema();
         let (rows, weights): (Vec<_>, Vec<_>) = deltas.into_iter().unzip();
         let batch = batch_from_rows(&schema, &rows)?;
-        epoch.changes.entry(rel.id).or_default().push(Delta::new(batch, weights));
+        epoch
+            .changes
+            .entry(rel.id)
+            .or_default()
+            .push(Delta::new(batch, weights));
     }
     Ok(affected)
 }
 
-fn insert(view: &mut View<'_>, rel: &Arc<Relation>, rows: &[RecordBatch], on_conflict: &OnConflict) -> SqlResult<()> {
+fn insert(
+    view: &mut View<'_>,
+    rel: &Arc<Relation>,
+    rows: &[RecordBatch],
+    on_conflict: &OnConflict,
+) -> SqlResult<()> {
     for batch in rows {
         check_not_null(rel, batch)?;
         for i in 0..batch.num_rows() {
@@ -170,7 +209,10 @@ fn insert(view: &mut View<'_>, rel: &Arc<Relation>, rows: &[RecordBatch], on_con
             match on_conflict {
                 OnConflict::Error => return Err(SqlError::UniqueViolation(constraint_name(rel))),
                 OnConflict::DoNothing => {}
-                OnConflict::DoUpdate { assignments, predicate } => {
+                OnConflict::DoUpdate {
+                    assignments,
+                    predicate,
+                } => {
                     if view.local.rows.get(&key).is_some_and(|v| v.is_some()) {
                         return Err(SqlError::InvalidParameter(
                             "ON CONFLICT DO UPDATE command cannot affect row a second time".into(),
@@ -206,12 +248,19 @@ fn insert(view: &mut View<'_>, rel: &Arc<Relation>, rows: &[RecordBatch], on_con
 pub fn doubled_schema(schema: &SchemaRef) -> SchemaRef {
     let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
     fields.extend(schema.fields().iter().map(|f| {
-        Arc::new(f.as_ref().clone().with_name(format!("excluded.{}", f.name())))
+        Arc::new(
+            f.as_ref()
+                .clone()
+                .with_name(format!("excluded.{}", f.name())),
+        )
     }));
     Arc::new(Schema::new(fields))
 }
 
-fn mask(predicate: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> SqlResult<arrow::array::BooleanArray> {
+fn mask(
+    predicate: &Arc<dyn PhysicalExpr>,
+    batch: &RecordBatch,
+) -> SqlResult<arrow::array::BooleanArray> {
     let m = predicate.evaluate(batch)?.into_array(batch.num_rows())?;
     let m = m.as_boolean_opt().ok_or_else(|| {
         SqlError::DatatypeMismatch("argument of WHERE must be type boolean".into())
@@ -233,7 +282,11 @@ fn assign(
     for (col, expr) in assignments {
         let array = expr.evaluate(batch)?.into_array(batch.num_rows())?;
         let target = schema.field(*col).data_type();
-        let array = if array.data_type() != target { cast(&array, target)? } else { array };
+        let array = if array.data_type() != target {
+            cast(&array, target)?
+        } else {
+            array
+        };
         let v = ScalarValue::try_from_array(&array, i)?;
         if v.is_null() && !rel.columns[*col].nullable {
             return Err(SqlError::NotNullViolation(rel.columns[*col].name.clone()));
@@ -250,8 +303,13 @@ fn matching(
 ) -> SqlResult<(Vec<(Vec<u8>, Vec<ScalarValue>)>, RecordBatch)> {
     let rows = view.scan(rel)?;
     let schema = rel.schema();
-    let all = batch_from_rows(&schema, &rows.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>())?;
-    let Some(p) = predicate else { return Ok((rows, all)) };
+    let all = batch_from_rows(
+        &schema,
+        &rows.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),
+    )?;
+    let Some(p) = predicate else {
+        return Ok((rows, all));
+    };
     if rows.is_empty() {
         return Ok((rows, all));
     }
@@ -283,7 +341,11 @@ fn update(
         view.delete(key.clone(), old.clone());
     }
     for (key, _, new) in updated {
-        let new_key = if rel.primary_key.is_empty() { key } else { key_of(rel, &new)? };
+        let new_key = if rel.primary_key.is_empty() {
+            key
+        } else {
+            key_of(rel, &new)?
+        };
         if view.get(&new_key)?.is_some() {
             return Err(SqlError::UniqueViolation(constraint_name(rel)));
         }
@@ -293,7 +355,11 @@ fn update(
     Ok(())
 }
 
-fn delete(view: &mut View<'_>, rel: &Arc<Relation>, predicate: Option<&Arc<dyn PhysicalExpr>>) -> SqlResult<()> {
+fn delete(
+    view: &mut View<'_>,
+    rel: &Arc<Relation>,
+    predicate: Option<&Arc<dyn PhysicalExpr>>,
+) -> SqlResult<()> {
     let (rows, _) = matching(view, rel, predicate)?;
     for (key, old) in rows {
         view.delete(key, old);

@@ -8,12 +8,13 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
-use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Field, Schema};
 use eddy_catalog::{Relation, RelationKind};
 use eddy_sql::names::normalize_object_name;
 use eddy_sql::{SqlError, SqlResult};
-use sqlparser::ast::{CopyOption, CopySource, CopyTarget as SqlCopyTarget, Statement as SqlStatement};
+use sqlparser::ast::{
+    CopyOption, CopySource, CopyTarget as SqlCopyTarget, Statement as SqlStatement,
+};
 
 use crate::engine::{OnConflict, WriteOp};
 
@@ -36,13 +37,24 @@ pub struct CopyTarget {
 }
 
 pub fn start(shared: &Shared, stmt: &SqlStatement) -> SqlResult<Outcome> {
-    let SqlStatement::Copy { source, to, target, options, .. } = stmt else {
+    let SqlStatement::Copy {
+        source,
+        to,
+        target,
+        options,
+        ..
+    } = stmt
+    else {
         return Err(SqlError::Internal("not a COPY".into()));
     };
     if *to || !matches!(target, SqlCopyTarget::Stdin) {
         return Err(SqlError::Unsupported("COPY other than FROM STDIN".into()));
     }
-    let CopySource::Table { table_name, columns } = source else {
+    let CopySource::Table {
+        table_name,
+        columns,
+    } = source
+    else {
         return Err(SqlError::Unsupported("COPY (query)".into()));
     };
     if !columns.is_empty() {
@@ -55,7 +67,13 @@ pub fn start(shared: &Shared, stmt: &SqlStatement) -> SqlResult<Outcome> {
             relation.kind, relation.name
         )));
     }
-    let mut t = CopyTarget { relation, format: CopyFormat::Text, header: false, delimiter: b'\t', null: "\\N".into() };
+    let mut t = CopyTarget {
+        relation,
+        format: CopyFormat::Text,
+        header: false,
+        delimiter: b'\t',
+        null: "\\N".into(),
+    };
     let mut delimiter = None;
     let mut null = None;
     for o in options {
@@ -132,7 +150,13 @@ fn fields(t: &CopyTarget, data: &[u8]) -> SqlResult<Vec<Vec<Option<String>>>> {
                 }
                 let parts: Vec<Option<String>> = line
                     .split(t.delimiter as char)
-                    .map(|f| if f == t.null { None } else { Some(unescape_text(f)) })
+                    .map(|f| {
+                        if f == t.null {
+                            None
+                        } else {
+                            Some(unescape_text(f))
+                        }
+                    })
                     .collect();
                 if parts.len() != width {
                     return Err(SqlError::InvalidText(format!(
@@ -146,7 +170,9 @@ fn fields(t: &CopyTarget, data: &[u8]) -> SqlResult<Vec<Vec<Option<String>>>> {
         }
         CopyFormat::Csv => {
             let schema = Arc::new(Schema::new(
-                (0..width).map(|i| Field::new(format!("c{i}"), DataType::Utf8, true)).collect::<Vec<_>>(),
+                (0..width)
+                    .map(|i| Field::new(format!("c{i}"), DataType::Utf8, true))
+                    .collect::<Vec<_>>(),
             ));
             let reader = arrow::csv::ReaderBuilder::new(schema)
                 .with_header(t.header)
@@ -162,8 +188,16 @@ fn fields(t: &CopyTarget, data: &[u8]) -> SqlResult<Vec<Vec<Option<String>>>> {
                             .iter()
                             .map(|c| {
                                 let s = arrow::array::AsArray::as_string::<i32>(c);
-                                let v = if arrow::array::Array::is_null(s, i) { "" } else { s.value(i) };
-                                if v == t.null { None } else { Some(v.to_string()) }
+                                let v = if arrow::array::Array::is_null(s, i) {
+                                    ""
+                                } else {
+                                    s.value(i)
+                                };
+                                if v == t.null {
+                                    None
+                                } else {
+                                    Some(v.to_string())
+                                }
                             })
                             .collect(),
                     );
@@ -178,21 +212,28 @@ fn fields(t: &CopyTarget, data: &[u8]) -> SqlResult<Vec<Vec<Option<String>>>> {
 pub async fn finish(shared: &Shared, t: &CopyTarget, data: &[u8]) -> SqlResult<u64> {
     let rows = fields(t, strip_end_marker(data))?;
     let schema = t.relation.schema();
-    let strict = CastOptions { safe: false, ..Default::default() };
     let columns = schema
         .fields()
         .iter()
         .enumerate()
         .map(|(c, f)| {
-            let text: ArrayRef = Arc::new(StringArray::from(rows.iter().map(|r| r[c].clone()).collect::<Vec<_>>()));
-            cast_with_options(&text, f.data_type(), &strict)
-                .map_err(|e| SqlError::InvalidText(format!("column \"{}\": {e}", f.name())))
+            let text: ArrayRef = Arc::new(StringArray::from(
+                rows.iter().map(|r| r[c].clone()).collect::<Vec<_>>(),
+            ));
+            super::cast_to_column(&text, f)
         })
         .collect::<SqlResult<Vec<_>>>()?;
     let batch = RecordBatch::try_new(schema, columns)?;
     let op = match t.relation.kind {
-        RelationKind::Stream => WriteOp::Append { relation: t.relation.id, rows: vec![batch] },
-        _ => WriteOp::Insert { relation: t.relation.id, rows: vec![batch], on_conflict: OnConflict::Error },
+        RelationKind::Stream => WriteOp::Append {
+            relation: t.relation.id,
+            rows: vec![batch],
+        },
+        _ => WriteOp::Insert {
+            relation: t.relation.id,
+            rows: vec![batch],
+            on_conflict: OnConflict::Error,
+        },
     };
     shared.engine.write(op).await
 }

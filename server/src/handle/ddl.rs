@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use arrow::datatypes::SchemaRef;
-use eddy_catalog::{Column, RelId, Relation, RelationKind, SqlType, Snapshot};
+use eddy_catalog::{Column, RelId, Relation, RelationKind, Snapshot, SqlType};
 use eddy_dataflow::Dataflow;
 use eddy_dataflow::codec::is_storable;
 use eddy_sql::context::{QueryEngine, Rows};
@@ -18,24 +18,58 @@ use super::{Outcome, Shared};
 
 pub async fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
     match stmt {
-        Statement::CreateStream { name, columns, if_not_exists, options } => {
+        Statement::CreateStream {
+            name,
+            columns,
+            if_not_exists,
+            options,
+        } => {
             if let Some(o) = options.first() {
                 return Err(SqlError::Unsupported(format!("stream option {o}")));
             }
             let (columns, _) = ddl::columns(columns, &[])?;
             let create_sql = format!(
                 "CREATE STREAM {name} ({})",
-                columns.iter().map(|c| format!("{} {}", c.name, c.sql_type)).collect::<Vec<_>>().join(", ")
+                columns
+                    .iter()
+                    .map(|c| format!("{} {}", c.name, c.sql_type))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
-            let rel = new_relation(name, RelationKind::Stream, columns, vec![], None, vec![], create_sql);
+            let rel = new_relation(
+                name,
+                RelationKind::Stream,
+                columns,
+                vec![],
+                None,
+                vec![],
+                create_sql,
+            );
             created(shared, rel, None, *if_not_exists, "CREATE STREAM").await
         }
-        Statement::CreateMaterializedView { name, query, if_not_exists } => {
+        Statement::CreateMaterializedView {
+            name,
+            query,
+            if_not_exists,
+        } => {
             let snapshot = shared.catalog.snapshot();
-            let (rel, flow) = plan_view(&shared.query, &shared.store, &snapshot, name, query, true).await?;
-            created(shared, rel, flow, *if_not_exists, "CREATE MATERIALIZED VIEW").await
+            let (rel, flow) =
+                plan_view(&shared.query, &shared.store, &snapshot, name, query, true).await?;
+            created(
+                shared,
+                rel,
+                flow,
+                *if_not_exists,
+                "CREATE MATERIALIZED VIEW",
+            )
+            .await
         }
-        Statement::Drop { kind, names, if_exists, cascade } => drop(shared, *kind, names, *if_exists, *cascade).await,
+        Statement::Drop {
+            kind,
+            names,
+            if_exists,
+            cascade,
+        } => drop(shared, *kind, names, *if_exists, *cascade).await,
         _ => Err(SqlError::Internal("not a DDL statement".into())),
     }
 }
@@ -48,21 +82,42 @@ pub async fn execute_sql(shared: &Shared, stmt: &SqlStatement) -> SqlResult<Outc
             }
             let name = normalize_object_name(&ct.name)?;
             let (columns, pk) = ddl::columns(&ct.columns, &ct.constraints)?;
-            let rel = new_relation(&name, RelationKind::Table, columns, pk, None, vec![], stmt.to_string());
+            let rel = new_relation(
+                &name,
+                RelationKind::Table,
+                columns,
+                pk,
+                None,
+                vec![],
+                stmt.to_string(),
+            );
             created(shared, rel, None, ct.if_not_exists, "CREATE TABLE").await
         }
         SqlStatement::CreateView(cv) => {
             let name = normalize_object_name(&cv.name)?;
             let snapshot = shared.catalog.snapshot();
-            let (rel, _) =
-                plan_view(&shared.query, &shared.store, &snapshot, &name, &cv.query, cv.materialized).await?;
+            let (rel, _) = plan_view(
+                &shared.query,
+                &shared.store,
+                &snapshot,
+                &name,
+                &cv.query,
+                cv.materialized,
+            )
+            .await?;
             if cv.or_replace {
                 return Err(SqlError::Unsupported("CREATE OR REPLACE VIEW".into()));
             }
-            let tag = if cv.materialized { "CREATE MATERIALIZED VIEW" } else { "CREATE VIEW" };
+            let tag = if cv.materialized {
+                "CREATE MATERIALIZED VIEW"
+            } else {
+                "CREATE VIEW"
+            };
             created(shared, rel, None, cv.if_not_exists, tag).await
         }
-        SqlStatement::Drop { object_type, .. } => Err(SqlError::Unsupported(format!("DROP {object_type}"))),
+        SqlStatement::Drop { object_type, .. } => {
+            Err(SqlError::Unsupported(format!("DROP {object_type}")))
+        }
         _ => Err(SqlError::Internal("not a DDL statement".into())),
     }
 }
@@ -76,7 +131,16 @@ fn new_relation(
     depends_on: Vec<RelId>,
     create_sql: String,
 ) -> Relation {
-    Relation { id: 0, name: name.to_string(), kind, columns, primary_key, query, depends_on, create_sql }
+    Relation {
+        id: 0,
+        name: name.to_string(),
+        kind,
+        columns,
+        primary_key,
+        query,
+        depends_on,
+        create_sql,
+    }
 }
 
 async fn created(
@@ -98,10 +162,19 @@ async fn created(
     }
 }
 
-async fn drop(shared: &Shared, kind: RelationKind, names: &[String], if_exists: bool, cascade: bool) -> SqlResult<Outcome> {
+async fn drop(
+    shared: &Shared,
+    kind: RelationKind,
+    names: &[String],
+    if_exists: bool,
+    cascade: bool,
+) -> SqlResult<Outcome> {
     let snapshot = shared.catalog.snapshot();
     let missing: Vec<&String> = names.iter().filter(|n| snapshot.get(n).is_none()).collect();
-    let dropped = shared.engine.drop_relations(kind, names.to_vec(), if_exists, cascade).await?;
+    let dropped = shared
+        .engine
+        .drop_relations(kind, names.to_vec(), if_exists, cascade)
+        .await?;
     let tag = format!("DROP {}", kind.sql_name());
     let outcome = Outcome::done(&tag);
     match missing.first() {
@@ -126,10 +199,20 @@ fn view_columns(schema: &SchemaRef) -> SqlResult<Vec<Column>> {
                     f.name()
                 )));
             }
-            let sql_type = SqlType::from_field(f).filter(|_| is_storable(f.data_type())).ok_or_else(|| {
-                SqlError::Unsupported(format!("column \"{}\" of type {}", f.name(), f.data_type()))
-            })?;
-            Ok(Column { name: f.name().clone(), sql_type, nullable: true })
+            let sql_type = SqlType::from_field(f)
+                .filter(|_| is_storable(f.data_type()))
+                .ok_or_else(|| {
+                    SqlError::Unsupported(format!(
+                        "column \"{}\" of type {}",
+                        f.name(),
+                        f.data_type()
+                    ))
+                })?;
+            Ok(Column {
+                name: f.name().clone(),
+                sql_type,
+                nullable: true,
+            })
         })
         .collect()
 }
@@ -144,18 +227,35 @@ pub async fn plan_view(
     materialized: bool,
 ) -> SqlResult<(Relation, Option<Dataflow>)> {
     let stmt = SqlStatement::Query(Box::new(query.clone()));
-    let ctx = engine.session_for(&stmt, snapshot, store, Rows::SchemaOnly).await?;
+    let ctx = engine
+        .session_for(&stmt, snapshot, store, Rows::SchemaOnly)
+        .await?;
     let plan = engine.plan(&ctx, &stmt).await?;
     let schema: SchemaRef = std::sync::Arc::new(plan.schema().as_arrow().clone());
     let columns = view_columns(&postgres_names(query, &schema))?;
     let depends_on = engine.references(&stmt, snapshot)?;
     let (kind, flow) = if materialized {
         let optimized = ctx.state().optimize(&plan)?;
-        (RelationKind::MaterializedView, Some(streaming::plan_dataflow(&ctx.state(), snapshot, &optimized)?))
+        (
+            RelationKind::MaterializedView,
+            Some(streaming::plan_dataflow(
+                &ctx.state(),
+                snapshot,
+                &optimized,
+            )?),
+        )
     } else {
         (RelationKind::View, None)
     };
     let create_sql = format!("CREATE {} {name} AS {query}", kind.sql_name());
-    let rel = new_relation(name, kind, columns, vec![], Some(query.to_string()), depends_on, create_sql);
+    let rel = new_relation(
+        name,
+        kind,
+        columns,
+        vec![],
+        Some(query.to_string()),
+        depends_on,
+        create_sql,
+    );
     Ok((rel, flow))
 }

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ParamValues, ScalarValue};
@@ -28,7 +27,11 @@ use crate::engine::{OnConflict, WriteOp};
 
 use super::{Outcome, Shared, resolve};
 
-pub async fn execute(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue]) -> SqlResult<Outcome> {
+pub async fn execute(
+    shared: &Shared,
+    stmt: &SqlStatement,
+    params: &[ScalarValue],
+) -> SqlResult<Outcome> {
     match stmt {
         SqlStatement::Insert(_) => insert(shared, stmt, params).await,
         SqlStatement::Update(u) => {
@@ -38,10 +41,24 @@ pub async fn execute(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue
                 return Err(SqlError::Unsupported("UPDATE ... FROM / RETURNING".into()));
             }
             let schema = DFSchema::try_from_qualified_schema(alias.as_str(), &rel.schema())?;
-            let predicate = u.selection.as_ref().map(|e| physical(shared, e, &schema, params)).transpose()?;
+            let predicate = u
+                .selection
+                .as_ref()
+                .map(|e| physical(shared, e, &schema, params))
+                .transpose()?;
             let assignments = assignments(shared, &rel, &u.assignments, &schema, params)?;
-            let n = shared.engine.write(WriteOp::Update { relation: rel.id, predicate, assignments }).await?;
-            Ok(Outcome::Done { tag: "UPDATE".into(), rows: Some(n) })
+            let n = shared
+                .engine
+                .write(WriteOp::Update {
+                    relation: rel.id,
+                    predicate,
+                    assignments,
+                })
+                .await?;
+            Ok(Outcome::Done {
+                tag: "UPDATE".into(),
+                rows: Some(n),
+            })
         }
         SqlStatement::Delete(d) => {
             let tables = match &d.from {
@@ -51,14 +68,29 @@ pub async fn execute(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue
                 return Err(SqlError::Unsupported("DELETE from several tables".into()));
             };
             if d.using.is_some() || d.returning.is_some() || d.limit.is_some() {
-                return Err(SqlError::Unsupported("DELETE ... USING / RETURNING / LIMIT".into()));
+                return Err(SqlError::Unsupported(
+                    "DELETE ... USING / RETURNING / LIMIT".into(),
+                ));
             }
             let (rel, alias) = target_of(shared, table)?;
             writable_table(&rel, "delete from")?;
             let schema = DFSchema::try_from_qualified_schema(alias.as_str(), &rel.schema())?;
-            let predicate = d.selection.as_ref().map(|e| physical(shared, e, &schema, params)).transpose()?;
-            let n = shared.engine.write(WriteOp::Delete { relation: rel.id, predicate }).await?;
-            Ok(Outcome::Done { tag: "DELETE".into(), rows: Some(n) })
+            let predicate = d
+                .selection
+                .as_ref()
+                .map(|e| physical(shared, e, &schema, params))
+                .transpose()?;
+            let n = shared
+                .engine
+                .write(WriteOp::Delete {
+                    relation: rel.id,
+                    predicate,
+                })
+                .await?;
+            Ok(Outcome::Done {
+                tag: "DELETE".into(),
+                rows: Some(n),
+            })
         }
         _ => Err(SqlError::Internal("not a DML statement".into())),
     }
@@ -66,13 +98,21 @@ pub async fn execute(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue
 
 fn target_of(shared: &Shared, t: &TableWithJoins) -> SqlResult<(Arc<Relation>, String)> {
     if !t.joins.is_empty() {
-        return Err(SqlError::Unsupported("joins in an UPDATE or DELETE target".into()));
+        return Err(SqlError::Unsupported(
+            "joins in an UPDATE or DELETE target".into(),
+        ));
     }
     let TableFactor::Table { name, alias, .. } = &t.relation else {
-        return Err(SqlError::Unsupported(format!("{} as a write target", t.relation)));
+        return Err(SqlError::Unsupported(format!(
+            "{} as a write target",
+            t.relation
+        )));
     };
     let rel = resolve(shared, &normalize_object_name(name)?)?;
-    let alias = alias.as_ref().map(|a| normalize_ident(&a.name)).unwrap_or_else(|| rel.name.clone());
+    let alias = alias
+        .as_ref()
+        .map(|a| normalize_ident(&a.name))
+        .unwrap_or_else(|| rel.name.clone());
     Ok((rel, alias))
 }
 
@@ -83,7 +123,10 @@ fn writable_table(rel: &Relation, verb: &str) -> SqlResult<()> {
             "cannot {verb} stream \"{}\": streams are append-only",
             rel.name
         ))),
-        kind => Err(SqlError::WrongObjectType(format!("cannot {verb} {kind} \"{}\"", rel.name))),
+        kind => Err(SqlError::WrongObjectType(format!(
+            "cannot {verb} {kind} \"{}\"",
+            rel.name
+        ))),
     }
 }
 
@@ -106,9 +149,20 @@ fn bind(expr: Expr, params: &[ScalarValue]) -> SqlResult<Expr> {
         .data)
 }
 
-fn physical(shared: &Shared, e: &SqlExpr, schema: &DFSchema, params: &[ScalarValue]) -> SqlResult<Arc<dyn PhysicalExpr>> {
+fn physical(
+    shared: &Shared,
+    e: &SqlExpr,
+    schema: &DFSchema,
+    params: &[ScalarValue],
+) -> SqlResult<Arc<dyn PhysicalExpr>> {
     let state = shared.query.state();
-    let logical = state.create_logical_expr_from_sql_expr(ExprWithAlias { expr: e.clone(), alias: None }, schema)?;
+    let logical = state.create_logical_expr_from_sql_expr(
+        ExprWithAlias {
+            expr: e.clone(),
+            alias: None,
+        },
+        schema,
+    )?;
     Ok(state.create_physical_expr(bind(logical, params)?, schema)?)
 }
 
@@ -125,23 +179,40 @@ fn assignments(
             let AssignmentTarget::ColumnName(name) = &a.target else {
                 return Err(SqlError::Unsupported("assigning a tuple of columns".into()));
             };
-            let col = name.0.last().and_then(|p| p.as_ident()).map(normalize_ident).unwrap_or_default();
+            let col = name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(normalize_ident)
+                .unwrap_or_default();
             let idx = rel.column_index(&col).ok_or_else(|| {
-                SqlError::UnknownColumn(format!("column \"{col}\" of relation \"{}\" does not exist", rel.name))
+                SqlError::UnknownColumn(format!(
+                    "column \"{col}\" of relation \"{}\" does not exist",
+                    rel.name
+                ))
             })?;
             Ok((idx, physical(shared, &a.value, schema, params)?))
         })
         .collect()
 }
 
-async fn insert(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue]) -> SqlResult<Outcome> {
-    let SqlStatement::Insert(ins) = stmt else { unreachable!() };
+async fn insert(
+    shared: &Shared,
+    stmt: &SqlStatement,
+    params: &[ScalarValue],
+) -> SqlResult<Outcome> {
+    let SqlStatement::Insert(ins) = stmt else {
+        unreachable!()
+    };
     let TableObject::TableName(name) = &ins.table else {
         return Err(SqlError::Unsupported("INSERT into a table function".into()));
     };
     let rel = resolve(shared, &normalize_object_name(name)?)?;
     if !matches!(rel.kind, RelationKind::Stream | RelationKind::Table) {
-        return Err(SqlError::WrongObjectType(format!("cannot insert into {} \"{}\"", rel.kind, rel.name)));
+        return Err(SqlError::WrongObjectType(format!(
+            "cannot insert into {} \"{}\"",
+            rel.kind, rel.name
+        )));
     }
     if ins.returning.is_some() {
         return Err(SqlError::Unsupported("INSERT ... RETURNING".into()));
@@ -157,11 +228,24 @@ async fn insert(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue]) ->
             match &oc.action {
                 OnConflictAction::DoNothing => OnConflict::DoNothing,
                 OnConflictAction::DoUpdate(du) => {
-                    let alias = ins.table_alias.as_ref().map(|a| normalize_ident(&a.alias)).unwrap_or_else(|| rel.name.clone());
-                    let schema = DFSchema::try_from_qualified_schema(alias.as_str(), &rel.schema())?
-                        .join(&DFSchema::try_from_qualified_schema("excluded", &rel.schema())?)?;
-                    let predicate = du.selection.as_ref().map(|e| physical(shared, e, &schema, params)).transpose()?;
-                    OnConflict::DoUpdate { assignments: assignments(shared, &rel, &du.assignments, &schema, params)?, predicate }
+                    let alias = ins
+                        .table_alias
+                        .as_ref()
+                        .map(|a| normalize_ident(&a.alias))
+                        .unwrap_or_else(|| rel.name.clone());
+                    let schema =
+                        DFSchema::try_from_qualified_schema(alias.as_str(), &rel.schema())?.join(
+                            &DFSchema::try_from_qualified_schema("excluded", &rel.schema())?,
+                        )?;
+                    let predicate = du
+                        .selection
+                        .as_ref()
+                        .map(|e| physical(shared, e, &schema, params))
+                        .transpose()?;
+                    OnConflict::DoUpdate {
+                        assignments: assignments(shared, &rel, &du.assignments, &schema, params)?,
+                        predicate,
+                    }
                 }
             }
         }
@@ -173,7 +257,12 @@ async fn insert(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue]) ->
     let snapshot = shared.catalog.snapshot();
     let ctx = shared
         .query
-        .session_for(&plain, &snapshot, &shared.store, Rows::LoadExcept(rel.name.clone()))
+        .session_for(
+            &plain,
+            &snapshot,
+            &shared.store,
+            Rows::LoadExcept(rel.name.clone()),
+        )
         .await?;
     let plan = shared.query.plan(&ctx, &plain).await?;
     let LogicalPlan::Dml(dml) = plan else {
@@ -181,11 +270,12 @@ async fn insert(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue]) ->
     };
     let mut input = dml.input.as_ref().clone();
     if !params.is_empty() {
-        input = input.with_param_values(ParamValues::List(params.iter().cloned().map(Into::into).collect()))?;
+        input = input.with_param_values(ParamValues::List(
+            params.iter().cloned().map(Into::into).collect(),
+        ))?;
     }
     let batches = ctx.execute_logical_plan(input).await?.collect().await?;
     let schema = rel.schema();
-    let strict = CastOptions { safe: false, ..Default::default() };
     let rows = batches
         .into_iter()
         .map(|b| {
@@ -193,35 +283,48 @@ async fn insert(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue]) ->
                 .columns()
                 .iter()
                 .zip(schema.fields())
-                .map(|(c, f)| {
-                    if c.data_type() == f.data_type() {
-                        Ok(c.clone())
-                    } else {
-                        cast_with_options(c, f.data_type(), &strict)
-                    }
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|(c, f)| super::cast_to_column(c, f))
+                .collect::<SqlResult<Vec<_>>>()?;
             Ok(RecordBatch::try_new(schema.clone(), columns)?)
         })
         .collect::<SqlResult<Vec<_>>>()?;
     let op = match rel.kind {
-        RelationKind::Stream => WriteOp::Append { relation: rel.id, rows },
-        _ => WriteOp::Insert { relation: rel.id, rows, on_conflict },
+        RelationKind::Stream => WriteOp::Append {
+            relation: rel.id,
+            rows,
+        },
+        _ => WriteOp::Insert {
+            relation: rel.id,
+            rows,
+            on_conflict,
+        },
     };
     let n = shared.engine.write(op).await?;
-    Ok(Outcome::Done { tag: "INSERT 0".into(), rows: Some(n) })
+    Ok(Outcome::Done {
+        tag: "INSERT 0".into(),
+        rows: Some(n),
+    })
 }
 
 /// Parameter types of an INSERT, inferred from its target columns.
-pub async fn describe_params(shared: &Shared, stmt: &SqlStatement) -> SqlResult<Vec<Option<DataType>>> {
-    let SqlStatement::Insert(ins) = stmt else { return Ok(vec![]) };
+pub async fn describe_params(
+    shared: &Shared,
+    stmt: &SqlStatement,
+) -> SqlResult<Vec<Option<DataType>>> {
+    let SqlStatement::Insert(ins) = stmt else {
+        return Ok(vec![]);
+    };
     let mut plain = ins.clone();
     plain.on = None;
     let plain = SqlStatement::Insert(plain);
     let snapshot = shared.catalog.snapshot();
-    let ctx = shared.query.session_for(&plain, &snapshot, &shared.store, Rows::SchemaOnly).await?;
+    let ctx = shared
+        .query
+        .session_for(&plain, &snapshot, &shared.store, Rows::SchemaOnly)
+        .await?;
     let plan = shared.query.plan(&ctx, &plain).await?;
-    let mut params: Vec<(String, Option<DataType>)> = plan.get_parameter_types()?.into_iter().collect();
+    let mut params: Vec<(String, Option<DataType>)> =
+        plan.get_parameter_types()?.into_iter().collect();
     params.sort_by_key(|(name, _)| name.trim_start_matches('$').parse::<usize>().unwrap_or(0));
     Ok(params.into_iter().map(|(_, t)| t).collect())
 }

@@ -31,9 +31,16 @@ pub struct Shared {
 
 /// The result of a statement, before it is put on the wire.
 pub enum Outcome {
-    Rows { schema: SchemaRef, batches: Vec<RecordBatch>, tag: &'static str },
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        tag: &'static str,
+    },
     /// A command tag, with a row count where Postgres gives one (`INSERT 0 3`).
-    Done { tag: String, rows: Option<u64> },
+    Done {
+        tag: String,
+        rows: Option<u64>,
+    },
     TransactionStart(String),
     TransactionEnd(String),
     /// `COPY ... FROM STDIN`: the client sends the rows next.
@@ -44,12 +51,19 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn done(tag: &str) -> Outcome {
-        Outcome::Done { tag: tag.to_string(), rows: None }
+        Outcome::Done {
+            tag: tag.to_string(),
+            rows: None,
+        }
     }
 }
 
 /// Runs a statement.
-pub async fn execute(shared: &Shared, stmt: &Statement, params: &[ScalarValue]) -> SqlResult<Outcome> {
+pub async fn execute(
+    shared: &Shared,
+    stmt: &Statement,
+    params: &[ScalarValue],
+) -> SqlResult<Outcome> {
     match stmt {
         Statement::CreateStream { .. }
         | Statement::CreateMaterializedView { .. }
@@ -64,10 +78,18 @@ pub async fn execute(shared: &Shared, stmt: &Statement, params: &[ScalarValue]) 
     }
 }
 
-async fn execute_sql(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue]) -> SqlResult<Outcome> {
+async fn execute_sql(
+    shared: &Shared,
+    stmt: &SqlStatement,
+    params: &[ScalarValue],
+) -> SqlResult<Outcome> {
     match stmt {
-        SqlStatement::Query(_) | SqlStatement::Explain { .. } => query::execute(shared, stmt, params).await,
-        SqlStatement::CreateTable(_) | SqlStatement::CreateView(_) => ddl::execute_sql(shared, stmt).await,
+        SqlStatement::Query(_) | SqlStatement::Explain { .. } => {
+            query::execute(shared, stmt, params).await
+        }
+        SqlStatement::CreateTable(_) | SqlStatement::CreateView(_) => {
+            ddl::execute_sql(shared, stmt).await
+        }
         SqlStatement::Drop { .. } => ddl::execute_sql(shared, stmt).await,
         SqlStatement::Insert(_) | SqlStatement::Update(_) | SqlStatement::Delete(_) => {
             dml::execute(shared, stmt, params).await
@@ -81,7 +103,12 @@ async fn execute_sql(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue
         SqlStatement::Discard { .. } => Ok(Outcome::done("DISCARD ALL")),
         other => Err(SqlError::Unsupported(format!(
             "statement {} is not supported",
-            other.to_string().split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+            other
+                .to_string()
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
         ))),
     }
 }
@@ -92,7 +119,9 @@ pub async fn describe(
     stmt: &Statement,
 ) -> SqlResult<(Vec<Option<arrow::datatypes::DataType>>, Option<SchemaRef>)> {
     match stmt {
-        Statement::Sql(s) if matches!(**s, SqlStatement::Query(_)) => query::describe(shared, s).await,
+        Statement::Sql(s) if matches!(**s, SqlStatement::Query(_)) => {
+            query::describe(shared, s).await
+        }
         Statement::Sql(s) if matches!(**s, SqlStatement::Insert(_)) => {
             Ok((dml::describe_params(shared, s).await?, None))
         }
@@ -108,4 +137,56 @@ pub async fn describe(
 /// Looks a relation up by its (normalized) name.
 pub fn resolve(shared: &Shared, name: &str) -> SqlResult<Arc<Relation>> {
     Ok(shared.catalog.snapshot().resolve(name)?.clone())
+}
+
+/// Casts a column of computed values to a stored column's type, strictly (a value that does
+/// not convert is an error, not a NULL). Text to bytea reads Postgres' `\x` hex form.
+pub fn cast_to_column(
+    array: &arrow::array::ArrayRef,
+    field: &arrow::datatypes::Field,
+) -> SqlResult<arrow::array::ArrayRef> {
+    use arrow::array::{Array, AsArray, BinaryArray};
+    use arrow::datatypes::DataType;
+    if !field.is_nullable() && array.null_count() > 0 {
+        return Err(SqlError::NotNullViolation(field.name().clone()));
+    }
+    if array.data_type() == field.data_type() {
+        return Ok(array.clone());
+    }
+    if field.data_type() == &DataType::Binary && array.data_type() == &DataType::Utf8 {
+        let text = array.as_string::<i32>();
+        let values = text
+            .iter()
+            .map(|v| v.map(decode_bytea).transpose())
+            .collect::<SqlResult<Vec<_>>>()?;
+        return Ok(std::sync::Arc::new(BinaryArray::from_iter(values)));
+    }
+    let strict = arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let out = arrow::compute::cast_with_options(array, field.data_type(), &strict)
+        .map_err(|e| SqlError::InvalidText(format!("column \"{}\": {e}", field.name())))?;
+    if !field.is_nullable() && out.null_count() > 0 {
+        return Err(SqlError::NotNullViolation(field.name().clone()));
+    }
+    Ok(out)
+}
+
+fn decode_bytea(s: &str) -> SqlResult<Vec<u8>> {
+    let Some(hex) = s.strip_prefix("\\x") else {
+        return Ok(s.as_bytes().to_vec());
+    };
+    if hex.len() % 2 != 0 {
+        return Err(SqlError::InvalidText(format!(
+            "invalid hexadecimal data: odd number of digits in \"{s}\""
+        )));
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&hex[i..i + 2], 16)
+                .map_err(|_| SqlError::InvalidText(format!("invalid hexadecimal digit in \"{s}\"")))
+        })
+        .collect()
 }

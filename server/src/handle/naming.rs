@@ -30,7 +30,9 @@ fn expr_name(e: &Expr) -> String {
             .and_then(|p| p.as_ident())
             .map(normalize_ident)
             .unwrap_or_else(|| "?column?".into()),
-        Expr::Cast { expr, data_type, .. } => match expr.as_ref() {
+        Expr::Cast {
+            expr, data_type, ..
+        } => match expr.as_ref() {
             Expr::Value(_) => data_type.to_string().to_lowercase(),
             inner => expr_name(inner),
         },

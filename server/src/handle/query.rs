@@ -12,9 +12,16 @@ use sqlparser::ast::Statement as SqlStatement;
 use super::naming::statement_names;
 use super::{Outcome, Shared};
 
-pub async fn execute(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue]) -> SqlResult<Outcome> {
+pub async fn execute(
+    shared: &Shared,
+    stmt: &SqlStatement,
+    params: &[ScalarValue],
+) -> SqlResult<Outcome> {
     let snapshot = shared.catalog.snapshot();
-    let ctx = shared.query.session_for(stmt, &snapshot, &shared.store, Rows::Load).await?;
+    let ctx = shared
+        .query
+        .session_for(stmt, &snapshot, &shared.store, Rows::Load)
+        .await?;
     let mut plan = shared.query.plan(&ctx, stmt).await?;
     if !params.is_empty() {
         plan = plan.with_param_values(ParamValues::List(
@@ -29,7 +36,11 @@ pub async fn execute(shared: &Shared, stmt: &SqlStatement, params: &[ScalarValue
         .into_iter()
         .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Outcome::Rows { schema, batches, tag: "SELECT" })
+    Ok(Outcome::Rows {
+        schema,
+        batches,
+        tag: "SELECT",
+    })
 }
 
 pub async fn describe(
@@ -37,11 +48,43 @@ pub async fn describe(
     stmt: &SqlStatement,
 ) -> SqlResult<(Vec<Option<DataType>>, Option<SchemaRef>)> {
     let snapshot = shared.catalog.snapshot();
-    let ctx = shared.query.session_for(stmt, &snapshot, &shared.store, Rows::SchemaOnly).await?;
+    let ctx = shared
+        .query
+        .session_for(stmt, &snapshot, &shared.store, Rows::SchemaOnly)
+        .await?;
     let plan = shared.query.plan(&ctx, stmt).await?;
-    let types = plan.get_parameter_types()?;
+    let mut types = plan.get_parameter_types()?;
+    infer_from_casts(&plan, &mut types)?;
     let mut params: Vec<(String, Option<DataType>)> = types.into_iter().collect();
     params.sort_by_key(|(name, _)| name.trim_start_matches('$').parse::<usize>().unwrap_or(0));
     let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-    Ok((params.into_iter().map(|(_, t)| t).collect(), Some(statement_names(stmt, &schema))))
+    Ok((
+        params.into_iter().map(|(_, t)| t).collect(),
+        Some(statement_names(stmt, &schema)),
+    ))
+}
+
+/// `$1::BIGINT` leaves the placeholder itself untyped in DataFusion; take the cast's type.
+pub fn infer_from_casts(
+    plan: &datafusion::logical_expr::LogicalPlan,
+    types: &mut std::collections::HashMap<String, Option<DataType>>,
+) -> SqlResult<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::Expr;
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::Cast(c) = e {
+                    if let Expr::Placeholder(p) = c.expr.as_ref() {
+                        let slot = types.entry(p.id.clone()).or_insert(None);
+                        if slot.is_none() {
+                            *slot = Some(c.field.data_type().clone());
+                        }
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    Ok(())
 }

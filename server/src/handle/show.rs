@@ -30,7 +30,11 @@ fn text_rows(schema: SchemaRef, columns: Vec<Vec<String>>) -> SqlResult<Outcome>
         .map(|c| Arc::new(StringArray::from(c)) as arrow::array::ArrayRef)
         .collect();
     let batch = RecordBatch::try_new(schema.clone(), arrays)?;
-    Ok(Outcome::Rows { schema, batches: vec![batch], tag: "SHOW" })
+    Ok(Outcome::Rows {
+        schema,
+        batches: vec![batch],
+        tag: "SHOW",
+    })
 }
 
 pub fn relations(shared: &Shared, kind: RelationKind) -> SqlResult<Outcome> {
@@ -43,9 +47,14 @@ pub fn relations(shared: &Shared, kind: RelationKind) -> SqlResult<Outcome> {
 pub fn create(shared: &Shared, kind: RelationKind, name: &str) -> SqlResult<Outcome> {
     let rel = resolve(shared, name)?;
     if rel.kind != kind {
-        return Err(SqlError::WrongObjectType(format!("\"{name}\" is not a {kind}")));
+        return Err(SqlError::WrongObjectType(format!(
+            "\"{name}\" is not a {kind}"
+        )));
     }
-    text_rows(create_schema(), vec![vec![rel.name.clone()], vec![rel.create_sql.clone()]])
+    text_rows(
+        create_schema(),
+        vec![vec![rel.name.clone()], vec![rel.create_sql.clone()]],
+    )
 }
 
 fn setting(name: &str) -> Option<&'static str> {
@@ -65,7 +74,11 @@ fn setting(name: &str) -> Option<&'static str> {
 }
 
 fn variable_name(variable: &[Ident]) -> String {
-    variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ")
+    variable
+        .iter()
+        .map(|i| i.value.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn variable_schema(stmt: &SqlStatement) -> SchemaRef {
@@ -73,15 +86,24 @@ pub fn variable_schema(stmt: &SqlStatement) -> SchemaRef {
         SqlStatement::ShowVariable { variable } => variable_name(variable),
         _ => "setting".into(),
     };
-    let name = if name == "transaction isolation level" { "transaction_isolation".into() } else { name };
+    let name = if name == "transaction isolation level" {
+        "transaction_isolation".into()
+    } else {
+        name
+    };
     Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))
 }
 
 pub fn variable(variable: &[Ident]) -> SqlResult<Outcome> {
     let name = variable_name(variable);
-    let key = if name == "transaction isolation level" { "transaction_isolation".to_string() } else { name };
-    let value = setting(&key)
-        .ok_or_else(|| SqlError::InvalidParameter(format!("unrecognized configuration parameter \"{key}\"")))?;
+    let key = if name == "transaction isolation level" {
+        "transaction_isolation".to_string()
+    } else {
+        name
+    };
+    let value = setting(&key).ok_or_else(|| {
+        SqlError::InvalidParameter(format!("unrecognized configuration parameter \"{key}\""))
+    })?;
     let schema = Arc::new(Schema::new(vec![Field::new(key, DataType::Utf8, false)]));
     text_rows(schema, vec![vec![value.to_string()]])
 }

@@ -11,7 +11,7 @@ use arrow::datatypes::{
     TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use eddy_catalog::SqlType;
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
@@ -52,7 +52,13 @@ pub fn fields(schema: &SchemaRef, format: &Format) -> Vec<FieldInfo> {
         .enumerate()
         .map(|(i, f)| {
             let t = pg_type(f);
-            let mut info = FieldInfo::new(f.name().clone(), None, None, t.clone(), format.format_for(i));
+            let mut info = FieldInfo::new(
+                f.name().clone(),
+                None,
+                None,
+                t.clone(),
+                format.format_for(i),
+            );
             if let (&Type::NUMERIC, DataType::Decimal128(p, s)) = (&t, f.data_type()) {
                 info = info.with_type_modifier((((*p as i32) << 16) | (*s as i32)) + 4);
             }
@@ -68,7 +74,8 @@ pub fn rows(fields: &Arc<Vec<FieldInfo>>, batches: &[RecordBatch]) -> PgWireResu
         let mut encoder = DataRowEncoder::new(fields.clone());
         for i in 0..batch.num_rows() {
             for (c, column) in batch.columns().iter().enumerate() {
-                encode_value(&mut encoder, column.as_ref(), i, fields[c].datatype())?;
+                let text = is_text(&fields[c].format());
+                encode_value(&mut encoder, column.as_ref(), i, fields[c].datatype(), text)?;
             }
             out.push(encoder.take_row());
         }
@@ -89,7 +96,95 @@ fn timestamp_micros(array: &dyn Array, unit: &TimeUnit, i: usize) -> i64 {
     }
 }
 
-fn encode_value(enc: &mut DataRowEncoder, array: &dyn Array, i: usize, ty: &Type) -> PgWireResult<()> {
+/// Postgres' text form of a float: the shortest exact digits, in exponent form (`1e+100`,
+/// `1.5e-05`) outside `[1e-4, 1e15)`. `shortest` is Rust's shortest round-trip rendering.
+fn float_text(v: f64, shortest: String) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    let a = v.abs();
+    if a == 0.0 || (1e-4..1e15).contains(&a) {
+        return shortest;
+    }
+    let e = format!("{v:e}");
+    match e.split_once('e') {
+        Some((mantissa, exp)) => {
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', exp),
+            };
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+        None => e,
+    }
+}
+
+/// jsonb as Postgres prints it: normalized, with `", "` and `": "` separators. (`json` keeps
+/// its text as written.)
+fn jsonb_text(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Array(items) => {
+            format!(
+                "[{}]",
+                items.iter().map(jsonb_text).collect::<Vec<_>>().join(", ")
+            )
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            // jsonb orders keys by length, then bytes.
+            entries.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then(a.0.cmp(b.0)));
+            let body = entries
+                .iter()
+                .map(|(k, v)| format!("{}: {}", Value::String((*k).clone()), jsonb_text(v)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("{{{body}}}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Postgres' text form of a timestamp: fractional seconds only as far as they are non-zero.
+fn timestamp_text(t: &NaiveDateTime, zone: bool) -> String {
+    let mut s = t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let micros = t.and_utc().timestamp_subsec_micros();
+    if micros != 0 {
+        let frac = format!("{micros:06}");
+        s.push('.');
+        s.push_str(frac.trim_end_matches('0'));
+    }
+    if zone {
+        s.push_str("+00");
+    }
+    s
+}
+
+fn time_text(t: &NaiveTime) -> String {
+    let mut s = t.format("%H:%M:%S").to_string();
+    let micros = t.nanosecond() / 1000;
+    if micros != 0 {
+        let frac = format!("{micros:06}");
+        s.push('.');
+        s.push_str(frac.trim_end_matches('0'));
+    }
+    s
+}
+
+fn encode_value(
+    enc: &mut DataRowEncoder,
+    array: &dyn Array,
+    i: usize,
+    ty: &Type,
+    text: bool,
+) -> PgWireResult<()> {
     if array.is_null(i) {
         return enc.encode_field(&None::<i32>);
     }
@@ -106,8 +201,22 @@ fn encode_value(enc: &mut DataRowEncoder, array: &dyn Array, i: usize, ty: &Type
             let v = array.as_primitive::<UInt64Type>().value(i);
             enc.encode_field(&Decimal::from(v))
         }
-        DataType::Float32 => enc.encode_field(&array.as_primitive::<Float32Type>().value(i)),
-        DataType::Float64 => enc.encode_field(&array.as_primitive::<Float64Type>().value(i)),
+        DataType::Float32 => {
+            let v = array.as_primitive::<Float32Type>().value(i);
+            if text {
+                enc.encode_field(&float_text(v as f64, v.to_string()))
+            } else {
+                enc.encode_field(&v)
+            }
+        }
+        DataType::Float64 => {
+            let v = array.as_primitive::<Float64Type>().value(i);
+            if text {
+                enc.encode_field(&float_text(v, v.to_string()))
+            } else {
+                enc.encode_field(&v)
+            }
+        }
         DataType::Decimal128(_, s) => {
             let v = array.as_primitive::<Decimal128Type>().value(i);
             match Decimal::try_from_i128_with_scale(v, *s as u32) {
@@ -121,7 +230,12 @@ fn encode_value(enc: &mut DataRowEncoder, array: &dyn Array, i: usize, ty: &Type
                 DataType::LargeUtf8 => array.as_string::<i64>().value(i),
                 _ => array.as_string_view().value(i),
             };
-            if matches!(*ty, Type::JSON | Type::JSONB) {
+            if text && *ty == Type::JSONB {
+                match serde_json::from_str::<serde_json::Value>(s) {
+                    Ok(v) => enc.encode_field(&jsonb_text(&v)),
+                    Err(_) => enc.encode_field(&s),
+                }
+            } else if !text && matches!(*ty, Type::JSON | Type::JSONB) {
                 match serde_json::from_str::<serde_json::Value>(s) {
                     Ok(v) => enc.encode_field(&v),
                     Err(_) => enc.encode_field(&s),
@@ -140,17 +254,25 @@ fn encode_value(enc: &mut DataRowEncoder, array: &dyn Array, i: usize, ty: &Type
         }
         DataType::Time64(unit) => {
             let us = match unit {
-                TimeUnit::Nanosecond => array.as_primitive::<Time64NanosecondType>().value(i) / 1000,
+                TimeUnit::Nanosecond => {
+                    array.as_primitive::<Time64NanosecondType>().value(i) / 1000
+                }
                 _ => array.as_primitive::<Time64MicrosecondType>().value(i),
             };
             let t = NaiveTime::from_num_seconds_from_midnight_opt(
                 (us / 1_000_000) as u32,
                 ((us % 1_000_000) * 1000) as u32,
             );
-            enc.encode_field(&t)
+            match (text, t) {
+                (true, Some(t)) => enc.encode_field(&time_text(&t)),
+                _ => enc.encode_field(&t),
+            }
         }
         DataType::Timestamp(unit, tz) => {
             let dt = micros_to_datetime(timestamp_micros(array, unit, i));
+            if let (true, Some(t)) = (text, &dt) {
+                return enc.encode_field(&timestamp_text(t, tz.is_some()));
+            }
             match tz {
                 None => enc.encode_field(&dt),
                 Some(_) => enc.encode_field(&dt.map(|d| d.and_utc())),

@@ -43,23 +43,34 @@ pub struct Handlers {
 
 impl Handlers {
     pub fn new(shared: Arc<Shared>) -> Self {
-        let parser = Arc::new(Parser { shared: shared.clone() });
+        let parser = Arc::new(Parser {
+            shared: shared.clone(),
+        });
         Self { shared, parser }
     }
 }
 
 impl PgWireServerHandlers for Handlers {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        Arc::new(Connection { shared: self.shared.clone(), parser: self.parser.clone() })
+        Arc::new(Connection {
+            shared: self.shared.clone(),
+            parser: self.parser.clone(),
+        })
     }
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        Arc::new(Connection { shared: self.shared.clone(), parser: self.parser.clone() })
+        Arc::new(Connection {
+            shared: self.shared.clone(),
+            parser: self.parser.clone(),
+        })
     }
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
         Arc::new(Trust)
     }
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
-        Arc::new(Connection { shared: self.shared.clone(), parser: self.parser.clone() })
+        Arc::new(Connection {
+            shared: self.shared.clone(),
+            parser: self.parser.clone(),
+        })
     }
 }
 
@@ -83,7 +94,12 @@ pub struct Parser {
 impl QueryParser for Parser {
     type Statement = Prepared;
 
-    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
@@ -93,16 +109,28 @@ impl QueryParser for Parser {
                 "cannot insert multiple commands into a prepared statement".into(),
             )));
         }
-        let Some(statement) = stmts.pop() else { return Ok(None) };
-        let (params, schema) = handle::describe(&self.shared, &statement).await.map_err(|e| to_pg(&e))?;
-        Ok(Some(Prepared { statement: Some(statement), params, schema }))
+        let Some(statement) = stmts.pop() else {
+            return Ok(None);
+        };
+        let (params, schema) = handle::describe(&self.shared, &statement)
+            .await
+            .map_err(|e| to_pg(&e))?;
+        Ok(Some(Prepared {
+            statement: Some(statement),
+            params,
+            schema,
+        }))
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
         Ok(stmt.params.iter().map(params::pg_type_of).collect())
     }
 
-    fn get_result_schema(&self, stmt: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
         Ok(match &stmt.schema {
             Some(s) => encode::fields(s, format.unwrap_or(&Format::UnifiedText)),
             None => vec![],
@@ -128,19 +156,32 @@ where
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     let info = ErrorInfo::new("NOTICE".into(), "00000".into(), message.into());
-    client.send(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(info))).await?;
+    client
+        .send(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
+            info,
+        )))
+        .await?;
     Ok(())
 }
 
 impl Connection {
-    async fn respond<C>(&self, client: &mut C, outcome: Outcome, format: &Format) -> PgWireResult<Response>
+    async fn respond<C>(
+        &self,
+        client: &mut C,
+        outcome: Outcome,
+        format: &Format,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         Ok(match outcome {
-            Outcome::Rows { schema, batches, tag } => {
+            Outcome::Rows {
+                schema,
+                batches,
+                tag,
+            } => {
                 let fields = Arc::new(encode::fields(&schema, format));
                 let rows = encode::rows(&fields, &batches)?;
                 let mut resp = QueryResponse::new(fields, stream::iter(rows.into_iter().map(Ok)));
@@ -156,7 +197,9 @@ impl Connection {
             Outcome::TransactionEnd(t) => Response::TransactionEnd(Tag::new(&t)),
             Outcome::CopyIn(target) => {
                 let columns = target.relation.columns.len();
-                let state = client.session_extensions().get_or_insert_with(CopyState::default);
+                let state = client
+                    .session_extensions()
+                    .get_or_insert_with(CopyState::default);
                 *state.inner.lock() = Some((target, Vec::new()));
                 Response::CopyIn(CopyResponse::new(0, columns, stream::empty()))
             }
@@ -188,7 +231,9 @@ impl SimpleQueryHandler for Connection {
                     }
                 }
                 Err(e) => {
-                    let PgWireError::UserError(info) = to_pg(&e) else { unreachable!() };
+                    let PgWireError::UserError(info) = to_pg(&e) else {
+                        unreachable!()
+                    };
                     responses.push(Response::Error(info));
                     break;
                 }
@@ -207,7 +252,12 @@ impl ExtendedQueryHandler for Connection {
         self.parser.clone()
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: pgwire::api::store::PortalStore<Statement = Self::Statement>,
@@ -215,7 +265,9 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let prepared = &portal.statement.statement;
-        let Some(stmt) = &prepared.statement else { return Ok(Response::EmptyQuery) };
+        let Some(stmt) = &prepared.statement else {
+            return Ok(Response::EmptyQuery);
+        };
         let types: Vec<Type> = (0..portal.parameter_len())
             .map(|i| {
                 portal
@@ -228,8 +280,11 @@ impl ExtendedQueryHandler for Connection {
             })
             .collect();
         let values = params::decode(portal, &types, &prepared.params).map_err(|e| to_pg(&e))?;
-        let outcome = handle::execute(&self.shared, stmt, &values).await.map_err(|e| to_pg(&e))?;
-        self.respond(client, outcome, &portal.result_column_format).await
+        let outcome = handle::execute(&self.shared, stmt, &values)
+            .await
+            .map_err(|e| to_pg(&e))?;
+        self.respond(client, outcome, &portal.result_column_format)
+            .await
     }
 
     async fn do_describe_statement<C>(
@@ -258,14 +313,21 @@ impl ExtendedQueryHandler for Connection {
         Ok(DescribeStatementResponse::new(types, fields))
     }
 
-    async fn do_describe_portal<C>(&self, _client: &mut C, portal: &Portal<Prepared>) -> PgWireResult<DescribePortalResponse>
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Prepared>,
+    ) -> PgWireResult<DescribePortalResponse>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: pgwire::api::store::PortalStore<Statement = Self::Statement>,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let fields = self.parser.get_result_schema(&portal.statement.statement, Some(&portal.result_column_format))?;
+        let fields = self.parser.get_result_schema(
+            &portal.statement.statement,
+            Some(&portal.result_column_format),
+        )?;
         Ok(DescribePortalResponse::new(fields))
     }
 }
@@ -278,7 +340,9 @@ impl CopyHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let state = client.session_extensions().get_or_insert_with(CopyState::default);
+        let state = client
+            .session_extensions()
+            .get_or_insert_with(CopyState::default);
         if let Some((_, buf)) = state.inner.lock().as_mut() {
             buf.extend_from_slice(&data.data);
         }
@@ -291,14 +355,20 @@ impl CopyHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let state = client.session_extensions().get_or_insert_with(CopyState::default);
+        let state = client
+            .session_extensions()
+            .get_or_insert_with(CopyState::default);
         let taken = state.inner.lock().take();
         let Some((target, data)) = taken else {
             return Err(to_pg(&SqlError::Internal("no COPY in progress".into())));
         };
-        let n = handle::copy::finish(&self.shared, &target, &data).await.map_err(|e| to_pg(&e))?;
+        let n = handle::copy::finish(&self.shared, &target, &data)
+            .await
+            .map_err(|e| to_pg(&e))?;
         let tag = Tag::new("COPY").with_rows(n as usize);
-        client.send(PgWireBackendMessage::CommandComplete(tag.into())).await?;
+        client
+            .send(PgWireBackendMessage::CommandComplete(tag.into()))
+            .await?;
         Ok(())
     }
 
@@ -308,7 +378,9 @@ impl CopyHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let state = client.session_extensions().get_or_insert_with(CopyState::default);
+        let state = client
+            .session_extensions()
+            .get_or_insert_with(CopyState::default);
         state.inner.lock().take();
         PgWireError::UserError(Box::new(ErrorInfo::new(
             "ERROR".into(),

@@ -43,9 +43,11 @@ fn value<S: Clone>(portal: &Portal<S>, i: usize, ty: &Type) -> SqlResult<ScalarV
             Some(d) => ScalarValue::Decimal128(Some(d.mantissa()), 38, d.scale() as i8),
             None => ScalarValue::Decimal128(None, 38, 10),
         },
-        Type::DATE => ScalarValue::Date32(get!(NaiveDate).map(|d| {
-            (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
-        })),
+        Type::DATE => {
+            ScalarValue::Date32(get!(NaiveDate).map(|d| {
+                (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
+            }))
+        }
         Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(
             get!(NaiveDateTime).map(|t| t.and_utc().timestamp_micros()),
             None,
@@ -63,16 +65,20 @@ fn value<S: Clone>(portal: &Portal<S>, i: usize, ty: &Type) -> SqlResult<ScalarV
 }
 
 /// Decodes every parameter, cast to the type the statement expects where it knows one.
-pub fn decode<S: Clone>(portal: &Portal<S>, types: &[Type], expected: &[Option<DataType>]) -> SqlResult<Vec<ScalarValue>> {
+pub fn decode<S: Clone>(
+    portal: &Portal<S>,
+    types: &[Type],
+    expected: &[Option<DataType>],
+) -> SqlResult<Vec<ScalarValue>> {
     types
         .iter()
         .enumerate()
         .map(|(i, ty)| {
             let v = value(portal, i, ty)?;
             match expected.get(i).cloned().flatten() {
-                Some(DataType::Timestamp(TimeUnit::Nanosecond, tz)) => {
-                    Ok(v.cast_to(&DataType::Timestamp(TimeUnit::Nanosecond, tz)).map_err(bad)?)
-                }
+                Some(DataType::Timestamp(TimeUnit::Nanosecond, tz)) => Ok(v
+                    .cast_to(&DataType::Timestamp(TimeUnit::Nanosecond, tz))
+                    .map_err(bad)?),
                 Some(dt) if dt != v.data_type() && !v.is_null() => v.cast_to(&dt).map_err(bad),
                 Some(dt) if v.is_null() => ScalarValue::try_new_null(&dt).map_err(bad),
                 _ => Ok(v),
