@@ -89,3 +89,17 @@ pub fn stage_drop(
     }
     Ok(())
 }
+
+/// The next free sequential key (stream sequence number or hidden row id) of a relation whose
+/// rows are keyed by a big-endian u64: one past the last stored key, or 0.
+pub fn next_sequential_key(store: &Store, rel: u64) -> DataflowResult<u64> {
+    match store.last_in_prefix(&keys::rows_prefix(rel))? {
+        Some((k, _)) => {
+            let b: [u8; 8] = k[keys::ROWS_PREFIX_LEN..]
+                .try_into()
+                .map_err(|_| DataflowError::Corrupt("sequential row key".into()))?;
+            Ok(u64::from_be_bytes(b) + 1)
+        }
+        None => Ok(0),
+    }
+}

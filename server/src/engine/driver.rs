@@ -239,15 +239,7 @@ impl Driver {
         if let Some(s) = self.next_seq.get(&rel) {
             return Ok(*s);
         }
-        let next = match self.store.last_in_prefix(&keys::rows_prefix(rel))? {
-            Some((k, _)) => {
-                let b: [u8; 8] = k[keys::ROWS_PREFIX_LEN..]
-                    .try_into()
-                    .map_err(|_| SqlError::Internal("corrupt stream key".into()))?;
-                u64::from_be_bytes(b) + 1
-            }
-            None => 0,
-        };
+        let next = relations::next_sequential_key(&self.store, rel)?;
         self.next_seq.insert(rel, next);
         Ok(next)
     }

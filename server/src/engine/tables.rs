@@ -92,15 +92,7 @@ impl View<'_> {
             .or(self.epoch.next_row_id.get(&rel))
         {
             Some(n) => *n,
-            None => match self.store.last_in_prefix(&keys::rows_prefix(rel))? {
-                Some((k, _)) => {
-                    let b: [u8; 8] = k[keys::ROWS_PREFIX_LEN..]
-                        .try_into()
-                        .map_err(|_| SqlError::Internal("corrupt row id".into()))?;
-                    u64::from_be_bytes(b) + 1
-                }
-                None => 0,
-            },
+            None => eddy_dataflow::relations::next_sequential_key(self.store, rel)?,
         };
         self.local.next_row_id.insert(rel, current + 1);
         Ok(current)
