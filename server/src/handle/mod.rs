@@ -150,6 +150,17 @@ pub fn cast_to_column(
     if !field.is_nullable() && array.null_count() > 0 {
         return Err(SqlError::NotNullViolation(field.name().clone()));
     }
+    if matches!(
+        eddy_catalog::SqlType::from_field(field),
+        Some(eddy_catalog::SqlType::Json | eddy_catalog::SqlType::Jsonb)
+    ) && array.data_type() == &DataType::Utf8
+    {
+        for v in array.as_string::<i32>().iter().flatten() {
+            serde_json::from_str::<serde_json::Value>(v).map_err(|e| {
+                SqlError::InvalidText(format!("invalid input syntax for type json: {e}"))
+            })?;
+        }
+    }
     if array.data_type() == field.data_type() {
         return Ok(array.clone());
     }
