@@ -48,10 +48,10 @@ impl Snapshot {
         let mut found: BTreeMap<RelId, Arc<Relation>> = BTreeMap::new();
         let mut todo = vec![id];
         while let Some(next) = todo.pop() {
-            if let Some(rel) = self.by_id.get(&next) {
-                if found.insert(next, rel.clone()).is_none() {
-                    todo.extend(self.dependents(next).map(|r| r.id));
-                }
+            if let Some(rel) = self.by_id.get(&next)
+                && found.insert(next, rel.clone()).is_none()
+            {
+                todo.extend(self.dependents(next).map(|r| r.id));
             }
         }
         found.into_values().rev().collect()

@@ -71,10 +71,10 @@ impl SqlType {
 
     /// The Postgres type of an Arrow field computed by a query, if Postgres has one.
     pub fn from_field(field: &Field) -> Option<SqlType> {
-        if let Some(tag) = field.metadata().get(PG_TYPE_METADATA_KEY) {
-            if let Some(t) = SqlType::from_name(tag) {
-                return Some(t);
-            }
+        if let Some(tag) = field.metadata().get(PG_TYPE_METADATA_KEY)
+            && let Some(t) = SqlType::from_name(tag)
+        {
+            return Some(t);
         }
         SqlType::from_arrow(field.data_type())
     }

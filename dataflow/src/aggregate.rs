@@ -326,10 +326,13 @@ fn average(
 }
 
 fn bump(values: &mut BTreeMap<Ordered, i64>, v: ScalarValue, w: i64) {
-    let v = match v {
-        ScalarValue::Float64(Some(x)) if x == 0.0 => ScalarValue::Float64(Some(0.0)),
-        other => other,
-    };
+    let mut v = v;
+    // One key for both zeros: -0.0 == 0.0, so this folds -0.0 into 0.0.
+    if let ScalarValue::Float64(Some(x)) = &mut v
+        && *x == 0.0
+    {
+        *x = 0.0;
+    }
     let key = Ordered(v);
     let count = values.entry(key.clone()).or_insert(0);
     *count += w;
@@ -394,10 +397,10 @@ impl Operator for Aggregate {
             });
             group.rows += w;
             for (j, acc) in group.accs.iter_mut().enumerate() {
-                if let Some(f) = &filters[j] {
-                    if !f.as_boolean().is_valid(i) || !f.as_boolean().value(i) {
-                        continue;
-                    }
+                if let Some(f) = &filters[j]
+                    && (!f.as_boolean().is_valid(i) || !f.as_boolean().value(i))
+                {
+                    continue;
                 }
                 let value = match &args[j] {
                     None => None,

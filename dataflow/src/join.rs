@@ -21,6 +21,9 @@ use crate::{DataflowError, DataflowResult, Delta};
 /// The rows of one side that share a join key: encoded row -> (values, multiplicity).
 type Bucket = HashMap<Vec<u8>, (Vec<ScalarValue>, i64)>;
 
+/// A row's encoded join key (None when a NULL keeps it from matching) and its values.
+type KeyedRow = (Option<Vec<u8>>, Vec<ScalarValue>);
+
 #[derive(Default)]
 struct Side {
     index: HashMap<Vec<u8>, Bucket>,
@@ -110,7 +113,7 @@ impl Join {
         &self,
         exprs: &[Arc<dyn PhysicalExpr>],
         d: &Delta,
-    ) -> DataflowResult<Vec<(Option<Vec<u8>>, Vec<ScalarValue>)>> {
+    ) -> DataflowResult<Vec<KeyedRow>> {
         let keys: Vec<ArrayRef> = exprs
             .iter()
             .map(|e| Ok(e.evaluate(&d.batch)?.into_array(d.len())?))

@@ -1,5 +1,6 @@
 //! Eddy's server: the Postgres wire front end, the epoch driver, and the `eddy` binary.
 //!
+//! - [`cli`]: the `eddy` command (logging, configuration, signals).
 //! - [`config`]: settings from `config.toml`, `EDDY_*` variables and flags.
 //! - [`engine`]: the epoch driver, the single writer that turns writes into committed epochs
 //!   and keeps every materialized view up to date.
@@ -8,6 +9,7 @@
 //!   Postgres type mapping and the SQLSTATE mapping.
 //! - [`server`]: start-up (recovery) and the accept loop.
 
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod handle;

@@ -199,9 +199,11 @@ impl QueryEngine {
         ctx: &SessionContext,
         statement: &SqlStatement,
     ) -> SqlResult<LogicalPlan> {
+        let mut statement = statement.clone();
+        crate::literals::rewrite_bytea_casts(&mut statement)?;
         Ok(ctx
             .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?)
     }
 }

@@ -98,12 +98,12 @@ impl From<DataFusionError> for SqlError {
 
 /// DataFusion reports several client errors as plain planning errors; tell them apart.
 fn classify_plan_message(m: String) -> SqlError {
-    if let Some(rest) = m.strip_prefix("table '") {
-        if m.ends_with("' not found") {
-            let name = rest.trim_end_matches("' not found");
-            let name = name.rsplit('.').next().unwrap_or(name);
-            return SqlError::UnknownRelation(name.to_string());
-        }
+    if let Some(rest) = m.strip_prefix("table '")
+        && m.ends_with("' not found")
+    {
+        let name = rest.trim_end_matches("' not found");
+        let name = name.rsplit('.').next().unwrap_or(name);
+        return SqlError::UnknownRelation(name.to_string());
     }
     if m.contains("Cannot infer common argument type")
         || m.contains("cannot be cast")

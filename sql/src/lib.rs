@@ -14,6 +14,7 @@
 pub mod context;
 pub mod ddl;
 mod error;
+pub mod literals;
 pub mod names;
 pub mod parser;
 pub mod streaming;

@@ -152,11 +152,10 @@ fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
                 .iter()
                 .map(normalize_object_name)
                 .collect::<SqlResult<Vec<_>>>()?;
-            let cascade = match parser.parse_one_of_keywords(&[Keyword::CASCADE, Keyword::RESTRICT])
-            {
-                Some(Keyword::CASCADE) => true,
-                _ => false,
-            };
+            let cascade = matches!(
+                parser.parse_one_of_keywords(&[Keyword::CASCADE, Keyword::RESTRICT]),
+                Some(Keyword::CASCADE)
+            );
             return Ok(Statement::Drop {
                 kind,
                 names,
@@ -168,16 +167,16 @@ fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
         if let Some(kind) = plural_kind(parser) {
             return Ok(Statement::ShowRelations(kind));
         }
-        if parser.parse_keyword(Keyword::CREATE) {
-            if let Some(kind) = kind_keyword(parser) {
-                let name = normalize_object_name(&parser.parse_object_name(false)?)?;
-                return Ok(Statement::ShowCreate { kind, name });
-            }
+        if parser.parse_keyword(Keyword::CREATE)
+            && let Some(kind) = kind_keyword(parser)
+        {
+            let name = normalize_object_name(&parser.parse_object_name(false)?)?;
+            return Ok(Statement::ShowCreate { kind, name });
         }
-    } else if parser.parse_keyword(Keyword::FLUSH) {
-        if matches!(parser.peek_token().token, Token::EOF | Token::SemiColon) {
-            return Ok(Statement::Flush);
-        }
+    } else if parser.parse_keyword(Keyword::FLUSH)
+        && matches!(parser.peek_token().token, Token::EOF | Token::SemiColon)
+    {
+        return Ok(Statement::Flush);
     }
     // Not one of ours: rewind and let sqlparser have it.
     // `prev_token` steps over whitespace, so it can overshoot `start` by one real token.

@@ -11,9 +11,9 @@
 //!   return results in Postgres' text format, and [`compare_rows`] compares two results the way
 //!   the correctness oracle needs (as multisets, floats within a relative tolerance).
 //!
-//! The server binary is taken from `EDDY_BIN` when set; otherwise it is built once per test
-//! process with the same profile and target directory as the tests, so a suite never runs
-//! against a stale binary.
+//! The server binary is taken from `EDDY_BIN` when set; otherwise it is `eddy-under-test`, the
+//! `eddy` command built by cargo as this package's binary before any suite runs, so a suite
+//! never runs against a stale build.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -281,55 +281,17 @@ fn locate_or_build() -> Result<PathBuf> {
         ensure!(path.is_file(), "EDDY_BIN={} is not a file", path.display());
         return Ok(path);
     }
-    // Test executables live in <target-dir>/<profile>/deps; the binary belongs next to deps.
+    // Test executables live in <target-dir>/<profile>/deps; cargo builds this package's
+    // binaries, the server among them, into <profile> before it runs an integration test.
     let exe = std::env::current_exe().context("locating the test executable")?;
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .context("the test executable is not inside a cargo target directory")?;
-    let target_dir = profile_dir
-        .parent()
-        .context("the test executable is not inside a cargo target directory")?;
-    let binary = profile_dir.join(format!("eddy{}", std::env::consts::EXE_SUFFIX));
-
-    // Always ask cargo: it does nothing when the binary is up to date, and it keeps the suites
-    // from silently testing an old build after the server's sources changed.
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let mut build = Command::new(cargo);
-    build
-        .args([
-            "build",
-            "--quiet",
-            "--package",
-            "eddy-server",
-            "--bin",
-            "eddy",
-        ])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(target_dir);
-    match profile_dir.file_name().and_then(|name| name.to_str()) {
-        Some("debug") => {}
-        Some("release") => {
-            build.arg("--release");
-        }
-        Some(profile) => {
-            build.args(["--profile", profile]);
-        }
-        None => bail!("cannot tell the build profile from {}", exe.display()),
-    }
-    let status = build
-        .status()
-        .context("running cargo to build the eddy binary")?;
-    ensure!(
-        status.success(),
-        "building the eddy binary failed ({status}); set EDDY_BIN to use a prebuilt one"
-    );
+    let binary = profile_dir.join(format!("eddy-under-test{}", std::env::consts::EXE_SUFFIX));
     ensure!(
         binary.is_file(),
-        "cargo built eddy but {} does not exist; set EDDY_BIN to the binary",
+        "{} does not exist: run the suites with cargo test, or set EDDY_BIN to an eddy binary",
         binary.display()
     );
     Ok(binary)

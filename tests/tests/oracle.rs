@@ -261,8 +261,8 @@ async fn insert_dim_if_absent(client: &Client, rng: &mut StdRng, model: &mut Mod
             text_literal(row.label.as_deref()),
             int_literal(row.w)
         ));
-        if !model.dim.contains_key(&id) {
-            model.dim.insert(id, row);
+        if let std::collections::btree_map::Entry::Vacant(e) = model.dim.entry(id) {
+            e.insert(row);
             added += 1;
         }
     }

@@ -94,7 +94,6 @@ impl Typed {
     }
 }
 
-#[ignore = "one typed value does not round-trip through binary parameters yet; under investigation"]
 #[tokio::test]
 async fn typed_parameters_and_binary_results() -> Result<()> {
     let server = TestServer::start().await?;
@@ -135,7 +134,11 @@ async fn typed_parameters_and_binary_results() -> Result<()> {
         utc_time: Utc.with_ymd_and_hms(2024, 2, 29, 23, 59, 59).single(),
         price: Some(Decimal::new(1234, 2)),
     };
-    ensure!(Typed::fetch(&client, 1).await? == literal);
+    let fetched = Typed::fetch(&client, 1).await?;
+    ensure!(
+        fetched == literal,
+        "read back {fetched:?}, wrote {literal:?}"
+    );
     let price: Decimal = client
         .query_one("SELECT price FROM typed WHERE id = $1", &[&1i64])
         .await?
@@ -321,9 +324,7 @@ async fn copy_in(client: &Client, statement: &str, chunks: &[&'static [u8]]) -> 
     Ok(sink.as_mut().finish().await?)
 }
 
-// COPY started through the extended protocol (as tokio-postgres's `copy_in` does) is not
-// answered correctly yet; COPY over the simple protocol (what psql uses) works.
-#[ignore = "COPY FROM STDIN over the extended protocol is not supported yet"]
+// COPY started through the extended protocol, as tokio-postgres's `copy_in` does.
 #[tokio::test]
 async fn copy_from_stdin_feeds_streams_and_views() -> Result<()> {
     let server = TestServer::start().await?;

@@ -367,7 +367,7 @@ impl Driver {
             if rel.kind != kind {
                 return Err(SqlError::WrongObjectType(format!(
                     "\"{name}\" is not a {}",
-                    kind.to_string()
+                    kind
                 )));
             }
             let order = snapshot.drop_order(rel.id);

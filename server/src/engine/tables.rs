@@ -61,7 +61,7 @@ impl View<'_> {
     }
 
     /// Every current row of a table with its key.
-    fn scan(&self, rel: &Relation) -> SqlResult<Vec<(Vec<u8>, Vec<ScalarValue>)>> {
+    fn scan(&self, rel: &Relation) -> SqlResult<Vec<StoredRow>> {
         let prefix = keys::rows_prefix(rel.id);
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         for entry in self.store.scan_prefix(&prefix) {
@@ -215,10 +215,10 @@ fn insert(
                     both.extend(row);
                     let schema = doubled_schema(&rel.schema());
                     let pair = batch_from_rows(&schema, &[both])?;
-                    if let Some(p) = predicate {
-                        if !mask(p, &pair)?.value(0) {
-                            continue;
-                        }
+                    if let Some(p) = predicate
+                        && !mask(p, &pair)?.value(0)
+                    {
+                        continue;
                     }
                     let new = assign(rel, &pair, &old, 0, assignments)?;
                     if key_of(rel, &new)? != key {
@@ -288,11 +288,14 @@ fn assign(
     Ok(row)
 }
 
+/// A row's storage key and its values.
+type StoredRow = (Vec<u8>, Vec<ScalarValue>);
+
 fn matching(
     view: &View<'_>,
     rel: &Relation,
     predicate: Option<&Arc<dyn PhysicalExpr>>,
-) -> SqlResult<(Vec<(Vec<u8>, Vec<ScalarValue>)>, RecordBatch)> {
+) -> SqlResult<(Vec<StoredRow>, RecordBatch)> {
     let rows = view.scan(rel)?;
     let schema = rel.schema();
     let all = batch_from_rows(

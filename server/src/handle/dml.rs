@@ -14,13 +14,13 @@ use datafusion::common::{DFSchema, ParamValues, ScalarValue};
 use datafusion::logical_expr::{Expr, LogicalPlan, lit};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::sql::sqlparser::ast::ExprWithAlias;
-use eddy_catalog::{Relation, RelationKind};
+use eddy_catalog::{Relation, RelationKind, SqlType};
 use eddy_sql::context::Rows;
 use eddy_sql::names::{normalize_ident, normalize_object_name};
 use eddy_sql::{SqlError, SqlResult};
 use sqlparser::ast::{
-    Assignment, AssignmentTarget, Expr as SqlExpr, FromTable, OnConflictAction, OnInsert,
-    Statement as SqlStatement, TableFactor, TableObject, TableWithJoins,
+    Assignment, AssignmentTarget, Expr as SqlExpr, FromTable, Insert, OnConflictAction, OnInsert,
+    SetExpr, Statement as SqlStatement, TableFactor, TableObject, TableWithJoins,
 };
 
 use crate::engine::{OnConflict, WriteOp};
@@ -253,6 +253,7 @@ async fn insert(
     };
     let mut plain = ins.clone();
     plain.on = None;
+    bytea_values(&mut plain, &rel)?;
     let plain = SqlStatement::Insert(plain);
     let snapshot = shared.catalog.snapshot();
     let ctx = shared
@@ -304,6 +305,34 @@ async fn insert(
         tag: "INSERT 0".into(),
         rows: Some(n),
     })
+}
+
+/// Reads the string literals of a VALUES list that go to bytea columns as Postgres does
+/// (`'\x00ff'` is two bytes), not as the text's own bytes.
+fn bytea_values(ins: &mut Insert, rel: &Relation) -> SqlResult<()> {
+    let Some(SetExpr::Values(values)) = ins.source.as_mut().map(|q| q.body.as_mut()) else {
+        return Ok(());
+    };
+    // An unknown column is left for the planner to report.
+    let targets: Vec<Option<usize>> = if ins.columns.is_empty() {
+        (0..rel.columns.len()).map(Some).collect()
+    } else {
+        ins.columns
+            .iter()
+            .map(|c| {
+                let name = normalize_object_name(c).ok()?;
+                rel.columns.iter().position(|col| col.name == name)
+            })
+            .collect()
+    };
+    for row in &mut values.rows {
+        for (expr, col) in row.iter_mut().zip(&targets) {
+            if col.is_some_and(|c| rel.columns[c].sql_type == SqlType::Bytea) {
+                eddy_sql::literals::bytea_literal(expr)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parameter types of an INSERT, inferred from its target columns.

@@ -125,6 +125,12 @@ pub async fn describe(
         Statement::Sql(s) if matches!(**s, SqlStatement::Insert(_)) => {
             Ok((dml::describe_params(shared, s).await?, None))
         }
+        // Like Postgres, a COPY names a missing or wrong target when it is prepared, not when
+        // its data starts to arrive.
+        Statement::Sql(s) if matches!(**s, SqlStatement::Copy { .. }) => {
+            copy::start(shared, s)?;
+            Ok((vec![], None))
+        }
         Statement::ShowRelations(_) => Ok((vec![], Some(show::relations_schema()))),
         Statement::ShowCreate { .. } => Ok((vec![], Some(show::create_schema()))),
         Statement::Sql(s) if matches!(**s, SqlStatement::ShowVariable { .. }) => {

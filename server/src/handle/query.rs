@@ -74,12 +74,12 @@ pub fn infer_from_casts(
     plan.apply_with_subqueries(|node| {
         node.apply_expressions(|e| {
             e.apply(|e| {
-                if let Expr::Cast(c) = e {
-                    if let Expr::Placeholder(p) = c.expr.as_ref() {
-                        let slot = types.entry(p.id.clone()).or_insert(None);
-                        if slot.is_none() {
-                            *slot = Some(c.field.data_type().clone());
-                        }
+                if let Expr::Cast(c) = e
+                    && let Expr::Placeholder(p) = c.expr.as_ref()
+                {
+                    let slot = types.entry(p.id.clone()).or_insert(None);
+                    if slot.is_none() {
+                        *slot = Some(c.field.data_type().clone());
                     }
                 }
                 Ok(TreeNodeRecursion::Continue)

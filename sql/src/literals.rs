@@ -1,0 +1,149 @@
+//! Postgres' reading of bytea literals.
+//!
+//! Postgres reads the text of a bytea value in its hex form (`'\x00ff'`) or its escape form
+//! (`'a\000b'`, `'\\'` for a backslash); DataFusion would take the text's own bytes. So before a
+//! statement is planned, a string literal that becomes a bytea (`'...'::bytea`,
+//! `CAST('...' AS bytea)`, `bytea '...'`, or a VALUES entry for a bytea column) is decoded here
+//! and replaced by the equivalent `X'...'` literal, which DataFusion reads as binary.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{DataType, Expr, Value, ValueWithSpan, visit_expressions_mut};
+
+use crate::{SqlError, SqlResult};
+
+/// Decodes the text form of a bytea value, hex or escape format.
+pub fn decode_bytea(text: &str) -> SqlResult<Vec<u8>> {
+    if let Some(hex) = text
+        .strip_prefix("\\x")
+        .or_else(|| text.strip_prefix("\\X"))
+    {
+        return decode_hex(hex);
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+        } else if bytes.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else if let Some(octal) = bytes.get(i + 1..i + 4)
+            && octal[0] <= b'3'
+            && octal.iter().all(|b| (b'0'..=b'7').contains(b))
+        {
+            out.push(octal.iter().fold(0u8, |acc, b| acc * 8 + (b - b'0')));
+            i += 4;
+        } else {
+            return Err(SqlError::InvalidText(
+                "invalid input syntax for type bytea".into(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn decode_hex(hex: &str) -> SqlResult<Vec<u8>> {
+    let digits: Vec<u8> = hex
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace())
+        .map(|b| {
+            (b as char).to_digit(16).map(|d| d as u8).ok_or_else(|| {
+                SqlError::InvalidText(format!("invalid hexadecimal digit: \"{}\"", b as char))
+            })
+        })
+        .collect::<SqlResult<_>>()?;
+    if !digits.len().is_multiple_of(2) {
+        return Err(SqlError::InvalidText(
+            "invalid hexadecimal data: odd number of digits".into(),
+        ));
+    }
+    Ok(digits.chunks(2).map(|p| p[0] * 16 + p[1]).collect())
+}
+
+/// Replaces a string literal by the hex literal of the bytea it denotes; other expressions are
+/// left alone.
+pub fn bytea_literal(expr: &mut Expr) -> SqlResult<()> {
+    if let Expr::Value(ValueWithSpan { value, .. }) = expr
+        && let Some(text) = string_of(value)
+    {
+        let hex: String = decode_bytea(text)?
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        *value = Value::HexStringLiteral(hex);
+    }
+    Ok(())
+}
+
+fn string_of(value: &Value) -> Option<&str> {
+    match value {
+        Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Rewrites every string literal cast to bytea in `node` (a statement or an expression).
+pub fn rewrite_bytea_casts<V: sqlparser::ast::VisitMut>(node: &mut V) -> SqlResult<()> {
+    let flow = visit_expressions_mut(node, |expr| {
+        let result = match expr {
+            Expr::Cast {
+                expr: inner,
+                data_type: DataType::Bytea,
+                ..
+            } => bytea_literal(inner),
+            Expr::TypedString(typed) if typed.data_type == DataType::Bytea => {
+                match string_of(&typed.value.value) {
+                    Some(text) => decode_bytea(text).map(|bytes| {
+                        let hex = bytes.iter().map(|b| format!("{b:02X}")).collect();
+                        *expr = Expr::Value(Value::HexStringLiteral(hex).into());
+                    }),
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        };
+        match result {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => ControlFlow::Break(e),
+        }
+    });
+    match flow {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_and_escape_forms() {
+        assert_eq!(decode_bytea("\\x00ff10").unwrap(), vec![0x00, 0xff, 0x10]);
+        assert_eq!(decode_bytea("\\x").unwrap(), Vec::<u8>::new());
+        assert_eq!(decode_bytea("a\\000b\\\\").unwrap(), b"a\0b\\".to_vec());
+        assert_eq!(decode_bytea("plain").unwrap(), b"plain".to_vec());
+        assert!(decode_bytea("\\x0").is_err());
+        assert!(decode_bytea("\\xzz").is_err());
+        assert!(decode_bytea("bad\\9").is_err());
+    }
+
+    #[test]
+    fn casts_become_hex_literals() {
+        let mut stmts = crate::parser::parse(
+            "SELECT '\\x0a0b'::bytea, CAST('a\\\\' AS BYTEA), bytea '\\x01', 'text'",
+        )
+        .unwrap();
+        let crate::parser::Statement::Sql(stmt) = &mut stmts[0] else {
+            panic!("not a SQL statement")
+        };
+        rewrite_bytea_casts(stmt.as_mut()).unwrap();
+        assert_eq!(
+            stmt.to_string(),
+            "SELECT X'0A0B'::BYTEA, CAST(X'615C' AS BYTEA), X'01', 'text'"
+        );
+    }
+}
