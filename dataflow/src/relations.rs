@@ -37,9 +37,26 @@ pub fn scan(
     chunk: usize,
     mut f: impl FnMut(RecordBatch) -> DataflowResult<()>,
 ) -> DataflowResult<()> {
+    scan_from(store, &keys::rows_prefix(rel), layout, schema, chunk, |b| {
+        f(b).map(|()| true)
+    })
+}
+
+/// Like [`scan`], for the rows whose keys start with `prefix`: a relation's rows prefix
+/// followed by encoded values. A multiset's keys are its encoded rows and the encoding is
+/// self-delimiting, so the prefix of a view's leading column values finds exactly the rows
+/// that hold them. `f` returns whether to go on.
+pub fn scan_from(
+    store: &Store,
+    prefix: &[u8],
+    layout: Layout,
+    schema: &SchemaRef,
+    chunk: usize,
+    mut f: impl FnMut(RecordBatch) -> DataflowResult<bool>,
+) -> DataflowResult<()> {
     let width = schema.fields().len();
     let mut rows: Vec<Vec<ScalarValue>> = Vec::with_capacity(chunk.min(4096));
-    for entry in store.scan_prefix(&keys::rows_prefix(rel)) {
+    for entry in store.scan_prefix(prefix) {
         let (k, v) = entry?;
         match layout {
             Layout::Log | Layout::Keyed => rows.push(decode_row(&v, width)?),
@@ -53,8 +70,11 @@ pub fn scan(
             }
         }
         if rows.len() >= chunk {
-            f(batch_from_rows(schema, &rows)?)?;
+            let go_on = f(batch_from_rows(schema, &rows)?)?;
             rows.clear();
+            if !go_on {
+                return Ok(());
+            }
         }
     }
     if !rows.is_empty() {

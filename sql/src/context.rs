@@ -1,10 +1,10 @@
 //! DataFusion sessions over Eddy's relations.
 //!
 //! Every statement is planned in a fresh session whose `public` schema holds exactly the
-//! relations it references. For reads the tables carry the rows copied out of the store
-//! under one read guard, so a query that touches several views sees them at one epoch; for
-//! planning a view they carry no rows. Plain views are registered as DataFusion views over
-//! the same session.
+//! relations it references, as [`StoredTable`]s that read the store when the physical plan is
+//! made. A query's session pins one epoch (see [`crate::table`]) so that a query touching
+//! several views sees them all at that epoch. Plain views are registered as DataFusion views
+//! over the same session.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -12,18 +12,19 @@ use std::sync::Arc;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider};
 use datafusion::common::TableReference;
-use datafusion::datasource::{MemTable, ViewTable};
+use datafusion::datasource::ViewTable;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use eddy_catalog::{Relation, RelationKind, Snapshot};
-use eddy_dataflow::relations::{self, Layout};
+use eddy_dataflow::relations::Layout;
 use eddy_storage::Store;
 use sqlparser::ast::Statement as SqlStatement;
 
 use crate::names::DEFAULT_SCHEMA;
+use crate::table::{ReadPin, StoredTable};
 use crate::{SqlError, SqlResult, parser};
 
 /// The database name clients connect to.
@@ -50,15 +51,21 @@ fn nullable(schema: &arrow::datatypes::SchemaRef) -> arrow::datatypes::SchemaRef
     ))
 }
 
-/// Whether a session's tables carry rows.
-#[derive(Clone, PartialEq, Eq)]
+/// Whether a session reads rows.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Rows {
-    /// Copy every referenced relation's rows out of the store (for queries).
+    /// Queries: the tables read their rows from one epoch, pinned until [`release`].
     Load,
-    /// Schemas only (for planning views and DML).
+    /// Planning only (views, DML targets, Describe): no scan runs.
     SchemaOnly,
-    /// Rows of every relation but one (the target of an INSERT ... SELECT).
-    LoadExcept(String),
+}
+
+/// Releases a [`Rows::Load`] session's hold on its epoch, once its physical plan is made
+/// (the scans have read their rows then). Must come before anything that waits for a commit.
+pub fn release(ctx: &SessionContext) {
+    if let Some(pin) = ctx.state().config().get_extension::<ReadPin>() {
+        pin.release();
+    }
 }
 
 /// The shared DataFusion configuration from which per-statement sessions are made.
@@ -96,7 +103,7 @@ impl QueryEngine {
         &self,
         statement: &SqlStatement,
         catalog: &Snapshot,
-        store: &Store,
+        store: &Arc<Store>,
         rows: Rows,
     ) -> SqlResult<SessionContext> {
         let df_stmt = DfStatement::Statement(Box::new(statement.clone()));
@@ -127,32 +134,29 @@ impl QueryEngine {
             needed.insert(rel.id, rel.clone());
         }
 
-        let mut tables: Vec<(Arc<Relation>, Vec<arrow::array::RecordBatch>)> = Vec::new();
-        {
-            let _one_epoch = store.read();
-            for rel in needed.values().filter(|r| r.is_stored()) {
-                let load = match &rows {
-                    Rows::Load => true,
-                    Rows::SchemaOnly => false,
-                    Rows::LoadExcept(name) => name != &rel.name,
-                };
-                let data = if load {
-                    relations::read_all(store, rel.id, layout(rel.kind), &nullable(&rel.schema()))?
-                } else {
-                    vec![]
-                };
-                tables.push((rel.clone(), data));
-            }
-        }
-
         let schema = Arc::new(MemorySchemaProvider::new());
-        for (rel, data) in tables {
-            let table = MemTable::try_new(nullable(&rel.schema()), vec![data])?;
+        for rel in needed.values().filter(|r| r.is_stored()) {
+            let table = StoredTable::new(
+                rel.clone(),
+                layout(rel.kind),
+                nullable(&rel.schema()),
+                store.clone(),
+            );
             schema.register_table(rel.name.clone(), Arc::new(table))?;
         }
         let catalog_provider = Arc::new(MemoryCatalogProvider::new());
         catalog_provider.register_schema(DEFAULT_SCHEMA, schema.clone())?;
-        let ctx = SessionContext::new_with_state(self.base.clone());
+        let ctx = match rows {
+            // Pinned before any scan: every table of the query reads the same epoch.
+            Rows::Load => {
+                let mut state = self.base.clone();
+                state
+                    .config_mut()
+                    .set_extension(Arc::new(ReadPin::new(store.pin())));
+                SessionContext::new_with_state(state)
+            }
+            Rows::SchemaOnly => SessionContext::new_with_state(self.base.clone()),
+        };
         ctx.register_catalog(DATABASE, catalog_provider);
 
         // Plain views, in creation order so that a view's own views exist before it.

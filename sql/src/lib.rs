@@ -18,5 +18,6 @@ pub mod literals;
 pub mod names;
 pub mod parser;
 pub mod streaming;
+pub mod table;
 
 pub use error::{SqlError, SqlResult};

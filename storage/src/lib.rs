@@ -18,4 +18,4 @@ pub mod keys;
 mod store;
 
 pub use error::{StorageError, StorageResult};
-pub use store::{ReadGuard, Store, WriteBatch};
+pub use store::{EpochPin, ReadGuard, Store, WriteBatch};

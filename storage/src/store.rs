@@ -1,6 +1,9 @@
 use std::path::Path;
 
-use parking_lot::{RwLock, RwLockReadGuard};
+use std::sync::Arc;
+
+use parking_lot::lock_api::ArcRwLockReadGuard;
+use parking_lot::{RawRwLock, RwLock, RwLockReadGuard};
 use sled::IVec;
 
 use crate::error::StorageResult;
@@ -10,11 +13,15 @@ pub struct Store {
     db: sled::Db,
     /// Held shared by readers while they copy rows out, exclusively by [`Store::commit`]:
     /// sled's `apply_batch` is atomic for crash recovery but not isolated from a running scan.
-    gate: RwLock<()>,
+    gate: Arc<RwLock<()>>,
 }
 
 /// A shared hold on the store: no commit can land while it lives.
 pub type ReadGuard<'a> = RwLockReadGuard<'a, ()>;
+
+/// A [`ReadGuard`] that owns its hold, so that it can live across awaits and move between
+/// threads (a query pins one epoch from planning until its scans have read their rows).
+pub type EpochPin = ArcRwLockReadGuard<RawRwLock, ()>;
 
 impl Store {
     /// Opens (or creates) the store in a directory.
@@ -25,7 +32,7 @@ impl Store {
             .open()?;
         Ok(Self {
             db,
-            gate: RwLock::new(()),
+            gate: Arc::new(RwLock::new(())),
         })
     }
 
@@ -34,13 +41,19 @@ impl Store {
         let db = sled::Config::new().temporary(true).open()?;
         Ok(Self {
             db,
-            gate: RwLock::new(()),
+            gate: Arc::new(RwLock::new(())),
         })
     }
 
     /// Blocks commits until the guard is dropped, so that several scans see one epoch.
     pub fn read(&self) -> ReadGuard<'_> {
         self.gate.read()
+    }
+
+    /// Like [`Store::read`], as an owned guard. Whoever holds it must not take another hold
+    /// (a waiting commit would block the second and so both).
+    pub fn pin(&self) -> EpochPin {
+        self.gate.read_arc()
     }
 
     pub fn get(&self, key: &[u8]) -> StorageResult<Option<IVec>> {

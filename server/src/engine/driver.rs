@@ -263,7 +263,10 @@ impl Driver {
                 continue;
             }
             let out = flow.apply(&changes)?.consolidate()?;
-            materialize(&self.store, id, &out, &mut epoch.batch)?;
+            let view = snapshot
+                .by_id(id)
+                .ok_or_else(|| SqlError::Internal(format!("view {id} vanished")))?;
+            materialize(&self.store, view, &out, &mut epoch.batch)?;
             flow.checkpoint(id, &mut epoch.batch)?;
             if !out.is_empty() {
                 changes.insert(id, out);
@@ -304,7 +307,7 @@ impl Driver {
         let id = relation.id;
         self.catalog.stage_put(&relation, &mut batch);
         if let Some(mut flow) = dataflow {
-            self.backfill(&snapshot, id, &mut flow, &mut batch)?;
+            self.backfill(&snapshot, &relation, &mut flow, &mut batch)?;
             self.commit(batch)?;
             self.views.insert(id, flow);
         } else {
@@ -318,7 +321,7 @@ impl Driver {
     fn backfill(
         &self,
         snapshot: &Snapshot,
-        view: u64,
+        view: &Relation,
         flow: &mut Dataflow,
         batch: &mut WriteBatch,
     ) -> SqlResult<()> {
@@ -344,7 +347,7 @@ impl Driver {
         }
         let out = Delta::concat(&flow.schema(), &outputs)?.consolidate()?;
         materialize(&self.store, view, &out, batch)?;
-        flow.checkpoint(view, batch)?;
+        flow.checkpoint(view.id, batch)?;
         Ok(())
     }
 
@@ -406,10 +409,31 @@ impl Driver {
     }
 }
 
-/// Applies a view's (consolidated) change to its stored multiset of rows.
-fn materialize(store: &Store, view: u64, delta: &Delta, batch: &mut WriteBatch) -> SqlResult<()> {
+/// Applies a view's (consolidated) change to its stored multiset of rows. Values are stored
+/// as the view's declared column types, so that a lookup by value encodes keys the same way.
+fn materialize(
+    store: &Store,
+    view: &Relation,
+    delta: &Delta,
+    batch: &mut WriteBatch,
+) -> SqlResult<()> {
+    let schema = view.schema();
+    let columns = delta
+        .batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                Ok(arrow::compute::cast(c, f.data_type())?)
+            }
+        })
+        .collect::<SqlResult<Vec<_>>>()?;
+    let view = view.id;
     for i in 0..delta.len() {
-        let row = encode_row(&row_values(delta.batch.columns(), i)?)?;
+        let row = encode_row(&row_values(&columns, i)?)?;
         let key = keys::row(view, &row);
         let old = match store.get(&key)? {
             Some(v) => decode_count(&v)?,

@@ -1,6 +1,7 @@
 //! CREATE STREAM / TABLE / MATERIALIZED VIEW / VIEW and DROP.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use eddy_catalog::{Column, RelId, Relation, RelationKind, Snapshot, SqlType};
@@ -220,7 +221,7 @@ fn view_columns(schema: &SchemaRef) -> SqlResult<Vec<Column>> {
 /// Plans a view's query: its definition and, for a materialized view, its dataflow.
 pub async fn plan_view(
     engine: &QueryEngine,
-    store: &Store,
+    store: &Arc<Store>,
     snapshot: &Snapshot,
     name: &str,
     query: &Query,

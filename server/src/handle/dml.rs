@@ -258,12 +258,7 @@ async fn insert(
     let snapshot = shared.catalog.snapshot();
     let ctx = shared
         .query
-        .session_for(
-            &plain,
-            &snapshot,
-            &shared.store,
-            Rows::LoadExcept(rel.name.clone()),
-        )
+        .session_for(&plain, &snapshot, &shared.store, Rows::Load)
         .await?;
     let plan = shared.query.plan(&ctx, &plain).await?;
     let LogicalPlan::Dml(dml) = plan else {
@@ -275,7 +270,12 @@ async fn insert(
             params.iter().cloned().map(Into::into).collect(),
         ))?;
     }
-    let batches = ctx.execute_logical_plan(input).await?.collect().await?;
+    let df = ctx.execute_logical_plan(input).await?;
+    let task = Arc::new(df.task_ctx());
+    let physical = df.create_physical_plan().await?;
+    // The write below waits for a commit, which the pinned epoch would hold back.
+    eddy_sql::context::release(&ctx);
+    let batches = datafusion::physical_plan::collect(physical, task).await?;
     let schema = rel.schema();
     let rows = batches
         .into_iter()

@@ -1,12 +1,13 @@
-//! SELECT (and EXPLAIN): planned and run by DataFusion over rows copied out at one epoch.
+//! SELECT (and EXPLAIN): planned and run by DataFusion over rows read at one epoch.
 
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::physical_plan::collect;
 use eddy_sql::SqlResult;
-use eddy_sql::context::Rows;
+use eddy_sql::context::{self, Rows};
 use sqlparser::ast::Statement as SqlStatement;
 
 use super::naming::statement_names;
@@ -30,7 +31,10 @@ pub async fn execute(
     }
     let df = ctx.execute_logical_plan(plan).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let batches: Vec<RecordBatch> = df.collect().await?;
+    let task = df.task_ctx();
+    let physical = df.create_physical_plan().await?;
+    context::release(&ctx);
+    let batches: Vec<RecordBatch> = collect(physical, Arc::new(task)).await?;
     let schema = statement_names(stmt, &schema);
     let batches = batches
         .into_iter()
