@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
-use datafusion::catalog::{MemoryCatalogProvider, MemorySchemaProvider};
+use datafusion::catalog::{
+    CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider,
+};
 use datafusion::common::TableReference;
 use datafusion::datasource::ViewTable;
 use datafusion::execution::SessionStateBuilder;
@@ -146,18 +148,20 @@ impl QueryEngine {
         }
         let catalog_provider = Arc::new(MemoryCatalogProvider::new());
         catalog_provider.register_schema(DEFAULT_SCHEMA, schema.clone())?;
-        let ctx = match rows {
+        // Each session has a catalog list of its own: a clone of the base state would share
+        // the base's list, and concurrent statements would replace each other's tables.
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        catalogs.register_catalog(DATABASE.to_string(), catalog_provider);
+        let mut state = SessionStateBuilder::new_from_existing(self.base.clone())
+            .with_catalog_list(catalogs)
+            .build();
+        if rows == Rows::Load {
             // Pinned before any scan: every table of the query reads the same epoch.
-            Rows::Load => {
-                let mut state = self.base.clone();
-                state
-                    .config_mut()
-                    .set_extension(Arc::new(ReadPin::new(store.pin())));
-                SessionContext::new_with_state(state)
-            }
-            Rows::SchemaOnly => SessionContext::new_with_state(self.base.clone()),
-        };
-        ctx.register_catalog(DATABASE, catalog_provider);
+            state
+                .config_mut()
+                .set_extension(Arc::new(ReadPin::new(store.pin())));
+        }
+        let ctx = SessionContext::new_with_state(state);
 
         // Plain views, in creation order so that a view's own views exist before it.
         for rel in needed.values().filter(|r| r.kind == RelationKind::View) {

@@ -281,20 +281,27 @@ fn locate_or_build() -> Result<PathBuf> {
         ensure!(path.is_file(), "EDDY_BIN={} is not a file", path.display());
         return Ok(path);
     }
-    // Test executables live in <target-dir>/<profile>/deps; cargo builds this package's
-    // binaries, the server among them, into <profile> before it runs an integration test.
+    // Test executables live in <target-dir>/<profile>/deps, binaries (the benchmark) in
+    // <target-dir>/<profile>; cargo builds this package's binaries, the server among them,
+    // into <profile> before it runs an integration test.
     let exe = std::env::current_exe().context("locating the test executable")?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("the test executable is not inside a cargo target directory")?;
-    let binary = profile_dir.join(format!("eddy-under-test{}", std::env::consts::EXE_SUFFIX));
-    ensure!(
-        binary.is_file(),
-        "{} does not exist: run the suites with cargo test, or set EDDY_BIN to an eddy binary",
-        binary.display()
-    );
-    Ok(binary)
+    let name = format!("eddy-under-test{}", std::env::consts::EXE_SUFFIX);
+    let candidates: Vec<PathBuf> = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(&name))
+        .collect();
+    candidates
+        .iter()
+        .find(|path| path.is_file())
+        .cloned()
+        .with_context(|| {
+            format!(
+                "{name} is not in {candidates:?}: build it with cargo (cargo test builds it), \
+                 or set EDDY_BIN to an eddy binary"
+            )
+        })
 }
 
 /// A value as the suites write it: Postgres' text format, with `NULL` for null and `(empty)`

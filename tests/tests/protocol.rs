@@ -487,3 +487,71 @@ async fn garbage_bytes_close_only_their_own_connection() -> Result<()> {
     ensure!(query_rows(&fresh, "SELECT count(*) FROM kv").await? == [["1"]]);
     Ok(())
 }
+
+// Sessions run concurrently: each statement must see the relations it names, whatever other
+// connections plan or write at the same time, and reads by key must follow the writes.
+#[tokio::test]
+async fn concurrent_sessions_read_and_write_independently() -> Result<()> {
+    const ROUNDS: i64 = 150;
+    let server = TestServer::start().await?;
+    let setup = server.client().await?;
+    for stmt in [
+        "CREATE STREAM a (k BIGINT, v BIGINT)",
+        "CREATE STREAM b (k BIGINT, v BIGINT)",
+        "CREATE MATERIALIZED VIEW a_sum AS SELECT k, count(*) AS n, sum(v) AS s FROM a GROUP BY k",
+        "CREATE MATERIALIZED VIEW b_sum AS SELECT k, count(*) AS n, sum(v) AS s FROM b GROUP BY k",
+    ] {
+        execute(&setup, stmt).await?;
+    }
+    let mut tasks = Vec::new();
+    for stream in ["a", "b"] {
+        let client = server.client().await?;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..ROUNDS {
+                client
+                    .execute(
+                        &format!("INSERT INTO {stream} VALUES ($1, $2)"),
+                        &[&(i % 3), &i],
+                    )
+                    .await
+                    .with_context(|| format!("inserting into {stream}"))?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for view in ["a_sum", "b_sum"] {
+        let client = server.client().await?;
+        tasks.push(tokio::spawn(async move {
+            let stmt = client
+                .prepare(&format!("SELECT n FROM {view} WHERE k = $1"))
+                .await?;
+            let mut last = 0i64;
+            for i in 0..ROUNDS {
+                let rows = client
+                    .query(&stmt, &[&(i % 3)])
+                    .await
+                    .with_context(|| format!("reading {view}"))?;
+                if i % 3 == 0 {
+                    let n = rows.first().map_or(0, |r| r.get::<_, i64>(0));
+                    ensure!(
+                        n >= last,
+                        "{view} went back from {last} to {n} rows for key 0"
+                    );
+                    last = n;
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    for view in ["a_sum", "b_sum"] {
+        let total = query_rows(&setup, &format!("SELECT sum(n), sum(s) FROM {view}")).await?;
+        ensure!(
+            total == [[ROUNDS.to_string(), (ROUNDS * (ROUNDS - 1) / 2).to_string()]],
+            "{view} totals {total:?}"
+        );
+    }
+    Ok(())
+}
