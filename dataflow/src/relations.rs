@@ -1,6 +1,9 @@
 //! How stored relations lay out their rows in the store's `rows` space, and reading them back.
 //!
-//! - A stream is a log: key `seq` (u64, big-endian, dense from 0), value the encoded row.
+//! - A stream is a log of blocks: key the sequence number (u64, big-endian, dense from 0) of
+//!   the block's first row, value a block of up to [`LOG_BLOCK_ROWS`] rows (a u32 row count,
+//!   then the encoded rows one after another). Blocks keep the store's key count, and so the
+//!   cost of an append, independent of how many rows a write carries.
 //! - A table is keyed: key the encoded primary key (or a hidden u64 row id when it has none),
 //!   value the encoded row.
 //! - A view is a multiset: key the encoded row, value its multiplicity (i64).
@@ -10,7 +13,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use eddy_storage::{Store, keys};
 
-use crate::codec::{batch_from_rows, decode_row};
+use crate::codec::{Decoder, batch_from_rows, decode_row, encode_value, row_values};
 use crate::{DataflowError, DataflowResult};
 
 /// How a relation's rows are stored.
@@ -19,6 +22,92 @@ pub enum Layout {
     Log,
     Keyed,
     Multiset,
+}
+
+/// Rows per block of a stream's log.
+pub const LOG_BLOCK_ROWS: usize = 1024;
+
+/// Encodes rows of batches as log blocks: (first sequence number, block) pairs, numbered
+/// from `first_seq`.
+pub fn encode_log_blocks(
+    batches: &[RecordBatch],
+    first_seq: u64,
+) -> DataflowResult<Vec<(u64, Vec<u8>)>> {
+    let mut blocks = Vec::new();
+    let mut seq = first_seq;
+    let mut block = Vec::new();
+    let mut rows_in_block = 0u32;
+    let mut start = seq;
+    for batch in batches {
+        for i in 0..batch.num_rows() {
+            if rows_in_block == 0 {
+                block = 0u32.to_le_bytes().to_vec();
+                start = seq;
+            }
+            for v in row_values(batch.columns(), i)? {
+                encode_value(&v, &mut block)?;
+            }
+            rows_in_block += 1;
+            seq += 1;
+            if rows_in_block as usize == LOG_BLOCK_ROWS {
+                block[..4].copy_from_slice(&rows_in_block.to_le_bytes());
+                blocks.push((start, std::mem::take(&mut block)));
+                rows_in_block = 0;
+            }
+        }
+    }
+    if rows_in_block > 0 {
+        block[..4].copy_from_slice(&rows_in_block.to_le_bytes());
+        blocks.push((start, block));
+    }
+    Ok(blocks)
+}
+
+/// The number of rows in a log block.
+fn log_block_rows(block: &[u8]) -> DataflowResult<u32> {
+    let head: [u8; 4] = block
+        .get(..4)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| DataflowError::Corrupt("log block header".into()))?;
+    Ok(u32::from_le_bytes(head))
+}
+
+/// Appends the rows of a log block to `rows`.
+fn decode_log_block(
+    block: &[u8],
+    width: usize,
+    rows: &mut Vec<Vec<ScalarValue>>,
+) -> DataflowResult<()> {
+    let n = log_block_rows(block)?;
+    let mut d = Decoder::new(&block[4..]);
+    for _ in 0..n {
+        rows.push(
+            (0..width)
+                .map(|_| d.value())
+                .collect::<DataflowResult<Vec<_>>>()?,
+        );
+    }
+    if !d.is_empty() {
+        return Err(DataflowError::Corrupt(
+            "trailing bytes after log block".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The sequence number the next row appended to a stream's log gets.
+pub fn next_log_seq(store: &Store, rel: u64) -> DataflowResult<u64> {
+    match store.last_in_prefix(&keys::rows_prefix(rel))? {
+        Some((k, v)) => Ok(sequential_key(&k)? + u64::from(log_block_rows(&v)?)),
+        None => Ok(0),
+    }
+}
+
+fn sequential_key(key: &[u8]) -> DataflowResult<u64> {
+    let b: [u8; 8] = key[keys::ROWS_PREFIX_LEN..]
+        .try_into()
+        .map_err(|_| DataflowError::Corrupt("sequential row key".into()))?;
+    Ok(u64::from_be_bytes(b))
 }
 
 /// Decodes a stored multiplicity.
@@ -59,7 +148,8 @@ pub fn scan_from(
     for entry in store.scan_prefix(prefix) {
         let (k, v) = entry?;
         match layout {
-            Layout::Log | Layout::Keyed => rows.push(decode_row(&v, width)?),
+            Layout::Log => decode_log_block(&v, width, &mut rows)?,
+            Layout::Keyed => rows.push(decode_row(&v, width)?),
             Layout::Multiset => {
                 let row = decode_row(&k[keys::ROWS_PREFIX_LEN..], width)?;
                 let n = decode_count(&v)?;
@@ -110,16 +200,62 @@ pub fn stage_drop(
     Ok(())
 }
 
-/// The next free sequential key (stream sequence number or hidden row id) of a relation whose
-/// rows are keyed by a big-endian u64: one past the last stored key, or 0.
+/// The next free hidden row id of a table without a primary key: one past the last stored
+/// key, or 0.
 pub fn next_sequential_key(store: &Store, rel: u64) -> DataflowResult<u64> {
     match store.last_in_prefix(&keys::rows_prefix(rel))? {
-        Some((k, _)) => {
-            let b: [u8; 8] = k[keys::ROWS_PREFIX_LEN..]
-                .try_into()
-                .map_err(|_| DataflowError::Corrupt("sequential row key".into()))?;
-            Ok(u64::from_be_bytes(b) + 1)
-        }
+        Some((k, _)) => Ok(sequential_key(&k)? + 1),
         None => Ok(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use eddy_storage::WriteBatch;
+
+    use super::*;
+
+    fn rows(from: i64, to: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let names: Vec<Option<String>> = (from..to)
+            .map(|i| (i % 3 != 0).then(|| format!("n{i}")))
+            .collect();
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from_iter_values(from..to)),
+                Arc::new(StringArray::from(names)),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn log_blocks_round_trip_and_number_rows_densely() {
+        let store = Store::temporary().unwrap();
+        let first = rows(0, 1500);
+        let second = rows(1500, 2500);
+        let blocks = encode_log_blocks(&[first.clone(), second.clone()], 0).unwrap();
+        let starts: Vec<u64> = blocks.iter().map(|(s, _)| *s).collect();
+        assert_eq!(starts, vec![0, 1024, 2048]);
+        let mut batch = WriteBatch::default();
+        for (seq, block) in blocks {
+            batch.put(keys::row(7, &seq.to_be_bytes()), block);
+        }
+        store.commit(batch, false).unwrap();
+        assert_eq!(next_log_seq(&store, 7).unwrap(), 2500);
+        assert_eq!(next_log_seq(&store, 8).unwrap(), 0);
+
+        let read = read_all(&store, 7, Layout::Log, &first.schema()).unwrap();
+        let read = arrow::compute::concat_batches(&first.schema(), &read).unwrap();
+        let expected = arrow::compute::concat_batches(&first.schema(), &[first, second]).unwrap();
+        assert_eq!(read, expected);
     }
 }

@@ -9,6 +9,11 @@
 //!   Postgres type mapping and the SQLSTATE mapping.
 //! - [`server`]: start-up (recovery) and the accept loop.
 
+/// mimalloc: the epoch driver allocates and frees many small buffers per epoch, which the
+/// system allocator serves poorly off the main thread (its per-thread arenas grow by mprotect).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -423,6 +423,20 @@ async fn postgres_is_an_alias_of_the_eddy_database() -> Result<()> {
     execute(&eddy, "CREATE TABLE shared (id BIGINT PRIMARY KEY)").await?;
     execute(&postgres, "INSERT INTO shared VALUES (7)").await?;
     ensure!(query_rows(&eddy, "SELECT id FROM shared").await? == [["7"]]);
+
+    // Any other database does not exist, as Postgres would say.
+    let other = server.client_for("elsewhere").await;
+    let error = match other {
+        Ok(_) => anyhow::bail!("connecting to database elsewhere succeeded"),
+        Err(e) => e,
+    };
+    let db_error = error
+        .chain()
+        .find_map(|e| e.downcast_ref::<tokio_postgres::Error>())
+        .and_then(|e| e.as_db_error())
+        .with_context(|| format!("no database error in {error:?}"))?;
+    ensure!(db_error.code() == &SqlState::INVALID_CATALOG_NAME);
+    ensure!(db_error.message() == "database \"elsewhere\" does not exist");
     Ok(())
 }
 

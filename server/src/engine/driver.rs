@@ -212,24 +212,21 @@ impl Driver {
                 let rel = snapshot
                     .by_id(*relation)
                     .ok_or_else(|| SqlError::UnknownRelation(relation.to_string()))?;
-                let mut encoded = Vec::new();
                 for batch in rows {
                     check_not_null(rel, batch)?;
-                    for i in 0..batch.num_rows() {
-                        encoded.push(encode_row(&row_values(batch.columns(), i)?)?);
-                    }
                 }
-                let mut seq = self.next_seq(rel.id)?;
-                for row in encoded.iter() {
+                let first = self.next_seq(rel.id)?;
+                let blocks = relations::encode_log_blocks(rows, first)?;
+                let n: usize = rows.iter().map(RecordBatch::num_rows).sum();
+                for (seq, block) in blocks {
                     epoch
                         .batch
-                        .put(keys::row(rel.id, &seq.to_be_bytes()), row.clone());
-                    seq += 1;
+                        .put(keys::row(rel.id, &seq.to_be_bytes()), block);
                 }
-                self.next_seq.insert(rel.id, seq);
+                self.next_seq.insert(rel.id, first + n as u64);
                 let changes = epoch.changes.entry(rel.id).or_default();
                 changes.extend(rows.iter().cloned().map(Delta::inserts));
-                Ok(encoded.len() as u64)
+                Ok(n as u64)
             }
             other => stage_table_write(&self.store, &snapshot, epoch, other),
         }
@@ -239,7 +236,7 @@ impl Driver {
         if let Some(s) = self.next_seq.get(&rel) {
             return Ok(*s);
         }
-        let next = relations::next_sequential_key(&self.store, rel)?;
+        let next = relations::next_log_seq(&self.store, rel)?;
         self.next_seq.insert(rel, next);
         Ok(next)
     }

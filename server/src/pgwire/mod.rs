@@ -13,6 +13,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use futures::{Sink, SinkExt, stream};
 use parking_lot::Mutex;
+use pgwire::api::auth::StartupHandler;
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
@@ -24,9 +25,9 @@ use pgwire::api::results::{
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::response::NoticeResponse;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use eddy_sql::parser::{self, Statement};
 use eddy_sql::{SqlError, SqlResult};
@@ -63,7 +64,7 @@ impl PgWireServerHandlers for Handlers {
             parser: self.parser.clone(),
         })
     }
-    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
         Arc::new(Trust)
     }
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
@@ -74,9 +75,42 @@ impl PgWireServerHandlers for Handlers {
     }
 }
 
-/// Trust authentication: any user, no password.
+/// Trust authentication: any user, no password, on the database `eddy` or its alias
+/// `postgres` (a client that names no database gets `eddy`).
 struct Trust;
-impl NoopStartupHandler for Trust {}
+
+/// The protocol side of start-up, once the database is known to exist.
+struct NoAuthentication;
+impl NoopStartupHandler for NoAuthentication {}
+
+#[async_trait]
+impl StartupHandler for Trust {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PgWireFrontendMessage::Startup(startup) = &message
+            && let Some(database) = startup.parameters.get("database")
+            && !DATABASES.contains(&database.as_str())
+        {
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "3D000".into(),
+                format!("database \"{database}\" does not exist"),
+            ))));
+        }
+        NoAuthentication.on_startup(client, message).await
+    }
+}
+
+/// The databases a client may connect to: Eddy's one database and its alias.
+const DATABASES: [&str; 2] = [eddy_sql::context::DATABASE, "postgres"];
 
 /// A prepared statement: the parsed statement with its parameter and result types.
 #[derive(Clone)]
