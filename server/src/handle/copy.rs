@@ -7,7 +7,7 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema};
 use eddy_catalog::{Relation, RelationKind};
 use eddy_sql::names::normalize_object_name;
@@ -136,10 +136,10 @@ fn strip_end_marker(data: &[u8]) -> &[u8] {
     }
 }
 
-/// Splits the data into text fields, row by row.
-fn fields(t: &CopyTarget, data: &[u8]) -> SqlResult<Vec<Vec<Option<String>>>> {
+/// Splits the data into one text column per target column (NULL where the data says so).
+fn text_columns(t: &CopyTarget, data: &[u8]) -> SqlResult<Vec<StringArray>> {
     let width = t.relation.columns.len();
-    let mut rows = Vec::new();
+    let mut builders: Vec<StringBuilder> = (0..width).map(|_| StringBuilder::new()).collect();
     match t.format {
         CopyFormat::Text => {
             let text = std::str::from_utf8(data)
@@ -148,24 +148,26 @@ fn fields(t: &CopyTarget, data: &[u8]) -> SqlResult<Vec<Vec<Option<String>>>> {
                 if line == "\\." {
                     break;
                 }
-                let parts: Vec<Option<String>> = line
-                    .split(t.delimiter as char)
-                    .map(|f| {
-                        if f == t.null {
-                            None
-                        } else {
-                            Some(unescape_text(f))
-                        }
-                    })
-                    .collect();
-                if parts.len() != width {
+                let mut count = 0;
+                for (c, field) in line.split(t.delimiter as char).enumerate() {
+                    count = c + 1;
+                    let Some(builder) = builders.get_mut(c) else {
+                        continue;
+                    };
+                    if field == t.null {
+                        builder.append_null();
+                    } else if field.contains('\\') {
+                        builder.append_value(unescape_text(field));
+                    } else {
+                        builder.append_value(field);
+                    }
+                }
+                if count != width {
                     return Err(SqlError::InvalidText(format!(
-                        "COPY line {}: expected {width} columns, got {}",
-                        n + 1,
-                        parts.len()
+                        "COPY line {}: expected {width} columns, got {count}",
+                        n + 1
                     )));
                 }
-                rows.push(parts);
             }
         }
         CopyFormat::Csv => {
@@ -177,51 +179,36 @@ fn fields(t: &CopyTarget, data: &[u8]) -> SqlResult<Vec<Vec<Option<String>>>> {
             let reader = arrow::csv::ReaderBuilder::new(schema)
                 .with_header(t.header)
                 .with_delimiter(t.delimiter)
+                .with_batch_size(65_536)
                 .build(Cursor::new(data))
                 .map_err(|e| SqlError::InvalidText(e.to_string()))?;
             for batch in reader {
                 let batch = batch.map_err(|e| SqlError::InvalidText(e.to_string()))?;
-                for i in 0..batch.num_rows() {
-                    rows.push(
-                        batch
-                            .columns()
-                            .iter()
-                            .map(|c| {
-                                let s = arrow::array::AsArray::as_string::<i32>(c);
-                                let v = if arrow::array::Array::is_null(s, i) {
-                                    ""
-                                } else {
-                                    s.value(i)
-                                };
-                                if v == t.null {
-                                    None
-                                } else {
-                                    Some(v.to_string())
-                                }
-                            })
-                            .collect(),
-                    );
+                for (column, builder) in batch.columns().iter().zip(&mut builders) {
+                    // The reader reads an empty field as NULL or as ""; either is the NULL
+                    // string only when that is what the options say.
+                    for v in column.as_string::<i32>().iter() {
+                        match v.unwrap_or("") {
+                            v if v == t.null => builder.append_null(),
+                            v => builder.append_value(v),
+                        }
+                    }
                 }
             }
         }
     }
-    Ok(rows)
+    Ok(builders.iter_mut().map(StringBuilder::finish).collect())
 }
 
 /// Parses and writes the collected data; returns the rows loaded.
 pub async fn finish(shared: &Shared, t: &CopyTarget, data: &[u8]) -> SqlResult<u64> {
-    let rows = fields(t, strip_end_marker(data))?;
+    let text = text_columns(t, strip_end_marker(data))?;
     let schema = t.relation.schema();
     let columns = schema
         .fields()
         .iter()
-        .enumerate()
-        .map(|(c, f)| {
-            let text: ArrayRef = Arc::new(StringArray::from(
-                rows.iter().map(|r| r[c].clone()).collect::<Vec<_>>(),
-            ));
-            super::cast_to_column(&text, f)
-        })
+        .zip(text)
+        .map(|(f, text)| super::cast_to_column(&(Arc::new(text) as ArrayRef), f))
         .collect::<SqlResult<Vec<_>>>()?;
     let batch = RecordBatch::try_new(schema, columns)?;
     let op = match t.relation.kind {
