@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ParamValues, ScalarValue};
@@ -251,9 +251,151 @@ async fn insert(
         }
         Some(other) => return Err(SqlError::Unsupported(format!("{other}"))),
     };
+    let rows = match literal_rows(ins, &rel)? {
+        Some(batch) => vec![batch],
+        None => planned_rows(shared, ins, &rel, params).await?,
+    };
+    let op = match rel.kind {
+        RelationKind::Stream => WriteOp::Append {
+            relation: rel.id,
+            rows,
+        },
+        _ => WriteOp::Insert {
+            relation: rel.id,
+            rows,
+            on_conflict,
+        },
+    };
+    let n = shared.engine.write(op).await?;
+    Ok(Outcome::Done {
+        tag: "INSERT 0".into(),
+        rows: Some(n),
+    })
+}
+
+/// The rows of an INSERT of plain literals (`VALUES (1, 'a', NULL), ...`), read without
+/// planning a query: each literal is read as its column's type the way COPY reads text. None
+/// when anything needs the planner (an expression, a parameter, DEFAULT, a number for a
+/// non-numeric column, a fraction for an integer column); the planner then also reports
+/// whatever is wrong with the statement.
+fn literal_rows(ins: &Insert, rel: &Relation) -> SqlResult<Option<RecordBatch>> {
+    let Some(query) = &ins.source else {
+        return Ok(None);
+    };
+    let SetExpr::Values(values) = query.body.as_ref() else {
+        return Ok(None);
+    };
+    if query.with.is_some()
+        || query.order_by.is_some()
+        || query.limit_clause.is_some()
+        || query.fetch.is_some()
+    {
+        return Ok(None);
+    }
+    let targets: Vec<usize> = if ins.columns.is_empty() {
+        (0..rel.columns.len()).collect()
+    } else {
+        let mut targets = Vec::with_capacity(ins.columns.len());
+        for c in &ins.columns {
+            let Ok(name) = normalize_object_name(c) else {
+                return Ok(None);
+            };
+            match rel.columns.iter().position(|col| col.name == name) {
+                Some(i) if !targets.contains(&i) => targets.push(i),
+                _ => return Ok(None),
+            }
+        }
+        targets
+    };
+    let mut texts: Vec<Vec<Option<String>>> = vec![Vec::new(); rel.columns.len()];
+    for row in &values.rows {
+        if row.len() != targets.len() {
+            return Ok(None);
+        }
+        for (expr, &c) in row.iter().zip(&targets) {
+            match literal_text(expr, &rel.columns[c].sql_type) {
+                Some(text) => texts[c].push(text),
+                None => return Ok(None),
+            }
+        }
+    }
+    let n = values.rows.len();
+    let schema = rel.schema();
+    let mut columns = Vec::with_capacity(rel.columns.len());
+    for ((column, field), text) in rel.columns.iter().zip(schema.fields()).zip(texts) {
+        let text: ArrayRef = if text.is_empty() {
+            arrow::array::new_null_array(&DataType::Utf8, n)
+        } else if column.sql_type == SqlType::Bytea {
+            // Postgres' hex or escape form, already decoded.
+            let bytes = text
+                .iter()
+                .map(|t| {
+                    t.as_deref()
+                        .map(eddy_sql::literals::decode_bytea)
+                        .transpose()
+                })
+                .collect::<SqlResult<Vec<_>>>()?;
+            let array: ArrayRef = Arc::new(arrow::array::BinaryArray::from_iter(bytes));
+            columns.push(super::cast_to_column(&array, field)?);
+            continue;
+        } else {
+            Arc::new(arrow::array::StringArray::from(text))
+        };
+        columns.push(super::cast_to_column(&text, field)?);
+    }
+    Ok(Some(RecordBatch::try_new(schema, columns)?))
+}
+
+/// The text of a literal for a column of type `ty`: `Some(None)` for NULL, None when the
+/// literal is not one [`literal_rows`] reads.
+fn literal_text(expr: &SqlExpr, ty: &SqlType) -> Option<Option<String>> {
+    use sqlparser::ast::{UnaryOperator, Value};
+    let numeric = matches!(
+        ty,
+        SqlType::SmallInt
+            | SqlType::Int
+            | SqlType::BigInt
+            | SqlType::Real
+            | SqlType::Double
+            | SqlType::Numeric { .. }
+    );
+    let integer = matches!(ty, SqlType::SmallInt | SqlType::Int | SqlType::BigInt);
+    let number = |n: &str, sign: &str| {
+        let whole = n.bytes().all(|b| b.is_ascii_digit());
+        (numeric && (whole || !integer)).then(|| Some(format!("{sign}{n}")))
+    };
+    match expr {
+        SqlExpr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => Some(Some(s.clone())),
+            Value::Null => Some(None),
+            Value::Boolean(b) => (*ty == SqlType::Bool).then(|| Some(b.to_string())),
+            Value::Number(n, false) => number(n, ""),
+            _ => None,
+        },
+        SqlExpr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match expr.as_ref() {
+            SqlExpr::Value(v) => match &v.value {
+                Value::Number(n, false) => number(n, "-"),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The rows of any other INSERT, computed by DataFusion.
+async fn planned_rows(
+    shared: &Shared,
+    ins: &Insert,
+    rel: &Relation,
+    params: &[ScalarValue],
+) -> SqlResult<Vec<RecordBatch>> {
     let mut plain = ins.clone();
     plain.on = None;
-    bytea_values(&mut plain, &rel)?;
+    bytea_values(&mut plain, rel)?;
     let plain = SqlStatement::Insert(plain);
     let snapshot = shared.catalog.snapshot();
     let ctx = shared
@@ -277,7 +419,7 @@ async fn insert(
     eddy_sql::context::release(&ctx);
     let batches = datafusion::physical_plan::collect(physical, task).await?;
     let schema = rel.schema();
-    let rows = batches
+    batches
         .into_iter()
         .map(|b| {
             let columns = b
@@ -288,23 +430,7 @@ async fn insert(
                 .collect::<SqlResult<Vec<_>>>()?;
             Ok(RecordBatch::try_new(schema.clone(), columns)?)
         })
-        .collect::<SqlResult<Vec<_>>>()?;
-    let op = match rel.kind {
-        RelationKind::Stream => WriteOp::Append {
-            relation: rel.id,
-            rows,
-        },
-        _ => WriteOp::Insert {
-            relation: rel.id,
-            rows,
-            on_conflict,
-        },
-    };
-    let n = shared.engine.write(op).await?;
-    Ok(Outcome::Done {
-        tag: "INSERT 0".into(),
-        rows: Some(n),
-    })
+        .collect()
 }
 
 /// Reads the string literals of a VALUES list that go to bytea columns as Postgres does
