@@ -13,7 +13,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use eddy_storage::{Store, keys};
 
-use crate::codec::{Decoder, batch_from_rows, decode_row, encode_value, row_values};
+use crate::codec::{Decoder, batch_from_rows, decode_row, encode_value};
 use crate::{DataflowError, DataflowResult};
 
 /// How a relation's rows are stored.
@@ -44,8 +44,8 @@ pub fn encode_log_blocks(
                 block = 0u32.to_le_bytes().to_vec();
                 start = seq;
             }
-            for v in row_values(batch.columns(), i)? {
-                encode_value(&v, &mut block)?;
+            for column in batch.columns() {
+                encode_value(&ScalarValue::try_from_array(column, i)?, &mut block)?;
             }
             rows_in_block += 1;
             seq += 1;

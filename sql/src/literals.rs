@@ -69,13 +69,14 @@ pub fn bytea_literal(expr: &mut Expr) -> SqlResult<()> {
     if let Expr::Value(ValueWithSpan { value, .. }) = expr
         && let Some(text) = string_of(value)
     {
-        let hex: String = decode_bytea(text)?
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect();
-        *value = Value::HexStringLiteral(hex);
+        *value = hex_literal(&decode_bytea(text)?);
     }
     Ok(())
+}
+
+/// The `X'...'` literal of some bytes.
+fn hex_literal(bytes: &[u8]) -> Value {
+    Value::HexStringLiteral(bytes.iter().map(|b| format!("{b:02X}")).collect())
 }
 
 fn string_of(value: &Value) -> Option<&str> {
@@ -97,8 +98,7 @@ pub fn rewrite_bytea_casts<V: sqlparser::ast::VisitMut>(node: &mut V) -> SqlResu
             Expr::TypedString(typed) if typed.data_type == DataType::Bytea => {
                 match string_of(&typed.value.value) {
                     Some(text) => decode_bytea(text).map(|bytes| {
-                        let hex = bytes.iter().map(|b| format!("{b:02X}")).collect();
-                        *expr = Expr::Value(Value::HexStringLiteral(hex).into());
+                        *expr = Expr::Value(hex_literal(&bytes).into());
                     }),
                     None => Ok(()),
                 }

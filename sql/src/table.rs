@@ -113,17 +113,11 @@ impl StoredTable {
         match self.layout {
             Layout::Multiset => {
                 let mut prefix = keys::rows_prefix(self.relation.id);
-                let mut any = false;
                 for c in 0..self.schema.fields().len() {
                     let Some(v) = bound.get(&c) else { break };
                     encode_value(v, &mut prefix).map_err(encode_err)?;
-                    any = true;
                 }
-                Ok(if any {
-                    Lookup::Prefix(prefix)
-                } else {
-                    Lookup::All
-                })
+                Ok(Lookup::Prefix(prefix))
             }
             Layout::Keyed if !self.relation.primary_key.is_empty() => {
                 let values: Option<Vec<ScalarValue>> = self
@@ -137,10 +131,10 @@ impl StoredTable {
                         self.relation.id,
                         &encode_row(&pk).map_err(encode_err)?,
                     )),
-                    None => Lookup::All,
+                    None => Lookup::Prefix(keys::rows_prefix(self.relation.id)),
                 })
             }
-            Layout::Keyed | Layout::Log => Ok(Lookup::All),
+            Layout::Keyed | Layout::Log => Ok(Lookup::Prefix(keys::rows_prefix(self.relation.id))),
         }
     }
 
@@ -157,14 +151,6 @@ impl StoredTable {
             Ok(limit.is_none_or(|l| rows < l))
         };
         match lookup {
-            Lookup::All => relations::scan_from(
-                &self.store,
-                &keys::rows_prefix(self.relation.id),
-                self.layout,
-                &self.schema,
-                SCAN_CHUNK,
-                &mut collect,
-            )?,
             Lookup::Prefix(prefix) => relations::scan_from(
                 &self.store,
                 prefix,
@@ -184,8 +170,9 @@ impl StoredTable {
     }
 }
 
+/// Where a scan reads: every row under a key prefix (the relation's whole prefix for a full
+/// scan), or the one row under a key.
 enum Lookup {
-    All,
     Prefix(Vec<u8>),
     Key(Vec<u8>),
 }

@@ -52,6 +52,23 @@ pub enum WriteOp {
     },
 }
 
+impl WriteOp {
+    /// New rows for a relation: appended to a stream's log, inserted into a table.
+    pub fn new_rows(rel: &Relation, rows: Vec<RecordBatch>, on_conflict: OnConflict) -> Self {
+        match rel.kind {
+            RelationKind::Stream => WriteOp::Append {
+                relation: rel.id,
+                rows,
+            },
+            _ => WriteOp::Insert {
+                relation: rel.id,
+                rows,
+                on_conflict,
+            },
+        }
+    }
+}
+
 /// What an insert does when a row's primary key is taken.
 #[derive(Clone)]
 pub enum OnConflict {

@@ -211,16 +211,6 @@ pub async fn finish(shared: &Shared, t: &CopyTarget, data: &[u8]) -> SqlResult<u
         .map(|(f, text)| super::cast_to_column(&(Arc::new(text) as ArrayRef), f))
         .collect::<SqlResult<Vec<_>>>()?;
     let batch = RecordBatch::try_new(schema, columns)?;
-    let op = match t.relation.kind {
-        RelationKind::Stream => WriteOp::Append {
-            relation: t.relation.id,
-            rows: vec![batch],
-        },
-        _ => WriteOp::Insert {
-            relation: t.relation.id,
-            rows: vec![batch],
-            on_conflict: OnConflict::Error,
-        },
-    };
+    let op = WriteOp::new_rows(&t.relation, vec![batch], OnConflict::Error);
     shared.engine.write(op).await
 }

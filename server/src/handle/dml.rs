@@ -5,6 +5,7 @@
 //! expressions over the target's rows, evaluated by the epoch driver against the rows as they
 //! are when the write is applied.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
@@ -255,18 +256,10 @@ async fn insert(
         Some(batch) => vec![batch],
         None => planned_rows(shared, ins, &rel, params).await?,
     };
-    let op = match rel.kind {
-        RelationKind::Stream => WriteOp::Append {
-            relation: rel.id,
-            rows,
-        },
-        _ => WriteOp::Insert {
-            relation: rel.id,
-            rows,
-            on_conflict,
-        },
-    };
-    let n = shared.engine.write(op).await?;
+    let n = shared
+        .engine
+        .write(WriteOp::new_rows(&rel, rows, on_conflict))
+        .await?;
     Ok(Outcome::Done {
         tag: "INSERT 0".into(),
         rows: Some(n),
@@ -292,22 +285,10 @@ fn literal_rows(ins: &Insert, rel: &Relation) -> SqlResult<Option<RecordBatch>> 
     {
         return Ok(None);
     }
-    let targets: Vec<usize> = if ins.columns.is_empty() {
-        (0..rel.columns.len()).collect()
-    } else {
-        let mut targets = Vec::with_capacity(ins.columns.len());
-        for c in &ins.columns {
-            let Ok(name) = normalize_object_name(c) else {
-                return Ok(None);
-            };
-            match rel.columns.iter().position(|col| col.name == name) {
-                Some(i) if !targets.contains(&i) => targets.push(i),
-                _ => return Ok(None),
-            }
-        }
-        targets
+    let Some(targets) = target_columns(ins, rel) else {
+        return Ok(None);
     };
-    let mut texts: Vec<Vec<Option<String>>> = vec![Vec::new(); rel.columns.len()];
+    let mut texts: Vec<Vec<Option<Cow<'_, str>>>> = vec![Vec::new(); rel.columns.len()];
     for row in &values.rows {
         if row.len() != targets.len() {
             return Ok(None);
@@ -321,34 +302,25 @@ fn literal_rows(ins: &Insert, rel: &Relation) -> SqlResult<Option<RecordBatch>> 
     }
     let n = values.rows.len();
     let schema = rel.schema();
-    let mut columns = Vec::with_capacity(rel.columns.len());
-    for ((column, field), text) in rel.columns.iter().zip(schema.fields()).zip(texts) {
-        let text: ArrayRef = if text.is_empty() {
-            arrow::array::new_null_array(&DataType::Utf8, n)
-        } else if column.sql_type == SqlType::Bytea {
-            // Postgres' hex or escape form, already decoded.
-            let bytes = text
-                .iter()
-                .map(|t| {
-                    t.as_deref()
-                        .map(eddy_sql::literals::decode_bytea)
-                        .transpose()
-                })
-                .collect::<SqlResult<Vec<_>>>()?;
-            let array: ArrayRef = Arc::new(arrow::array::BinaryArray::from_iter(bytes));
-            columns.push(super::cast_to_column(&array, field)?);
-            continue;
-        } else {
-            Arc::new(arrow::array::StringArray::from(text))
-        };
-        columns.push(super::cast_to_column(&text, field)?);
-    }
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(texts)
+        .map(|(field, text)| {
+            let text: ArrayRef = if text.is_empty() {
+                arrow::array::new_null_array(&DataType::Utf8, n)
+            } else {
+                Arc::new(arrow::array::StringArray::from_iter(text))
+            };
+            super::cast_to_column(&text, field)
+        })
+        .collect::<SqlResult<Vec<_>>>()?;
     Ok(Some(RecordBatch::try_new(schema, columns)?))
 }
 
 /// The text of a literal for a column of type `ty`: `Some(None)` for NULL, None when the
 /// literal is not one [`literal_rows`] reads.
-fn literal_text(expr: &SqlExpr, ty: &SqlType) -> Option<Option<String>> {
+fn literal_text<'a>(expr: &'a SqlExpr, ty: &SqlType) -> Option<Option<Cow<'a, str>>> {
     use sqlparser::ast::{UnaryOperator, Value};
     let numeric = matches!(
         ty,
@@ -360,16 +332,21 @@ fn literal_text(expr: &SqlExpr, ty: &SqlType) -> Option<Option<String>> {
             | SqlType::Numeric { .. }
     );
     let integer = matches!(ty, SqlType::SmallInt | SqlType::Int | SqlType::BigInt);
-    let number = |n: &str, sign: &str| {
+    let number = |n: &'a str, negative: bool| -> Option<Option<Cow<'a, str>>> {
         let whole = n.bytes().all(|b| b.is_ascii_digit());
-        (numeric && (whole || !integer)).then(|| Some(format!("{sign}{n}")))
+        (numeric && (whole || !integer)).then(|| {
+            Some(match negative {
+                false => Cow::Borrowed(n),
+                true => Cow::Owned(format!("-{n}")),
+            })
+        })
     };
     match expr {
         SqlExpr::Value(v) => match &v.value {
-            Value::SingleQuotedString(s) => Some(Some(s.clone())),
+            Value::SingleQuotedString(s) => Some(Some(Cow::Borrowed(s.as_str()))),
             Value::Null => Some(None),
-            Value::Boolean(b) => (*ty == SqlType::Bool).then(|| Some(b.to_string())),
-            Value::Number(n, false) => number(n, ""),
+            Value::Boolean(b) => (*ty == SqlType::Bool).then(|| Some(Cow::Owned(b.to_string()))),
+            Value::Number(n, false) => number(n, false),
             _ => None,
         },
         SqlExpr::UnaryOp {
@@ -377,7 +354,7 @@ fn literal_text(expr: &SqlExpr, ty: &SqlType) -> Option<Option<String>> {
             expr,
         } => match expr.as_ref() {
             SqlExpr::Value(v) => match &v.value {
-                Value::Number(n, false) => number(n, "-"),
+                Value::Number(n, false) => number(n, true),
                 _ => None,
             },
             _ => None,
@@ -433,27 +410,37 @@ async fn planned_rows(
         .collect()
 }
 
+/// The positions of the columns an INSERT's values go to, in the order given; None when a
+/// named column is unknown or named twice (the planner reports those).
+fn target_columns(ins: &Insert, rel: &Relation) -> Option<Vec<usize>> {
+    if ins.columns.is_empty() {
+        return Some((0..rel.columns.len()).collect());
+    }
+    let mut targets = Vec::with_capacity(ins.columns.len());
+    for c in &ins.columns {
+        let name = normalize_object_name(c).ok()?;
+        let i = rel.columns.iter().position(|col| col.name == name)?;
+        if targets.contains(&i) {
+            return None;
+        }
+        targets.push(i);
+    }
+    Some(targets)
+}
+
 /// Reads the string literals of a VALUES list that go to bytea columns as Postgres does
 /// (`'\x00ff'` is two bytes), not as the text's own bytes.
 fn bytea_values(ins: &mut Insert, rel: &Relation) -> SqlResult<()> {
+    // An unknown or repeated column is left for the planner to report.
+    let Some(targets) = target_columns(ins, rel) else {
+        return Ok(());
+    };
     let Some(SetExpr::Values(values)) = ins.source.as_mut().map(|q| q.body.as_mut()) else {
         return Ok(());
     };
-    // An unknown column is left for the planner to report.
-    let targets: Vec<Option<usize>> = if ins.columns.is_empty() {
-        (0..rel.columns.len()).map(Some).collect()
-    } else {
-        ins.columns
-            .iter()
-            .map(|c| {
-                let name = normalize_object_name(c).ok()?;
-                rel.columns.iter().position(|col| col.name == name)
-            })
-            .collect()
-    };
     for row in &mut values.rows {
-        for (expr, col) in row.iter_mut().zip(&targets) {
-            if col.is_some_and(|c| rel.columns[c].sql_type == SqlType::Bytea) {
+        for (expr, &col) in row.iter_mut().zip(&targets) {
+            if rel.columns[col].sql_type == SqlType::Bytea {
                 eddy_sql::literals::bytea_literal(expr)?;
             }
         }

@@ -146,7 +146,7 @@ pub fn resolve(shared: &Shared, name: &str) -> SqlResult<Arc<Relation>> {
 }
 
 /// Casts a column of computed values to a stored column's type, strictly (a value that does
-/// not convert is an error, not a NULL). Text to bytea reads Postgres' `\x` hex form.
+/// not convert is an error, not a NULL). Text to bytea reads Postgres' hex and escape forms.
 pub fn cast_to_column(
     array: &arrow::array::ArrayRef,
     field: &arrow::datatypes::Field,
@@ -174,7 +174,7 @@ pub fn cast_to_column(
         let text = array.as_string::<i32>();
         let values = text
             .iter()
-            .map(|v| v.map(decode_bytea).transpose())
+            .map(|v| v.map(eddy_sql::literals::decode_bytea).transpose())
             .collect::<SqlResult<Vec<_>>>()?;
         return Ok(std::sync::Arc::new(BinaryArray::from_iter(values)));
     }
@@ -188,22 +188,4 @@ pub fn cast_to_column(
         return Err(SqlError::NotNullViolation(field.name().clone()));
     }
     Ok(out)
-}
-
-fn decode_bytea(s: &str) -> SqlResult<Vec<u8>> {
-    let Some(hex) = s.strip_prefix("\\x") else {
-        return Ok(s.as_bytes().to_vec());
-    };
-    if hex.len() % 2 != 0 {
-        return Err(SqlError::InvalidText(format!(
-            "invalid hexadecimal data: odd number of digits in \"{s}\""
-        )));
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&hex[i..i + 2], 16)
-                .map_err(|_| SqlError::InvalidText(format!("invalid hexadecimal digit in \"{s}\"")))
-        })
-        .collect()
 }
