@@ -69,6 +69,22 @@ pub struct Relation {
     pub depends_on: Vec<RelId>,
     /// The statement that created it, as `SHOW CREATE` prints it.
     pub create_sql: String,
+    /// Streams: the event-time column and how far behind the largest event time seen the
+    /// watermark trails.
+    #[serde(default)]
+    pub watermark: Option<Watermark>,
+    /// Materialized views: a window's rows appear only once the watermark closes it.
+    #[serde(default)]
+    pub emit_on_window_close: bool,
+}
+
+/// `WATERMARK FOR column AS column - INTERVAL '...'`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark {
+    /// Position of the event-time column (a TIMESTAMP or TIMESTAMPTZ).
+    pub column: usize,
+    /// The allowed delay in microseconds (zero or more).
+    pub delay_micros: i64,
 }
 
 impl Relation {

@@ -164,6 +164,8 @@ mod tests {
             query: None,
             depends_on: deps,
             create_sql: String::new(),
+            watermark: None,
+            emit_on_window_close: false,
         }
     }
 

@@ -18,7 +18,8 @@ use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::codec::{self, Decoder, decode_row, encode_row, encode_value};
-use crate::operator::{Operator, StateWriter};
+use crate::operator::{EpochContext, Operator, StateWriter};
+use crate::window::Expiry;
 use crate::{DataflowError, DataflowResult, Delta};
 
 /// Which aggregate function.
@@ -186,9 +187,44 @@ pub struct Aggregate {
     schema: SchemaRef,
     groups: HashMap<Vec<u8>, Group>,
     dirty: HashSet<Vec<u8>>,
+    /// Groups keyed by a window that a watermark closes: their state is freed then.
+    expiry: Option<Expiry>,
+    /// Open groups by the time at which they close (with `expiry`).
+    closing: BTreeMap<i64, Vec<Vec<u8>>>,
 }
 
 impl Aggregate {
+    /// Frees the state of groups whose window has closed. Only sound when the input only
+    /// inserts rows and late rows were dropped upstream: a closed group never changes again.
+    pub fn with_expiry(mut self, expiry: Expiry) -> Self {
+        self.expiry = Some(expiry);
+        self
+    }
+
+    fn track_closing(&mut self, key: &[u8], values: &[ScalarValue]) {
+        if let Some(e) = &self.expiry
+            && let Some(t) = e.closes_at(values)
+        {
+            self.closing.entry(t).or_default().push(key.to_vec());
+        }
+    }
+
+    /// Drops the groups the watermark has closed; their output rows stay in the view.
+    fn expire(&mut self, epoch: &EpochContext) {
+        let Some(wm) = self.expiry.as_ref().and_then(|e| epoch.watermark(e.stream)) else {
+            return;
+        };
+        let open = match wm.checked_add(1) {
+            Some(next) => self.closing.split_off(&next),
+            None => BTreeMap::new(),
+        };
+        let closed = std::mem::replace(&mut self.closing, open);
+        for key in closed.into_values().flatten() {
+            if self.groups.remove(&key).is_some() {
+                self.dirty.insert(key);
+            }
+        }
+    }
     pub fn new(
         group_exprs: Vec<Arc<dyn PhysicalExpr>>,
         aggs: Vec<AggSpec>,
@@ -211,6 +247,8 @@ impl Aggregate {
             schema,
             groups: HashMap::new(),
             dirty: HashSet::new(),
+            expiry: None,
+            closing: BTreeMap::new(),
         })
     }
 
@@ -346,7 +384,7 @@ fn evaluate(expr: &Arc<dyn PhysicalExpr>, input: &Delta) -> DataflowResult<Array
 }
 
 impl Operator for Aggregate {
-    fn apply(&mut self, inputs: &[Delta]) -> DataflowResult<Delta> {
+    fn apply(&mut self, inputs: &[Delta], epoch: &EpochContext) -> DataflowResult<Delta> {
         let input = &inputs[0];
         let keys: Vec<ArrayRef> = self
             .group_exprs
@@ -389,12 +427,16 @@ impl Operator for Aggregate {
                 };
                 before.insert(key.clone(), old);
             }
-            let fresh = self.new_accs();
-            let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
-                key: key_values,
-                rows: 0,
-                accs: fresh,
-            });
+            if !self.groups.contains_key(&key) {
+                self.track_closing(&key, &key_values);
+                let group = Group {
+                    key: key_values,
+                    rows: 0,
+                    accs: self.new_accs(),
+                };
+                self.groups.insert(key.clone(), group);
+            }
+            let group = self.groups.get_mut(&key).expect("group exists");
             group.rows += w;
             for (j, acc) in group.accs.iter_mut().enumerate() {
                 if let Some(f) = &filters[j]
@@ -456,6 +498,7 @@ impl Operator for Aggregate {
                 self.groups.remove(&key);
             }
         }
+        self.expire(epoch);
         let batch = codec::batch_from_rows(&self.schema, &out_rows)?;
         Ok(Delta::new(batch, out_weights))
     }
@@ -526,6 +569,7 @@ impl Operator for Aggregate {
                 rows,
                 accs,
             };
+            self.track_closing(&key, &group.key);
             self.groups.insert(key, group);
         }
         Ok(())
@@ -539,7 +583,7 @@ impl Operator for Aggregate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{delta, schema, sorted};
+    use crate::testing::{ApplyNow, delta, schema, sorted};
     use datafusion::physical_expr::expressions::Column;
 
     fn col(name: &str, i: usize) -> Option<Arc<dyn PhysicalExpr>> {
@@ -597,7 +641,7 @@ mod tests {
     fn inserts_then_deleting_the_max_reveals_the_next() {
         let mut a = agg();
         let out = a
-            .apply(&[delta(
+            .apply_now(&[delta(
                 &["k:Int64", "v:Int64"],
                 &[(1, "1|5"), (1, "1|7"), (1, "2|3"), (1, "1|7")],
             )])
@@ -608,7 +652,7 @@ mod tests {
         );
 
         let out = a
-            .apply(&[delta(&["k:Int64", "v:Int64"], &[(-1, "1|7"), (-1, "1|7")])])
+            .apply_now(&[delta(&["k:Int64", "v:Int64"], &[(-1, "1|7"), (-1, "1|7")])])
             .unwrap();
         assert_eq!(
             sorted(&out),
@@ -619,10 +663,10 @@ mod tests {
     #[test]
     fn deleting_the_last_row_removes_the_group() {
         let mut a = agg();
-        a.apply(&[delta(&["k:Int64", "v:Int64"], &[(1, "1|5")])])
+        a.apply_now(&[delta(&["k:Int64", "v:Int64"], &[(1, "1|5")])])
             .unwrap();
         let out = a
-            .apply(&[delta(&["k:Int64", "v:Int64"], &[(-1, "1|5")])])
+            .apply_now(&[delta(&["k:Int64", "v:Int64"], &[(-1, "1|5")])])
             .unwrap();
         assert_eq!(sorted(&out), s(&[(-1, "1|1|5|5|5|1|5")]));
         assert_eq!(a.state_rows(), 0);
@@ -642,11 +686,11 @@ mod tests {
             out,
         )
         .unwrap();
-        let first = a.apply(&[delta(&["v:Int64"], &[])]).unwrap();
+        let first = a.apply_now(&[delta(&["v:Int64"], &[])]).unwrap();
         assert_eq!(sorted(&first), s(&[(1, "0|NULL")]));
-        let next = a.apply(&[delta(&["v:Int64"], &[(1, "4")])]).unwrap();
+        let next = a.apply_now(&[delta(&["v:Int64"], &[(1, "4")])]).unwrap();
         assert_eq!(sorted(&next), s(&[(-1, "0|NULL"), (1, "1|4")]));
-        let back = a.apply(&[delta(&["v:Int64"], &[(-1, "4")])]).unwrap();
+        let back = a.apply_now(&[delta(&["v:Int64"], &[(-1, "4")])]).unwrap();
         assert_eq!(sorted(&back), s(&[(1, "0|NULL"), (-1, "1|4")]));
     }
 
@@ -664,7 +708,7 @@ mod tests {
         );
         let changes =
             HashMap::from([(1, delta(&["k:Int64", "v:Int64"], &[(1, "1|5"), (1, "1|9")]))]);
-        flow.apply(&changes).unwrap();
+        flow.apply(&changes, &EpochContext::default()).unwrap();
         let mut batch = eddy_storage::WriteBatch::default();
         flow.checkpoint(10, &mut batch).unwrap();
         store.commit(batch, false).unwrap();
@@ -679,7 +723,7 @@ mod tests {
         );
         again.restore(10, &store).unwrap();
         let changes = HashMap::from([(1, delta(&["k:Int64", "v:Int64"], &[(-1, "1|9")]))]);
-        let out = again.apply(&changes).unwrap();
+        let out = again.apply(&changes, &EpochContext::default()).unwrap();
         assert_eq!(
             sorted(&out),
             s(&[(1, "1|1|5|5|5|1|5"), (-1, "1|2|14|5|9|2|7")])

@@ -15,7 +15,7 @@ use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::codec::{self, Decoder, decode_row, encode_row};
-use crate::operator::{Operator, StateWriter};
+use crate::operator::{EpochContext, Operator, StateWriter};
 use crate::{DataflowError, DataflowResult, Delta};
 
 /// The rows of one side that share a join key: encoded row -> (values, multiplicity).
@@ -133,7 +133,7 @@ impl Join {
 }
 
 impl Operator for Join {
-    fn apply(&mut self, inputs: &[Delta]) -> DataflowResult<Delta> {
+    fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let (dl, dr) = (&inputs[0], &inputs[1]);
         let mut out_rows: Vec<Vec<ScalarValue>> = Vec::new();
         let mut out_weights = Vec::new();
@@ -228,7 +228,7 @@ impl Operator for Join {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{delta, schema, sorted};
+    use crate::testing::{ApplyNow, delta, schema, sorted};
     use datafusion::physical_expr::expressions::Column;
 
     fn join() -> Join {
@@ -254,14 +254,14 @@ mod tests {
     fn both_sides_changing_in_one_epoch_join_once() {
         let mut j = join();
         let out = j
-            .apply(&[
+            .apply_now(&[
                 delta(CLICKS, &[(1, "1|/a"), (1, "2|/b")]),
                 delta(USERS, &[(1, "1|free")]),
             ])
             .unwrap();
         assert_eq!(sorted(&out), s(&[(1, "1|/a|1|free")]));
         let out = j
-            .apply(&[delta(CLICKS, &[(1, "1|/c")]), delta(USERS, &[])])
+            .apply_now(&[delta(CLICKS, &[(1, "1|/c")]), delta(USERS, &[])])
             .unwrap();
         assert_eq!(sorted(&out), s(&[(1, "1|/c|1|free")]));
     }
@@ -269,13 +269,13 @@ mod tests {
     #[test]
     fn an_update_on_one_side_retracts_and_reinserts() {
         let mut j = join();
-        j.apply(&[
+        j.apply_now(&[
             delta(CLICKS, &[(1, "1|/a"), (1, "1|/b")]),
             delta(USERS, &[(1, "1|free")]),
         ])
         .unwrap();
         let out = j
-            .apply(&[
+            .apply_now(&[
                 delta(CLICKS, &[]),
                 delta(USERS, &[(-1, "1|free"), (1, "1|pro")]),
             ])
@@ -295,7 +295,7 @@ mod tests {
     fn null_keys_never_match() {
         let mut j = join();
         let out = j
-            .apply(&[
+            .apply_now(&[
                 delta(CLICKS, &[(1, "NULL|/a")]),
                 delta(USERS, &[(1, "NULL|x")]),
             ])

@@ -7,6 +7,10 @@
 //! and read it back after a restart. The engine does no I/O of its own and knows no SQL: the
 //! SQL layer builds dataflows from DataFusion plans, and the epoch driver feeds them.
 //!
+//! Event time enters through the [`EpochContext`]: each stream's watermark. [`window`] has
+//! the operators that act on it: aggregates free the state of closed windows, and a close
+//! gate holds a view's rows until their window closes.
+//!
 //! [`relations`] holds the on-disk layout of streams, tables and view contents, and reads
 //! them back as Arrow batches; [`codec`] is the row encoding they share.
 //!
@@ -18,14 +22,16 @@ mod delta;
 mod error;
 mod join;
 mod operator;
+pub mod progress;
 pub mod relations;
 mod stateless;
 #[cfg(test)]
 mod testing;
+pub mod window;
 
 pub use aggregate::{AggKind, AggSpec, Aggregate};
 pub use delta::Delta;
 pub use error::{DataflowError, DataflowResult};
 pub use join::Join;
-pub use operator::{Dataflow, Input, Operator, StateWriter};
+pub use operator::{Dataflow, EpochContext, Input, Operator, StateWriter};
 pub use stateless::{Filter, Project, Union};

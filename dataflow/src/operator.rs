@@ -12,7 +12,7 @@ use crate::{DataflowResult, Delta};
 /// state, which it writes out at checkpoints and reads back after a restart.
 pub trait Operator: Send {
     /// Consumes the epoch's change of each input; returns the change of the output.
-    fn apply(&mut self, inputs: &[Delta]) -> DataflowResult<Delta>;
+    fn apply(&mut self, inputs: &[Delta], epoch: &EpochContext) -> DataflowResult<Delta>;
 
     /// The schema of the output.
     fn schema(&self) -> SchemaRef;
@@ -33,6 +33,19 @@ pub trait Operator: Send {
     /// Rows (or entries) of state held, for progress reporting.
     fn state_rows(&self) -> usize {
         0
+    }
+}
+
+/// What an epoch knows besides its changes: the watermark of every stream that has one, in
+/// microseconds since the Unix epoch (event times at or below it are final).
+#[derive(Clone, Debug, Default)]
+pub struct EpochContext {
+    pub watermarks: HashMap<u64, i64>,
+}
+
+impl EpochContext {
+    pub fn watermark(&self, stream: u64) -> Option<i64> {
+        self.watermarks.get(&stream).copied()
     }
 }
 
@@ -114,7 +127,11 @@ impl Dataflow {
     }
 
     /// Runs one epoch: `changes` holds the change of each source relation that changed.
-    pub fn apply(&mut self, changes: &HashMap<u64, Delta>) -> DataflowResult<Delta> {
+    pub fn apply(
+        &mut self,
+        changes: &HashMap<u64, Delta>,
+        epoch: &EpochContext,
+    ) -> DataflowResult<Delta> {
         let mut outputs: Vec<Delta> = Vec::with_capacity(self.nodes.len());
         for node in &mut self.nodes {
             let inputs: Vec<Delta> = node
@@ -128,7 +145,7 @@ impl Dataflow {
                     Input::Node(n) => outputs[*n].clone(),
                 })
                 .collect();
-            outputs.push(node.operator.apply(&inputs)?);
+            outputs.push(node.operator.apply(&inputs, epoch)?);
         }
         Ok(outputs.pop().expect("a dataflow has a node"))
     }

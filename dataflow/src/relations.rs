@@ -197,6 +197,10 @@ pub fn stage_drop(
     for entry in store.scan_prefix(&keys::rows_prefix(rel)) {
         batch.delete(entry?.0);
     }
+    for entry in store.scan_prefix(&keys::late_prefix(rel)) {
+        batch.delete(entry?.0);
+    }
+    batch.delete(keys::progress(rel));
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::physical_expr::PhysicalExpr;
 
-use crate::operator::Operator;
+use crate::operator::{EpochContext, Operator};
 use crate::{DataflowError, DataflowResult, Delta};
 
 /// Computes output columns from expressions over the input row.
@@ -23,7 +23,7 @@ impl Project {
 }
 
 impl Operator for Project {
-    fn apply(&mut self, inputs: &[Delta]) -> DataflowResult<Delta> {
+    fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let input = &inputs[0];
         let n = input.len();
         let columns = self
@@ -65,7 +65,7 @@ impl Filter {
 }
 
 impl Operator for Filter {
-    fn apply(&mut self, inputs: &[Delta]) -> DataflowResult<Delta> {
+    fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let input = &inputs[0];
         if input.is_empty() {
             return Ok(Delta::empty(self.schema.clone()));
@@ -100,7 +100,7 @@ impl Union {
 }
 
 impl Operator for Union {
-    fn apply(&mut self, inputs: &[Delta]) -> DataflowResult<Delta> {
+    fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let parts = inputs
             .iter()
             .map(|d| {
@@ -130,7 +130,7 @@ impl Operator for Union {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{delta, rows};
+    use crate::testing::{ApplyNow, delta, rows};
     use datafusion::common::ScalarValue;
     use datafusion::logical_expr::Operator as BinOp;
     use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
@@ -147,7 +147,7 @@ mod tests {
             Arc::new(Literal::new(ScalarValue::Int64(Some(2)))),
         ));
         let mut f = Filter::new(pred, input.schema());
-        let out = f.apply(&[input]).unwrap();
+        let out = f.apply_now(&[input]).unwrap();
         assert_eq!(rows(&out), vec![(1, "1|5".to_string())]);
     }
 
@@ -161,7 +161,7 @@ mod tests {
             Arc::new(Column::new("v", 1)),
         ));
         let mut p = Project::new(vec![sum], out_schema);
-        let out = p.apply(&[input]).unwrap();
+        let out = p.apply_now(&[input]).unwrap();
         assert_eq!(
             rows(&out),
             vec![(1, "6".to_string()), (-1, "3".to_string())]
@@ -173,7 +173,7 @@ mod tests {
         let a = delta(&["x:Int64"], &[(1, "1")]);
         let b = delta(&["y:Int32"], &[(-1, "2")]);
         let mut u = Union::new(a.schema());
-        let out = u.apply(&[a, b]).unwrap();
+        let out = u.apply_now(&[a, b]).unwrap();
         assert_eq!(
             rows(&out),
             vec![(1, "1".to_string()), (-1, "2".to_string())]

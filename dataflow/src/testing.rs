@@ -6,8 +6,20 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 
-use crate::Delta;
 use crate::codec::{batch_from_rows, row_values};
+use crate::operator::{EpochContext, Operator};
+use crate::{DataflowResult, Delta};
+
+/// Applies inputs in an epoch without watermarks.
+pub trait ApplyNow {
+    fn apply_now(&mut self, inputs: &[Delta]) -> DataflowResult<Delta>;
+}
+
+impl<T: Operator> ApplyNow for T {
+    fn apply_now(&mut self, inputs: &[Delta]) -> DataflowResult<Delta> {
+        self.apply(inputs, &EpochContext::default())
+    }
+}
 
 pub fn schema(columns: &[&str]) -> SchemaRef {
     Arc::new(Schema::new(

@@ -31,6 +31,8 @@ pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
     pub sync_commit: bool,
+    /// How many of its most recent late rows each stream keeps in `eddy_catalog.late_rows`.
+    pub late_rows_kept: u64,
 }
 
 impl Default for Config {
@@ -39,6 +41,7 @@ impl Default for Config {
             listen: "127.0.0.1:5544".into(),
             data_dir: "./eddy-data".into(),
             sync_commit: true,
+            late_rows_kept: 1000,
         }
     }
 }

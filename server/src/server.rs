@@ -51,6 +51,7 @@ impl ViewPlanner for Planner {
             &view.name,
             &query,
             true,
+            view.emit_on_window_close,
         ))?;
         flow.ok_or_else(|| SqlError::Internal("materialized view without dataflow".into()))
     }
@@ -75,10 +76,17 @@ pub async fn run(
     let driver_store = store.clone();
     let driver_catalog = catalog.clone();
     let sync = config.sync_commit;
+    let late_rows_kept = config.late_rows_kept;
     let driver = std::thread::Builder::new()
         .name("epoch-driver".into())
         .spawn(move || {
-            match Driver::open(driver_store, driver_catalog, Box::new(planner), sync) {
+            match Driver::open(
+                driver_store,
+                driver_catalog,
+                Box::new(planner),
+                sync,
+                late_rows_kept,
+            ) {
                 Ok(d) => {
                     d.run(rx);
                     Ok(())

@@ -53,6 +53,13 @@ fn nullable(schema: &arrow::datatypes::SchemaRef) -> arrow::datatypes::SchemaRef
     ))
 }
 
+/// A statement as DataFusion plans it: window table functions become derived tables.
+fn prepare(statement: &SqlStatement) -> SqlResult<SqlStatement> {
+    let mut statement = statement.clone();
+    crate::windows::rewrite(&mut statement)?;
+    Ok(statement)
+}
+
 /// Whether a session reads rows.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Rows {
@@ -108,12 +115,21 @@ impl QueryEngine {
         store: &Arc<Store>,
         rows: Rows,
     ) -> SqlResult<SessionContext> {
-        let df_stmt = DfStatement::Statement(Box::new(statement.clone()));
+        let df_stmt = DfStatement::Statement(Box::new(prepare(statement)?));
         let references = self.base.resolve_table_references(&df_stmt)?;
         let mut needed: BTreeMap<u64, Arc<Relation>> = BTreeMap::new();
         let mut todo: Vec<TableReference> = references;
         let mut seen: HashSet<String> = HashSet::new();
+        let system = Arc::new(MemorySchemaProvider::new());
         while let Some(r) = todo.pop() {
+            if r.schema() == Some(crate::system::SCHEMA) {
+                if !system.table_exist(r.table())
+                    && let Some(t) = crate::system::table(r.table(), catalog, store)?
+                {
+                    system.register_table(r.table().to_string(), t)?;
+                }
+                continue;
+            }
             if !matches!(r.schema(), None | Some(DEFAULT_SCHEMA)) {
                 continue;
             }
@@ -148,6 +164,7 @@ impl QueryEngine {
         }
         let catalog_provider = Arc::new(MemoryCatalogProvider::new());
         catalog_provider.register_schema(DEFAULT_SCHEMA, schema.clone())?;
+        catalog_provider.register_schema(crate::system::SCHEMA, system)?;
         // Each session has a catalog list of its own: a clone of the base state would share
         // the base's list, and concurrent statements would replace each other's tables.
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
@@ -189,7 +206,7 @@ impl QueryEngine {
 
     /// The relations a statement names directly (what it depends on).
     pub fn references(&self, statement: &SqlStatement, catalog: &Snapshot) -> SqlResult<Vec<u64>> {
-        let df_stmt = DfStatement::Statement(Box::new(statement.clone()));
+        let df_stmt = DfStatement::Statement(Box::new(prepare(statement)?));
         let mut ids: Vec<u64> = self
             .base
             .resolve_table_references(&df_stmt)?
@@ -208,7 +225,7 @@ impl QueryEngine {
         ctx: &SessionContext,
         statement: &SqlStatement,
     ) -> SqlResult<LogicalPlan> {
-        let mut statement = statement.clone();
+        let mut statement = prepare(statement)?;
         crate::literals::rewrite_bytea_casts(&mut statement)?;
         Ok(ctx
             .state()

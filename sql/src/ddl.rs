@@ -1,9 +1,9 @@
 //! Column definitions of CREATE STREAM / CREATE TABLE to catalog columns.
 
-use eddy_catalog::{Column, SqlType};
+use eddy_catalog::{Column, SqlType, Watermark};
 use sqlparser::ast::{
-    CharacterLength, ColumnDef, ColumnOption, DataType, ExactNumberInfo, Expr, TableConstraint,
-    TimezoneInfo,
+    BinaryOperator, CharacterLength, ColumnDef, ColumnOption, DataType, ExactNumberInfo, Expr,
+    Ident, TableConstraint, TimezoneInfo,
 };
 
 use crate::names::normalize_ident;
@@ -135,6 +135,49 @@ pub fn columns(
         ));
     }
     Ok((columns, primary_key))
+}
+
+/// A stream's `WATERMARK FOR column AS expr`: the expression is the column itself or the
+/// column minus a fixed interval, and the column is a timestamp.
+pub fn watermark(columns: &[Column], column: &Ident, expr: &Expr) -> SqlResult<Watermark> {
+    let name = normalize_ident(column);
+    let index = columns.iter().position(|c| c.name == name).ok_or_else(|| {
+        SqlError::UnknownColumn(format!(
+            "column \"{name}\" named in WATERMARK does not exist"
+        ))
+    })?;
+    if !matches!(
+        columns[index].sql_type,
+        SqlType::Timestamp | SqlType::Timestamptz
+    ) {
+        return Err(SqlError::DatatypeMismatch(format!(
+            "WATERMARK column \"{name}\" is {}, not a timestamp",
+            columns[index].sql_type
+        )));
+    }
+    let is_column = |e: &Expr| matches!(e, Expr::Identifier(i) if normalize_ident(i) == name);
+    let delay_micros = match expr {
+        e if is_column(e) => 0,
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Minus,
+            right,
+        } if is_column(left) => crate::windows::interval_micros(right)?,
+        other => {
+            return Err(SqlError::InvalidParameter(format!(
+                "WATERMARK FOR {name} AS {other}: the watermark must be {name} or {name} - INTERVAL '...'"
+            )));
+        }
+    };
+    if delay_micros < 0 {
+        return Err(SqlError::InvalidParameter(
+            "a WATERMARK delay cannot be negative".into(),
+        ));
+    }
+    Ok(Watermark {
+        column: index,
+        delay_micros,
+    })
 }
 
 impl SqlError {

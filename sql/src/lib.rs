@@ -7,7 +7,9 @@
 //!    relations the statement references, with rows (queries) or without (planning).
 //! 3. [`streaming`] turns the optimized logical plan of a materialized view into an
 //!    incremental dataflow, or refuses it naming what it cannot maintain.
+//!    [`windows`] rewrites the window table functions TUMBLE and HOP into plain SQL first.
 //! 4. [`ddl`] turns column definitions into catalog columns.
+//! 5. [`system`] serves the `eddy_catalog` system tables (progress, late rows).
 //!
 //! Errors are [`SqlError`]s, one variant per kind of failure a client can tell apart.
 
@@ -18,6 +20,8 @@ pub mod literals;
 pub mod names;
 pub mod parser;
 pub mod streaming;
+pub mod system;
 pub mod table;
+pub mod windows;
 
 pub use error::{SqlError, SqlResult};

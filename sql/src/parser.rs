@@ -4,7 +4,7 @@
 //! STREAM, SHOW STREAMS, FLUSH, ...) and those it treats specially (CREATE MATERIALIZED VIEW,
 //! DROP) are parsed here, everything else is handed to sqlparser unchanged.
 
-use sqlparser::ast::{ColumnDef, Query, SqlOption, Statement as SqlStatement};
+use sqlparser::ast::{ColumnDef, Expr, Ident, Query, SqlOption, Statement as SqlStatement};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
@@ -14,12 +14,20 @@ use crate::SqlResult;
 use crate::names::normalize_object_name;
 use eddy_catalog::RelationKind;
 
+/// `WATERMARK FOR column AS expr` in a stream's column list.
+#[derive(Debug, Clone)]
+pub struct WatermarkDef {
+    pub column: Ident,
+    pub expr: Expr,
+}
+
 /// A parsed statement.
 #[derive(Debug, Clone)]
 pub enum Statement {
     CreateStream {
         name: String,
         columns: Vec<ColumnDef>,
+        watermark: Option<Box<WatermarkDef>>,
         if_not_exists: bool,
         options: Vec<SqlOption>,
     },
@@ -27,6 +35,8 @@ pub enum Statement {
         name: String,
         query: Box<Query>,
         if_not_exists: bool,
+        /// `EMIT ON WINDOW CLOSE` after the query.
+        emit_on_window_close: bool,
     },
     Drop {
         kind: RelationKind,
@@ -107,6 +117,93 @@ fn plural_kind(parser: &mut Parser<'_>) -> Option<RelationKind> {
     Some(kind)
 }
 
+/// Consumes the next token if it is the given (non-keyword) word.
+fn parse_word(parser: &mut Parser<'_>, word: &str) -> bool {
+    let found = matches!(&parser.peek_token().token,
+        Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word));
+    if found {
+        parser.next_token();
+    }
+    found
+}
+
+/// A materialized view's query and whether `EMIT ON WINDOW CLOSE` follows it. The clause is
+/// cut off before the query is parsed: otherwise `FROM t EMIT` would read EMIT as an alias.
+fn view_query(parser: &mut Parser<'_>) -> SqlResult<(Box<Query>, bool)> {
+    let mut tokens = Vec::new();
+    loop {
+        let t = parser.peek_nth_token(tokens.len()).token;
+        if matches!(t, Token::EOF | Token::SemiColon) {
+            break;
+        }
+        tokens.push(t);
+    }
+    let is_word = |t: &Token, w: &str| matches!(t, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w));
+    let emit = tokens.len() > 4
+        && ["emit", "on", "window", "close"]
+            .iter()
+            .zip(&tokens[tokens.len() - 4..])
+            .all(|(w, t)| is_word(t, w));
+    if !emit {
+        return Ok((parser.parse_query()?, false));
+    }
+    let count = tokens.len();
+    tokens.truncate(count - 4);
+    let dialect = PostgreSqlDialect {};
+    let mut inner = Parser::new(&dialect).with_tokens(tokens);
+    let query = inner.parse_query()?;
+    if inner.peek_token().token != Token::EOF {
+        let found = inner.peek_token();
+        return inner
+            .expected("EMIT ON WINDOW CLOSE", found)
+            .map_err(Into::into);
+    }
+    for _ in 0..count {
+        parser.next_token();
+    }
+    Ok((query, true))
+}
+
+/// A stream's column list: column definitions and at most one `WATERMARK FOR col AS expr`.
+/// Streams have no keys, so a table constraint is refused.
+fn stream_columns(
+    parser: &mut Parser<'_>,
+) -> SqlResult<(Vec<ColumnDef>, Option<Box<WatermarkDef>>)> {
+    let mut columns = Vec::new();
+    let mut watermark = None;
+    parser.expect_token(&Token::LParen)?;
+    loop {
+        let is_watermark = matches!(parser.peek_nth_token(1).token,
+            Token::Word(ref w) if w.keyword == Keyword::FOR)
+            && parse_word(parser, "watermark");
+        if is_watermark {
+            parser.next_token();
+            let column = parser.parse_identifier()?;
+            parser.expect_keyword_is(Keyword::AS)?;
+            let expr = parser.parse_expr()?;
+            if watermark
+                .replace(Box::new(WatermarkDef { column, expr }))
+                .is_some()
+            {
+                return Err(crate::SqlError::InvalidParameter(
+                    "a stream has at most one WATERMARK".into(),
+                ));
+            }
+        } else if let Some(c) = parser.parse_optional_table_constraint()? {
+            return Err(crate::SqlError::Unsupported(format!(
+                "constraint \"{c}\" on a stream (streams are append-only and have no keys)"
+            )));
+        } else {
+            columns.push(parser.parse_column_def()?);
+        }
+        if parser.consume_token(&Token::RParen) {
+            break;
+        }
+        parser.expect_token(&Token::Comma)?;
+    }
+    Ok((columns, watermark))
+}
+
 fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
     let start = parser.index();
     if parser.parse_keyword(Keyword::CREATE) {
@@ -114,12 +211,7 @@ fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
             let if_not_exists =
                 parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
             let name = normalize_object_name(&parser.parse_object_name(false)?)?;
-            let (columns, constraints) = parser.parse_columns()?;
-            if let Some(c) = constraints.first() {
-                return Err(crate::SqlError::Unsupported(format!(
-                    "constraint \"{c}\" on a stream (streams are append-only and have no keys)"
-                )));
-            }
+            let (columns, watermark) = stream_columns(parser)?;
             let options = if parser.peek_keyword(Keyword::WITH) {
                 parser.parse_options(Keyword::WITH)?
             } else {
@@ -128,6 +220,7 @@ fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
             return Ok(Statement::CreateStream {
                 name,
                 columns,
+                watermark,
                 if_not_exists,
                 options,
             });
@@ -137,11 +230,12 @@ fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
                 parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
             let name = normalize_object_name(&parser.parse_object_name(false)?)?;
             parser.expect_keyword_is(Keyword::AS)?;
-            let query = parser.parse_query()?;
+            let (query, emit_on_window_close) = view_query(parser)?;
             return Ok(Statement::CreateMaterializedView {
                 name,
                 query,
                 if_not_exists,
+                emit_on_window_close,
             });
         }
     } else if parser.parse_keyword(Keyword::DROP) {
@@ -205,7 +299,9 @@ mod tests {
             matches!(&s[0], Statement::CreateStream { name, if_not_exists: true, columns, .. }
             if name == "clicks" && columns.len() == 2)
         );
-        assert!(matches!(&s[1], Statement::CreateMaterializedView { name, .. } if name == "v"));
+        assert!(
+            matches!(&s[1], Statement::CreateMaterializedView { name, emit_on_window_close: false, .. } if name == "v")
+        );
         assert!(matches!(
             s[2],
             Statement::ShowRelations(RelationKind::Stream)
@@ -218,6 +314,27 @@ mod tests {
             if names == &["a".to_string(), "B".to_string()])
         );
         assert!(matches!(s[5], Statement::Flush));
+    }
+
+    #[test]
+    fn watermarks_and_emit_on_window_close_parse() {
+        let s = parse(
+            "CREATE STREAM r (sensor INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '10 seconds'); \
+             CREATE MATERIALIZED VIEW v AS SELECT 1 FROM r EMIT ON WINDOW CLOSE",
+        )
+        .unwrap();
+        assert!(
+            matches!(&s[0], Statement::CreateStream { columns, watermark: Some(w), .. }
+            if columns.len() == 2 && w.column.value == "ts")
+        );
+        assert!(matches!(
+            &s[1],
+            Statement::CreateMaterializedView {
+                emit_on_window_close: true,
+                ..
+            }
+        ));
+        assert!(parse("CREATE STREAM r (ts TIMESTAMP, PRIMARY KEY (ts))").is_err());
     }
 
     #[test]

@@ -8,34 +8,153 @@ use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{Expr, JoinType, LogicalPlan};
 use datafusion::physical_expr::PhysicalExpr;
-use eddy_catalog::Snapshot;
+use eddy_catalog::{RelationKind, Snapshot};
+use eddy_dataflow::window::{CloseGate, Expiry};
 use eddy_dataflow::{AggKind, AggSpec, Aggregate, Dataflow, Filter, Input, Join, Project, Union};
 
+use crate::windows::WindowFunction;
 use crate::{SqlError, SqlResult};
+
+/// What a view's definition says beyond its plan.
+#[derive(Clone, Debug, Default)]
+pub struct ViewOptions {
+    /// The window table functions of its query.
+    pub windows: Vec<WindowFunction>,
+    /// `EMIT ON WINDOW CLOSE`: rows appear only once the watermark closes their window.
+    pub emit_on_window_close: bool,
+}
+
+/// The window end column names and their offsets from the window's end.
+const WINDOW_END: &str = "window_end";
+const WINDOW_START: &str = "window_start";
+
+/// A window whose closing a watermark decides: the query windows one stream by the column
+/// its watermark is declared on.
+#[derive(Clone, Copy)]
+struct Closing {
+    stream: u64,
+    size_micros: i64,
+}
+
+impl Closing {
+    fn of(catalog: &Snapshot, windows: &[WindowFunction]) -> Option<Closing> {
+        let [window] = windows else {
+            return None;
+        };
+        let rel = catalog.get(&window.relation)?;
+        let wm = rel.watermark?;
+        (rel.kind == RelationKind::Stream && rel.columns[wm.column].name == window.time_column)
+            .then_some(Closing {
+                stream: rel.id,
+                size_micros: window.size_micros,
+            })
+    }
+
+    /// Where the window ends in rows whose column `name` is at `index`, if it is a window
+    /// bound.
+    fn expiry(&self, name: &str, index: usize) -> Option<Expiry> {
+        let offset_micros = match name {
+            WINDOW_END => 0,
+            WINDOW_START => self.size_micros,
+            _ => return None,
+        };
+        Some(Expiry {
+            stream: self.stream,
+            column: index,
+            offset_micros,
+        })
+    }
+
+    /// The expiry of a schema's window end (preferred) or start column.
+    fn expiry_in(&self, names: &[&str]) -> Option<Expiry> {
+        [WINDOW_END, WINDOW_START].iter().find_map(|bound| {
+            names
+                .iter()
+                .position(|n| n == bound)
+                .and_then(|i| self.expiry(bound, i))
+        })
+    }
+}
 
 /// Plans the incremental dataflow of an optimized logical plan.
 pub fn plan_dataflow(
     state: &SessionState,
     catalog: &Snapshot,
     plan: &LogicalPlan,
+    options: &ViewOptions,
 ) -> SqlResult<Dataflow> {
     let mut flow = Dataflow::default();
+    let closing = Closing::of(catalog, &options.windows);
     let mut planner = Planner {
         state,
         catalog,
         flow: &mut flow,
+        closing,
     };
-    let out = planner.build(plan)?;
+    let mut out = planner.build(plan)?;
     // A view whose plan is a bare scan still needs an operator to own its output.
     if let Input::Source { schema, .. } = &out {
         let exprs = (0..schema.fields().len())
             .map(|i| column(schema.field(i).name(), i))
             .collect();
-        planner
-            .flow
-            .push(Box::new(Project::new(exprs, schema.clone())), vec![out]);
+        out = planner.node(Box::new(Project::new(exprs, schema.clone())), vec![out]);
+    }
+    if options.emit_on_window_close {
+        let closing = closing.ok_or_else(|| {
+            SqlError::InvalidParameter(
+                "EMIT ON WINDOW CLOSE needs one window (TUMBLE or HOP) over a stream, by the \
+                 column its WATERMARK is declared on"
+                    .into(),
+            )
+        })?;
+        if !reads_only_streams(plan, catalog) {
+            return Err(SqlError::InvalidParameter(
+                "EMIT ON WINDOW CLOSE needs a query that reads only streams: a table or view \
+                 could change a window after it closed"
+                    .into(),
+            ));
+        }
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let expiry = closing.expiry_in(&names).ok_or_else(|| {
+            SqlError::InvalidParameter(
+                "EMIT ON WINDOW CLOSE needs window_end or window_start among the view's columns"
+                    .into(),
+            )
+        })?;
+        planner.node(Box::new(CloseGate::new(expiry, schema)), vec![out]);
     }
     Ok(flow)
+}
+
+/// Whether every relation a plan reads is a stream.
+fn reads_only_streams(plan: &LogicalPlan, catalog: &Snapshot) -> bool {
+    match plan {
+        LogicalPlan::TableScan(scan) => catalog
+            .get(scan.table_name.table())
+            .is_some_and(|r| r.kind == RelationKind::Stream),
+        other => other
+            .inputs()
+            .iter()
+            .all(|i| reads_only_streams(i, catalog)),
+    }
+}
+
+/// Whether a plan's output only ever grows: streams, through operators that map inserts to
+/// inserts (an aggregate updates its rows, so it does not).
+fn append_only(plan: &LogicalPlan, catalog: &Snapshot) -> bool {
+    match plan {
+        LogicalPlan::TableScan(_) => reads_only_streams(plan, catalog),
+        LogicalPlan::Projection(_)
+        | LogicalPlan::Filter(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Union(_)
+        | LogicalPlan::Sort(_) => plan.inputs().iter().all(|i| append_only(i, catalog)),
+        LogicalPlan::Join(j) if j.join_type == JoinType::Inner => {
+            append_only(&j.left, catalog) && append_only(&j.right, catalog)
+        }
+        _ => false,
+    }
 }
 
 fn column(name: &str, index: usize) -> Arc<dyn PhysicalExpr> {
@@ -55,6 +174,7 @@ struct Planner<'a> {
     state: &'a SessionState,
     catalog: &'a Snapshot,
     flow: &'a mut Dataflow,
+    closing: Option<Closing>,
 }
 
 impl Planner<'_> {
@@ -138,12 +258,27 @@ impl Planner<'_> {
                     let output_type = out_schema.field(a.group_expr.len() + i).data_type().clone();
                     aggs.push(self.aggregate(e, in_schema, output_type)?);
                 }
-                let op = Aggregate::new(
+                let mut op = Aggregate::new(
                     group_exprs,
                     aggs,
                     &Arc::new(in_schema.as_arrow().clone()),
                     out_schema,
                 )?;
+                if let Some(closing) = self.closing
+                    && append_only(&a.input, self.catalog)
+                {
+                    let names: Vec<&str> = a
+                        .group_expr
+                        .iter()
+                        .map(|e| match e {
+                            Expr::Column(c) => c.name.as_str(),
+                            _ => "",
+                        })
+                        .collect();
+                    if let Some(expiry) = closing.expiry_in(&names) {
+                        op = op.with_expiry(expiry);
+                    }
+                }
                 Ok(self.node(Box::new(op), vec![input]))
             }
             LogicalPlan::Join(j) => {

@@ -7,11 +7,15 @@
 //! | catalog | `0x02 rel_id` | a relation's definition (JSON) |
 //! | rows | `0x03 rel_id row_key` | stream: `seq -> row`; table: `pk -> row`; view: `row -> count` |
 //! | state | `0x04 rel_id operator_id state_key` | operator-defined |
+//! | progress | `0x05 rel_id` | a relation's progress: watermark, late rows, state size (JSON) |
+//! | late | `0x06 rel_id seq` | one late row of a stream (JSON), the most recent ones only |
 
 const META: u8 = 0x01;
 const CATALOG: u8 = 0x02;
 const ROWS: u8 = 0x03;
 const STATE: u8 = 0x04;
+const PROGRESS: u8 = 0x05;
+const LATE: u8 = 0x06;
 
 /// A named cell in the meta space.
 pub fn meta(name: &str) -> Vec<u8> {
@@ -61,6 +65,40 @@ pub fn view_state_prefix(rel: u64) -> Vec<u8> {
 pub fn state_prefix(rel: u64, operator: u32) -> Vec<u8> {
     let mut k = view_state_prefix(rel);
     k.extend_from_slice(&operator.to_be_bytes());
+    k
+}
+
+fn tagged(tag: u8, rel: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(17);
+    k.push(tag);
+    k.extend_from_slice(&rel.to_be_bytes());
+    k
+}
+
+/// The progress record of a relation.
+pub fn progress(rel: u64) -> Vec<u8> {
+    tagged(PROGRESS, rel)
+}
+
+/// The prefix under which all progress records live.
+pub fn progress_prefix() -> Vec<u8> {
+    vec![PROGRESS]
+}
+
+/// The prefix under which a stream's late rows live.
+pub fn late_prefix(rel: u64) -> Vec<u8> {
+    tagged(LATE, rel)
+}
+
+/// The prefix under which all late rows live.
+pub fn all_late_prefix() -> Vec<u8> {
+    vec![LATE]
+}
+
+/// One late row of a stream.
+pub fn late_row(rel: u64, seq: u64) -> Vec<u8> {
+    let mut k = late_prefix(rel);
+    k.extend_from_slice(&seq.to_be_bytes());
     k
 }
 

@@ -1,12 +1,15 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::datatypes::TimestampMicrosecondType;
+use arrow::util::display::array_value_to_string;
 use datafusion::common::ScalarValue;
 use eddy_catalog::{Catalog, Relation, RelationKind, Snapshot};
 use eddy_dataflow::codec::{encode_row, row_values};
+use eddy_dataflow::progress::{LateRow, Progress};
 use eddy_dataflow::relations::{self, decode_count};
-use eddy_dataflow::{Dataflow, Delta};
+use eddy_dataflow::{Dataflow, Delta, EpochContext};
 use eddy_sql::context::layout;
 use eddy_sql::{SqlError, SqlResult};
 use eddy_storage::{Store, WriteBatch, keys};
@@ -14,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::tables::{Overlay, stage_table_write};
-use super::{Command, WriteOp};
+use super::{Command, WriteOp, Written};
 
 /// Rebuilds a materialized view's dataflow from its definition (at start-up, and to roll
 /// back in-memory state after a failed epoch).
@@ -35,6 +38,8 @@ pub(super) struct Epoch {
     pub changes: HashMap<u64, Vec<Delta>>,
     /// Table rows staged in this epoch but not yet committed (key -> row or deleted).
     pub overlay: Overlay,
+    /// Streams whose progress (watermark, counts) this epoch changed.
+    pub progressed: HashSet<u64>,
 }
 
 impl Epoch {
@@ -43,6 +48,7 @@ impl Epoch {
             batch: WriteBatch::default(),
             changes: HashMap::new(),
             overlay: Overlay::default(),
+            progressed: HashSet::new(),
         }
     }
 }
@@ -55,6 +61,10 @@ pub struct Driver {
     views: BTreeMap<u64, Dataflow>,
     /// Next sequence number of each stream's log (loaded lazily).
     next_seq: HashMap<u64, u64>,
+    /// Progress of each stream (loaded lazily): watermark and counts.
+    progress: HashMap<u64, Progress>,
+    /// How many of its most recent late rows each stream keeps.
+    late_rows_kept: u64,
     epoch: u64,
     durable: bool,
 }
@@ -66,6 +76,7 @@ impl Driver {
         catalog: Arc<Catalog>,
         planner: Box<dyn ViewPlanner>,
         durable: bool,
+        late_rows_kept: u64,
     ) -> SqlResult<Self> {
         let epoch = match store.get(&keys::meta(EPOCH))? {
             Some(v) => u64::from_be_bytes(
@@ -81,6 +92,8 @@ impl Driver {
             planner,
             views: BTreeMap::new(),
             next_seq: HashMap::new(),
+            progress: HashMap::new(),
+            late_rows_kept,
             epoch,
             durable,
         };
@@ -94,6 +107,7 @@ impl Driver {
         let snapshot = self.catalog.snapshot();
         self.views.clear();
         self.next_seq.clear();
+        self.progress.clear();
         for view in snapshot.of_kind(RelationKind::MaterializedView) {
             let mut flow = self.planner.plan(view, &snapshot)?;
             flow.restore(view.id, &self.store)?;
@@ -165,7 +179,7 @@ impl Driver {
         }
     }
 
-    fn write_epoch(&mut self, writes: Vec<(WriteOp, oneshot::Sender<SqlResult<u64>>)>) {
+    fn write_epoch(&mut self, writes: Vec<(WriteOp, oneshot::Sender<SqlResult<Written>>)>) {
         let mut epoch = Epoch::new();
         let mut staged = Vec::with_capacity(writes.len());
         let mut ops = Vec::with_capacity(writes.len());
@@ -205,7 +219,7 @@ impl Driver {
     }
 
     /// Stages one write; on error nothing of it is staged.
-    fn stage_write(&mut self, epoch: &mut Epoch, op: &WriteOp) -> SqlResult<u64> {
+    fn stage_write(&mut self, epoch: &mut Epoch, op: &WriteOp) -> SqlResult<Written> {
         let snapshot = self.catalog.snapshot();
         match op {
             WriteOp::Append { relation, rows } => {
@@ -215,8 +229,13 @@ impl Driver {
                 for batch in rows {
                     check_not_null(rel, batch)?;
                 }
+                let mut progress = self.progress_of(rel.id)?;
+                let (rows, late) = match rel.watermark {
+                    Some(_) => self.drop_late(rel, rows, &mut progress, epoch)?,
+                    None => (rows.clone(), 0),
+                };
                 let first = self.next_seq(rel.id)?;
-                let blocks = relations::encode_log_blocks(rows, first)?;
+                let blocks = relations::encode_log_blocks(&rows, first)?;
                 let n: usize = rows.iter().map(RecordBatch::num_rows).sum();
                 for (seq, block) in blocks {
                     epoch
@@ -224,11 +243,101 @@ impl Driver {
                         .put(keys::row(rel.id, &seq.to_be_bytes()), block);
                 }
                 self.next_seq.insert(rel.id, first + n as u64);
+                progress.rows += n as u64;
+                progress.epoch = self.epoch + 1;
+                self.progress.insert(rel.id, progress);
+                epoch.progressed.insert(rel.id);
                 let changes = epoch.changes.entry(rel.id).or_default();
-                changes.extend(rows.iter().cloned().map(Delta::inserts));
-                Ok(n as u64)
+                changes.extend(rows.into_iter().map(Delta::inserts));
+                Ok(Written {
+                    rows: n as u64,
+                    late,
+                })
             }
-            other => stage_table_write(&self.store, &snapshot, epoch, other),
+            other => Ok(Written {
+                rows: stage_table_write(&self.store, &snapshot, epoch, other)?,
+                late: 0,
+            }),
+        }
+    }
+
+    /// The rows of one write to a stream with a watermark that are on time, judged against
+    /// the watermark as it stood before the write; the late ones are recorded instead. Then
+    /// the watermark advances to the largest event time accepted minus the delay.
+    fn drop_late(
+        &self,
+        rel: &Relation,
+        rows: &[RecordBatch],
+        progress: &mut Progress,
+        epoch: &mut Epoch,
+    ) -> SqlResult<(Vec<RecordBatch>, u64)> {
+        let wm = rel.watermark.expect("a stream with a watermark");
+        let before = progress.watermark;
+        let mut kept = Vec::with_capacity(rows.len());
+        let mut late = 0u64;
+        let mut largest: Option<i64> = None;
+        for batch in rows {
+            let column = batch.column(wm.column);
+            let times = column.as_primitive::<TimestampMicrosecondType>();
+            let on_time: BooleanArray = (0..batch.num_rows())
+                .map(|i| Some(times.is_valid(i) && before.is_none_or(|w| times.value(i) >= w)))
+                .collect();
+            let late_before = late;
+            for i in 0..batch.num_rows() {
+                if on_time.value(i) {
+                    largest = largest.max(Some(times.value(i)));
+                    continue;
+                }
+                let row = (0..batch.num_columns())
+                    .map(|c| array_value_to_string(batch.column(c), i))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(", ");
+                let record = LateRow {
+                    epoch: self.epoch + 1,
+                    event_time: times.is_valid(i).then(|| times.value(i)),
+                    watermark: before,
+                    row: format!("({row})"),
+                };
+                let seq = progress.late_rows + late;
+                epoch
+                    .batch
+                    .put(keys::late_row(rel.id, seq), record.encode());
+                if let Some(old) = seq.checked_sub(self.late_rows_kept) {
+                    epoch.batch.delete(keys::late_row(rel.id, old));
+                }
+                late += 1;
+            }
+            if late == late_before {
+                kept.push(batch.clone());
+            } else {
+                kept.push(arrow::compute::filter_record_batch(batch, &on_time)?);
+            }
+        }
+        progress.late_rows += late;
+        if let Some(t) = largest {
+            let candidate = t.saturating_sub(wm.delay_micros);
+            progress.watermark = Some(before.map_or(candidate, |w| w.max(candidate)));
+        }
+        Ok((kept, late))
+    }
+
+    fn progress_of(&mut self, rel: u64) -> SqlResult<Progress> {
+        if let Some(p) = self.progress.get(&rel) {
+            return Ok(p.clone());
+        }
+        let p = Progress::load(&self.store, rel)?.unwrap_or_default();
+        self.progress.insert(rel, p.clone());
+        Ok(p)
+    }
+
+    /// The watermarks views see: those of every stream this driver has loaded.
+    fn epoch_context(&self) -> EpochContext {
+        EpochContext {
+            watermarks: self
+                .progress
+                .iter()
+                .filter_map(|(id, p)| p.watermark.map(|w| (*id, w)))
+                .collect(),
         }
     }
 
@@ -255,16 +364,24 @@ impl Driver {
                 changes.insert(rel, delta);
             }
         }
+        let context = self.epoch_context();
+        let next = self.epoch + 1;
+        for rel in epoch.progressed.drain() {
+            if let Some(p) = self.progress.get(&rel) {
+                epoch.batch.put(keys::progress(rel), p.encode());
+            }
+        }
         for (&id, flow) in self.views.iter_mut() {
             if !flow.sources().iter().any(|s| changes.contains_key(s)) {
                 continue;
             }
-            let out = flow.apply(&changes)?.consolidate()?;
+            let out = flow.apply(&changes, &context)?.consolidate()?;
             let view = snapshot
                 .by_id(id)
                 .ok_or_else(|| SqlError::Internal(format!("view {id} vanished")))?;
             materialize(&self.store, view, &out, &mut epoch.batch)?;
             flow.checkpoint(id, &mut epoch.batch)?;
+            record_view_progress(flow, id, next, &mut epoch.batch);
             if !out.is_empty() {
                 changes.insert(id, out);
             }
@@ -304,6 +421,9 @@ impl Driver {
         let id = relation.id;
         self.catalog.stage_put(&relation, &mut batch);
         if let Some(mut flow) = dataflow {
+            for source in flow.sources() {
+                self.progress_of(source)?;
+            }
             self.backfill(&snapshot, &relation, &mut flow, &mut batch)?;
             self.commit(batch)?;
             self.views.insert(id, flow);
@@ -322,7 +442,10 @@ impl Driver {
         flow: &mut Dataflow,
         batch: &mut WriteBatch,
     ) -> SqlResult<()> {
-        let mut outputs = vec![flow.apply(&HashMap::new())?];
+        // The history is read at the sources' current watermarks: whatever they closed is
+        // final.
+        let context = self.epoch_context();
+        let mut outputs = vec![flow.apply(&HashMap::new(), &context)?];
         for source in flow.sources() {
             let rel = snapshot
                 .by_id(source)
@@ -337,7 +460,7 @@ impl Driver {
                 BACKFILL_CHUNK,
                 |chunk: RecordBatch| {
                     let changes = HashMap::from([(source, Delta::inserts(chunk))]);
-                    outputs.push(flow.apply(&changes)?);
+                    outputs.push(flow.apply(&changes, &context)?);
                     Ok(())
                 },
             )?;
@@ -345,6 +468,7 @@ impl Driver {
         let out = Delta::concat(&flow.schema(), &outputs)?.consolidate()?;
         materialize(&self.store, view, &out, batch)?;
         flow.checkpoint(view.id, batch)?;
+        record_view_progress(flow, view.id, self.epoch + 1, batch);
         Ok(())
     }
 
@@ -400,10 +524,21 @@ impl Driver {
             self.catalog.forget(rel.id);
             self.views.remove(&rel.id);
             self.next_seq.remove(&rel.id);
+            self.progress.remove(&rel.id);
             dropped.push(rel.name.clone());
         }
         Ok(dropped)
     }
+}
+
+/// Records a view's state size with the epoch that changed it.
+fn record_view_progress(flow: &Dataflow, view: u64, epoch: u64, batch: &mut WriteBatch) {
+    let progress = Progress {
+        epoch,
+        state_rows: flow.state_rows() as u64,
+        ..Progress::default()
+    };
+    batch.put(keys::progress(view), progress.encode());
 }
 
 /// Applies a view's (consolidated) change to its stored multiset of rows. Values are stored

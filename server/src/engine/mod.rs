@@ -82,11 +82,33 @@ pub enum OnConflict {
     },
 }
 
+/// What a committed write did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Rows affected (inserted, appended, updated or deleted).
+    pub rows: u64,
+    /// Rows of a stream dropped because they arrived behind its watermark.
+    pub late: u64,
+}
+
+impl Written {
+    /// The NOTICE a client gets when some of its rows were late.
+    pub fn late_notice(&self, stream: &str) -> Option<String> {
+        (self.late > 0).then(|| {
+            format!(
+                "{} row(s) arrived behind the watermark of stream \"{stream}\" and were not applied; \
+                 see eddy_catalog.late_rows",
+                self.late
+            )
+        })
+    }
+}
+
 /// A request to the driver.
 pub enum Command {
     Write {
         op: WriteOp,
-        reply: oneshot::Sender<SqlResult<u64>>,
+        reply: oneshot::Sender<SqlResult<Written>>,
     },
     /// Creates a relation; a materialized view comes with its dataflow and is backfilled
     /// from everything its sources hold. Answers whether it was created (false: it existed
@@ -129,8 +151,8 @@ impl Engine {
         rx.await.map_err(|_| SqlError::ShuttingDown)
     }
 
-    /// Applies a write; returns the number of rows it affected once it has committed.
-    pub async fn write(&self, op: WriteOp) -> SqlResult<u64> {
+    /// Applies a write; returns what it did once it has committed.
+    pub async fn write(&self, op: WriteOp) -> SqlResult<Written> {
         self.call(|reply| Command::Write { op, reply }).await?
     }
 

@@ -16,7 +16,7 @@ use sqlparser::ast::{
     CopyOption, CopySource, CopyTarget as SqlCopyTarget, Statement as SqlStatement,
 };
 
-use crate::engine::{OnConflict, WriteOp};
+use crate::engine::{OnConflict, WriteOp, Written};
 
 use super::{Outcome, Shared, resolve};
 
@@ -200,8 +200,8 @@ fn text_columns(t: &CopyTarget, data: &[u8]) -> SqlResult<Vec<StringArray>> {
     Ok(builders.iter_mut().map(StringBuilder::finish).collect())
 }
 
-/// Parses and writes the collected data; returns the rows loaded.
-pub async fn finish(shared: &Shared, t: &CopyTarget, data: &[u8]) -> SqlResult<u64> {
+/// Parses and writes the collected data; returns what was written.
+pub async fn finish(shared: &Shared, t: &CopyTarget, data: &[u8]) -> SqlResult<Written> {
     let text = text_columns(t, strip_end_marker(data))?;
     let schema = t.relation.schema();
     let columns = schema

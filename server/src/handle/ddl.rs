@@ -10,6 +10,7 @@ use eddy_dataflow::codec::is_storable;
 use eddy_sql::context::{QueryEngine, Rows};
 use eddy_sql::names::normalize_object_name;
 use eddy_sql::parser::Statement;
+use eddy_sql::streaming::ViewOptions;
 use eddy_sql::{SqlError, SqlResult, ddl, streaming};
 use eddy_storage::Store;
 use sqlparser::ast::{Query, Statement as SqlStatement};
@@ -22,6 +23,7 @@ pub async fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
         Statement::CreateStream {
             name,
             columns,
+            watermark,
             if_not_exists,
             options,
         } => {
@@ -29,15 +31,19 @@ pub async fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
                 return Err(SqlError::Unsupported(format!("stream option {o}")));
             }
             let (columns, _) = ddl::columns(columns, &[])?;
-            let create_sql = format!(
-                "CREATE STREAM {name} ({})",
-                columns
-                    .iter()
-                    .map(|c| format!("{} {}", c.name, c.sql_type))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            let rel = new_relation(
+            let mut defs: Vec<String> = columns
+                .iter()
+                .map(|c| format!("{} {}", c.name, c.sql_type))
+                .collect();
+            let watermark = match watermark {
+                Some(w) => {
+                    defs.push(format!("WATERMARK FOR {} AS {}", w.column, w.expr));
+                    Some(ddl::watermark(&columns, &w.column, &w.expr)?)
+                }
+                None => None,
+            };
+            let create_sql = format!("CREATE STREAM {name} ({})", defs.join(", "));
+            let mut rel = new_relation(
                 name,
                 RelationKind::Stream,
                 columns,
@@ -46,16 +52,26 @@ pub async fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
                 vec![],
                 create_sql,
             );
+            rel.watermark = watermark;
             created(shared, rel, None, *if_not_exists, "CREATE STREAM").await
         }
         Statement::CreateMaterializedView {
             name,
             query,
             if_not_exists,
+            emit_on_window_close,
         } => {
             let snapshot = shared.catalog.snapshot();
-            let (rel, flow) =
-                plan_view(&shared.query, &shared.store, &snapshot, name, query, true).await?;
+            let (rel, flow) = plan_view(
+                &shared.query,
+                &shared.store,
+                &snapshot,
+                name,
+                query,
+                true,
+                *emit_on_window_close,
+            )
+            .await?;
             created(
                 shared,
                 rel,
@@ -104,6 +120,7 @@ pub async fn execute_sql(shared: &Shared, stmt: &SqlStatement) -> SqlResult<Outc
                 &name,
                 &cv.query,
                 cv.materialized,
+                false,
             )
             .await?;
             if cv.or_replace {
@@ -141,6 +158,8 @@ fn new_relation(
         query,
         depends_on,
         create_sql,
+        watermark: None,
+        emit_on_window_close: false,
     }
 }
 
@@ -226,8 +245,10 @@ pub async fn plan_view(
     name: &str,
     query: &Query,
     materialized: bool,
+    emit_on_window_close: bool,
 ) -> SqlResult<(Relation, Option<Dataflow>)> {
     let stmt = SqlStatement::Query(Box::new(query.clone()));
+    let windows = eddy_sql::windows::rewrite(&mut stmt.clone())?;
     let ctx = engine
         .session_for(&stmt, snapshot, store, Rows::SchemaOnly)
         .await?;
@@ -243,13 +264,22 @@ pub async fn plan_view(
                 &ctx.state(),
                 snapshot,
                 &optimized,
+                &ViewOptions {
+                    windows,
+                    emit_on_window_close,
+                },
             )?),
         )
     } else {
         (RelationKind::View, None)
     };
-    let create_sql = format!("CREATE {} {name} AS {query}", kind.sql_name());
-    let rel = new_relation(
+    let emit = if emit_on_window_close {
+        " EMIT ON WINDOW CLOSE"
+    } else {
+        ""
+    };
+    let create_sql = format!("CREATE {} {name} AS {query}{emit}", kind.sql_name());
+    let mut rel = new_relation(
         name,
         kind,
         columns,
@@ -258,5 +288,6 @@ pub async fn plan_view(
         depends_on,
         create_sql,
     );
+    rel.emit_on_window_close = emit_on_window_close;
     Ok((rel, flow))
 }

@@ -55,7 +55,8 @@ pub async fn execute(
                     predicate,
                     assignments,
                 })
-                .await?;
+                .await?
+                .rows;
             Ok(Outcome::Done {
                 tag: "UPDATE".into(),
                 rows: Some(n),
@@ -87,7 +88,8 @@ pub async fn execute(
                     relation: rel.id,
                     predicate,
                 })
-                .await?;
+                .await?
+                .rows;
             Ok(Outcome::Done {
                 tag: "DELETE".into(),
                 rows: Some(n),
@@ -256,13 +258,17 @@ async fn insert(
         Some(batch) => vec![batch],
         None => planned_rows(shared, ins, &rel, params).await?,
     };
-    let n = shared
+    let written = shared
         .engine
         .write(WriteOp::new_rows(&rel, rows, on_conflict))
         .await?;
-    Ok(Outcome::Done {
+    let done = Outcome::Done {
         tag: "INSERT 0".into(),
-        rows: Some(n),
+        rows: Some(written.rows),
+    };
+    Ok(match written.late_notice(&rel.name) {
+        Some(notice) => Outcome::Notice(notice, Box::new(done)),
+        None => done,
     })
 }
 

@@ -396,10 +396,13 @@ impl CopyHandler for Connection {
         let Some((target, data)) = taken else {
             return Err(to_pg(&SqlError::Internal("no COPY in progress".into())));
         };
-        let n = handle::copy::finish(&self.shared, &target, &data)
+        let written = handle::copy::finish(&self.shared, &target, &data)
             .await
             .map_err(|e| to_pg(&e))?;
-        let tag = Tag::new("COPY").with_rows(n as usize);
+        if let Some(message) = written.late_notice(&target.relation.name) {
+            notice(client, &message).await?;
+        }
+        let tag = Tag::new("COPY").with_rows(written.rows as usize);
         client
             .send(PgWireBackendMessage::CommandComplete(tag.into()))
             .await?;
