@@ -73,6 +73,8 @@ pub async fn run(
         runtime: tokio::runtime::Handle::current(),
     };
     let (tx, rx) = mpsc::channel(1024);
+    let (committed, _) = tokio::sync::broadcast::channel(crate::engine::SUBSCRIBER_BACKLOG);
+    let driver_committed = committed.clone();
     let driver_store = store.clone();
     let driver_catalog = catalog.clone();
     let sync = config.sync_commit;
@@ -86,6 +88,7 @@ pub async fn run(
                 Box::new(planner),
                 sync,
                 late_rows_kept,
+                driver_committed,
             ) {
                 Ok(d) => {
                     d.run(rx);
@@ -96,7 +99,7 @@ pub async fn run(
         })?;
 
     let shared = Arc::new(Shared {
-        engine: Engine::new(tx),
+        engine: Engine::new(tx, committed),
         catalog,
         store: store.clone(),
         query,
@@ -132,7 +135,7 @@ pub async fn run(
         }
     }
     info!("shutting down");
-    shared.engine.flush().await.ok();
+    shared.engine.shutdown().await;
     drop(handlers);
     drop(shared);
     let _ = tokio::task::spawn_blocking(move || driver.join()).await;

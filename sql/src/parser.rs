@@ -51,6 +51,13 @@ pub enum Statement {
         name: String,
     },
     Flush,
+    /// `SUBSCRIBE [TO] name [WITH (...)]`, or `COPY (SUBSCRIBE ...) TO STDOUT` (`copy`), which
+    /// psql prints as the rows arrive.
+    Subscribe {
+        name: String,
+        options: Vec<SqlOption>,
+        copy: bool,
+    },
     /// Anything else, as sqlparser parsed it.
     Sql(Box<SqlStatement>),
 }
@@ -115,6 +122,22 @@ fn plural_kind(parser: &mut Parser<'_>) -> Option<RelationKind> {
         parser.next_token();
     }
     Some(kind)
+}
+
+/// The rest of a SUBSCRIBE after its keyword.
+fn subscribe(parser: &mut Parser<'_>, copy: bool) -> SqlResult<Statement> {
+    let _ = parser.parse_keyword(Keyword::TO);
+    let name = normalize_object_name(&parser.parse_object_name(false)?)?;
+    let options = if parser.peek_keyword(Keyword::WITH) {
+        parser.parse_options(Keyword::WITH)?
+    } else {
+        vec![]
+    };
+    Ok(Statement::Subscribe {
+        name,
+        options,
+        copy,
+    })
 }
 
 /// Consumes the next token if it is the given (non-keyword) word.
@@ -267,6 +290,17 @@ fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
             let name = normalize_object_name(&parser.parse_object_name(false)?)?;
             return Ok(Statement::ShowCreate { kind, name });
         }
+    } else if parse_word(parser, "subscribe") {
+        return subscribe(parser, false);
+    } else if parser.parse_keyword(Keyword::COPY)
+        && parser.consume_token(&Token::LParen)
+        && parse_word(parser, "subscribe")
+    {
+        let statement = subscribe(parser, true)?;
+        parser.expect_token(&Token::RParen)?;
+        parser.expect_keyword_is(Keyword::TO)?;
+        parser.expect_keyword_is(Keyword::STDOUT)?;
+        return Ok(statement);
     } else if parser.parse_keyword(Keyword::FLUSH)
         && matches!(parser.peek_token().token, Token::EOF | Token::SemiColon)
     {
@@ -335,6 +369,23 @@ mod tests {
             }
         ));
         assert!(parse("CREATE STREAM r (ts TIMESTAMP, PRIMARY KEY (ts))").is_err());
+    }
+
+    #[test]
+    fn subscribe_parses() {
+        let s = parse(
+            "SUBSCRIBE TO v WITH (snapshot = false, output_mode = 'update'); SUBSCRIBE v; \
+             COPY (SUBSCRIBE per_minute) TO STDOUT; COPY t FROM STDIN",
+        )
+        .unwrap();
+        assert!(
+            matches!(&s[0], Statement::Subscribe { name, options, copy: false } if name == "v" && options.len() == 2)
+        );
+        assert!(matches!(&s[1], Statement::Subscribe { options, .. } if options.is_empty()));
+        assert!(
+            matches!(&s[2], Statement::Subscribe { name, copy: true, .. } if name == "per_minute")
+        );
+        assert!(matches!(&s[3], Statement::Sql(_)));
     }
 
     #[test]

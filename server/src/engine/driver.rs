@@ -13,11 +13,11 @@ use eddy_dataflow::{Dataflow, Delta, EpochContext};
 use eddy_sql::context::layout;
 use eddy_sql::{SqlError, SqlResult};
 use eddy_storage::{Store, WriteBatch, keys};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::tables::{Overlay, stage_table_write};
-use super::{Command, WriteOp, Written};
+use super::{Command, Committed, WriteOp, Written};
 
 /// Rebuilds a materialized view's dataflow from its definition (at start-up, and to roll
 /// back in-memory state after a failed epoch).
@@ -65,8 +65,22 @@ pub struct Driver {
     progress: HashMap<u64, Progress>,
     /// How many of its most recent late rows each stream keeps.
     late_rows_kept: u64,
+    /// Where committed changes go to subscribers.
+    committed: broadcast::Sender<Arc<Committed>>,
     epoch: u64,
     durable: bool,
+}
+
+/// The last committed epoch (0 before the first).
+pub fn committed_epoch(store: &Store) -> SqlResult<u64> {
+    match store.get(&keys::meta(EPOCH))? {
+        Some(v) => Ok(u64::from_be_bytes(
+            v.as_ref()
+                .try_into()
+                .map_err(|_| SqlError::Internal("corrupt epoch".into()))?,
+        )),
+        None => Ok(0),
+    }
 }
 
 impl Driver {
@@ -77,15 +91,9 @@ impl Driver {
         planner: Box<dyn ViewPlanner>,
         durable: bool,
         late_rows_kept: u64,
+        committed: broadcast::Sender<Arc<Committed>>,
     ) -> SqlResult<Self> {
-        let epoch = match store.get(&keys::meta(EPOCH))? {
-            Some(v) => u64::from_be_bytes(
-                v.as_ref()
-                    .try_into()
-                    .map_err(|_| SqlError::Internal("corrupt epoch".into()))?,
-            ),
-            None => 0,
-        };
+        let epoch = committed_epoch(&store)?;
         let mut driver = Self {
             store,
             catalog,
@@ -94,6 +102,7 @@ impl Driver {
             next_seq: HashMap::new(),
             progress: HashMap::new(),
             late_rows_kept,
+            committed,
             epoch,
             durable,
         };
@@ -167,6 +176,7 @@ impl Driver {
                 Command::Flush { reply } => {
                     let _ = reply.send(());
                 }
+                Command::Shutdown => break,
             }
         }
         info!("epoch driver stopped");
@@ -386,7 +396,15 @@ impl Driver {
                 changes.insert(id, out);
             }
         }
-        self.commit(epoch.batch)
+        self.commit(epoch.batch)?;
+        if self.committed.receiver_count() > 0 {
+            // Nobody listening is not an error: subscribers come and go.
+            let _ = self.committed.send(Arc::new(Committed {
+                epoch: self.epoch,
+                changes,
+            }));
+        }
+        Ok(())
     }
 
     fn commit(&mut self, mut batch: WriteBatch) -> SqlResult<()> {

@@ -20,10 +20,21 @@ use arrow::array::RecordBatch;
 use datafusion::physical_expr::PhysicalExpr;
 use eddy_catalog::{Relation, RelationKind};
 use eddy_dataflow::Dataflow;
+use eddy_dataflow::Delta;
 use eddy_sql::{SqlError, SqlResult};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
-pub use driver::{Driver, ViewPlanner};
+pub use driver::{Driver, ViewPlanner, committed_epoch};
+
+/// Epochs a subscriber may fall behind before it is dropped.
+pub const SUBSCRIBER_BACKLOG: usize = 1024;
+
+/// What one committed epoch changed: the consolidated change of every stream, table and
+/// materialized view it touched. Published to subscribers after the commit.
+pub struct Committed {
+    pub epoch: u64,
+    pub changes: std::collections::HashMap<u64, Delta>,
+}
 
 /// A change to a stored relation.
 #[derive(Clone)]
@@ -129,17 +140,25 @@ pub enum Command {
     },
     /// Answers once every earlier command has committed.
     Flush { reply: oneshot::Sender<()> },
+    /// Stops the driver after every earlier command; later ones fail as shutting down.
+    Shutdown,
 }
 
 /// A session's handle on the driver.
 #[derive(Clone)]
 pub struct Engine {
     tx: mpsc::Sender<Command>,
+    committed: broadcast::Sender<Arc<Committed>>,
 }
 
 impl Engine {
-    pub fn new(tx: mpsc::Sender<Command>) -> Self {
-        Self { tx }
+    pub fn new(tx: mpsc::Sender<Command>, committed: broadcast::Sender<Arc<Committed>>) -> Self {
+        Self { tx, committed }
+    }
+
+    /// The changes of every epoch committed from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Committed>> {
+        self.committed.subscribe()
     }
 
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> SqlResult<T> {
@@ -186,6 +205,12 @@ impl Engine {
             reply,
         })
         .await?
+    }
+
+    /// Stops the driver once everything sent before has committed, even while sessions
+    /// (idle clients, subscriptions) still hold the engine.
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(Command::Shutdown).await;
     }
 
     pub async fn flush(&self) -> SqlResult<()> {

@@ -6,6 +6,7 @@ pub mod dml;
 pub mod naming;
 pub mod query;
 pub mod show;
+pub mod subscribe;
 
 use std::sync::Arc;
 
@@ -47,6 +48,8 @@ pub enum Outcome {
     CopyIn(copy::CopyTarget),
     /// A notice to send before the outcome (`relation already exists, skipping`).
     Notice(String, Box<Outcome>),
+    /// `SUBSCRIBE`: rows are pushed as epochs commit, until the client cancels or leaves.
+    Subscribe(Box<subscribe::Subscription>),
 }
 
 impl Outcome {
@@ -74,6 +77,13 @@ pub async fn execute(
             shared.engine.flush().await?;
             Ok(Outcome::done("FLUSH"))
         }
+        Statement::Subscribe {
+            name,
+            options,
+            copy,
+        } => Ok(Outcome::Subscribe(Box::new(subscribe::start(
+            shared, name, options, *copy,
+        )?))),
         Statement::Sql(s) => execute_sql(shared, s, params).await,
     }
 }
@@ -132,6 +142,9 @@ pub async fn describe(
             Ok((vec![], None))
         }
         Statement::ShowRelations(_) => Ok((vec![], Some(show::relations_schema()))),
+        Statement::Subscribe {
+            name, copy: false, ..
+        } => Ok((vec![], Some(subscribe::schema(shared, name)?))),
         Statement::ShowCreate { .. } => Ok((vec![], Some(show::create_schema()))),
         Statement::Sql(s) if matches!(**s, SqlStatement::ShowVariable { .. }) => {
             Ok((vec![], Some(show::variable_schema(s))))

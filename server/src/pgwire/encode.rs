@@ -297,3 +297,38 @@ fn display(array: &dyn Array, i: usize) -> String {
 pub fn is_text(format: &FieldFormat) -> bool {
     matches!(format, FieldFormat::Text)
 }
+
+/// A row encoded in text format as one line of COPY's text format: tab-separated, `\N` for
+/// NULL, backslash escapes for backslash, tab, newline and carriage return.
+pub fn copy_text_line(row: &DataRow) -> bytes::Bytes {
+    let data = &row.data[..];
+    let mut out = Vec::with_capacity(data.len() + 1);
+    let mut at = 0;
+    for field in 0..row.field_count {
+        if field > 0 {
+            out.push(b'\t');
+        }
+        let Some(len) = data.get(at..at + 4) else {
+            break;
+        };
+        let len = i32::from_be_bytes(len.try_into().expect("four bytes"));
+        at += 4;
+        if len < 0 {
+            out.extend_from_slice(b"\\N");
+            continue;
+        }
+        let end = (at + len as usize).min(data.len());
+        for &b in &data[at..end] {
+            match b {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b => out.push(b),
+            }
+        }
+        at = end;
+    }
+    out.push(b'\n');
+    out.into()
+}

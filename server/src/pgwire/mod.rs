@@ -15,6 +15,7 @@ use futures::{Sink, SinkExt, stream};
 use parking_lot::Mutex;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -23,9 +24,10 @@ use pgwire::api::results::{
     Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
+use pgwire::messages::data::RowDescription;
 use pgwire::messages::response::NoticeResponse;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
@@ -33,6 +35,7 @@ use eddy_sql::parser::{self, Statement};
 use eddy_sql::{SqlError, SqlResult};
 
 use crate::handle::copy::CopyTarget;
+use crate::handle::subscribe::Subscription;
 use crate::handle::{self, Outcome, Shared};
 use error::to_pg;
 
@@ -40,6 +43,8 @@ use error::to_pg;
 pub struct Handlers {
     shared: Arc<Shared>,
     parser: Arc<Parser>,
+    /// Every connection by its process id and secret key, for cancel requests.
+    connections: Arc<ConnectionManager>,
 }
 
 impl Handlers {
@@ -47,7 +52,11 @@ impl Handlers {
         let parser = Arc::new(Parser {
             shared: shared.clone(),
         });
-        Self { shared, parser }
+        Self {
+            shared,
+            parser,
+            connections: Arc::new(ConnectionManager::new()),
+        }
     }
 }
 
@@ -65,7 +74,10 @@ impl PgWireServerHandlers for Handlers {
         })
     }
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        Arc::new(Trust)
+        Arc::new(Trust(NoAuthentication(self.connections.clone())))
+    }
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::new(DefaultCancelHandler::new(self.connections.clone()))
     }
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
         Arc::new(Connection {
@@ -77,11 +89,17 @@ impl PgWireServerHandlers for Handlers {
 
 /// Trust authentication: any user, no password, on the database `eddy` or its alias
 /// `postgres` (a client that names no database gets `eddy`).
-struct Trust;
+struct Trust(NoAuthentication);
 
-/// The protocol side of start-up, once the database is known to exist.
-struct NoAuthentication;
-impl NoopStartupHandler for NoAuthentication {}
+/// The protocol side of start-up, once the database is known to exist. Registering the
+/// connection gives the client a key with which to cancel its running statement.
+struct NoAuthentication(Arc<ConnectionManager>);
+
+impl NoopStartupHandler for NoAuthentication {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(self.0.clone())
+    }
+}
 
 #[async_trait]
 impl StartupHandler for Trust {
@@ -105,7 +123,7 @@ impl StartupHandler for Trust {
                 format!("database \"{database}\" does not exist"),
             ))));
         }
-        NoAuthentication.on_startup(client, message).await
+        self.0.on_startup(client, message).await
     }
 }
 
@@ -199,6 +217,55 @@ where
 }
 
 impl Connection {
+    /// Pushes a subscription's rows until the client cancels (pgwire then drops this future),
+    /// the client goes away (a send fails) or the subscription fails. Rows of one epoch are
+    /// flushed together. `describe`: send the row description first (simple protocol).
+    async fn stream<C>(
+        &self,
+        client: &mut C,
+        mut subscription: Subscription,
+        format: &Format,
+        describe: bool,
+    ) -> PgWireResult<()>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let text = subscription.copy;
+        let fields = Arc::new(encode::fields(
+            &subscription.schema,
+            if text { &Format::UnifiedText } else { format },
+        ));
+        if text {
+            let columns = fields.len() as i16;
+            client
+                .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+                    0,
+                    columns,
+                    vec![0; columns as usize],
+                )))
+                .await?;
+        } else if describe {
+            let description = RowDescription::new(fields.iter().map(Into::into).collect());
+            client
+                .send(PgWireBackendMessage::RowDescription(description))
+                .await?;
+        }
+        loop {
+            let batch = subscription.next().await.map_err(|e| to_pg(&e))?;
+            for row in encode::rows(&fields, &[batch])? {
+                let message = if text {
+                    PgWireBackendMessage::CopyData(CopyData::new(encode::copy_text_line(&row)))
+                } else {
+                    PgWireBackendMessage::DataRow(row)
+                };
+                client.feed(message).await?;
+            }
+            client.flush().await?;
+        }
+    }
+
     async fn respond<C>(
         &self,
         client: &mut C,
@@ -241,6 +308,11 @@ impl Connection {
                 notice(client, &message).await?;
                 Box::pin(self.respond(client, *inner, format)).await?
             }
+            // Extended protocol: the row description went out with Describe.
+            Outcome::Subscribe(subscription) => {
+                self.stream(client, *subscription, format, false).await?;
+                Response::EmptyQuery
+            }
         })
     }
 }
@@ -257,6 +329,17 @@ impl SimpleQueryHandler for Connection {
         let mut responses = Vec::with_capacity(stmts.len());
         for stmt in &stmts {
             match handle::execute(&self.shared, stmt, &[]).await {
+                Ok(Outcome::Subscribe(subscription)) => {
+                    let end = self
+                        .stream(client, *subscription, &Format::UnifiedText, true)
+                        .await;
+                    match end {
+                        Err(PgWireError::UserError(info)) => responses.push(Response::Error(info)),
+                        Err(e) => return Err(e),
+                        Ok(()) => {}
+                    }
+                    break;
+                }
                 Ok(outcome) => {
                     let copy = matches!(outcome, Outcome::CopyIn(_));
                     responses.push(self.respond(client, outcome, &Format::UnifiedText).await?);
