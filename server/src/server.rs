@@ -44,7 +44,7 @@ impl ViewPlanner for Planner {
                 )));
             }
         };
-        let (_, flow) = self.runtime.block_on(ddl::plan_view(
+        let (_, flow, _) = self.runtime.block_on(ddl::plan_view(
             &self.query,
             &self.store,
             catalog,

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, NullEquality};
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::expr::AggregateFunction;
@@ -125,6 +126,37 @@ pub fn plan_dataflow(
         planner.node(Box::new(CloseGate::new(expiry, schema)), vec![out]);
     }
     Ok(flow)
+}
+
+/// What in a view's plan keeps state that grows without bound, one message per operator:
+/// a join of two streams keeps every row of both sides.
+pub fn unbounded_state(plan: &LogicalPlan, catalog: &Snapshot) -> Vec<String> {
+    let mut notes = Vec::new();
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::Join(j) = node
+            && append_only(&j.left, catalog)
+            && append_only(&j.right, catalog)
+        {
+            let names = |p: &LogicalPlan| {
+                let mut names = Vec::new();
+                let _ = p.apply(|n| {
+                    if let LogicalPlan::TableScan(scan) = n {
+                        names.push(scan.table_name.table().to_string());
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                });
+                names.join(", ")
+            };
+            notes.push(format!(
+                "the join of streams {} and {} keeps every row of both in its state, which grows \
+                 without bound",
+                names(&j.left),
+                names(&j.right)
+            ));
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    notes
 }
 
 /// Whether every relation a plan reads is a stream.

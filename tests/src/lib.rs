@@ -163,6 +163,22 @@ impl TestServer {
 
     /// A client connected to the named database (Eddy also answers to `postgres`).
     pub async fn client_for(&self, dbname: &str) -> Result<Client> {
+        self.connect(dbname, None).await
+    }
+
+    /// A client whose NOTICE messages arrive on the returned channel.
+    pub async fn client_with_notices(
+        &self,
+    ) -> Result<(Client, tokio::sync::mpsc::UnboundedReceiver<String>)> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        Ok((self.connect("eddy", Some(tx)).await?, rx))
+    }
+
+    async fn connect(
+        &self,
+        dbname: &str,
+        notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    ) -> Result<Client> {
         let mut config = tokio_postgres::Config::new();
         config
             .host("127.0.0.1")
@@ -170,14 +186,20 @@ impl TestServer {
             .user("eddy_test")
             .dbname(dbname)
             .connect_timeout(Duration::from_secs(10));
-        let (client, connection) = config
+        let (client, mut connection) = config
             .connect(NoTls)
             .await
             .with_context(|| format!("connecting to eddy on port {}", self.port))?;
         // The connection task ends with an error when a test kills the server; the client's
         // pending and later calls report that, so the task itself has nothing to add.
         tokio::spawn(async move {
-            let _ = connection.await;
+            while let Some(Ok(message)) =
+                std::future::poll_fn(|cx| connection.poll_message(cx)).await
+            {
+                if let (tokio_postgres::AsyncMessage::Notice(n), Some(tx)) = (&message, &notices) {
+                    let _ = tx.send(n.message().to_string());
+                }
+            }
         });
         Ok(client)
     }

@@ -318,3 +318,46 @@ async fn window_state_stays_bounded() -> Result<()> {
     );
     Ok(())
 }
+
+/// Late rows and state that grows without bound are reported to the client as NOTICEs.
+#[tokio::test(flavor = "multi_thread")]
+async fn late_rows_and_unbounded_state_are_noticed() -> Result<()> {
+    let server = TestServer::start().await?;
+    let (client, mut notices) = server.client_with_notices().await?;
+    execute(
+        &client,
+        "CREATE STREAM a (k BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1 second')",
+    )
+    .await?;
+    execute(&client, "CREATE STREAM b (k BIGINT, x TEXT)").await?;
+    execute(
+        &client,
+        "INSERT INTO a VALUES (1, '2026-01-01 00:00:10'), (1, '2026-01-01 00:00:20')",
+    )
+    .await?;
+    let inserted = execute(
+        &client,
+        "INSERT INTO a VALUES (1, '2026-01-01 00:00:01'), (2, '2026-01-01 00:00:30')",
+    )
+    .await?;
+    ensure!(inserted == 1, "one row was on time, not {inserted}");
+    let notice = notices
+        .recv()
+        .await
+        .context("a notice about the late row")?;
+    ensure!(
+        notice.contains("1 row(s) arrived behind the watermark of stream \"a\""),
+        "{notice}"
+    );
+    execute(
+        &client,
+        "CREATE MATERIALIZED VIEW joined AS SELECT a.k, b.x FROM a JOIN b ON a.k = b.k",
+    )
+    .await?;
+    let notice = notices.recv().await.context("a notice about the join")?;
+    ensure!(
+        notice.contains("join of streams a and b") && notice.contains("without bound"),
+        "{notice}"
+    );
+    Ok(())
+}

@@ -62,7 +62,7 @@ pub async fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
             emit_on_window_close,
         } => {
             let snapshot = shared.catalog.snapshot();
-            let (rel, flow) = plan_view(
+            let (rel, flow, notes) = plan_view(
                 &shared.query,
                 &shared.store,
                 &snapshot,
@@ -72,14 +72,17 @@ pub async fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
                 *emit_on_window_close,
             )
             .await?;
-            created(
+            let done = created(
                 shared,
                 rel,
                 flow,
                 *if_not_exists,
                 "CREATE MATERIALIZED VIEW",
             )
-            .await
+            .await?;
+            Ok(notes.into_iter().rev().fold(done, |outcome, note| {
+                Outcome::Notice(note, Box::new(outcome))
+            }))
         }
         Statement::Drop {
             kind,
@@ -113,7 +116,7 @@ pub async fn execute_sql(shared: &Shared, stmt: &SqlStatement) -> SqlResult<Outc
         SqlStatement::CreateView(cv) => {
             let name = normalize_object_name(&cv.name)?;
             let snapshot = shared.catalog.snapshot();
-            let (rel, _) = plan_view(
+            let (rel, _, _) = plan_view(
                 &shared.query,
                 &shared.store,
                 &snapshot,
@@ -237,7 +240,8 @@ fn view_columns(schema: &SchemaRef) -> SqlResult<Vec<Column>> {
         .collect()
 }
 
-/// Plans a view's query: its definition and, for a materialized view, its dataflow.
+/// Plans a view's query: its definition and, for a materialized view, its dataflow and what
+/// in it keeps state without bound (reported to the client as NOTICEs).
 pub async fn plan_view(
     engine: &QueryEngine,
     store: &Arc<Store>,
@@ -246,7 +250,7 @@ pub async fn plan_view(
     query: &Query,
     materialized: bool,
     emit_on_window_close: bool,
-) -> SqlResult<(Relation, Option<Dataflow>)> {
+) -> SqlResult<(Relation, Option<Dataflow>, Vec<String>)> {
     let stmt = SqlStatement::Query(Box::new(query.clone()));
     let windows = eddy_sql::windows::rewrite(&mut stmt.clone())?;
     let ctx = engine
@@ -256,8 +260,10 @@ pub async fn plan_view(
     let schema: SchemaRef = std::sync::Arc::new(plan.schema().as_arrow().clone());
     let columns = view_columns(&postgres_names(query, &schema))?;
     let depends_on = engine.references(&stmt, snapshot)?;
+    let mut notes = Vec::new();
     let (kind, flow) = if materialized {
         let optimized = ctx.state().optimize(&plan)?;
+        notes = streaming::unbounded_state(&optimized, snapshot);
         (
             RelationKind::MaterializedView,
             Some(streaming::plan_dataflow(
@@ -289,5 +295,5 @@ pub async fn plan_view(
         create_sql,
     );
     rel.emit_on_window_close = emit_on_window_close;
-    Ok((rel, flow))
+    Ok((rel, flow, notes))
 }
