@@ -9,7 +9,7 @@
 //! Output: for each group touched in an epoch, `-old_row` and `+new_row` (nothing when equal).
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray};
@@ -20,7 +20,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use crate::codec::{self, Decoder, decode_row, encode_row, encode_value};
 use crate::operator::{EpochContext, Operator, StateWriter};
 use crate::window::Expiry;
-use crate::{DataflowError, DataflowResult, Delta};
+use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
 
 /// Which aggregate function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,8 +185,8 @@ pub struct Aggregate {
     /// Input type of each aggregate's argument (for sums).
     arg_types: Vec<Option<DataType>>,
     schema: SchemaRef,
-    groups: HashMap<Vec<u8>, Group>,
-    dirty: HashSet<Vec<u8>>,
+    groups: FastMap<Vec<u8>, Group>,
+    dirty: FastSet<Vec<u8>>,
     /// Groups keyed by a window that a watermark closes: their state is freed then.
     expiry: Option<Expiry>,
     /// Open groups by the time at which they close (with `expiry`).
@@ -245,8 +245,8 @@ impl Aggregate {
             aggs,
             arg_types,
             schema,
-            groups: HashMap::new(),
-            dirty: HashSet::new(),
+            groups: FastMap::default(),
+            dirty: FastSet::default(),
             expiry: None,
             closing: BTreeMap::new(),
         })
@@ -403,7 +403,7 @@ impl Operator for Aggregate {
             .collect::<DataflowResult<_>>()?;
 
         // The output row of every touched group as it was before this epoch.
-        let mut before: HashMap<Vec<u8>, Option<Vec<ScalarValue>>> = HashMap::new();
+        let mut before: FastMap<Vec<u8>, Option<Vec<ScalarValue>>> = FastMap::default();
         if self.is_global() && !self.groups.contains_key(&Vec::new()) {
             // The first epoch of an aggregate without GROUP BY creates its one row.
             let group = Group {
@@ -706,8 +706,10 @@ mod tests {
                 schema: input.clone(),
             }],
         );
-        let changes =
-            HashMap::from([(1, delta(&["k:Int64", "v:Int64"], &[(1, "1|5"), (1, "1|9")]))]);
+        let changes = std::collections::HashMap::from([(
+            1,
+            delta(&["k:Int64", "v:Int64"], &[(1, "1|5"), (1, "1|9")]),
+        )]);
         flow.apply(&changes, &EpochContext::default()).unwrap();
         let mut batch = eddy_storage::WriteBatch::default();
         flow.checkpoint(10, &mut batch).unwrap();
@@ -722,7 +724,8 @@ mod tests {
             }],
         );
         again.restore(10, &store).unwrap();
-        let changes = HashMap::from([(1, delta(&["k:Int64", "v:Int64"], &[(-1, "1|9")]))]);
+        let changes =
+            std::collections::HashMap::from([(1, delta(&["k:Int64", "v:Int64"], &[(-1, "1|9")]))]);
         let out = again.apply(&changes, &EpochContext::default()).unwrap();
         assert_eq!(
             sorted(&out),

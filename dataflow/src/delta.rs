@@ -1,14 +1,12 @@
 //! [`Delta`]: a batch of changes, the one message every operator consumes and produces.
 
-use std::collections::HashMap;
-
 use arrow::array::BooleanArray;
 use arrow::array::RecordBatch;
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 
-use crate::DataflowResult;
 use crate::codec;
+use crate::{DataflowResult, FastMap};
 
 /// Rows with integer weights: `+1` inserts a row, `-1` deletes one; an update is a delete
 /// and an insert. A relation's contents are the sum of all deltas applied to it.
@@ -91,7 +89,8 @@ impl Delta {
             return Ok(self.clone());
         }
         let keys = codec::encode_rows(self.batch.columns(), self.len())?;
-        let mut first: HashMap<&[u8], usize> = HashMap::with_capacity(keys.len());
+        let mut first: FastMap<&[u8], usize> =
+            FastMap::with_capacity_and_hasher(keys.len(), Default::default());
         let mut sums: Vec<(usize, i64)> = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             match first.get(key.as_slice()) {

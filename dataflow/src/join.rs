@@ -6,7 +6,6 @@
 //! (non-equi) condition filters the joined rows. Rows whose key has a NULL never match
 //! (SQL equality), unless the join compares keys with `IS NOT DISTINCT FROM`.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray};
@@ -16,19 +15,19 @@ use datafusion::physical_expr::PhysicalExpr;
 
 use crate::codec::{self, Decoder, decode_row, encode_row};
 use crate::operator::{EpochContext, Operator, StateWriter};
-use crate::{DataflowError, DataflowResult, Delta};
+use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
 
 /// The rows of one side that share a join key: encoded row -> (values, multiplicity).
-type Bucket = HashMap<Vec<u8>, (Vec<ScalarValue>, i64)>;
+type Bucket = FastMap<Vec<u8>, (Vec<ScalarValue>, i64)>;
 
 /// A row's encoded join key (None when a NULL keeps it from matching) and its values.
 type KeyedRow = (Option<Vec<u8>>, Vec<ScalarValue>);
 
 #[derive(Default)]
 struct Side {
-    index: HashMap<Vec<u8>, Bucket>,
+    index: FastMap<Vec<u8>, Bucket>,
     /// (key, row) pairs changed since the last checkpoint.
-    dirty: HashSet<(Vec<u8>, Vec<u8>)>,
+    dirty: FastSet<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Side {

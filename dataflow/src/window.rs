@@ -5,14 +5,14 @@
 //! where a row's window end is; an aggregate uses it to free closed groups, and [`CloseGate`]
 //! uses it to hold a view's rows back until their window closes (EMIT ON WINDOW CLOSE).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 
 use crate::codec::{self, Decoder, decode_row, encode_row};
 use crate::operator::{EpochContext, Operator, StateWriter};
-use crate::{DataflowError, DataflowResult, Delta};
+use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
 
 /// Where a row's window ends: `column + offset_micros`, closed by `stream`'s watermark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +41,7 @@ pub fn micros(v: &ScalarValue) -> Option<i64> {
 }
 
 /// The rows of one window waiting for it to close: encoded row -> (row, net weight).
-type WindowRows = HashMap<Vec<u8>, (Vec<ScalarValue>, i64)>;
+type WindowRows = FastMap<Vec<u8>, (Vec<ScalarValue>, i64)>;
 
 /// Holds rows back until the watermark closes their window, then emits their net change
 /// once; a closed window's rows never change afterwards (append mode).
@@ -51,7 +51,7 @@ pub struct CloseGate {
     /// Window end -> its rows.
     pending: BTreeMap<i64, WindowRows>,
     /// State keys changed since the last checkpoint.
-    dirty: HashSet<(i64, Vec<u8>)>,
+    dirty: FastSet<(i64, Vec<u8>)>,
 }
 
 impl CloseGate {
@@ -60,7 +60,7 @@ impl CloseGate {
             expiry,
             schema,
             pending: BTreeMap::new(),
-            dirty: HashSet::new(),
+            dirty: FastSet::default(),
         }
     }
 
@@ -162,7 +162,7 @@ impl Operator for CloseGate {
     }
 
     fn state_rows(&self) -> usize {
-        self.pending.values().map(HashMap::len).sum()
+        self.pending.values().map(FastMap::len).sum()
     }
 }
 
@@ -201,7 +201,7 @@ mod tests {
 
     fn at(wm: i64) -> EpochContext {
         EpochContext {
-            watermarks: HashMap::from([(7, wm)]),
+            watermarks: std::collections::HashMap::from([(7, wm)]),
         }
     }
 

@@ -365,11 +365,17 @@ impl Driver {
         let snapshot = self.catalog.snapshot();
         let mut changes: HashMap<u64, Delta> = HashMap::new();
         for (rel, parts) in epoch.changes.drain() {
-            let schema = snapshot
+            let relation = snapshot
                 .by_id(rel)
-                .map(|r| r.schema())
                 .ok_or_else(|| SqlError::Internal(format!("relation {rel} vanished")))?;
-            let delta = Delta::concat(&schema, &parts)?.consolidate()?;
+            let delta = Delta::concat(&relation.schema(), &parts)?;
+            // A stream only inserts: there is nothing to cancel out, and operators take
+            // repeated rows as they come.
+            let delta = if relation.kind == RelationKind::Stream {
+                delta
+            } else {
+                delta.consolidate()?
+            };
             if !delta.is_empty() {
                 changes.insert(rel, delta);
             }
