@@ -172,6 +172,26 @@ async fn cancel_stops_a_subscription_and_the_session_goes_on() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn dropping_the_relation_ends_its_subscriptions() -> Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client().await?;
+    setup(&client).await?;
+    let subscriber = server.client().await?;
+    let ended = tokio::spawn(async move { subscriber.simple_query("SUBSCRIBE per_user").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    execute(&client, "DROP MATERIALIZED VIEW per_user").await?;
+    let err = tokio::time::timeout(WAIT, ended)
+        .await
+        .context("the subscription did not end")??
+        .expect_err("a subscription ends only with an error");
+    ensure!(
+        err.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn output_modes() -> Result<()> {
     let server = TestServer::start().await?;
     let client = server.client().await?;

@@ -408,6 +408,7 @@ impl Driver {
             let _ = self.committed.send(Arc::new(Committed {
                 epoch: self.epoch,
                 changes,
+                dropped: vec![],
             }));
         }
         Ok(())
@@ -543,6 +544,13 @@ impl Driver {
             Dataflow::stage_drop(rel.id, &self.store, &mut batch)?;
         }
         self.commit(batch)?;
+        if self.committed.receiver_count() > 0 {
+            let _ = self.committed.send(Arc::new(Committed {
+                epoch: self.epoch,
+                changes: HashMap::new(),
+                dropped: doomed.keys().copied().collect(),
+            }));
+        }
         let mut dropped = Vec::new();
         for rel in doomed.values().rev() {
             self.catalog.forget(rel.id);

@@ -34,6 +34,8 @@ pub const SUBSCRIBER_BACKLOG: usize = 1024;
 pub struct Committed {
     pub epoch: u64,
     pub changes: std::collections::HashMap<u64, Delta>,
+    /// Relations the epoch dropped (their subscriptions end).
+    pub dropped: Vec<u64>,
 }
 
 /// A change to a stored relation.

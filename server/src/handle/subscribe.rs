@@ -218,6 +218,10 @@ impl Subscription {
                 }
                 Err(broadcast::error::RecvError::Closed) => return Err(SqlError::ShuttingDown),
             };
+            // Dropped: the subscription ends as a read of a missing relation would.
+            if committed.dropped.contains(&self.relation.id) {
+                return Err(SqlError::UnknownRelation(self.relation.name.clone()));
+            }
             if committed.epoch <= self.after {
                 continue;
             }
