@@ -235,6 +235,27 @@ async fn copy_in(client: &Client, table: &str, chunks: &[Bytes]) -> Result<u64> 
     Ok(sink.as_mut().finish().await?)
 }
 
+/// `reps` timed COPYs of `rows` rows each (rows `rep * rows..`, made by `make`); rows/s of each.
+async fn timed_copies(
+    client: &Client,
+    table: &str,
+    rows: u64,
+    reps: usize,
+    make: fn(u64, u64) -> Vec<Bytes>,
+    label: &str,
+) -> Result<Vec<f64>> {
+    let mut rates = Vec::with_capacity(reps);
+    for rep in 0..reps as u64 {
+        let chunks = make(rep * rows, (rep + 1) * rows);
+        let started = Instant::now();
+        let n = copy_in(client, table, &chunks).await?;
+        let rate = n as f64 / started.elapsed().as_secs_f64();
+        progress(&format!("{label} rep {}/{reps}: {rate:.0} rows/s", rep + 1));
+        rates.push(rate);
+    }
+    Ok(rates)
+}
+
 /// Loads `rows` rows into a relation in COPYs of at most a million rows, with progress.
 async fn load(client: &Client, table: &str, from: u64, rows: u64, who: &str) -> Result<()> {
     let step = 1_000_000;
@@ -264,18 +285,7 @@ async fn copy(rows: u64, reps: usize, peer: &Peer) -> Result<()> {
     let client = server.client().await?;
     client.batch_execute(STREAM_DDL).await?;
     client.batch_execute(VIEW_DDL).await?;
-    let mut eddy = Vec::new();
-    for rep in 0..reps {
-        let chunks = csv_rows(rep as u64 * rows, (rep as u64 + 1) * rows);
-        let started = Instant::now();
-        let n = copy_in(&client, "events", &chunks).await?;
-        let rate = n as f64 / started.elapsed().as_secs_f64();
-        progress(&format!(
-            "copy: eddy rep {}/{reps}: {rate:.0} rows/s",
-            rep + 1
-        ));
-        eddy.push(rate);
-    }
+    let mut eddy = timed_copies(&client, "events", rows, reps, csv_rows, "copy: eddy").await?;
     let total: i64 = client
         .query_one("SELECT sum(c)::BIGINT FROM per_k", &[])
         .await?
@@ -290,17 +300,7 @@ async fn copy(rows: u64, reps: usize, peer: &Peer) -> Result<()> {
     if let Some(pgc) = &peer.0 {
         pgc.batch_execute(PG_SETUP).await?;
         pgc.batch_execute(PG_TABLE_DDL).await?;
-        for rep in 0..reps {
-            let chunks = csv_rows(rep as u64 * rows, (rep as u64 + 1) * rows);
-            let started = Instant::now();
-            let n = copy_in(pgc, "events", &chunks).await?;
-            let rate = n as f64 / started.elapsed().as_secs_f64();
-            progress(&format!(
-                "copy: postgres rep {}/{reps}: {rate:.0} rows/s",
-                rep + 1
-            ));
-            pg.push(rate);
-        }
+        pg = timed_copies(pgc, "events", rows, reps, csv_rows, "copy: postgres").await?;
         pgc.batch_execute(PG_SETUP).await?;
     }
     let pg = (!pg.is_empty()).then(|| median(&mut pg));
@@ -583,19 +583,8 @@ async fn window(rows: u64, reps: usize, inserts: usize) -> Result<()> {
                  count(*) AS n FROM {from} GROUP BY k, window_start, window_end"
             ))
             .await?;
-        let mut rates = Vec::new();
-        for rep in 0..reps {
-            let first = rep as u64 * rows;
-            let chunks = window_events(first, first + rows);
-            let started = Instant::now();
-            let n = copy_in(&client, "ev", &chunks).await?;
-            let rate = n as f64 / started.elapsed().as_secs_f64();
-            progress(&format!(
-                "window: {name} rep {}/{reps}: {rate:.0} events/s",
-                rep + 1
-            ));
-            rates.push(rate);
-        }
+        let label = format!("window: {name}");
+        let mut rates = timed_copies(&client, "ev", rows, reps, window_events, &label).await?;
         let per_window: i64 = client
             .query_one("SELECT sum(n)::BIGINT FROM counts", &[])
             .await?

@@ -391,10 +391,10 @@ impl Driver {
             if !flow.sources().iter().any(|s| changes.contains_key(s)) {
                 continue;
             }
-            let out = flow.apply(&changes, &context)?.consolidate()?;
             let view = snapshot
                 .by_id(id)
                 .ok_or_else(|| SqlError::Internal(format!("view {id} vanished")))?;
+            let out = declared(view, flow.apply(&changes, &context)?.consolidate()?)?;
             materialize(&self.store, view, &out, &mut epoch.batch)?;
             flow.checkpoint(id, &mut epoch.batch)?;
             record_view_progress(flow, id, next, &mut epoch.batch);
@@ -403,15 +403,20 @@ impl Driver {
             }
         }
         self.commit(epoch.batch)?;
+        self.publish(changes, vec![]);
+        Ok(())
+    }
+
+    /// Tells subscribers, if any, what the epoch just committed changed or dropped.
+    fn publish(&self, changes: HashMap<u64, Delta>, dropped: Vec<u64>) {
         if self.committed.receiver_count() > 0 {
             // Nobody listening is not an error: subscribers come and go.
             let _ = self.committed.send(Arc::new(Committed {
                 epoch: self.epoch,
                 changes,
-                dropped: vec![],
+                dropped,
             }));
         }
-        Ok(())
     }
 
     fn commit(&mut self, mut batch: WriteBatch) -> SqlResult<()> {
@@ -490,7 +495,10 @@ impl Driver {
                 },
             )?;
         }
-        let out = Delta::concat(&flow.schema(), &outputs)?.consolidate()?;
+        let out = declared(
+            view,
+            Delta::concat(&flow.schema(), &outputs)?.consolidate()?,
+        )?;
         materialize(&self.store, view, &out, batch)?;
         flow.checkpoint(view.id, batch)?;
         record_view_progress(flow, view.id, self.epoch + 1, batch);
@@ -544,13 +552,7 @@ impl Driver {
             Dataflow::stage_drop(rel.id, &self.store, &mut batch)?;
         }
         self.commit(batch)?;
-        if self.committed.receiver_count() > 0 {
-            let _ = self.committed.send(Arc::new(Committed {
-                epoch: self.epoch,
-                changes: HashMap::new(),
-                dropped: doomed.keys().copied().collect(),
-            }));
-        }
+        self.publish(HashMap::new(), doomed.keys().copied().collect());
         let mut dropped = Vec::new();
         for rel in doomed.values().rev() {
             self.catalog.forget(rel.id);
@@ -573,15 +575,13 @@ fn record_view_progress(flow: &Dataflow, view: u64, epoch: u64, batch: &mut Writ
     batch.put(keys::progress(view), progress.encode());
 }
 
-/// Applies a view's (consolidated) change to its stored multiset of rows. Values are stored
-/// as the view's declared column types, so that a lookup by value encodes keys the same way.
-fn materialize(
-    store: &Store,
-    view: &Relation,
-    delta: &Delta,
-    batch: &mut WriteBatch,
-) -> SqlResult<()> {
+/// A view's change in the view's declared column types, as it is stored (so that a lookup by
+/// value encodes keys the same way), read by the views over it and sent to subscribers.
+fn declared(view: &Relation, delta: Delta) -> SqlResult<Delta> {
     let schema = view.schema();
+    if delta.batch.schema().fields() == schema.fields() {
+        return Ok(delta);
+    }
     let columns = delta
         .batch
         .columns()
@@ -595,9 +595,21 @@ fn materialize(
             }
         })
         .collect::<SqlResult<Vec<_>>>()?;
+    let batch = RecordBatch::try_new(schema, columns)?;
+    Ok(Delta::new(batch, delta.weights))
+}
+
+/// Applies a view's (consolidated, [`declared`]) change to its stored multiset of rows.
+fn materialize(
+    store: &Store,
+    view: &Relation,
+    delta: &Delta,
+    batch: &mut WriteBatch,
+) -> SqlResult<()> {
+    let columns = delta.batch.columns();
     let view = view.id;
     for i in 0..delta.len() {
-        let row = encode_row(&row_values(&columns, i)?)?;
+        let row = encode_row(&row_values(columns, i)?)?;
         let key = keys::row(view, &row);
         let old = match store.get(&key)? {
             Some(v) => decode_count(&v)?,

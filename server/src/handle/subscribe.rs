@@ -261,19 +261,8 @@ impl Subscription {
             ])),
             Arc::new(StringArray::from(ops)),
         ];
-        // A view's change comes as its dataflow computed it; put out its declared types.
-        for (c, field) in delta
-            .batch
-            .columns()
-            .iter()
-            .zip(self.schema.fields().iter().skip(2))
-        {
-            let taken = arrow::compute::take(c, &take, None)?;
-            columns.push(if taken.data_type() == field.data_type() {
-                taken
-            } else {
-                arrow::compute::cast(&taken, field.data_type())?
-            });
+        for c in delta.batch.columns() {
+            columns.push(arrow::compute::take(c, &take, None)?);
         }
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
