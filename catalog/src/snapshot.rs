@@ -57,6 +57,13 @@ impl Snapshot {
         found.into_values().rev().collect()
     }
 
+    /// A snapshot of exactly these relations.
+    pub fn from_relations(relations: impl IntoIterator<Item = Relation>) -> Snapshot {
+        relations
+            .into_iter()
+            .fold(Snapshot::default(), |s, r| s.with(Arc::new(r)))
+    }
+
     fn with(&self, rel: Arc<Relation>) -> Snapshot {
         let mut next = self.clone();
         next.by_name.insert(rel.name.clone(), rel.id);

@@ -144,6 +144,23 @@ pub fn scan_from(
     mut f: impl FnMut(RecordBatch) -> DataflowResult<bool>,
 ) -> DataflowResult<()> {
     let width = schema.fields().len();
+    scan_rows(store, prefix, layout, width, chunk, |rows| {
+        let go_on = f(batch_from_rows(schema, rows)?)?;
+        rows.clear();
+        Ok(go_on)
+    })
+}
+
+/// Like [`scan_from`], with the rows as decoded values: `f` gets chunks of at least `chunk`
+/// rows (the last one may be smaller), and may take them out of the vector.
+pub fn scan_rows(
+    store: &Store,
+    prefix: &[u8],
+    layout: Layout,
+    width: usize,
+    chunk: usize,
+    mut f: impl FnMut(&mut Vec<Vec<ScalarValue>>) -> DataflowResult<bool>,
+) -> DataflowResult<()> {
     let mut rows: Vec<Vec<ScalarValue>> = Vec::with_capacity(chunk.min(4096));
     for entry in store.scan_prefix(prefix) {
         let (k, v) = entry?;
@@ -160,7 +177,7 @@ pub fn scan_from(
             }
         }
         if rows.len() >= chunk {
-            let go_on = f(batch_from_rows(schema, &rows)?)?;
+            let go_on = f(&mut rows)?;
             rows.clear();
             if !go_on {
                 return Ok(());
@@ -168,7 +185,7 @@ pub fn scan_from(
         }
     }
     if !rows.is_empty() {
-        f(batch_from_rows(schema, &rows)?)?;
+        f(&mut rows)?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! 3. [`streaming`] turns the optimized logical plan of a materialized view into an
 //!    incremental dataflow, or refuses it naming what it cannot maintain.
 //!    [`windows`] rewrites the window table functions TUMBLE and HOP into plain SQL first.
+//!    [`point`] answers reads by key (`SELECT .. FROM view WHERE k = $1`) without a plan.
 //! 4. [`ddl`] turns column definitions into catalog columns.
 //! 5. [`system`] serves the `eddy_catalog` system tables (progress, late rows).
 //!
@@ -19,6 +20,7 @@ mod error;
 pub mod literals;
 pub mod names;
 pub mod parser;
+pub mod point;
 pub mod streaming;
 pub mod system;
 pub mod table;

@@ -17,6 +17,7 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
 const ROUNDS: usize = 30;
 const DEFAULT_SEED: u64 = 0x0EDD_5EED;
@@ -423,14 +424,18 @@ async fn check_lookups(
         .prepare(&format!("SELECT * FROM {}", view.name))
         .await?;
     let column = statement.columns()[0].name().to_string();
+    // An integer key is written as a number, so that the read is a point read answered
+    // without planning (a quoted key is planned and cast by DataFusion).
+    let integer = [Type::INT2, Type::INT4, Type::INT8].contains(statement.columns()[0].type_());
     let step = (rows.len() / 3).max(1);
     for row in rows.iter().step_by(step).take(3) {
         let key = match row[0].as_str() {
             "NULL" => continue,
-            "(empty)" => String::new(),
-            text => text.replace('\'', "''"),
+            "(empty)" => "''".to_string(),
+            number if integer => number.to_string(),
+            text => format!("'{}'", text.replace('\'', "''")),
         };
-        let filter = format!("WHERE \"{column}\" = '{key}'");
+        let filter = format!("WHERE \"{column}\" = {key}");
         let actual = sorted_rows(client, &format!("SELECT * FROM {} {filter}", view.name)).await?;
         let expected = sorted_rows(
             client,

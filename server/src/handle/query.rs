@@ -1,4 +1,5 @@
-//! SELECT (and EXPLAIN): planned and run by DataFusion over rows read at one epoch.
+//! SELECT (and EXPLAIN): planned and run by DataFusion over rows read at one epoch; reads by
+//! key are answered from the store without planning ([`PointRead`]).
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::physical_plan::collect;
 use eddy_sql::SqlResult;
 use eddy_sql::context::{self, Rows};
+use eddy_sql::point::PointRead;
 use sqlparser::ast::Statement as SqlStatement;
 
 use super::naming::statement_names;
@@ -19,6 +21,15 @@ pub async fn execute(
     params: &[ScalarValue],
 ) -> SqlResult<Outcome> {
     let snapshot = shared.catalog.snapshot();
+    if let Some(read) = PointRead::plan(stmt, &snapshot)
+        && let Some(batch) = read.execute(&snapshot, &shared.store, params)?
+    {
+        return Ok(Outcome::Rows {
+            schema: read.schema(),
+            batches: vec![batch],
+            tag: "SELECT",
+        });
+    }
     let ctx = shared
         .query
         .session_for(stmt, &snapshot, &shared.store, Rows::Load)
