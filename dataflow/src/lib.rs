@@ -9,7 +9,8 @@
 //!
 //! Event time enters through the [`EpochContext`]: each stream's watermark. [`window`] has
 //! the operators that act on it: aggregates free the state of closed windows, and a close
-//! gate holds a view's rows until their window closes.
+//! gate holds a view's rows until their window closes. [`SessionWindow`] tags rows with the
+//! session they belong to, merging and splitting sessions as rows come and go.
 //!
 //! [`relations`] holds the on-disk layout of streams, tables and view contents, and reads
 //! them back as Arrow batches; [`codec`] is the row encoding they share.
@@ -24,6 +25,7 @@ mod join;
 mod operator;
 pub mod progress;
 pub mod relations;
+mod session;
 mod stateless;
 #[cfg(test)]
 mod testing;
@@ -39,4 +41,5 @@ pub use delta::Delta;
 pub use error::{DataflowError, DataflowResult};
 pub use join::Join;
 pub use operator::{Dataflow, EpochContext, Input, Operator, StateWriter};
+pub use session::SessionWindow;
 pub use stateless::{Filter, Project, Union};

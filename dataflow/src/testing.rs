@@ -1,5 +1,5 @@
 //! Readable delta literals for operator tests: `delta(&["k:Int64", "v:Utf8"], &[(1, "1|a")])`
-//! is one inserted row `(1, 'a')`; `NULL` is a null.
+//! is one inserted row `(1, 'a')`; `NULL` is a null; a `Ts` column is given in seconds.
 
 use std::sync::Arc;
 
@@ -33,6 +33,8 @@ pub fn schema(columns: &[&str]) -> SchemaRef {
                     "Float64" => DataType::Float64,
                     "Utf8" => DataType::Utf8,
                     "Boolean" => DataType::Boolean,
+                    // Event times, written as whole seconds since the Unix epoch.
+                    "Ts" => DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
                     other => panic!("unknown test type {other}"),
                 };
                 Field::new(name, dt, true)
@@ -51,6 +53,9 @@ pub fn delta(columns: &[&str], rows: &[(i64, &str)]) -> Delta {
                 .map(|(v, f)| {
                     if v == "NULL" {
                         ScalarValue::try_new_null(f.data_type()).unwrap()
+                    } else if matches!(f.data_type(), DataType::Timestamp(..)) {
+                        let seconds: i64 = v.parse().expect("seconds");
+                        ScalarValue::TimestampMicrosecond(Some(seconds * 1_000_000), None)
                     } else {
                         ScalarValue::try_from_string(v.to_string(), f.data_type()).unwrap()
                     }

@@ -27,6 +27,7 @@ use sqlparser::ast::Statement as SqlStatement;
 
 use crate::names::DEFAULT_SCHEMA;
 use crate::table::{ReadPin, StoredTable};
+use crate::windows::{WindowFunction, WindowKind, Windowing, session_placeholder};
 use crate::{SqlError, SqlResult, parser};
 
 /// The database name clients connect to.
@@ -53,21 +54,41 @@ fn nullable(schema: &arrow::datatypes::SchemaRef) -> arrow::datatypes::SchemaRef
     ))
 }
 
-/// A statement as DataFusion plans it: window table functions become derived tables.
-fn prepare(statement: &SqlStatement) -> SqlResult<SqlStatement> {
+/// A statement as DataFusion plans it: window table functions become derived tables (or,
+/// for a dataflow, placeholders), and what the rewrite found.
+fn prepare(
+    statement: &SqlStatement,
+    windowing: Windowing,
+) -> SqlResult<(SqlStatement, Vec<WindowFunction>)> {
     let mut statement = statement.clone();
-    crate::windows::rewrite(&mut statement)?;
-    Ok(statement)
+    let found = crate::windows::rewrite(&mut statement, windowing)?;
+    Ok((statement, found))
 }
 
-/// Whether a session reads rows.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// What a session is for: whether it reads rows, and how it plans windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rows {
     /// Queries: the tables read their rows from one epoch, pinned until [`release`].
     Load,
     /// Planning only (views, DML targets, Describe): no scan runs.
     SchemaOnly,
+    /// Planning a materialized view's dataflow: no scan runs, and SESSION windows are
+    /// placeholders for the streaming planner.
+    Dataflow,
 }
+
+impl Rows {
+    fn windowing(self) -> Windowing {
+        match self {
+            Rows::Dataflow => Windowing::Dataflow,
+            Rows::Load | Rows::SchemaOnly => Windowing::Batch,
+        }
+    }
+}
+
+/// A session's [`Rows`], kept in its config so that [`QueryEngine::plan`] rewrites windows
+/// the way the session was made for.
+struct Purpose(Rows);
 
 /// Releases a [`Rows::Load`] session's hold on its epoch, once its physical plan is made
 /// (the scans have read their rows then). Must come before anything that waits for a commit.
@@ -115,7 +136,8 @@ impl QueryEngine {
         store: &Arc<Store>,
         rows: Rows,
     ) -> SqlResult<SessionContext> {
-        let df_stmt = DfStatement::Statement(Box::new(prepare(statement)?));
+        let (prepared, windows) = prepare(statement, rows.windowing())?;
+        let df_stmt = DfStatement::Statement(Box::new(prepared));
         let references = self.base.resolve_table_references(&df_stmt)?;
         let mut needed: BTreeMap<u64, Arc<Relation>> = BTreeMap::new();
         let mut todo: Vec<TableReference> = references;
@@ -162,6 +184,17 @@ impl QueryEngine {
             );
             schema.register_table(rel.name.clone(), Arc::new(table))?;
         }
+        for (n, window) in windows.iter().enumerate() {
+            if window.kind == WindowKind::Session
+                && let Some(rel) = catalog.get(&window.relation)
+            {
+                let table = datafusion::datasource::empty::EmptyTable::new(session_schema(
+                    &nullable(&rel.schema()),
+                    &window.time_column,
+                )?);
+                schema.register_table(session_placeholder(n), Arc::new(table))?;
+            }
+        }
         let catalog_provider = Arc::new(MemoryCatalogProvider::new());
         catalog_provider.register_schema(DEFAULT_SCHEMA, schema.clone())?;
         catalog_provider.register_schema(crate::system::SCHEMA, system)?;
@@ -173,6 +206,7 @@ impl QueryEngine {
         // registers every built-in function again, a fifth of a point query's time.)
         let mut state = self.base.clone();
         state.register_catalog_list(catalogs);
+        state.config_mut().set_extension(Arc::new(Purpose(rows)));
         if rows == Rows::Load {
             // Pinned before any scan: every table of the query reads the same epoch.
             state
@@ -206,7 +240,8 @@ impl QueryEngine {
 
     /// The relations a statement names directly (what it depends on).
     pub fn references(&self, statement: &SqlStatement, catalog: &Snapshot) -> SqlResult<Vec<u64>> {
-        let df_stmt = DfStatement::Statement(Box::new(prepare(statement)?));
+        let (prepared, _) = prepare(statement, Windowing::Batch)?;
+        let df_stmt = DfStatement::Statement(Box::new(prepared));
         let mut ids: Vec<u64> = self
             .base
             .resolve_table_references(&df_stmt)?
@@ -225,11 +260,41 @@ impl QueryEngine {
         ctx: &SessionContext,
         statement: &SqlStatement,
     ) -> SqlResult<LogicalPlan> {
-        let mut statement = prepare(statement)?;
+        let rows = ctx
+            .state()
+            .config()
+            .get_extension::<Purpose>()
+            .map_or(Rows::SchemaOnly, |p| p.0);
+        let (mut statement, _) = prepare(statement, rows.windowing())?;
         crate::literals::rewrite_bytea_casts(&mut statement)?;
         Ok(ctx
             .state()
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?)
     }
+}
+
+/// The rows a SESSION window yields: its relation's columns, then `window_start` and
+/// `window_end` of the event time's type.
+pub fn session_schema(
+    relation: &arrow::datatypes::SchemaRef,
+    time_column: &str,
+) -> SqlResult<arrow::datatypes::SchemaRef> {
+    let time = relation
+        .field_with_name(time_column)
+        .map_err(|_| SqlError::UnknownColumn(format!("column \"{time_column}\" does not exist")))?
+        .data_type()
+        .clone();
+    let mut fields: Vec<arrow::datatypes::Field> = relation
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(arrow::datatypes::Field::new(
+        "window_start",
+        time.clone(),
+        true,
+    ));
+    fields.push(arrow::datatypes::Field::new("window_end", time, true));
+    Ok(Arc::new(arrow::datatypes::Schema::new(fields)))
 }

@@ -221,7 +221,8 @@ impl PointRead {
         let width = stored.fields().len();
         let mut rows: Vec<Vec<ScalarValue>> = Vec::new();
         {
-            let _one_epoch = store.read();
+            // One key is read atomically; a prefix scan must not see half of a commit.
+            let _one_epoch = (self.relation.kind != RelationKind::Table).then(|| store.read());
             if self.relation.kind == RelationKind::Table {
                 let key: Vec<ScalarValue> = self
                     .relation

@@ -11,9 +11,11 @@ use datafusion::logical_expr::{Expr, JoinType, LogicalPlan};
 use datafusion::physical_expr::PhysicalExpr;
 use eddy_catalog::{RelationKind, Snapshot};
 use eddy_dataflow::window::{CloseGate, Expiry};
-use eddy_dataflow::{AggKind, AggSpec, Aggregate, Dataflow, Filter, Input, Join, Project, Union};
+use eddy_dataflow::{
+    AggKind, AggSpec, Aggregate, Dataflow, Filter, Input, Join, Project, SessionWindow, Union,
+};
 
-use crate::windows::WindowFunction;
+use crate::windows::{WindowFunction, WindowKind, session_index};
 use crate::{SqlError, SqlResult};
 
 /// What a view's definition says beyond its plan.
@@ -34,7 +36,8 @@ const WINDOW_START: &str = "window_start";
 #[derive(Clone, Copy)]
 struct Closing {
     stream: u64,
-    size_micros: i64,
+    /// How far after its start a window ends (none for sessions, whose lengths vary).
+    size_micros: Option<i64>,
 }
 
 impl Closing {
@@ -47,7 +50,7 @@ impl Closing {
         (rel.kind == RelationKind::Stream && rel.columns[wm.column].name == window.time_column)
             .then_some(Closing {
                 stream: rel.id,
-                size_micros: window.size_micros,
+                size_micros: (window.kind != WindowKind::Session).then_some(window.size_micros),
             })
     }
 
@@ -56,7 +59,7 @@ impl Closing {
     fn expiry(&self, name: &str, index: usize) -> Option<Expiry> {
         let offset_micros = match name {
             WINDOW_END => 0,
-            WINDOW_START => self.size_micros,
+            WINDOW_START => self.size_micros?,
             _ => return None,
         };
         Some(Expiry {
@@ -91,6 +94,7 @@ pub fn plan_dataflow(
         catalog,
         flow: &mut flow,
         closing,
+        windows: &options.windows,
     };
     let mut out = planner.build(plan)?;
     // A view whose plan is a bare scan still needs an operator to own its output.
@@ -108,7 +112,7 @@ pub fn plan_dataflow(
                     .into(),
             )
         })?;
-        if !reads_only_streams(plan, catalog) {
+        if !reads_only_streams(plan, catalog, &options.windows) {
             return Err(SqlError::InvalidParameter(
                 "EMIT ON WINDOW CLOSE needs a query that reads only streams: a table or view \
                  could change a window after it closed"
@@ -159,16 +163,42 @@ pub fn unbounded_state(plan: &LogicalPlan, catalog: &Snapshot) -> Vec<String> {
     notes
 }
 
+/// The relation a scan reads: the one it names, or the one a SESSION placeholder windows.
+fn scanned<'a>(table: &'a str, windows: &'a [WindowFunction]) -> &'a str {
+    session_index(table)
+        .and_then(|n| windows.get(n))
+        .map_or(table, |w| w.relation.as_str())
+}
+
 /// Whether every relation a plan reads is a stream.
-fn reads_only_streams(plan: &LogicalPlan, catalog: &Snapshot) -> bool {
+fn reads_only_streams(plan: &LogicalPlan, catalog: &Snapshot, windows: &[WindowFunction]) -> bool {
     match plan {
         LogicalPlan::TableScan(scan) => catalog
-            .get(scan.table_name.table())
+            .get(scanned(scan.table_name.table(), windows))
             .is_some_and(|r| r.kind == RelationKind::Stream),
         other => other
             .inputs()
             .iter()
-            .all(|i| reads_only_streams(i, catalog)),
+            .all(|i| reads_only_streams(i, catalog, windows)),
+    }
+}
+
+/// Whether a plan's rows never change once the watermark has closed their window: rows that
+/// only ever grow, or sessions of a stream (a row that could still join or bridge a closed
+/// session would be late, and late rows never reach a view).
+fn final_once_closed(plan: &LogicalPlan, catalog: &Snapshot, windows: &[WindowFunction]) -> bool {
+    match plan {
+        LogicalPlan::TableScan(scan) if session_index(scan.table_name.table()).is_some() => {
+            reads_only_streams(plan, catalog, windows)
+        }
+        LogicalPlan::Projection(_)
+        | LogicalPlan::Filter(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Sort(_) => plan
+            .inputs()
+            .iter()
+            .all(|i| final_once_closed(i, catalog, windows)),
+        other => append_only(other, catalog),
     }
 }
 
@@ -176,7 +206,7 @@ fn reads_only_streams(plan: &LogicalPlan, catalog: &Snapshot) -> bool {
 /// inserts (an aggregate updates its rows, so it does not).
 fn append_only(plan: &LogicalPlan, catalog: &Snapshot) -> bool {
     match plan {
-        LogicalPlan::TableScan(_) => reads_only_streams(plan, catalog),
+        LogicalPlan::TableScan(_) => reads_only_streams(plan, catalog, &[]),
         LogicalPlan::Projection(_)
         | LogicalPlan::Filter(_)
         | LogicalPlan::SubqueryAlias(_)
@@ -207,6 +237,8 @@ struct Planner<'a> {
     catalog: &'a Snapshot,
     flow: &'a mut Dataflow,
     closing: Option<Closing>,
+    /// The window table functions of the query, which SESSION placeholders index.
+    windows: &'a [WindowFunction],
 }
 
 impl Planner<'_> {
@@ -225,16 +257,23 @@ impl Planner<'_> {
                     return Err(unsupported("LIMIT"));
                 }
                 let name = scan.table_name.table();
-                let rel = self.catalog.resolve(name)?;
-                if !rel.is_stored() {
-                    return Err(SqlError::Internal(format!("view {name} was not expanded")));
-                }
-                let mut input = Input::Source {
-                    relation: rel.id,
-                    schema: rel.schema(),
+                let (mut input, source) = match session_index(name) {
+                    Some(n) => self.session(n)?,
+                    None => {
+                        let rel = self.catalog.resolve(name)?;
+                        if !rel.is_stored() {
+                            return Err(SqlError::Internal(format!(
+                                "view {name} was not expanded"
+                            )));
+                        }
+                        let input = Input::Source {
+                            relation: rel.id,
+                            schema: rel.schema(),
+                        };
+                        (input, rel.schema())
+                    }
                 };
                 if let Some(projection) = &scan.projection {
-                    let source = rel.schema();
                     let exprs = projection
                         .iter()
                         .map(|&i| column(source.field(i).name(), i))
@@ -297,7 +336,7 @@ impl Planner<'_> {
                     out_schema,
                 )?;
                 if let Some(closing) = self.closing
-                    && append_only(&a.input, self.catalog)
+                    && final_once_closed(&a.input, self.catalog, self.windows)
                 {
                     let names: Vec<&str> = a
                         .group_expr
@@ -361,6 +400,54 @@ impl Planner<'_> {
             LogicalPlan::RecursiveQuery(_) => Err(unsupported("WITH RECURSIVE")),
             other => Err(unsupported(format!("{} node", other.display()))),
         }
+    }
+
+    /// The n-th window of the query, a SESSION window: its relation's rows tagged with their
+    /// sessions' bounds. Returns the node and its output schema.
+    fn session(&mut self, n: usize) -> SqlResult<(Input, arrow::datatypes::SchemaRef)> {
+        let window = self
+            .windows
+            .get(n)
+            .filter(|w| w.kind == WindowKind::Session)
+            .ok_or_else(|| SqlError::Internal(format!("no SESSION window {n}")))?;
+        let rel = self.catalog.resolve(&window.relation)?;
+        if !rel.is_stored() {
+            return Err(unsupported(format!(
+                "a SESSION window over the plain view {}",
+                rel.name
+            )));
+        }
+        let column = |name: &str| {
+            rel.column_index(name).ok_or_else(|| {
+                SqlError::UnknownColumn(format!("column \"{name}\" of {} does not exist", rel.name))
+            })
+        };
+        let time = column(&window.time_column)?;
+        if !matches!(
+            rel.columns[time].sql_type,
+            eddy_catalog::SqlType::Timestamp | eddy_catalog::SqlType::Timestamptz
+        ) {
+            return Err(SqlError::DatatypeMismatch(format!(
+                "the time column of a SESSION window must be a timestamp, not {}",
+                rel.columns[time].sql_type
+            )));
+        }
+        let partition = window
+            .partition
+            .iter()
+            .map(|c| column(c))
+            .collect::<SqlResult<Vec<_>>>()?;
+        let closed_by = (rel.kind == RelationKind::Stream
+            && rel.watermark.is_some_and(|w| w.column == time))
+        .then_some(rel.id);
+        let schema = rel.schema();
+        let op = SessionWindow::new(&schema, partition, time, window.size_micros, closed_by)?;
+        let out = eddy_dataflow::Operator::schema(&op);
+        let source = Input::Source {
+            relation: rel.id,
+            schema,
+        };
+        Ok((self.node(Box::new(op), vec![source]), out))
     }
 
     fn aggregate(

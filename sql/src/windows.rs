@@ -8,14 +8,23 @@
 //! incremental dataflow all read windows the same way.
 //!
 //! Windows are aligned to the Unix epoch, as in Flink and RisingWave.
+//!
+//! `SESSION(rel, time_col, gap)` groups the rows of each partition (the query's GROUP BY
+//! columns other than the window bounds) into sessions of event times less than `gap` apart,
+//! from the first event to the last event plus the gap. In a [`Windowing::Batch`] rewrite it
+//! becomes window functions over `rel` (a running count of the gaps numbers the sessions);
+//! in a [`Windowing::Dataflow`] rewrite, which plans a materialized view, it becomes a scan of
+//! a placeholder table ([`session_placeholder`]) that the streaming planner replaces with a
+//! session operator. The placeholder keeps DataFusion from moving filters on other columns
+//! below the sessions, which would change them.
 
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, Ident, ObjectName, Query, Statement, TableAlias,
-    TableFactor, Value, VisitMut, VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, GroupByExpr, Ident, ObjectName, Query, Select, SelectItem,
+    SetExpr, Statement, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
 };
-use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::dialect::{GenericDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
 
 use crate::names::{normalize_ident, normalize_object_name};
@@ -33,6 +42,30 @@ const MAX_HOP_WINDOWS: i64 = 1024;
 pub enum WindowKind {
     Tumble,
     Hop,
+    Session,
+}
+
+/// How a statement's windows are rewritten.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Windowing {
+    /// Into SQL that computes them over the relation's rows as they are (queries, the oracle).
+    Batch,
+    /// For the streaming planner: SESSION windows become placeholder scans.
+    Dataflow,
+}
+
+/// The name prefix of the placeholder tables that stand for SESSION windows in a dataflow
+/// rewrite: `__eddy_session_<n>` stands for the n-th window the rewrite found.
+const SESSION_PLACEHOLDER: &str = "__eddy_session_";
+
+/// The placeholder table name of the n-th window of a statement.
+pub fn session_placeholder(n: usize) -> String {
+    format!("{SESSION_PLACEHOLDER}{n}")
+}
+
+/// Which window a placeholder table name stands for.
+pub fn session_index(table: &str) -> Option<usize> {
+    table.strip_prefix(SESSION_PLACEHOLDER)?.parse().ok()
 }
 
 /// A window table function found in a query.
@@ -43,8 +76,10 @@ pub struct WindowFunction {
     pub relation: String,
     /// The normalized name of its time column.
     pub time_column: String,
-    /// The window size in microseconds.
+    /// The window size in microseconds (for SESSION, the gap).
     pub size_micros: i64,
+    /// SESSION: the columns that partition sessions (empty: one partition).
+    pub partition: Vec<String>,
 }
 
 /// The length of an interval expression in microseconds. Month-based intervals have no fixed
@@ -77,8 +112,9 @@ pub fn interval_micros(expr: &Expr) -> SqlResult<i64> {
 }
 
 /// Rewrites every window table function of a statement in place; returns what it found.
-pub fn rewrite(statement: &mut Statement) -> SqlResult<Vec<WindowFunction>> {
+pub fn rewrite(statement: &mut Statement, windowing: Windowing) -> SqlResult<Vec<WindowFunction>> {
     let mut rewriter = Rewriter {
+        windowing,
         found: Vec::new(),
         error: None,
     };
@@ -90,12 +126,61 @@ pub fn rewrite(statement: &mut Statement) -> SqlResult<Vec<WindowFunction>> {
 }
 
 struct Rewriter {
+    windowing: Windowing,
     found: Vec<WindowFunction>,
     error: Option<SqlError>,
 }
 
+impl Rewriter {
+    /// Rewrites the SESSION windows in a select's FROM, which needs the select's GROUP BY.
+    fn sessions(&mut self, select: &mut Select) -> SqlResult<()> {
+        let mut partition: Option<Vec<String>> = None;
+        let factors = select.from.iter_mut().flat_map(|t| {
+            std::iter::once(&mut t.relation).chain(t.joins.iter_mut().map(|j| &mut j.relation))
+        });
+        let mut targets = Vec::new();
+        for factor in factors {
+            if let TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            } = factor
+                && name.to_string().eq_ignore_ascii_case("session")
+            {
+                targets.push(factor);
+            }
+        }
+        for factor in targets {
+            let TableFactor::Table { alias, args, .. } = factor else {
+                unreachable!("a SESSION table factor");
+            };
+            let args = args.as_ref().map(|a| a.args.clone()).unwrap_or_default();
+            if partition.is_none() {
+                partition = Some(session_partition(&select.projection, &select.group_by)?);
+            }
+            let keys = partition.clone().unwrap_or_default();
+            let n = self.found.len();
+            let (replacement, window) =
+                session_factor(&args, keys, alias.clone(), n, self.windowing)?;
+            *factor = replacement;
+            self.found.push(window);
+        }
+        Ok(())
+    }
+}
+
 impl VisitorMut for Rewriter {
     type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let SetExpr::Select(select) = query.body.as_mut()
+            && let Err(e) = self.sessions(select)
+        {
+            self.error = Some(e);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
 
     fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
         let TableFactor::Table {
@@ -113,7 +198,7 @@ impl VisitorMut for Rewriter {
             "hop" => WindowKind::Hop,
             "session" => {
                 self.error = Some(SqlError::Unsupported(
-                    "SESSION windows are not supported yet".into(),
+                    "SESSION windows are supported in the FROM clause of a SELECT only".into(),
                 ));
                 return ControlFlow::Break(());
             }
@@ -170,6 +255,7 @@ fn window_subquery(kind: WindowKind, args: &[FunctionArg]) -> SqlResult<(Query, 
     let (function, arity) = match kind {
         WindowKind::Tumble => ("TUMBLE", 3),
         WindowKind::Hop => ("HOP", 4),
+        WindowKind::Session => unreachable!("SESSION windows are rewritten per select"),
     };
     if args.len() != arity {
         return Err(SqlError::InvalidParameter(format!(
@@ -238,6 +324,7 @@ fn window_subquery(kind: WindowKind, args: &[FunctionArg]) -> SqlResult<(Query, 
                 .collect();
             (size, branches.join(" UNION ALL "))
         }
+        WindowKind::Session => unreachable!("SESSION windows are rewritten per select"),
     };
     let query = Parser::new(&PostgreSqlDialect {})
         .try_with_sql(&sql)?
@@ -247,8 +334,176 @@ fn window_subquery(kind: WindowKind, args: &[FunctionArg]) -> SqlResult<(Query, 
         relation: normalize_object_name(&relation)?,
         time_column: normalize_ident(&time),
         size_micros: size,
+        partition: vec![],
     };
     Ok((*query, window))
+}
+
+/// The columns that partition a select's sessions: its GROUP BY columns (by name, position
+/// or output alias) other than the window bounds.
+fn session_partition(projection: &[SelectItem], group_by: &GroupByExpr) -> SqlResult<Vec<String>> {
+    let GroupByExpr::Expressions(exprs, modifiers) = group_by else {
+        return Err(SqlError::Unsupported(
+            "GROUP BY ALL with a SESSION window".into(),
+        ));
+    };
+    if !modifiers.is_empty() {
+        return Err(SqlError::Unsupported(
+            "ROLLUP, CUBE or GROUPING SETS with a SESSION window".into(),
+        ));
+    }
+    let column = |e: &Expr| -> Option<String> {
+        match e {
+            Expr::Identifier(i) => Some(normalize_ident(i)),
+            Expr::CompoundIdentifier(parts) => parts.last().map(normalize_ident),
+            _ => None,
+        }
+    };
+    let item_column = |item: &SelectItem| match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => column(e),
+        _ => None,
+    };
+    let mut keys: Vec<String> = Vec::new();
+    for e in exprs {
+        let key = match e {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => n
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| projection.get(i.checked_sub(1)?))
+                    .and_then(item_column),
+                _ => None,
+            },
+            Expr::Identifier(i) => {
+                let name = normalize_ident(i);
+                // An output alias of a column stands for that column.
+                projection
+                    .iter()
+                    .find_map(|item| match item {
+                        SelectItem::ExprWithAlias { expr, alias }
+                            if normalize_ident(alias) == name =>
+                        {
+                            column(expr)
+                        }
+                        _ => None,
+                    })
+                    .or(Some(name))
+            }
+            e => column(e),
+        };
+        let Some(key) = key else {
+            return Err(SqlError::Unsupported(format!(
+                "grouping a SESSION window by {e}: sessions are partitioned by GROUP BY columns"
+            )));
+        };
+        if key != "window_start" && key != "window_end" && !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    Ok(keys)
+}
+
+/// The table factor that replaces `SESSION(args)`, named `alias` (or after its relation).
+fn session_factor(
+    args: &[FunctionArg],
+    partition: Vec<String>,
+    alias: Option<TableAlias>,
+    n: usize,
+    windowing: Windowing,
+) -> SqlResult<(TableFactor, WindowFunction)> {
+    if args.len() != 3 {
+        return Err(SqlError::InvalidParameter(format!(
+            "SESSION takes 3 arguments, not {}",
+            args.len()
+        )));
+    }
+    let relation = name_of(&argument(args, 0, "SESSION")?, "relation")?;
+    let time = match argument(args, 1, "SESSION")? {
+        Expr::Identifier(i) => i,
+        other => {
+            return Err(SqlError::InvalidParameter(format!(
+                "{other} is not a column name"
+            )));
+        }
+    };
+    let gap = interval_micros(&argument(args, 2, "SESSION")?)?;
+    if gap <= 0 {
+        return Err(SqlError::InvalidParameter(
+            "a SESSION gap must be positive".into(),
+        ));
+    }
+    let window = WindowFunction {
+        kind: WindowKind::Session,
+        relation: normalize_object_name(&relation)?,
+        time_column: normalize_ident(&time),
+        size_micros: gap,
+        partition,
+    };
+    let alias = alias.unwrap_or_else(|| TableAlias {
+        explicit: true,
+        name: Ident::new(window.relation.clone()),
+        columns: vec![],
+        at: None,
+    });
+    let quoted = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let source = match windowing {
+        Windowing::Dataflow => quoted(&session_placeholder(n)),
+        Windowing::Batch => format!("({})", session_sql(&relation, &window)),
+    };
+    let sql = format!("SELECT * FROM {source} {alias}");
+    let query = Parser::new(&GenericDialect {})
+        .try_with_sql(&sql)?
+        .parse_query()?;
+    let SetExpr::Select(select) = *query.body else {
+        unreachable!("a SELECT");
+    };
+    let factor = select
+        .from
+        .into_iter()
+        .next()
+        .map(|t| t.relation)
+        .expect("one table in FROM");
+    Ok((factor, window))
+}
+
+/// SESSION windows as window functions: a row opens a session when it is the first of its
+/// partition or at least the gap after the row before it; a running count of openings numbers
+/// the sessions, whose bounds are then their first and last event (plus the gap).
+fn session_sql(relation: &ObjectName, window: &WindowFunction) -> String {
+    let quoted = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let ts = quoted(&window.time_column);
+    let keys: Vec<String> = window.partition.iter().map(|k| quoted(k)).collect();
+    let partition_by = |extra: Option<&str>| {
+        let all: Vec<String> = keys
+            .iter()
+            .cloned()
+            .chain(extra.map(String::from))
+            .collect();
+        if all.is_empty() {
+            String::new()
+        } else {
+            format!("PARTITION BY {}", all.join(", "))
+        }
+    };
+    let gap = window.size_micros;
+    let opens = format!(
+        "CASE WHEN CAST({ts} AS BIGINT) - lag(CAST({ts} AS BIGINT)) OVER ({} ORDER BY {ts}) < {gap} \
+         THEN 0 ELSE 1 END",
+        partition_by(None)
+    );
+    let numbered = format!(
+        "sum(\"__eddy_opens\") OVER ({} ORDER BY {ts}, \"__eddy_opens\" DESC \
+         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+        partition_by(None)
+    );
+    let per_session = partition_by(Some("\"__eddy_session\""));
+    format!(
+        "SELECT * EXCLUDE (\"__eddy_session\"), min({ts}) OVER ({per_session}) AS window_start, \
+         max({ts}) OVER ({per_session}) + INTERVAL '{gap} microseconds' AS window_end \
+         FROM (SELECT * EXCLUDE (\"__eddy_opens\"), {numbered} AS \"__eddy_session\" \
+         FROM (SELECT *, {opens} AS \"__eddy_opens\" FROM {relation} WHERE {ts} IS NOT NULL) \
+         AS \"__eddy_opened\") AS \"__eddy_numbered\""
+    )
 }
 
 #[cfg(test)]
@@ -288,7 +543,7 @@ mod tests {
         let mut s = statement(
             "SELECT window_start, count(*) FROM TUMBLE(Readings, ts, INTERVAL '1 minute') GROUP BY 1",
         );
-        let found = rewrite(&mut s).unwrap();
+        let found = rewrite(&mut s, Windowing::Batch).unwrap();
         assert_eq!(
             found,
             vec![WindowFunction {
@@ -296,29 +551,72 @@ mod tests {
                 relation: "readings".into(),
                 time_column: "ts".into(),
                 size_micros: 60_000_000,
+                partition: vec![],
             }]
         );
         assert!(s.to_string().contains("date_bin"), "{s}");
 
         let mut s =
             statement("SELECT * FROM HOP(r, ts, INTERVAL '30 seconds', INTERVAL '5 minutes') AS h");
-        let found = rewrite(&mut s).unwrap();
+        let found = rewrite(&mut s, Windowing::Batch).unwrap();
         assert_eq!(found[0].size_micros, 300_000_000);
         assert_eq!(s.to_string().matches("UNION ALL").count(), 9, "{s}");
 
         let mut s =
             statement("SELECT * FROM HOP(r, ts, INTERVAL '2 seconds', INTERVAL '3 seconds')");
-        rewrite(&mut s).unwrap();
+        rewrite(&mut s, Windowing::Batch).unwrap();
         assert_eq!(s.to_string().matches("WHERE").count(), 1, "{s}");
 
-        assert!(rewrite(&mut statement("SELECT * FROM TUMBLE(r, ts)")).is_err());
         assert!(
-            rewrite(&mut statement(
-                "SELECT * FROM SESSION(r, ts, INTERVAL '1 second')"
-            ))
+            rewrite(
+                &mut statement("SELECT * FROM TUMBLE(r, ts)"),
+                Windowing::Batch
+            )
             .is_err()
         );
         let mut plain = statement("SELECT * FROM r");
-        assert!(rewrite(&mut plain).unwrap().is_empty());
+        assert!(rewrite(&mut plain, Windowing::Batch).unwrap().is_empty());
+    }
+
+    #[test]
+    fn sessions_are_partitioned_by_the_group_by_columns() {
+        let sql = "SELECT user_id AS u, window_start, count(*) \
+                   FROM SESSION(clicks, ts, INTERVAL '20 seconds') AS c \
+                   GROUP BY u, 2, c.page, window_end";
+        let mut s = statement(sql);
+        let found = rewrite(&mut s, Windowing::Batch).unwrap();
+        assert_eq!(
+            found,
+            vec![WindowFunction {
+                kind: WindowKind::Session,
+                relation: "clicks".into(),
+                time_column: "ts".into(),
+                size_micros: 20_000_000,
+                partition: vec!["user_id".into(), "page".into()],
+            }]
+        );
+        let text = s.to_string();
+        assert!(
+            text.contains("PARTITION BY \"user_id\", \"page\""),
+            "{text}"
+        );
+        assert!(text.contains("AS c"), "{text}");
+
+        let mut s = statement(sql);
+        rewrite(&mut s, Windowing::Dataflow).unwrap();
+        let text = s.to_string();
+        assert!(text.contains("FROM \"__eddy_session_0\" AS c"), "{text}");
+        assert_eq!(session_index("__eddy_session_0"), Some(0));
+
+        for bad in [
+            "SELECT count(*) FROM SESSION(r, ts, INTERVAL '1 second') GROUP BY lower(k)",
+            "SELECT count(*) FROM SESSION(r, ts, INTERVAL '0 seconds')",
+            "SELECT count(*) FROM SESSION(r, ts)",
+        ] {
+            assert!(
+                rewrite(&mut statement(bad), Windowing::Batch).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! The oracle for event-time windows: TUMBLE and HOP views over a stream with a watermark
+//! The oracle for event-time windows: TUMBLE, HOP and SESSION views over a stream with a watermark
 //! equal their batch query over the stream's on-time rows after every write; EMIT ON WINDOW
 //! CLOSE views equal it restricted to closed windows; late rows change no view and are
 //! counted and kept; aggregate state holds only open windows.
@@ -62,6 +62,31 @@ const VIEWS: &[WindowView] = &[
                      WHERE v > 10 GROUP BY window_end",
         emit_on_close: true,
         created_after_round: 7,
+    },
+    // Sessions merge when a late-arriving (but on-time) row bridges two of them.
+    WindowView {
+        name: "sessions",
+        definition: "SELECT k, window_start, window_end, count(*) AS n, sum(v) AS total, \
+                     max(v) AS hi FROM SESSION(ev, ts, INTERVAL '6 seconds') \
+                     GROUP BY k, window_start, window_end",
+        emit_on_close: false,
+        created_after_round: 0,
+    },
+    // A filter after the sessions: they still span the rows it drops.
+    WindowView {
+        name: "closed_sessions",
+        definition: "SELECT k, window_end, count(*) AS n, min(v) AS lo \
+                     FROM SESSION(ev, ts, INTERVAL '5 seconds') WHERE v > 0 GROUP BY 1, 2",
+        emit_on_close: true,
+        created_after_round: 5,
+    },
+    // Without GROUP BY keys, one partition.
+    WindowView {
+        name: "busy_spells",
+        definition: "SELECT window_start, window_end, count(*) AS n \
+                     FROM SESSION(ev, ts, INTERVAL '3 seconds') GROUP BY window_start, window_end",
+        emit_on_close: false,
+        created_after_round: 9,
     },
     WindowView {
         name: "raw_windows",
@@ -262,6 +287,13 @@ async fn windowed_views_match_their_batch_queries() -> Result<()> {
         }
     }
     ensure!(model.late > 0, "the run produced no late rows");
+    // The sessions must have had something to merge: several per key, some of many rows.
+    let shape = query_rows(&client, "SELECT count(*), max(n) FROM sessions").await?;
+    let (count, largest): (i64, i64) = (shape[0][0].parse()?, shape[0][1].parse()?);
+    ensure!(
+        count > 3 * KEYS && largest >= 3,
+        "sessions: {count} sessions, the largest of {largest} rows"
+    );
     ensure!(
         model.rows.len() > 300,
         "the run accepted only {} rows",
@@ -270,41 +302,61 @@ async fn windowed_views_match_their_batch_queries() -> Result<()> {
     Ok(())
 }
 
+/// Feeds `view`'s stream `s (k, ts)` one INSERT per batch, whose rows `rows(batch)` gives as
+/// `(k, seconds after START)`, and returns the most state rows the view held after any batch.
+async fn largest_state(
+    client: &Client,
+    view: &str,
+    definition: &str,
+    batches: i64,
+    rows: impl Fn(i64) -> Vec<(i64, i64)>,
+) -> Result<i64> {
+    execute(
+        client,
+        "CREATE STREAM s (k BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5 seconds')",
+    )
+    .await?;
+    execute(
+        client,
+        &format!("CREATE MATERIALIZED VIEW {view} AS {definition}"),
+    )
+    .await?;
+    let mut largest = 0i64;
+    for batch in 0..batches {
+        let values: Vec<String> = rows(batch)
+            .into_iter()
+            .map(|(k, t)| format!("({k}, '{}')", timestamp(START + t)))
+            .collect();
+        execute(
+            client,
+            &format!("INSERT INTO s VALUES {}", values.join(", ")),
+        )
+        .await?;
+        let state = query_rows(
+            client,
+            &format!("SELECT state_rows FROM eddy_catalog.progress WHERE relation = '{view}'"),
+        )
+        .await?;
+        largest = largest.max(state[0][0].parse()?);
+    }
+    Ok(largest)
+}
+
 /// An endless stream over many windows keeps its aggregate state bounded.
 #[tokio::test(flavor = "multi_thread")]
 async fn window_state_stays_bounded() -> Result<()> {
     let server = TestServer::start().await?;
     let client = server.client().await?;
-    execute(
+    // 100 keys, one row each, 10 seconds further every batch: one window per batch.
+    let largest = largest_state(
         &client,
-        "CREATE STREAM s (k BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5 seconds')",
+        "w",
+        "SELECT k, window_end, count(*) AS n FROM TUMBLE(s, ts, INTERVAL '10 seconds') \
+         GROUP BY k, window_end EMIT ON WINDOW CLOSE",
+        50,
+        |batch| (0..100).map(|k| (k, batch * 10 + k % 10)).collect(),
     )
     .await?;
-    execute(
-        &client,
-        "CREATE MATERIALIZED VIEW w AS SELECT k, window_end, count(*) AS n \
-         FROM TUMBLE(s, ts, INTERVAL '10 seconds') GROUP BY k, window_end EMIT ON WINDOW CLOSE",
-    )
-    .await?;
-    let mut largest = 0i64;
-    for batch in 0..50i64 {
-        // 100 keys, one row each, 10 seconds further every batch: one window per batch.
-        let rows: Vec<String> = (0..100)
-            .map(|k| format!("({k}, '{}')", timestamp(START + batch * 10 + k % 10)))
-            .collect();
-        execute(
-            &client,
-            &format!("INSERT INTO s VALUES {}", rows.join(", ")),
-        )
-        .await?;
-        let state = query_rows(
-            &client,
-            "SELECT state_rows FROM eddy_catalog.progress WHERE relation = 'w'",
-        )
-        .await?;
-        let state: i64 = state[0][0].parse()?;
-        largest = largest.max(state);
-    }
     // 50 windows of 100 groups went through; at most the open ones (about two windows'
     // worth, counted in the aggregate and in the close gate) are held.
     ensure!(
@@ -315,6 +367,41 @@ async fn window_state_stays_bounded() -> Result<()> {
     ensure!(
         closed == vec![vec!["4900".to_string(), "4900".to_string()]],
         "closed windows: {closed:?}"
+    );
+    Ok(())
+}
+
+/// An endless stream of sessions keeps the session and aggregate state bounded: closed
+/// sessions are forgotten.
+#[tokio::test(flavor = "multi_thread")]
+async fn session_state_stays_bounded() -> Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client().await?;
+    // 50 keys, two rows each a second apart, then a 9-second pause: a session per batch.
+    let largest = largest_state(
+        &client,
+        "v",
+        "SELECT k, window_start, window_end, count(*) AS n \
+         FROM SESSION(s, ts, INTERVAL '4 seconds') GROUP BY k, window_start, window_end",
+        40,
+        |batch| (0..100).map(|i| (i % 50, batch * 10 + i / 50)).collect(),
+    )
+    .await?;
+    // 2,000 sessions of 4,000 rows went through; the open ones (the last batch or two, in the
+    // session operator and the aggregate) are held.
+    ensure!(
+        largest <= 400,
+        "state grew to {largest} rows over 2000 sessions"
+    );
+    let sessions = query_rows(&client, "SELECT count(*), sum(n), max(n) FROM v").await?;
+    ensure!(
+        sessions
+            == vec![vec![
+                "2000".to_string(),
+                "4000".to_string(),
+                "2".to_string()
+            ]],
+        "sessions: {sessions:?}"
     );
     Ok(())
 }
