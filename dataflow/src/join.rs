@@ -1,10 +1,17 @@
-//! Incremental inner equi-join.
+//! Incremental equi-joins: inner, outer (left, right, full), semi and anti.
 //!
 //! State: each side's rows indexed by join key (a multiset per key). For an epoch with
-//! changes `dL` and `dR` the output change is `dL ⋈ R + (L + dL) ⋈ dR`: left changes meet the
+//! changes `dL` and `dR` the inner change is `dL ⋈ R + (L + dL) ⋈ dR`: left changes meet the
 //! right side as it was, then right changes meet the left side as it now is. A residual
 //! (non-equi) condition filters the joined rows. Rows whose key has a NULL never match
 //! (SQL equality), unless the join compares keys with `IS NOT DISTINCT FROM`.
+//!
+//! The other kinds are built from the rows of a side that have no match ("unmatched"): an
+//! outer join adds them padded with NULLs, an anti join is them, a semi join is the side
+//! minus them. A row is unmatched while the other side holds no row under its key, so only
+//! keys whose other side changed can flip their rows: for those keys every row is retracted
+//! as it stood before the epoch and inserted as it stands after; elsewhere only the rows that
+//! changed do. These kinds take no residual condition (the planner refuses one).
 
 use std::sync::Arc;
 
@@ -70,8 +77,65 @@ impl Side {
     }
 }
 
-/// Incremental inner join on equal keys, with an optional residual condition.
+/// Which rows a join returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
+    /// Left rows that have a match (`EXISTS`, `IN`), once each.
+    LeftSemi,
+    /// Left rows that have no match (`NOT EXISTS`).
+    LeftAnti,
+    RightSemi,
+    RightAnti,
+}
+
+impl JoinKind {
+    /// Whether the output holds matched pairs.
+    fn pairs(self) -> bool {
+        matches!(
+            self,
+            JoinKind::Inner | JoinKind::Left | JoinKind::Right | JoinKind::Full
+        )
+    }
+
+    /// What the output makes of a side's unmatched rows.
+    fn unmatched(self, side: Which) -> Unmatched {
+        use JoinKind as K;
+        match (self, side) {
+            (K::Left | K::Full, Which::Left) | (K::Right | K::Full, Which::Right) => {
+                Unmatched::Padded
+            }
+            (K::LeftAnti, Which::Left) | (K::RightAnti, Which::Right) => Unmatched::Rows,
+            (K::LeftSemi, Which::Left) | (K::RightSemi, Which::Right) => Unmatched::Complement,
+            _ => Unmatched::Ignored,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Left,
+    Right,
+}
+
+/// How unmatched rows of a side show in the output.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unmatched {
+    Ignored,
+    /// With NULLs in the other side's columns (outer joins).
+    Padded,
+    /// As they are (anti joins).
+    Rows,
+    /// The side's rows that are not unmatched (semi joins).
+    Complement,
+}
+
+/// Incremental join on equal keys, with an optional residual condition (inner joins only).
 pub struct Join {
+    kind: JoinKind,
     left_keys: Vec<Arc<dyn PhysicalExpr>>,
     right_keys: Vec<Arc<dyn PhysicalExpr>>,
     /// Evaluated over the joined row (the output schema).
@@ -85,6 +149,7 @@ pub struct Join {
 }
 
 impl Join {
+    /// An inner join; `schema` is the left side's columns, then the right side's.
     pub fn new(
         left_keys: Vec<Arc<dyn PhysicalExpr>>,
         right_keys: Vec<Arc<dyn PhysicalExpr>>,
@@ -94,7 +159,37 @@ impl Join {
         schema: SchemaRef,
     ) -> Self {
         let right_width = schema.fields().len() - left_width;
-        Self {
+        Self::with_kind(
+            JoinKind::Inner,
+            left_keys,
+            right_keys,
+            residual,
+            nulls_equal,
+            (left_width, right_width),
+            schema,
+        )
+        .expect("an inner join takes a residual condition")
+    }
+
+    /// A join of any kind. `widths` are the column counts of the two sides; `schema` is
+    /// both sides' columns, or one side's for semi and anti joins.
+    pub fn with_kind(
+        kind: JoinKind,
+        left_keys: Vec<Arc<dyn PhysicalExpr>>,
+        right_keys: Vec<Arc<dyn PhysicalExpr>>,
+        residual: Option<Arc<dyn PhysicalExpr>>,
+        nulls_equal: bool,
+        widths: (usize, usize),
+        schema: SchemaRef,
+    ) -> DataflowResult<Self> {
+        if kind != JoinKind::Inner && residual.is_some() {
+            return Err(DataflowError::Internal(format!(
+                "a {kind:?} join with a residual condition"
+            )));
+        }
+        let (left_width, right_width) = widths;
+        Ok(Self {
+            kind,
             left_keys,
             right_keys,
             residual,
@@ -104,7 +199,7 @@ impl Join {
             schema,
             left: Side::default(),
             right: Side::default(),
-        }
+        })
     }
 
     /// Each row's encoded key (None when a NULL keeps it from matching) and values.
@@ -131,51 +226,226 @@ impl Join {
     }
 }
 
+/// Rows with weights, gathered for one output batch.
+#[derive(Default)]
+struct Rows {
+    rows: Vec<Vec<ScalarValue>>,
+    weights: Vec<i64>,
+}
+
+impl Rows {
+    fn push(&mut self, row: Vec<ScalarValue>, weight: i64) {
+        self.rows.push(row);
+        self.weights.push(weight);
+    }
+}
+
+impl Join {
+    /// The change of one side's unmatched rows over an epoch, given that side's changes and
+    /// the keys whose other side changes. Call before the epoch's changes are added to the
+    /// state (`after == false`: the part computed from the state as it was) and once after
+    /// (`after == true`: the part from the state as it is).
+    fn unmatched(
+        mine: &Side,
+        theirs: &Side,
+        changes: &[KeyedRow],
+        weights: &[i64],
+        flipping: &FastSet<Vec<u8>>,
+        after: bool,
+        out: &mut Rows,
+    ) {
+        let sign = if after { 1 } else { -1 };
+        for key in flipping {
+            if theirs.index.contains_key(key) {
+                continue;
+            }
+            for (row, n) in mine.index.get(key).into_iter().flat_map(|b| b.values()) {
+                out.push(row.clone(), sign * n);
+            }
+        }
+        if after {
+            return;
+        }
+        // Keys whose other side stays as it is: only the rows that changed change.
+        for ((key, row), w) in changes.iter().zip(weights) {
+            let unmatched = match key {
+                None => true,
+                Some(k) => !flipping.contains(k) && !theirs.index.contains_key(k),
+            };
+            if unmatched {
+                out.push(row.clone(), *w);
+            }
+        }
+    }
+
+    /// The keys of changed rows.
+    fn keys_of(rows: &[KeyedRow]) -> FastSet<Vec<u8>> {
+        rows.iter().filter_map(|(k, _)| k.clone()).collect()
+    }
+
+    /// A side's unmatched change as output rows, per what the join kind makes of them.
+    fn unmatched_output(
+        &self,
+        side: Which,
+        unmatched: Rows,
+        changes: &[KeyedRow],
+        weights: &[i64],
+        out: &mut Rows,
+    ) {
+        match self.kind.unmatched(side) {
+            Unmatched::Ignored => {}
+            Unmatched::Rows => {
+                for (row, w) in unmatched.rows.into_iter().zip(unmatched.weights) {
+                    out.push(row, w);
+                }
+            }
+            Unmatched::Complement => {
+                for ((_, row), w) in changes.iter().zip(weights) {
+                    out.push(row.clone(), *w);
+                }
+                for (row, w) in unmatched.rows.into_iter().zip(unmatched.weights) {
+                    out.push(row, -w);
+                }
+            }
+            Unmatched::Padded => {
+                for (row, w) in unmatched.rows.into_iter().zip(unmatched.weights) {
+                    let padded = match side {
+                        Which::Left => row
+                            .into_iter()
+                            .chain(std::iter::repeat_n(ScalarValue::Null, self.right_width))
+                            .collect(),
+                        Which::Right => std::iter::repeat_n(ScalarValue::Null, self.left_width)
+                            .chain(row)
+                            .collect(),
+                    };
+                    out.push(padded, w);
+                }
+            }
+        }
+    }
+}
+
 impl Operator for Join {
     fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let (dl, dr) = (&inputs[0], &inputs[1]);
-        let mut out_rows: Vec<Vec<ScalarValue>> = Vec::new();
-        let mut out_weights = Vec::new();
-
         let left_rows = self.keyed_rows(&self.left_keys, dl)?;
-        for (i, (key, row)) in left_rows.into_iter().enumerate() {
+        let right_rows = self.keyed_rows(&self.right_keys, dr)?;
+
+        // Unmatched rows of each side that the output needs, before the state changes.
+        let tracks = |side| self.kind.unmatched(side) != Unmatched::Ignored;
+        let (mut unmatched_left, mut unmatched_right) = (Rows::default(), Rows::default());
+        let flipping_left = match tracks(Which::Left) {
+            true => Self::keys_of(&right_rows),
+            false => FastSet::default(),
+        };
+        let flipping_right = match tracks(Which::Right) {
+            true => Self::keys_of(&left_rows),
+            false => FastSet::default(),
+        };
+        if tracks(Which::Left) {
+            let (rows, weights) = (&left_rows, &dl.weights);
+            Self::unmatched(
+                &self.left,
+                &self.right,
+                rows,
+                weights,
+                &flipping_left,
+                false,
+                &mut unmatched_left,
+            );
+        }
+        if tracks(Which::Right) {
+            let (rows, weights) = (&right_rows, &dr.weights);
+            Self::unmatched(
+                &self.right,
+                &self.left,
+                rows,
+                weights,
+                &flipping_right,
+                false,
+                &mut unmatched_right,
+            );
+        }
+
+        let pairs = self.kind.pairs();
+        let mut joined = Rows::default();
+        for (i, (key, row)) in left_rows.iter().enumerate() {
             let w = dl.weights[i];
             let Some(key) = key else { continue };
-            if let Some(bucket) = self.right.index.get(&key) {
+            if pairs && let Some(bucket) = self.right.index.get(key) {
                 for (r, rw) in bucket.values() {
-                    let mut joined = row.clone();
-                    joined.extend(r.iter().cloned());
-                    out_rows.push(joined);
-                    out_weights.push(w * rw);
+                    let mut pair = row.clone();
+                    pair.extend(r.iter().cloned());
+                    joined.push(pair, w * rw);
                 }
             }
-            self.left.add(&key, row, w)?;
+            self.left.add(key, row.clone(), w)?;
         }
-
-        let right_rows = self.keyed_rows(&self.right_keys, dr)?;
-        for (i, (key, row)) in right_rows.into_iter().enumerate() {
+        for (i, (key, row)) in right_rows.iter().enumerate() {
             let w = dr.weights[i];
             let Some(key) = key else { continue };
-            if let Some(bucket) = self.left.index.get(&key) {
+            if pairs && let Some(bucket) = self.left.index.get(key) {
                 for (l, lw) in bucket.values() {
-                    let mut joined = l.clone();
-                    joined.extend(row.iter().cloned());
-                    out_rows.push(joined);
-                    out_weights.push(w * lw);
+                    let mut pair = l.clone();
+                    pair.extend(row.iter().cloned());
+                    joined.push(pair, w * lw);
                 }
             }
-            self.right.add(&key, row, w)?;
+            self.right.add(key, row.clone(), w)?;
         }
 
-        let batch = codec::batch_from_rows(&self.schema, &out_rows)?;
-        let joined = Delta::new(batch, out_weights);
-        match &self.residual {
-            Some(cond) if !joined.is_empty() => {
-                let mask = cond.evaluate(&joined.batch)?.into_array(joined.len())?;
-                joined.filter(mask.as_boolean())
-            }
-            _ => Ok(joined),
+        let batch = codec::batch_from_rows(&self.schema, &joined.rows)?;
+        let mut out = Delta::new(batch, joined.weights);
+        if let Some(cond) = &self.residual
+            && !out.is_empty()
+        {
+            let mask = cond.evaluate(&out.batch)?.into_array(out.len())?;
+            out = out.filter(mask.as_boolean())?;
         }
+
+        // And after it changed.
+        let mut more = Rows::default();
+        if tracks(Which::Left) {
+            Self::unmatched(
+                &self.left,
+                &self.right,
+                &[],
+                &[],
+                &flipping_left,
+                true,
+                &mut unmatched_left,
+            );
+            self.unmatched_output(
+                Which::Left,
+                unmatched_left,
+                &left_rows,
+                &dl.weights,
+                &mut more,
+            );
+        }
+        if tracks(Which::Right) {
+            Self::unmatched(
+                &self.right,
+                &self.left,
+                &[],
+                &[],
+                &flipping_right,
+                true,
+                &mut unmatched_right,
+            );
+            self.unmatched_output(
+                Which::Right,
+                unmatched_right,
+                &right_rows,
+                &dr.weights,
+                &mut more,
+            );
+        }
+        if more.rows.is_empty() {
+            return Ok(out);
+        }
+        let batch = codec::batch_from_rows(&self.schema, &more.rows)?;
+        Delta::concat(&self.schema, &[out, Delta::new(batch, more.weights)])
     }
 
     fn schema(&self) -> SchemaRef {
@@ -245,8 +515,11 @@ mod tests {
     const CLICKS: &[&str] = &["uid:Int64", "url:Utf8"];
     const USERS: &[&str] = &["id:Int64", "plan:Utf8"];
 
+    /// Expected rows, in the order [`sorted`] gives.
     fn s(rows: &[(i64, &str)]) -> Vec<(i64, String)> {
-        rows.iter().map(|(w, r)| (*w, r.to_string())).collect()
+        let mut rows: Vec<(i64, String)> = rows.iter().map(|(w, r)| (*w, r.to_string())).collect();
+        rows.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+        rows
     }
 
     #[test]
@@ -288,6 +561,135 @@ mod tests {
                 (1, "1|/b|1|pro")
             ])
         );
+    }
+
+    fn join_of(kind: JoinKind) -> Join {
+        let out = match kind {
+            JoinKind::LeftSemi | JoinKind::LeftAnti => schema(CLICKS),
+            JoinKind::RightSemi | JoinKind::RightAnti => schema(USERS),
+            _ => schema(&["uid:Int64", "url:Utf8", "id:Int64", "plan:Utf8"]),
+        };
+        Join::with_kind(
+            kind,
+            vec![Arc::new(Column::new("uid", 0))],
+            vec![Arc::new(Column::new("id", 0))],
+            None,
+            false,
+            (2, 2),
+            out,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_left_join_pads_until_a_match_comes_and_after_it_goes() {
+        let mut j = join_of(JoinKind::Left);
+        let out = j
+            .apply_now(&[
+                delta(CLICKS, &[(1, "1|/a"), (1, "2|/b"), (1, "NULL|/c")]),
+                delta(USERS, &[(1, "1|free")]),
+            ])
+            .unwrap();
+        assert_eq!(
+            sorted(&out),
+            s(&[
+                (1, "1|/a|1|free"),
+                (1, "2|/b|NULL|NULL"),
+                (1, "NULL|/c|NULL|NULL")
+            ])
+        );
+        // User 2 arrives: its click is matched now; a new click of user 2 joins at once.
+        let out = j
+            .apply_now(&[delta(CLICKS, &[(1, "2|/d")]), delta(USERS, &[(1, "2|pro")])])
+            .unwrap();
+        assert_eq!(
+            sorted(&out),
+            s(&[(-1, "2|/b|NULL|NULL"), (1, "2|/b|2|pro"), (1, "2|/d|2|pro")])
+        );
+        // User 1 goes, and a click of user 1 goes in the same epoch.
+        let out = j
+            .apply_now(&[
+                delta(CLICKS, &[(-1, "1|/a")]),
+                delta(USERS, &[(-1, "1|free")]),
+            ])
+            .unwrap();
+        assert_eq!(sorted(&out), s(&[(-1, "1|/a|1|free")]));
+        // An update of user 2 keeps its clicks matched: no padding flickers.
+        let out = j
+            .apply_now(&[
+                delta(CLICKS, &[]),
+                delta(USERS, &[(-1, "2|pro"), (1, "2|team")]),
+            ])
+            .unwrap();
+        assert_eq!(
+            sorted(&out),
+            s(&[
+                (-1, "2|/b|2|pro"),
+                (1, "2|/b|2|team"),
+                (-1, "2|/d|2|pro"),
+                (1, "2|/d|2|team")
+            ])
+        );
+    }
+
+    #[test]
+    fn a_full_join_pads_both_sides() {
+        let mut j = join_of(JoinKind::Full);
+        let out = j
+            .apply_now(&[delta(CLICKS, &[(1, "1|/a")]), delta(USERS, &[(1, "2|pro")])])
+            .unwrap();
+        assert_eq!(
+            sorted(&out),
+            s(&[(1, "1|/a|NULL|NULL"), (1, "NULL|NULL|2|pro")])
+        );
+        let out = j
+            .apply_now(&[delta(CLICKS, &[(2, "2|/b")]), delta(USERS, &[])])
+            .unwrap();
+        assert_eq!(
+            sorted(&out),
+            s(&[(-1, "NULL|NULL|2|pro"), (2, "2|/b|2|pro")])
+        );
+    }
+
+    #[test]
+    fn semi_and_anti_joins_split_a_side_by_whether_it_has_a_match() {
+        let mut semi = join_of(JoinKind::LeftSemi);
+        let mut anti = join_of(JoinKind::LeftAnti);
+        let clicks = [(1, "1|/a"), (1, "1|/a"), (1, "2|/b")];
+        let users = [(1, "1|free"), (1, "1|pro")];
+        for (j, expected) in [
+            (&mut semi, s(&[(2, "1|/a")])),
+            (&mut anti, s(&[(1, "2|/b")])),
+        ] {
+            let out = j
+                .apply_now(&[delta(CLICKS, &clicks), delta(USERS, &users)])
+                .unwrap();
+            assert_eq!(sorted(&out), expected);
+        }
+        // One of user 1's two rows goes: still a match. Then the other: no match.
+        for step in ["1|free", "1|pro"] {
+            let gone = [(-1, step)];
+            let a = semi
+                .apply_now(&[delta(CLICKS, &[]), delta(USERS, &gone)])
+                .unwrap();
+            let b = anti
+                .apply_now(&[delta(CLICKS, &[]), delta(USERS, &gone)])
+                .unwrap();
+            if step == "1|free" {
+                assert!(sorted(&a).is_empty() && sorted(&b).is_empty());
+            } else {
+                assert_eq!(sorted(&a), s(&[(-2, "1|/a")]));
+                assert_eq!(sorted(&b), s(&[(2, "1|/a")]));
+            }
+        }
+        let mut right = join_of(JoinKind::RightAnti);
+        let out = right
+            .apply_now(&[
+                delta(CLICKS, &clicks),
+                delta(USERS, &[(1, "3|x"), (1, "1|y")]),
+            ])
+            .unwrap();
+        assert_eq!(sorted(&out), s(&[(1, "3|x")]));
     }
 
     #[test]

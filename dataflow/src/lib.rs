@@ -39,7 +39,7 @@ pub(crate) type FastSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 pub use aggregate::{AggKind, AggSpec, Aggregate};
 pub use delta::Delta;
 pub use error::{DataflowError, DataflowResult};
-pub use join::Join;
+pub use join::{Join, JoinKind};
 pub use operator::{Dataflow, EpochContext, Input, Operator, StateWriter};
 pub use session::SessionWindow;
 pub use stateless::{Filter, Project, Union};

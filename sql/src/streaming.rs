@@ -12,7 +12,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use eddy_catalog::{RelationKind, Snapshot};
 use eddy_dataflow::window::{CloseGate, Expiry};
 use eddy_dataflow::{
-    AggKind, AggSpec, Aggregate, Dataflow, Filter, Input, Join, Project, SessionWindow, Union,
+    AggKind, AggSpec, Aggregate, Dataflow, Filter, Input, Join, JoinKind, Project, SessionWindow,
+    Union,
 };
 
 use crate::windows::{WindowFunction, WindowKind, session_index};
@@ -353,8 +354,29 @@ impl Planner<'_> {
                 Ok(self.node(Box::new(op), vec![input]))
             }
             LogicalPlan::Join(j) => {
-                if j.join_type != JoinType::Inner {
-                    return Err(unsupported(format!("{} JOIN", j.join_type)));
+                let kind = match j.join_type {
+                    JoinType::Inner => JoinKind::Inner,
+                    JoinType::Left => JoinKind::Left,
+                    JoinType::Right => JoinKind::Right,
+                    JoinType::Full => JoinKind::Full,
+                    JoinType::LeftSemi => JoinKind::LeftSemi,
+                    JoinType::LeftAnti => JoinKind::LeftAnti,
+                    JoinType::RightSemi => JoinKind::RightSemi,
+                    JoinType::RightAnti => JoinKind::RightAnti,
+                    other => return Err(unsupported(format!("{other} JOIN"))),
+                };
+                if j.null_aware {
+                    return Err(unsupported(
+                        "NOT IN (subquery); NOT EXISTS is maintained and means the same when \
+                         neither side is NULL",
+                    ));
+                }
+                if kind != JoinKind::Inner && j.filter.is_some() {
+                    return Err(unsupported(format!(
+                        "a condition other than equality of the two sides in a {} JOIN's ON \
+                         clause (a condition on one side can filter that side in a subquery)",
+                        j.join_type
+                    )));
                 }
                 let left = self.build(&j.left)?;
                 let right = self.build(&j.right)?;
@@ -371,14 +393,18 @@ impl Planner<'_> {
                     .as_ref()
                     .map(|f| self.physical(f, &j.schema))
                     .transpose()?;
-                let op = Join::new(
+                let op = Join::with_kind(
+                    kind,
                     left_keys,
                     right_keys,
                     residual,
                     j.null_equality == NullEquality::NullEqualsNull,
-                    j.left.schema().fields().len(),
+                    (
+                        j.left.schema().fields().len(),
+                        j.right.schema().fields().len(),
+                    ),
                     Arc::new(j.schema.as_arrow().clone()),
-                );
+                )?;
                 Ok(self.node(Box::new(op), vec![left, right]))
             }
             LogicalPlan::Union(u) => {

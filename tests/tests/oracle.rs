@@ -96,6 +96,38 @@ fn views() -> Vec<OracleView> {
             0,
         ),
         OracleView::new(
+            "left_joined",
+            "SELECT e.k, e.v, d.label, d.w FROM ev e LEFT JOIN dim d ON e.k = d.id",
+            0,
+        ),
+        OracleView::new(
+            "per_label_left",
+            "SELECT d.label, count(*) AS n, count(d.id) AS matched, sum(e.v) AS total \
+             FROM ev e LEFT JOIN dim d ON e.k = d.id GROUP BY d.label",
+            0,
+        ),
+        OracleView::new(
+            "dim_full",
+            "SELECT d.id, d.label, x.n FROM dim d \
+             FULL JOIN (SELECT k, count(*) AS n FROM ev WHERE v > 20 GROUP BY k) x ON d.id = x.k",
+            2,
+        ),
+        OracleView::new(
+            "dim_right",
+            "SELECT d.id, d.w, e.v FROM ev e RIGHT JOIN dim d ON e.k = d.id AND e.v > 60",
+            4,
+        ),
+        OracleView::new(
+            "with_dim",
+            "SELECT k, v FROM ev WHERE k IN (SELECT id FROM dim WHERE w > 3)",
+            0,
+        ),
+        OracleView::new(
+            "without_dim",
+            "SELECT k, g FROM ev e WHERE NOT EXISTS (SELECT 1 FROM dim d WHERE d.id = e.k)",
+            6,
+        ),
+        OracleView::new(
             "late_join",
             "SELECT d.label, count(DISTINCT e.k) AS keys, min(e.v) AS lo \
              FROM ev e JOIN dim d ON e.k = d.id GROUP BY d.label",

@@ -227,6 +227,17 @@ async fn output_modes() -> Result<()> {
         .simple_query_raw("SUBSCRIBE per_user WITH (output_mode = 'complete', snapshot = false)")
         .await?;
     pin_mut!(full);
+    // A subscription listens before it describes its rows: once both descriptions are here,
+    // no change can slip past them.
+    for described in [stream.next(), full.next()] {
+        let message = tokio::time::timeout(WAIT, described)
+            .await?
+            .context("ended")??;
+        ensure!(
+            matches!(message, SimpleQueryMessage::RowDescription(_)),
+            "a subscription began with something other than its row description"
+        );
+    }
 
     execute(
         &client,
