@@ -29,6 +29,7 @@ mod session;
 mod stateless;
 #[cfg(test)]
 mod testing;
+mod topn;
 pub mod window;
 
 /// Hash maps and sets keyed by encoded rows: ahash hashes short byte keys several times faster
@@ -43,3 +44,4 @@ pub use join::{Join, JoinKind};
 pub use operator::{Dataflow, EpochContext, Input, Operator, StateWriter};
 pub use session::SessionWindow;
 pub use stateless::{Filter, Project, Union};
+pub use topn::{Numbering, SortColumn, TopN};

@@ -12,8 +12,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use eddy_catalog::{RelationKind, Snapshot};
 use eddy_dataflow::window::{CloseGate, Expiry};
 use eddy_dataflow::{
-    AggKind, AggSpec, Aggregate, Dataflow, Filter, Input, Join, JoinKind, Project, SessionWindow,
-    Union,
+    AggKind, AggSpec, Aggregate, Dataflow, Filter, Input, Join, JoinKind, Numbering, Project,
+    SessionWindow, SortColumn, TopN, Union,
 };
 
 use crate::windows::{WindowFunction, WindowKind, session_index};
@@ -96,6 +96,7 @@ pub fn plan_dataflow(
         flow: &mut flow,
         closing,
         windows: &options.windows,
+        rank_cut: None,
     };
     let mut out = planner.build(plan)?;
     // A view whose plan is a bare scan still needs an operator to own its output.
@@ -220,6 +221,76 @@ fn append_only(plan: &LogicalPlan, catalog: &Snapshot) -> bool {
     }
 }
 
+/// The cut a filter puts on a ranking column: `rn <= n`, `rn < n` or `rn = 1` (either way
+/// round) keeps the numbers up to n.
+fn rank_cut(predicate: &Expr) -> Option<(String, u64)> {
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = predicate else {
+        return None;
+    };
+    let (column, op, value) = match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(c), Expr::Literal(v, _)) => (c, *op, v),
+        (Expr::Literal(v, _), Expr::Column(c)) => (c, op.swap()?, v),
+        _ => return None,
+    };
+    let n = match value {
+        datafusion::common::ScalarValue::UInt64(Some(n)) => *n,
+        datafusion::common::ScalarValue::Int64(Some(n)) => u64::try_from(*n).ok()?,
+        _ => return None,
+    };
+    let limit = match op {
+        Operator::LtEq => n,
+        Operator::Lt => n.checked_sub(1)?,
+        Operator::Eq if n == 1 => 1,
+        _ => return None,
+    };
+    Some((column.name.clone(), limit))
+}
+
+/// Whether `name` is the number a ranking window node computes, directly below `plan` or
+/// below projections and aliases that pass it through.
+fn ranks(plan: &LogicalPlan, name: &str) -> bool {
+    match plan {
+        LogicalPlan::Window(w) => w.schema.fields().last().is_some_and(|f| f.name() == name),
+        LogicalPlan::SubqueryAlias(s) => ranks(&s.input, name),
+        LogicalPlan::Projection(p) => {
+            p.expr
+                .iter()
+                .zip(p.schema.fields())
+                .any(|(e, f)| f.name() == name && matches!(e, Expr::Column(c) if c.name == name))
+                && ranks(&p.input, name)
+        }
+        _ => false,
+    }
+}
+
+/// The position of a plain column in a schema; anything else is refused.
+fn column_index(e: &Expr, schema: &DFSchema, clause: &str) -> SqlResult<usize> {
+    match e {
+        Expr::Column(c) => Ok(schema.index_of_column(c)?),
+        other => Err(unsupported(format!(
+            "{clause} {other}: rank by columns (compute the expression in a subquery)"
+        ))),
+    }
+}
+
+/// ORDER BY columns, which must be plain columns.
+fn sort_columns(
+    exprs: &[datafusion::logical_expr::SortExpr],
+    schema: &DFSchema,
+) -> SqlResult<Vec<SortColumn>> {
+    exprs
+        .iter()
+        .map(|s| {
+            Ok(SortColumn {
+                column: column_index(&s.expr, schema, "ORDER BY")?,
+                descending: !s.asc,
+                nulls_first: s.nulls_first,
+            })
+        })
+        .collect()
+}
+
 fn column(name: &str, index: usize) -> Arc<dyn PhysicalExpr> {
     Arc::new(datafusion::physical_expr::expressions::Column::new(
         name, index,
@@ -240,6 +311,9 @@ struct Planner<'a> {
     closing: Option<Closing>,
     /// The window table functions of the query, which SESSION placeholders index.
     windows: &'a [WindowFunction],
+    /// A filter's cut on a ranking just below it (`WHERE rn <= 3`): the ranking's column name
+    /// and the largest number kept, for the ranking to stop there.
+    rank_cut: Option<(String, u64)>,
 }
 
 impl Planner<'_> {
@@ -300,6 +374,7 @@ impl Planner<'_> {
                 Ok(self.node(Box::new(Project::new(exprs, schema)), vec![input]))
             }
             LogicalPlan::Filter(f) => {
+                self.rank_cut = rank_cut(&f.predicate).filter(|(name, _)| ranks(&f.input, name));
                 let input = self.build(&f.input)?;
                 let predicate = self.physical(&f.predicate, f.input.schema())?;
                 let schema = Arc::new(f.input.schema().as_arrow().clone());
@@ -307,12 +382,23 @@ impl Planner<'_> {
             }
             LogicalPlan::SubqueryAlias(s) => self.build(&s.input),
             LogicalPlan::Sort(s) => {
-                if s.fetch.is_some() {
-                    return Err(unsupported("ORDER BY ... LIMIT (top-N)"));
-                }
-                // Order does not change a view's contents.
-                self.build(&s.input)
+                let Some(fetch) = s.fetch else {
+                    // Order does not change a view's contents.
+                    return self.build(&s.input);
+                };
+                let input = self.build(&s.input)?;
+                let order = sort_columns(&s.expr, s.input.schema())?;
+                let op = TopN::new(
+                    vec![],
+                    order,
+                    None,
+                    Some(fetch as u64),
+                    append_only(&s.input, self.catalog),
+                    Arc::new(s.input.schema().as_arrow().clone()),
+                )?;
+                Ok(self.node(Box::new(op), vec![input]))
             }
+            LogicalPlan::Window(w) => self.ranking(w),
             LogicalPlan::Aggregate(a) => {
                 let input = self.build(&a.input)?;
                 let in_schema = a.input.schema();
@@ -417,7 +503,6 @@ impl Planner<'_> {
                 Ok(self.node(Box::new(Union::new(schema)), inputs))
             }
             LogicalPlan::Limit(_) => Err(unsupported("LIMIT")),
-            LogicalPlan::Window(_) => Err(unsupported("window function (OVER)")),
             LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT ON")),
             LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => Err(unsupported(
                 "a query without a stream, table or view in FROM",
@@ -426,6 +511,62 @@ impl Planner<'_> {
             LogicalPlan::RecursiveQuery(_) => Err(unsupported("WITH RECURSIVE")),
             other => Err(unsupported(format!("{} node", other.display()))),
         }
+    }
+
+    /// A window node that numbers rows: ROW_NUMBER, RANK or DENSE_RANK over a partition.
+    fn ranking(&mut self, w: &datafusion::logical_expr::Window) -> SqlResult<Input> {
+        use datafusion::logical_expr::expr::WindowFunction as Call;
+        let [expr] = w.window_expr.as_slice() else {
+            return Err(unsupported(
+                "several window functions (OVER) in one query level",
+            ));
+        };
+        let expr = match expr {
+            Expr::Alias(a) => a.expr.as_ref(),
+            e => e,
+        };
+        let Expr::WindowFunction(call) = expr else {
+            return Err(unsupported(format!("window expression {expr}")));
+        };
+        let Call { fun, params } = call.as_ref();
+        let numbering = match fun.name() {
+            "row_number" => Numbering::RowNumber,
+            "rank" => Numbering::Rank,
+            "dense_rank" => Numbering::DenseRank,
+            other => {
+                return Err(unsupported(format!(
+                    "window function {other}() (OVER); row_number(), rank() and dense_rank() \
+                     are maintained"
+                )));
+            }
+        };
+        if params.filter.is_some() {
+            return Err(unsupported(format!("{}() FILTER (WHERE ...)", fun.name())));
+        }
+        let schema = w.input.schema();
+        let partition = params
+            .partition_by
+            .iter()
+            .map(|e| column_index(e, schema, "PARTITION BY"))
+            .collect::<SqlResult<Vec<_>>>()?;
+        let order = sort_columns(&params.order_by, schema)?;
+        let out = Arc::new(w.schema.as_arrow().clone());
+        let name = out.field(out.fields().len() - 1).name().clone();
+        let limit = self
+            .rank_cut
+            .take()
+            .filter(|(cut, _)| *cut == name)
+            .map(|(_, n)| n);
+        let input = self.build(&w.input)?;
+        let op = TopN::new(
+            partition,
+            order,
+            Some(numbering),
+            limit,
+            append_only(&w.input, self.catalog),
+            out,
+        )?;
+        Ok(self.node(Box::new(op), vec![input]))
     }
 
     /// The n-th window of the query, a SESSION window: its relation's rows tagged with their

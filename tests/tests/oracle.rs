@@ -127,6 +127,42 @@ fn views() -> Vec<OracleView> {
             "SELECT k, g FROM ev e WHERE NOT EXISTS (SELECT 1 FROM dim d WHERE d.id = e.k)",
             6,
         ),
+        // Rankings: ties in the ORDER BY are whole equal rows (ROW_NUMBER, LIMIT) or share a
+        // number (RANK, DENSE_RANK), so the batch query's answer is determined.
+        OracleView::new(
+            "top_per_g",
+            "SELECT g, k, v, rn FROM (SELECT g, k, v, \
+             ROW_NUMBER() OVER (PARTITION BY g ORDER BY v DESC, k) AS rn FROM ev) AS t \
+             WHERE rn <= 3",
+            0,
+        ),
+        OracleView::new(
+            "first_per_k",
+            "SELECT k, g, v FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v, g) \
+             AS rn FROM ev) AS t WHERE rn = 1",
+            3,
+        ),
+        OracleView::new(
+            "ranked_dim",
+            "SELECT label, id, w, r FROM (SELECT label, id, w, \
+             RANK() OVER (PARTITION BY label ORDER BY w DESC) AS r FROM dim) AS x WHERE r <= 2",
+            0,
+        ),
+        OracleView::new(
+            "dense_dim",
+            "SELECT id, w, DENSE_RANK() OVER (ORDER BY w) AS d FROM dim",
+            1,
+        ),
+        OracleView::new(
+            "leaderboard",
+            "SELECT k, v FROM ev ORDER BY v DESC, k LIMIT 5",
+            0,
+        ),
+        OracleView::new(
+            "best_dim",
+            "SELECT id, label, w FROM dim ORDER BY w DESC NULLS LAST, id LIMIT 3",
+            2,
+        ),
         OracleView::new(
             "late_join",
             "SELECT d.label, count(DISTINCT e.k) AS keys, min(e.v) AS lo \
