@@ -318,6 +318,14 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     fn physical(&self, expr: &Expr, schema: &DFSchema) -> SqlResult<Arc<dyn PhysicalExpr>> {
+        if expr
+            .exists(|e| Ok(matches!(e, Expr::ScalarSubquery(_))))
+            .unwrap_or(false)
+        {
+            return Err(unsupported(
+                "a scalar subquery in an expression (join the subquery's relation instead)",
+            ));
+        }
         Ok(self.state.create_physical_expr(expr.clone(), schema)?)
     }
 
