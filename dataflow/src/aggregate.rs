@@ -1,8 +1,10 @@
 //! Grouped aggregation under inserts and deletes.
 //!
 //! State per group: the number of rows and one accumulator per aggregate. Every accumulator
-//! is retractable: count and sum add signed weights; min, max and DISTINCT keep the multiset
-//! of values so that deleting the current minimum reveals the next one. A group whose row
+//! is retractable: count and sum add signed weights; variance and standard deviation add
+//! signed power sums (exact while the values are integers below 2^26); min, max, bool_and,
+//! bool_or and DISTINCT keep the multiset of values so that deleting the current minimum
+//! reveals the next one. A group whose row
 //! count drops to zero disappears (except for the single group of an aggregate without
 //! GROUP BY, which always has its row, as in SQL).
 //!
@@ -30,6 +32,15 @@ pub enum AggKind {
     Avg,
     Min,
     Max,
+    BoolAnd,
+    BoolOr,
+    /// Variance and standard deviation, of a sample (n - 1) or of a population (n).
+    Variance {
+        sample: bool,
+    },
+    Stddev {
+        sample: bool,
+    },
 }
 
 /// One aggregate of the output row.
@@ -169,6 +180,12 @@ enum Acc {
     },
     /// Min, max and every DISTINCT aggregate: the multiset of non-null values.
     Values(BTreeMap<Ordered, i64>),
+    /// Variance and standard deviation: how many values, their sum and their sum of squares.
+    Moments {
+        n: i64,
+        sum: f64,
+        squares: f64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -266,6 +283,11 @@ impl Aggregate {
                     sum: Num::zero_for(t.as_ref().unwrap_or(&DataType::Int64)),
                     n: 0,
                 },
+                (AggKind::Variance { .. } | AggKind::Stddev { .. }, false) => Acc::Moments {
+                    n: 0,
+                    sum: 0.0,
+                    squares: 0.0,
+                },
                 _ => Acc::Values(BTreeMap::new()),
             })
             .collect()
@@ -294,12 +316,23 @@ fn finish(spec: &AggSpec, acc: &Acc, arg_type: Option<&DataType>) -> DataflowRes
             AggKind::Avg => average(*sum, *n, arg_type, &spec.output_type),
             _ => sum.to_scalar(&spec.output_type),
         },
+        Acc::Moments { n, sum, squares } => spread(spec, *n, *sum, *squares),
         Acc::Values(values) => match spec.kind {
-            AggKind::Min => values
+            AggKind::Variance { .. } | AggKind::Stddev { .. } => {
+                let (mut n, mut sum, mut squares) = (0, 0.0, 0.0);
+                for v in values.keys() {
+                    let x = as_f64(&v.0)?;
+                    n += 1;
+                    sum += x;
+                    squares += x * x;
+                }
+                spread(spec, n, sum, squares)
+            }
+            AggKind::Min | AggKind::BoolAnd => values
                 .keys()
                 .next()
                 .map_or_else(null, |v| cast_to(&v.0, &spec.output_type)),
-            AggKind::Max => values
+            AggKind::Max | AggKind::BoolOr => values
                 .keys()
                 .next_back()
                 .map_or_else(null, |v| cast_to(&v.0, &spec.output_type)),
@@ -319,6 +352,40 @@ fn finish(spec: &AggSpec, acc: &Acc, arg_type: Option<&DataType>) -> DataflowRes
                 }
             }
         },
+    }
+}
+
+/// Variance or standard deviation from power sums; NULL without enough values.
+fn spread(spec: &AggSpec, n: i64, sum: f64, squares: f64) -> DataflowResult<ScalarValue> {
+    let (sample, root) = match spec.kind {
+        AggKind::Variance { sample } => (sample, false),
+        AggKind::Stddev { sample } => (sample, true),
+        _ => {
+            return Err(DataflowError::Internal(
+                "power sums of another aggregate".into(),
+            ));
+        }
+    };
+    let divisor = if sample { n - 1 } else { n };
+    if divisor <= 0 {
+        return ScalarValue::try_new_null(&spec.output_type).map_err(DataflowError::from);
+    }
+    let n = n as f64;
+    // One division of an exact numerator: equal values give exactly zero.
+    let variance = ((n * squares - sum * sum) / (n * divisor as f64)).max(0.0);
+    let value = if root { variance.sqrt() } else { variance };
+    cast_to(&ScalarValue::Float64(Some(value)), &spec.output_type)
+}
+
+/// A numeric value as a float (variance and standard deviation work in floats, as
+/// DataFusion's do).
+fn as_f64(v: &ScalarValue) -> DataflowResult<f64> {
+    match v.cast_to(&DataType::Float64)? {
+        ScalarValue::Float64(Some(x)) => Ok(x),
+        other => Err(DataflowError::Unsupported(format!(
+            "variance of {}",
+            other.data_type()
+        ))),
     }
 }
 
@@ -463,6 +530,13 @@ impl Operator for Aggregate {
                     Acc::Values(values) => {
                         bump(values, value.expect("min/max/distinct have an argument"), w)
                     }
+                    Acc::Moments { n, sum, squares } => {
+                        let x = as_f64(value.as_ref().expect("variance has an argument"))?;
+                        let w = w as f64;
+                        *n += w as i64;
+                        *sum += w * x;
+                        *squares += w * x * x;
+                    }
                 }
             }
             self.dirty.insert(key);
@@ -528,6 +602,11 @@ impl Operator for Aggregate {
                                     v.extend(count.to_le_bytes());
                                 }
                             }
+                            Acc::Moments { n, sum, squares } => {
+                                v.extend(n.to_le_bytes());
+                                v.extend(sum.to_bits().to_le_bytes());
+                                v.extend(squares.to_bits().to_le_bytes());
+                            }
                         }
                     }
                     state.put(&key, v);
@@ -561,6 +640,11 @@ impl Operator for Aggregate {
                             let c = d.i64()?;
                             values.insert(Ordered(v), c);
                         }
+                    }
+                    Acc::Moments { n, sum, squares } => {
+                        *n = d.i64()?;
+                        *sum = f64::from_bits(d.i64()? as u64);
+                        *squares = f64::from_bits(d.i64()? as u64);
                     }
                 }
             }
@@ -658,6 +742,60 @@ mod tests {
             sorted(&out),
             s(&[(1, "1|1|5|5|5|1|5"), (-1, "1|3|19|5|7|2|6.333333333333333")])
         );
+    }
+
+    #[test]
+    fn spreads_and_bools_follow_deletes() {
+        let input = schema(&["k:Int64", "v:Float64"]);
+        let out = schema(&["k:Int64", "var:Float64", "sd:Float64", "pos:Boolean"]);
+        let positive: Arc<dyn PhysicalExpr> =
+            Arc::new(datafusion::physical_expr::expressions::BinaryExpr::new(
+                col("v", 1).unwrap(),
+                datafusion::logical_expr::Operator::Gt,
+                Arc::new(datafusion::physical_expr::expressions::Literal::new(
+                    ScalarValue::Float64(Some(0.0)),
+                )),
+            ));
+        let mut a = Aggregate::new(
+            vec![col("k", 0).unwrap()],
+            vec![
+                spec(
+                    AggKind::Variance { sample: true },
+                    col("v", 1),
+                    false,
+                    DataType::Float64,
+                ),
+                spec(
+                    AggKind::Stddev { sample: false },
+                    col("v", 1),
+                    false,
+                    DataType::Float64,
+                ),
+                spec(AggKind::BoolAnd, Some(positive), false, DataType::Boolean),
+            ],
+            &input,
+            out,
+        )
+        .unwrap();
+        let cols = ["k:Int64", "v:Float64"];
+        let out = a
+            .apply_now(&[delta(&cols, &[(1, "1|-1"), (1, "1|2"), (1, "1|5")])])
+            .unwrap();
+        assert_eq!(
+            sorted(&out),
+            vec![(1, "1|9|2.449489742783178|false".to_string())]
+        );
+        let out = a.apply_now(&[delta(&cols, &[(-1, "1|-1")])]).unwrap();
+        assert_eq!(
+            sorted(&out),
+            vec![
+                (1, "1|4.5|1.5|true".to_string()),
+                (-1, "1|9|2.449489742783178|false".to_string())
+            ]
+        );
+        // One value: no sample variance.
+        let out = a.apply_now(&[delta(&cols, &[(-1, "1|2")])]).unwrap();
+        assert!(sorted(&out).contains(&(1, "1|NULL|0|true".to_string())));
     }
 
     #[test]

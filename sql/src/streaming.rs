@@ -644,6 +644,12 @@ impl Planner<'_> {
             "avg" => AggKind::Avg,
             "min" => AggKind::Min,
             "max" => AggKind::Max,
+            "bool_and" => AggKind::BoolAnd,
+            "bool_or" => AggKind::BoolOr,
+            "var" => AggKind::Variance { sample: true },
+            "var_pop" => AggKind::Variance { sample: false },
+            "stddev" => AggKind::Stddev { sample: true },
+            "stddev_pop" => AggKind::Stddev { sample: false },
             other => return Err(unsupported(format!("aggregate function {other}()"))),
         };
         if !params.order_by.is_empty() {

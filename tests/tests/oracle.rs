@@ -127,6 +127,19 @@ fn views() -> Vec<OracleView> {
             "SELECT k, g FROM ev e WHERE NOT EXISTS (SELECT 1 FROM dim d WHERE d.id = e.k)",
             6,
         ),
+        OracleView::new(
+            "spreads",
+            "SELECT k, var(v) AS var_s, var_pop(v) AS var_p, stddev(v) AS sd, \
+             stddev_pop(v) AS sd_p, bool_and(v > 10) AS all_big, bool_or(v > 90) AS any_huge, \
+             count(*) AS n FROM ev GROUP BY k",
+            0,
+        ),
+        OracleView::new(
+            "dim_spreads",
+            "SELECT label, stddev(w) AS sd, bool_or(w > 5) AS heavy, var(DISTINCT w) AS vd \
+             FROM dim GROUP BY label",
+            3,
+        ),
         // Rankings: ties in the ORDER BY are whole equal rows (ROW_NUMBER, LIMIT) or share a
         // number (RANK, DENSE_RANK), so the batch query's answer is determined.
         OracleView::new(
