@@ -20,7 +20,7 @@ use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::codec::{self, Decoder, decode_row, encode_row, encode_value};
-use crate::operator::{EpochContext, Operator, StateWriter};
+use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
 use crate::window::Expiry;
 use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
 
@@ -451,6 +451,30 @@ fn evaluate(expr: &Arc<dyn PhysicalExpr>, input: &Delta) -> DataflowResult<Array
 }
 
 impl Operator for Aggregate {
+    fn explain(&self) -> Explain {
+        let keys: Vec<String> = self.group_exprs.iter().map(|e| e.to_string()).collect();
+        let aggs: Vec<String> = self
+            .aggs
+            .iter()
+            .map(|a| {
+                let arg = a.arg.as_ref().map_or("*".to_string(), |e| e.to_string());
+                let distinct = if a.distinct { "DISTINCT " } else { "" };
+                format!("{:?}({distinct}{arg})", a.kind).to_lowercase()
+            })
+            .collect();
+        let what = "one entry per group, with the values of min, max and DISTINCT aggregates";
+        Explain {
+            operator: format!("Aggregate by [{}]: {}", keys.join(", "), aggs.join(", ")),
+            state: match &self.expiry {
+                Some(_) => StateBound::Bounded(format!(
+                    "{what}; a group is freed when the watermark passes its window"
+                )),
+                None => StateBound::Grows(what.into()),
+            },
+            watermark: self.expiry.map(|e| e.stream),
+        }
+    }
+
     fn apply(&mut self, inputs: &[Delta], epoch: &EpochContext) -> DataflowResult<Delta> {
         let input = &inputs[0];
         let keys: Vec<ArrayRef> = self

@@ -21,7 +21,7 @@ use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::codec::{self, Decoder, decode_row, encode_row};
-use crate::operator::{EpochContext, Operator, StateWriter};
+use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
 use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
 
 /// The rows of one side that share a join key: encoded row -> (values, multiplicity).
@@ -326,6 +326,24 @@ impl Join {
 }
 
 impl Operator for Join {
+    fn explain(&self) -> Explain {
+        let keys: Vec<String> = self
+            .left_keys
+            .iter()
+            .zip(&self.right_keys)
+            .map(|(l, r)| format!("{l} = {r}"))
+            .collect();
+        let residual = self
+            .residual
+            .as_ref()
+            .map_or(String::new(), |r| format!(" AND {r}"));
+        Explain {
+            operator: format!("{:?} join on {}{residual}", self.kind, keys.join(" AND ")),
+            state: StateBound::Grows("every row of both inputs, by join key".into()),
+            watermark: None,
+        }
+    }
+
     fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let (dl, dr) = (&inputs[0], &inputs[1]);
         let left_rows = self.keyed_rows(&self.left_keys, dl)?;

@@ -41,7 +41,7 @@ pub use aggregate::{AggKind, AggSpec, Aggregate};
 pub use delta::Delta;
 pub use error::{DataflowError, DataflowResult};
 pub use join::{Join, JoinKind};
-pub use operator::{Dataflow, EpochContext, Input, Operator, StateWriter};
+pub use operator::{Dataflow, EpochContext, Explain, Input, Operator, StateBound, StateWriter};
 pub use session::SessionWindow;
 pub use stateless::{Filter, Project, Union};
 pub use topn::{Numbering, SortColumn, TopN};

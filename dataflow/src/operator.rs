@@ -34,6 +34,48 @@ pub trait Operator: Send {
     fn state_rows(&self) -> usize {
         0
     }
+
+    /// What it is and what state it keeps, for EXPLAIN.
+    fn explain(&self) -> Explain;
+}
+
+/// An operator as EXPLAIN shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explain {
+    pub operator: String,
+    pub state: StateBound,
+    /// The stream whose watermark frees state, if one does.
+    pub watermark: Option<u64>,
+}
+
+impl Explain {
+    pub fn stateless(operator: impl Into<String>) -> Self {
+        Self {
+            operator: operator.into(),
+            state: StateBound::None,
+            watermark: None,
+        }
+    }
+}
+
+/// What bounds an operator's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateBound {
+    None,
+    /// What it holds; a watermark or a limit frees what it no longer needs.
+    Bounded(String),
+    /// What it holds, which grows with its inputs.
+    Grows(String),
+}
+
+impl std::fmt::Display for StateBound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateBound::None => f.write_str("no state"),
+            StateBound::Bounded(what) => write!(f, "state (bounded): {what}"),
+            StateBound::Grows(what) => write!(f, "state (grows): {what}"),
+        }
+    }
 }
 
 /// What an epoch knows besides its changes: the watermark of every stream that has one, in
@@ -185,5 +227,13 @@ impl Dataflow {
 
     pub fn state_rows(&self) -> usize {
         self.nodes.iter().map(|n| n.operator.state_rows()).sum()
+    }
+
+    /// Every node in order: what it reads and what it is.
+    pub fn explain(&self) -> Vec<(Vec<Input>, Explain)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.inputs.clone(), n.operator.explain()))
+            .collect()
     }
 }

@@ -21,7 +21,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::common::ScalarValue;
 
 use crate::codec::{self, Decoder, decode_row, encode_row};
-use crate::operator::{EpochContext, Operator, StateWriter};
+use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
 use crate::window::micros;
 use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
 
@@ -205,6 +205,25 @@ impl SessionWindow {
 }
 
 impl Operator for SessionWindow {
+    fn explain(&self) -> Explain {
+        let operator = format!(
+            "SessionWindow: gap {} µs, partitioned by {:?}, time column {}",
+            self.gap, self.partition, self.time
+        );
+        let state = match self.closed_by {
+            Some(_) => StateBound::Bounded(
+                "rows of open sessions; a session is freed when the watermark passes its end"
+                    .into(),
+            ),
+            None => StateBound::Grows("every row, by partition".into()),
+        };
+        Explain {
+            operator,
+            state,
+            watermark: self.closed_by,
+        }
+    }
+
     fn apply(&mut self, inputs: &[Delta], epoch: &EpochContext) -> DataflowResult<Delta> {
         let input = &inputs[0];
         // The epoch's changes by partition: (event time, encoded row, values, weight).

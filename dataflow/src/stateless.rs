@@ -7,7 +7,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::physical_expr::PhysicalExpr;
 
-use crate::operator::{EpochContext, Operator};
+use crate::operator::{EpochContext, Explain, Operator};
 use crate::{DataflowError, DataflowResult, Delta};
 
 /// Computes output columns from expressions over the input row.
@@ -23,6 +23,16 @@ impl Project {
 }
 
 impl Operator for Project {
+    fn explain(&self) -> Explain {
+        let columns: Vec<String> = self
+            .exprs
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(e, f)| format!("{e} AS {}", f.name()))
+            .collect();
+        Explain::stateless(format!("Project {}", columns.join(", ")))
+    }
+
     fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let input = &inputs[0];
         let n = input.len();
@@ -65,6 +75,10 @@ impl Filter {
 }
 
 impl Operator for Filter {
+    fn explain(&self) -> Explain {
+        Explain::stateless(format!("Filter {}", self.predicate))
+    }
+
     fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let input = &inputs[0];
         if input.is_empty() {
@@ -100,6 +114,10 @@ impl Union {
 }
 
 impl Operator for Union {
+    fn explain(&self) -> Explain {
+        Explain::stateless("Union")
+    }
+
     fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let parts = inputs
             .iter()

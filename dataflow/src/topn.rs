@@ -23,7 +23,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 
 use crate::codec::{self, Decoder, decode_row, encode_row};
-use crate::operator::{EpochContext, Operator, StateWriter};
+use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
 use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
 
 /// How rows are numbered.
@@ -242,6 +242,29 @@ impl TopN {
 }
 
 impl Operator for TopN {
+    fn explain(&self) -> Explain {
+        let number = self
+            .numbering
+            .map_or("rows".to_string(), |n| format!("{n:?}"));
+        let limit = self
+            .limit
+            .map_or("every row".to_string(), |n| format!("up to {n}"));
+        let operator = format!(
+            "TopN: {number} of partitions by {:?}, ordered by {:?}, {limit}",
+            self.partition,
+            self.order.iter().map(|s| s.column).collect::<Vec<_>>()
+        );
+        let state = match (self.append_only, self.limit) {
+            (true, Some(n)) => StateBound::Bounded(format!("the top {n} rows of each partition")),
+            _ => StateBound::Grows("every row of each partition".into()),
+        };
+        Explain {
+            operator,
+            state,
+            watermark: None,
+        }
+    }
+
     fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let input = &inputs[0];
         let mut changes: FastMap<Vec<u8>, Vec<Change>> = FastMap::default();

@@ -11,7 +11,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 
 use crate::codec::{self, Decoder, decode_row, encode_row};
-use crate::operator::{EpochContext, Operator, StateWriter};
+use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
 use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
 
 /// Where a row's window ends: `column + offset_micros`, closed by `stream`'s watermark.
@@ -73,6 +73,18 @@ impl CloseGate {
 }
 
 impl Operator for CloseGate {
+    fn explain(&self) -> Explain {
+        Explain {
+            operator: "CloseGate: rows wait for their window to close (EMIT ON WINDOW CLOSE)"
+                .into(),
+            state: StateBound::Bounded(
+                "rows of open windows, emitted and freed when the watermark passes their end"
+                    .into(),
+            ),
+            watermark: Some(self.expiry.stream),
+        }
+    }
+
     fn apply(&mut self, inputs: &[Delta], epoch: &EpochContext) -> DataflowResult<Delta> {
         let input = &inputs[0];
         for i in 0..input.len() {

@@ -38,6 +38,11 @@ pub enum Statement {
         /// `EMIT ON WINDOW CLOSE` after the query.
         emit_on_window_close: bool,
     },
+    /// `EXPLAIN CREATE MATERIALIZED VIEW ...`: the dataflow the view would get, not created.
+    ExplainView {
+        query: Box<Query>,
+        emit_on_window_close: bool,
+    },
     Drop {
         kind: RelationKind,
         names: Vec<String>,
@@ -229,6 +234,26 @@ fn stream_columns(
 
 fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
     let start = parser.index();
+    let keyword = |n: usize, k: Keyword| matches!(&parser.peek_nth_token(n).token, Token::Word(w) if w.keyword == k);
+    if keyword(0, Keyword::EXPLAIN)
+        && keyword(1, Keyword::CREATE)
+        && keyword(2, Keyword::MATERIALIZED)
+        && keyword(3, Keyword::VIEW)
+    {
+        parser.next_token();
+        let Statement::CreateMaterializedView {
+            query,
+            emit_on_window_close,
+            ..
+        } = parse_one(parser)?
+        else {
+            unreachable!("CREATE MATERIALIZED VIEW parses as one");
+        };
+        return Ok(Statement::ExplainView {
+            query,
+            emit_on_window_close,
+        });
+    }
     if parser.parse_keyword(Keyword::CREATE) {
         if parser.parse_keyword(Keyword::STREAM) {
             let if_not_exists =

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use eddy_catalog::{Column, RelId, Relation, RelationKind, Snapshot, SqlType};
-use eddy_dataflow::Dataflow;
 use eddy_dataflow::codec::is_storable;
+use eddy_dataflow::{Dataflow, Input};
 use eddy_sql::context::{QueryEngine, Rows};
 use eddy_sql::names::normalize_object_name;
 use eddy_sql::parser::Statement;
@@ -239,6 +239,66 @@ fn view_columns(schema: &SchemaRef) -> SqlResult<Vec<Column>> {
             })
         })
         .collect()
+}
+
+/// The result of EXPLAIN CREATE MATERIALIZED VIEW: lines of text, as Postgres' EXPLAIN.
+pub fn explain_schema() -> SchemaRef {
+    Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("QUERY PLAN", arrow::datatypes::DataType::Utf8, false),
+    ]))
+}
+
+/// EXPLAIN CREATE MATERIALIZED VIEW: the dataflow the view would get, an operator a line with
+/// what it reads, then the state it keeps and whether a watermark or a limit bounds it, then
+/// what would be noticed at CREATE. Nothing is created.
+pub async fn explain(
+    shared: &Shared,
+    query: &Query,
+    emit_on_window_close: bool,
+) -> SqlResult<Outcome> {
+    let snapshot = shared.catalog.snapshot();
+    let (_, flow, notes) = plan_view(
+        &shared.query,
+        &shared.store,
+        &snapshot,
+        "explained",
+        query,
+        true,
+        emit_on_window_close,
+    )
+    .await?;
+    let flow =
+        flow.ok_or_else(|| SqlError::Internal("a materialized view without a dataflow".into()))?;
+    let name = |id: u64| {
+        snapshot
+            .by_id(id)
+            .map_or_else(|| format!("relation {id}"), |r| r.name.clone())
+    };
+    let mut lines = Vec::new();
+    for (id, (inputs, explain)) in flow.explain().into_iter().enumerate() {
+        let from: Vec<String> = inputs
+            .iter()
+            .map(|i| match i {
+                Input::Source { relation, .. } => name(*relation),
+                Input::Node(n) => format!("#{n}"),
+            })
+            .collect();
+        lines.push(format!("#{id} {} <- {}", explain.operator, from.join(", ")));
+        let watermark = explain
+            .watermark
+            .map_or(String::new(), |s| format!(" (watermark of {})", name(s)));
+        lines.push(format!("    {}{watermark}", explain.state));
+    }
+    lines.extend(notes.into_iter().map(|n| format!("NOTICE: {n}")));
+    let batch = arrow::array::RecordBatch::try_new(
+        explain_schema(),
+        vec![Arc::new(arrow::array::StringArray::from(lines))],
+    )?;
+    Ok(Outcome::Rows {
+        schema: explain_schema(),
+        batches: vec![batch],
+        tag: "EXPLAIN",
+    })
 }
 
 /// Plans a view's query: its definition and, for a materialized view, its dataflow and what

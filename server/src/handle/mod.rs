@@ -71,6 +71,10 @@ pub async fn execute(
         Statement::CreateStream { .. }
         | Statement::CreateMaterializedView { .. }
         | Statement::Drop { .. } => ddl::execute(shared, stmt).await,
+        Statement::ExplainView {
+            query,
+            emit_on_window_close,
+        } => ddl::explain(shared, query, *emit_on_window_close).await,
         Statement::ShowRelations(kind) => show::relations(shared, *kind),
         Statement::ShowCreate { kind, name } => show::create(shared, *kind, name),
         Statement::Flush => {
@@ -146,6 +150,7 @@ pub async fn describe(
             name, copy: false, ..
         } => Ok((vec![], Some(subscribe::schema(shared, name)?))),
         Statement::ShowCreate { .. } => Ok((vec![], Some(show::create_schema()))),
+        Statement::ExplainView { .. } => Ok((vec![], Some(ddl::explain_schema()))),
         Statement::Sql(s) if matches!(**s, SqlStatement::ShowVariable { .. }) => {
             Ok((vec![], Some(show::variable_schema(s))))
         }
