@@ -131,22 +131,9 @@ struct Node {
 #[derive(Default)]
 pub struct Dataflow {
     nodes: Vec<Node>,
-    /// The output never holds a row twice (its rows have a key, such as an aggregate's
-    /// groups): a change deletes a row that is there or inserts one that is not.
-    distinct: bool,
 }
 
 impl Dataflow {
-    /// Declares that the output never holds a row twice (the planner proves it).
-    pub fn set_distinct(&mut self, distinct: bool) {
-        self.distinct = distinct;
-    }
-
-    /// Whether the output never holds a row twice.
-    pub fn distinct(&self) -> bool {
-        self.distinct
-    }
-
     /// Adds an operator reading the given inputs; returns its id.
     pub fn push(&mut self, operator: Box<dyn Operator>, inputs: Vec<Input>) -> usize {
         debug_assert!(inputs.iter().all(|i| match i {

@@ -131,7 +131,6 @@ pub fn plan_dataflow(
         })?;
         planner.node(Box::new(CloseGate::new(expiry, schema)), vec![out]);
     }
-    flow.set_distinct(unique_key(plan).is_some());
     Ok(flow)
 }
 
@@ -171,34 +170,6 @@ fn scanned<'a>(table: &'a str, windows: &'a [WindowFunction]) -> &'a str {
     session_index(table)
         .and_then(|n| windows.get(n))
         .map_or(table, |w| w.relation.as_str())
-}
-
-/// Columns of a plan's output that no two rows share, if the plan proves there are some: an
-/// aggregate's groups, through filters, orderings and projections that keep every key column
-/// as it is. (An aggregate without GROUP BY has one row: the empty key.)
-fn unique_key(plan: &LogicalPlan) -> Option<Vec<usize>> {
-    match plan {
-        LogicalPlan::Aggregate(a) => Some((0..a.group_expr.len()).collect()),
-        LogicalPlan::Filter(f) => unique_key(&f.input),
-        LogicalPlan::Sort(s) => unique_key(&s.input),
-        LogicalPlan::SubqueryAlias(s) => unique_key(&s.input),
-        LogicalPlan::Projection(p) => {
-            let key = unique_key(&p.input)?;
-            let input = p.input.schema();
-            key.iter()
-                .map(|&k| {
-                    let column = input.qualified_field(k);
-                    p.expr.iter().position(|e| match e.clone().unalias() {
-                        Expr::Column(c) => {
-                            c.name == *column.1.name() && c.relation.as_ref() == column.0
-                        }
-                        _ => false,
-                    })
-                })
-                .collect()
-        }
-        _ => None,
-    }
 }
 
 /// Whether every relation a plan reads is a stream.

@@ -395,7 +395,7 @@ impl Driver {
                 .by_id(id)
                 .ok_or_else(|| SqlError::Internal(format!("view {id} vanished")))?;
             let out = declared(view, flow.apply(&changes, &context)?.consolidate()?)?;
-            materialize(&self.store, view, flow.distinct(), &out, &mut epoch.batch)?;
+            materialize(&self.store, view, &out, &mut epoch.batch)?;
             flow.checkpoint(id, &mut epoch.batch)?;
             record_view_progress(flow, id, next, &mut epoch.batch);
             if !out.is_empty() {
@@ -499,7 +499,7 @@ impl Driver {
             view,
             Delta::concat(&flow.schema(), &outputs)?.consolidate()?,
         )?;
-        materialize(&self.store, view, flow.distinct(), &out, batch)?;
+        materialize(&self.store, view, &out, batch)?;
         flow.checkpoint(view.id, batch)?;
         record_view_progress(flow, view.id, self.epoch + 1, batch);
         Ok(())
@@ -599,13 +599,10 @@ fn declared(view: &Relation, delta: Delta) -> SqlResult<Delta> {
     Ok(Delta::new(batch, delta.weights))
 }
 
-/// Applies a view's (consolidated, [`declared`]) change to its stored multiset of rows. The
-/// rows of a `distinct` view are each there once, so its change is written without reading
-/// the rows it replaces.
+/// Applies a view's (consolidated, [`declared`]) change to its stored multiset of rows.
 fn materialize(
     store: &Store,
     view: &Relation,
-    distinct: bool,
     delta: &Delta,
     batch: &mut WriteBatch,
 ) -> SqlResult<()> {
@@ -614,17 +611,11 @@ fn materialize(
     for i in 0..delta.len() {
         let row = encode_row(&row_values(columns, i)?)?;
         let key = keys::row(view, &row);
-        let new = match (distinct, delta.weights[i]) {
-            (true, -1) => 0,
-            (true, 1) => 1,
-            (_, w) => {
-                let old = match store.get(&key)? {
-                    Some(v) => decode_count(&v)?,
-                    None => 0,
-                };
-                old + w
-            }
+        let old = match store.get(&key)? {
+            Some(v) => decode_count(&v)?,
+            None => 0,
         };
+        let new = old + delta.weights[i];
         match new {
             0 => batch.delete(key),
             n if n > 0 => batch.put(key, n.to_le_bytes().to_vec()),
