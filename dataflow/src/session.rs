@@ -300,14 +300,13 @@ impl Operator for SessionWindow {
 
     fn checkpoint(&mut self, state: &mut StateWriter<'_>) -> DataflowResult<()> {
         let width = self.schema.fields().len() - 2;
-        for row in self.dirty.drain() {
+        for row in std::mem::take(&mut self.dirty) {
             let values = decode_row(&row, width)?;
             let held = match micros(&values[self.time]) {
                 Some(t) => {
-                    let key: Vec<ScalarValue> =
-                        self.partition.iter().map(|c| values[*c].clone()).collect();
+                    let key = self.partition_key(&values)?;
                     self.partitions
-                        .get(&encode_row(&key)?)
+                        .get(&key)
                         .and_then(|p| p.rows.get(&t))
                         .and_then(|r| r.get(&row))
                         .map_or(0, |(_, n)| *n)

@@ -315,21 +315,13 @@ impl Operator for TopN {
     }
 
     fn checkpoint(&mut self, state: &mut StateWriter<'_>) -> DataflowResult<()> {
-        for row in self.dirty.drain() {
+        for row in std::mem::take(&mut self.dirty) {
             let values = decode_row(&row, self.width)?;
-            let key: Vec<ScalarValue> = self.partition.iter().map(|c| values[*c].clone()).collect();
-            let place = Place {
-                order: self
-                    .order
-                    .iter()
-                    .map(|s| values[s.column].clone())
-                    .collect(),
-                row,
-                spec: self.order.clone(),
-            };
+            let key = self.partition_key(&values)?;
+            let place = self.place(&values, row);
             let held = self
                 .partitions
-                .get(&encode_row(&key)?)
+                .get(&key)
                 .and_then(|rows| rows.get(&place))
                 .map_or(0, |(_, n)| *n);
             if held == 0 {
