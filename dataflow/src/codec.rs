@@ -338,6 +338,16 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// A total order on values of one type: floats by `total_cmp`, everything else as
+/// DataFusion compares it (min/max, DISTINCT multisets and rankings order by it).
+pub fn compare_values(a: &ScalarValue, b: &ScalarValue) -> std::cmp::Ordering {
+    match (a, b) {
+        (ScalarValue::Float64(Some(x)), ScalarValue::Float64(Some(y))) => x.total_cmp(y),
+        (ScalarValue::Float32(Some(x)), ScalarValue::Float32(Some(y))) => x.total_cmp(y),
+        (a, b) => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
+
 /// Decodes a row of known width.
 pub fn decode_row(buf: &[u8], width: usize) -> DataflowResult<Vec<ScalarValue>> {
     let mut d = Decoder::new(buf);

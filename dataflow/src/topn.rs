@@ -68,15 +68,7 @@ impl Place {
                 (false, true) if s.nulls_first => Ordering::Greater,
                 (false, true) => Ordering::Less,
                 (false, false) => {
-                    let o = match (a, b) {
-                        (ScalarValue::Float64(Some(x)), ScalarValue::Float64(Some(y))) => {
-                            x.total_cmp(y)
-                        }
-                        (ScalarValue::Float32(Some(x)), ScalarValue::Float32(Some(y))) => {
-                            x.total_cmp(y)
-                        }
-                        _ => a.partial_cmp(b).unwrap_or(Ordering::Equal),
-                    };
+                    let o = codec::compare_values(a, b);
                     if s.descending { o.reverse() } else { o }
                 }
             };

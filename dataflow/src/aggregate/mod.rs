@@ -10,7 +10,6 @@
 //!
 //! Output: for each group touched in an epoch, `-old_row` and `+new_row` (nothing when equal).
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -22,7 +21,11 @@ use datafusion::physical_expr::PhysicalExpr;
 use crate::codec::{self, Decoder, decode_row, encode_row, encode_value};
 use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
 use crate::window::Expiry;
+
+mod accumulator;
+
 use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
+use accumulator::{Acc, Num, Ordered, as_f64, bump, finish};
 
 /// Which aggregate function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,140 +55,6 @@ pub struct AggSpec {
     /// `FILTER (WHERE ...)`.
     pub filter: Option<Arc<dyn PhysicalExpr>>,
     pub output_type: DataType,
-}
-
-/// A value with the total order used for min/max and DISTINCT multisets.
-#[derive(Clone, Debug)]
-struct Ordered(ScalarValue);
-
-impl PartialEq for Ordered {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Ordered {}
-impl PartialOrd for Ordered {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Ordered {
-    fn cmp(&self, other: &Self) -> Ordering {
-        match (&self.0, &other.0) {
-            (ScalarValue::Float64(Some(a)), ScalarValue::Float64(Some(b))) => a.total_cmp(b),
-            (ScalarValue::Float32(Some(a)), ScalarValue::Float32(Some(b))) => a.total_cmp(b),
-            (a, b) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
-        }
-    }
-}
-
-/// A running numeric sum, exact for integers and decimals.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Num {
-    Int(i128),
-    Float(f64),
-    /// Unscaled, at the input's scale.
-    Decimal(i128),
-}
-
-impl Num {
-    fn zero_for(dt: &DataType) -> Num {
-        match dt {
-            DataType::Float16 | DataType::Float32 | DataType::Float64 => Num::Float(0.0),
-            DataType::Decimal128(..) => Num::Decimal(0),
-            _ => Num::Int(0),
-        }
-    }
-
-    fn add(&mut self, v: &ScalarValue, weight: i64) -> DataflowResult<()> {
-        use ScalarValue as S;
-        let w = weight as i128;
-        match (self, v) {
-            (Num::Int(s), S::Int8(Some(x))) => *s += *x as i128 * w,
-            (Num::Int(s), S::Int16(Some(x))) => *s += *x as i128 * w,
-            (Num::Int(s), S::Int32(Some(x))) => *s += *x as i128 * w,
-            (Num::Int(s), S::Int64(Some(x))) => *s += *x as i128 * w,
-            (Num::Int(s), S::UInt8(Some(x))) => *s += *x as i128 * w,
-            (Num::Int(s), S::UInt16(Some(x))) => *s += *x as i128 * w,
-            (Num::Int(s), S::UInt32(Some(x))) => *s += *x as i128 * w,
-            (Num::Int(s), S::UInt64(Some(x))) => *s += *x as i128 * w,
-            (Num::Float(s), S::Float32(Some(x))) => *s += *x as f64 * weight as f64,
-            (Num::Float(s), S::Float64(Some(x))) => *s += *x * weight as f64,
-            (Num::Decimal(s), S::Decimal128(Some(x), _, _)) => *s += *x * w,
-            (sum, v) => {
-                return Err(DataflowError::Unsupported(format!(
-                    "summing {} into {sum:?}",
-                    v.data_type()
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    fn to_scalar(self, output: &DataType) -> DataflowResult<ScalarValue> {
-        let v = match (self, output) {
-            (Num::Decimal(s), DataType::Decimal128(p, sc)) => {
-                ScalarValue::Decimal128(Some(s), *p, *sc)
-            }
-            (Num::Int(s), _) => {
-                let v = i64::try_from(s).map_err(|_| {
-                    DataflowError::Eval(datafusion::error::DataFusionError::Execution(
-                        "bigint out of range".into(),
-                    ))
-                })?;
-                ScalarValue::Int64(Some(v))
-            }
-            (Num::Float(s), _) => ScalarValue::Float64(Some(s)),
-            (Num::Decimal(s), _) => ScalarValue::Int64(Some(s as i64)),
-        };
-        Ok(if &v.data_type() == output {
-            v
-        } else {
-            v.cast_to(output)?
-        })
-    }
-
-    fn encode(&self, out: &mut Vec<u8>) {
-        let (tag, bits) = match self {
-            Num::Int(v) => (0u8, *v),
-            Num::Float(v) => (1u8, v.to_bits() as i128),
-            Num::Decimal(v) => (2u8, *v),
-        };
-        out.push(tag);
-        out.extend(bits.to_le_bytes());
-    }
-
-    fn decode(d: &mut Decoder<'_>) -> DataflowResult<Num> {
-        let tag = d.u8()?;
-        let lo = d.i64()? as u64 as u128;
-        let hi = d.i64()? as u64 as u128;
-        let bits = (lo | (hi << 64)) as i128;
-        Ok(match tag {
-            0 => Num::Int(bits),
-            1 => Num::Float(f64::from_bits(bits as u64)),
-            2 => Num::Decimal(bits),
-            t => return Err(DataflowError::Corrupt(format!("sum tag {t}"))),
-        })
-    }
-}
-
-/// The retractable state of one aggregate in one group.
-#[derive(Clone, Debug)]
-enum Acc {
-    Count(i64),
-    /// Sum and average: the running sum and how many non-null values it holds.
-    Sum {
-        sum: Num,
-        n: i64,
-    },
-    /// Min, max and every DISTINCT aggregate: the multiset of non-null values.
-    Values(BTreeMap<Ordered, i64>),
-    /// Variance and standard deviation: how many values, their sum and their sum of squares.
-    Moments {
-        n: i64,
-        sum: f64,
-        squares: f64,
-    },
 }
 
 #[derive(Clone, Debug)]
@@ -303,146 +172,6 @@ impl Aggregate {
 
     fn is_live(&self, g: &Group) -> bool {
         g.rows > 0 || self.is_global()
-    }
-}
-
-/// The SQL value of an accumulator.
-fn finish(spec: &AggSpec, acc: &Acc, arg_type: Option<&DataType>) -> DataflowResult<ScalarValue> {
-    let null = || ScalarValue::try_new_null(&spec.output_type).map_err(DataflowError::from);
-    match acc {
-        Acc::Count(n) => Ok(ScalarValue::Int64(Some(*n))),
-        Acc::Sum { sum, n } => match spec.kind {
-            _ if *n == 0 => null(),
-            AggKind::Avg => average(*sum, *n, arg_type, &spec.output_type),
-            _ => sum.to_scalar(&spec.output_type),
-        },
-        Acc::Moments { n, sum, squares } => spread(spec, *n, *sum, *squares),
-        Acc::Values(values) => match spec.kind {
-            AggKind::Variance { .. } | AggKind::Stddev { .. } => {
-                let (mut n, mut sum, mut squares) = (0, 0.0, 0.0);
-                for v in values.keys() {
-                    let x = as_f64(&v.0)?;
-                    n += 1;
-                    sum += x;
-                    squares += x * x;
-                }
-                spread(spec, n, sum, squares)
-            }
-            AggKind::Min | AggKind::BoolAnd => values
-                .keys()
-                .next()
-                .map_or_else(null, |v| cast_to(&v.0, &spec.output_type)),
-            AggKind::Max | AggKind::BoolOr => values
-                .keys()
-                .next_back()
-                .map_or_else(null, |v| cast_to(&v.0, &spec.output_type)),
-            AggKind::Count => Ok(ScalarValue::Int64(Some(values.len() as i64))),
-            AggKind::Sum | AggKind::Avg => {
-                if values.is_empty() {
-                    return null();
-                }
-                let mut sum = Num::zero_for(arg_type.unwrap_or(&DataType::Int64));
-                for v in values.keys() {
-                    sum.add(&v.0, 1)?;
-                }
-                if spec.kind == AggKind::Avg {
-                    average(sum, values.len() as i64, arg_type, &spec.output_type)
-                } else {
-                    sum.to_scalar(&spec.output_type)
-                }
-            }
-        },
-    }
-}
-
-/// Variance or standard deviation from power sums; NULL without enough values.
-fn spread(spec: &AggSpec, n: i64, sum: f64, squares: f64) -> DataflowResult<ScalarValue> {
-    let (sample, root) = match spec.kind {
-        AggKind::Variance { sample } => (sample, false),
-        AggKind::Stddev { sample } => (sample, true),
-        _ => {
-            return Err(DataflowError::Internal(
-                "power sums of another aggregate".into(),
-            ));
-        }
-    };
-    let divisor = if sample { n - 1 } else { n };
-    if divisor <= 0 {
-        return ScalarValue::try_new_null(&spec.output_type).map_err(DataflowError::from);
-    }
-    let n = n as f64;
-    // One division of an exact numerator: equal values give exactly zero.
-    let variance = ((n * squares - sum * sum) / (n * divisor as f64)).max(0.0);
-    let value = if root { variance.sqrt() } else { variance };
-    cast_to(&ScalarValue::Float64(Some(value)), &spec.output_type)
-}
-
-/// A numeric value as a float (variance and standard deviation work in floats, as
-/// DataFusion's do).
-fn as_f64(v: &ScalarValue) -> DataflowResult<f64> {
-    match v.cast_to(&DataType::Float64)? {
-        ScalarValue::Float64(Some(x)) => Ok(x),
-        other => Err(DataflowError::Unsupported(format!(
-            "variance of {}",
-            other.data_type()
-        ))),
-    }
-}
-
-fn cast_to(v: &ScalarValue, dt: &DataType) -> DataflowResult<ScalarValue> {
-    Ok(if &v.data_type() == dt {
-        v.clone()
-    } else {
-        v.cast_to(dt)?
-    })
-}
-
-fn average(
-    sum: Num,
-    n: i64,
-    arg_type: Option<&DataType>,
-    output: &DataType,
-) -> DataflowResult<ScalarValue> {
-    match (sum, arg_type, output) {
-        (
-            Num::Decimal(s),
-            Some(DataType::Decimal128(_, in_scale)),
-            DataType::Decimal128(p, out_scale),
-        ) => {
-            let shift = (*out_scale - *in_scale).max(0) as u32;
-            let scaled = s * 10i128.pow(shift);
-            let n = n as i128;
-            // Round half away from zero, as Postgres does for numeric.
-            let q = scaled / n;
-            let r = scaled % n;
-            let q = if 2 * r.abs() >= n {
-                q + scaled.signum()
-            } else {
-                q
-            };
-            Ok(ScalarValue::Decimal128(Some(q), *p, *out_scale))
-        }
-        (Num::Int(s), _, _) => cast_to(&ScalarValue::Float64(Some(s as f64 / n as f64)), output),
-        (Num::Float(s), _, _) => cast_to(&ScalarValue::Float64(Some(s / n as f64)), output),
-        (Num::Decimal(s), _, _) => {
-            cast_to(&ScalarValue::Float64(Some(s as f64 / n as f64)), output)
-        }
-    }
-}
-
-fn bump(values: &mut BTreeMap<Ordered, i64>, v: ScalarValue, w: i64) {
-    let mut v = v;
-    // One key for both zeros: -0.0 == 0.0, so this folds -0.0 into 0.0.
-    if let ScalarValue::Float64(Some(x)) = &mut v
-        && *x == 0.0
-    {
-        *x = 0.0;
-    }
-    let key = Ordered(v);
-    let count = values.entry(key.clone()).or_insert(0);
-    *count += w;
-    if *count == 0 {
-        values.remove(&key);
     }
 }
 
