@@ -2,11 +2,11 @@
 //!
 //! State per group: the number of rows and one accumulator per aggregate. Every accumulator
 //! is retractable: count and sum add signed weights; variance and standard deviation add
-//! signed power sums (exact while the values are integers below 2^26); min, max, bool_and,
-//! bool_or and DISTINCT keep the multiset of values so that deleting the current minimum
-//! reveals the next one. A group whose row
-//! count drops to zero disappears (except for the single group of an aggregate without
-//! GROUP BY, which always has its row, as in SQL).
+//! signed power sums in floats (exact for integer values while the sum of their squares stays
+//! below 2^53); min, max, bool_and, bool_or and DISTINCT keep the multiset of values so that
+//! deleting the current minimum reveals the next one. A group whose row count drops to zero
+//! disappears (except for the single group of an aggregate without GROUP BY, which always has
+//! its row, as in SQL). The accumulators are in [`accumulator`].
 //!
 //! Output: for each group touched in an epoch, `-old_row` and `+new_row` (nothing when equal).
 
