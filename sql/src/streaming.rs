@@ -138,31 +138,53 @@ pub fn plan_dataflow(
 /// a join of two streams keeps every row of both sides.
 pub fn unbounded_state(plan: &LogicalPlan, catalog: &Snapshot) -> Vec<String> {
     let mut notes = Vec::new();
+    // Rankings cut by a filter right above them (nodes are visited top-down).
+    let mut cut: Vec<String> = Vec::new();
     let _ = plan.apply(|node| {
-        if let LogicalPlan::Join(j) = node
-            && append_only(&j.left, catalog)
-            && append_only(&j.right, catalog)
-        {
-            let names = |p: &LogicalPlan| {
-                let mut names = Vec::new();
-                let _ = p.apply(|n| {
-                    if let LogicalPlan::TableScan(scan) = n {
-                        names.push(scan.table_name.table().to_string());
-                    }
-                    Ok(TreeNodeRecursion::Continue)
-                });
-                names.join(", ")
-            };
-            notes.push(format!(
-                "the join of streams {} and {} keeps every row of both in its state, which grows \
-                 without bound",
-                names(&j.left),
-                names(&j.right)
-            ));
+        match node {
+            LogicalPlan::Join(j)
+                if append_only(&j.left, catalog) && append_only(&j.right, catalog) =>
+            {
+                notes.push(format!(
+                    "the join of streams {} and {} keeps every row of both in its state, which \
+                     grows without bound",
+                    scan_names(&j.left),
+                    scan_names(&j.right)
+                ));
+            }
+            LogicalPlan::Filter(f) => {
+                if let Some((name, _)) = rank_cut(&f.predicate).filter(|(n, _)| ranks(&f.input, n))
+                {
+                    cut.push(name);
+                }
+            }
+            LogicalPlan::Window(w) if append_only(&w.input, catalog) => {
+                let ranked = w.schema.fields().last().map(|f| f.name().clone());
+                if ranked.is_some_and(|r| !cut.contains(&r)) {
+                    notes.push(format!(
+                        "the ranking over stream {} has no cut (such as WHERE rn <= 10), so it \
+                         keeps every row of the stream in its state, which grows without bound",
+                        scan_names(&w.input)
+                    ));
+                }
+            }
+            _ => {}
         }
         Ok(TreeNodeRecursion::Continue)
     });
     notes
+}
+
+/// The relations a plan scans, for messages.
+fn scan_names(plan: &LogicalPlan) -> String {
+    let mut names = Vec::new();
+    let _ = plan.apply(|n| {
+        if let LogicalPlan::TableScan(scan) = n {
+            names.push(scan.table_name.table().to_string());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    names.join(", ")
 }
 
 /// The relation a scan reads: the one it names, or the one a SESSION placeholder windows.

@@ -91,6 +91,22 @@ async fn explain_shows_operators_and_what_bounds_their_state() -> Result<()> {
         "{plan:#?}"
     );
 
+    // A ranking of a stream without a cut keeps every row, and says so; with one it does not.
+    let uncut = "SELECT user_id, url, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY ts) AS rn \
+                 FROM clicks";
+    let plan = explain(&client, uncut).await?;
+    ensure!(
+        plan.last()
+            .is_some_and(|l| l.starts_with("NOTICE: the ranking over stream clicks has no cut")),
+        "{plan:#?}"
+    );
+    let plan = explain(
+        &client,
+        &format!("SELECT * FROM ({uncut}) AS t WHERE rn = 1"),
+    )
+    .await?;
+    ensure!(!plan.iter().any(|l| l.starts_with("NOTICE")), "{plan:#?}");
+
     // Nothing was created, and what cannot be maintained is refused as at CREATE.
     ensure!(
         query_rows(&client, "SHOW MATERIALIZED VIEWS")
