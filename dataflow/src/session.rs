@@ -120,19 +120,26 @@ impl SessionWindow {
                 "a session window over a time of type {time_type}"
             )));
         }
-        let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.push(Field::new("window_start", time_type.clone(), true));
-        fields.push(Field::new("window_end", time_type, true));
         Ok(Self {
             partition,
             time,
             gap,
             closed_by,
-            schema: Arc::new(Schema::new(fields)),
+            schema: Self::output_schema(input, time),
             partitions: FastMap::default(),
             dirty: FastSet::default(),
             freed_to: None,
         })
+    }
+
+    /// The rows it yields: the input's columns, then `window_start` and `window_end` of the
+    /// event time's type.
+    pub fn output_schema(input: &SchemaRef, time: usize) -> SchemaRef {
+        let time_type = input.field(time).data_type();
+        let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("window_start", time_type.clone(), true));
+        fields.push(Field::new("window_end", time_type.clone(), true));
+        Arc::new(Schema::new(fields))
     }
 
     fn partition_key(&self, row: &[ScalarValue]) -> DataflowResult<Vec<u8>> {

@@ -78,7 +78,8 @@ pub enum Rows {
 }
 
 impl Rows {
-    fn windowing(self) -> Windowing {
+    /// How a session made for this rewrites window table functions.
+    pub fn windowing(self) -> Windowing {
         match self {
             Rows::Dataflow => Windowing::Dataflow,
             Rows::Load | Rows::SchemaOnly => Windowing::Batch,
@@ -188,10 +189,15 @@ impl QueryEngine {
             if window.kind == WindowKind::Session
                 && let Some(rel) = catalog.get(&window.relation)
             {
-                let table = datafusion::datasource::empty::EmptyTable::new(session_schema(
-                    &nullable(&rel.schema()),
-                    &window.time_column,
-                )?);
+                let time = rel.column_index(&window.time_column).ok_or_else(|| {
+                    SqlError::UnknownColumn(format!(
+                        "column \"{}\" does not exist",
+                        window.time_column
+                    ))
+                })?;
+                let table = datafusion::datasource::empty::EmptyTable::new(
+                    eddy_dataflow::SessionWindow::output_schema(&nullable(&rel.schema()), time),
+                );
                 schema.register_table(session_placeholder(n), Arc::new(table))?;
             }
         }
@@ -272,29 +278,4 @@ impl QueryEngine {
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?)
     }
-}
-
-/// The rows a SESSION window yields: its relation's columns, then `window_start` and
-/// `window_end` of the event time's type.
-pub fn session_schema(
-    relation: &arrow::datatypes::SchemaRef,
-    time_column: &str,
-) -> SqlResult<arrow::datatypes::SchemaRef> {
-    let time = relation
-        .field_with_name(time_column)
-        .map_err(|_| SqlError::UnknownColumn(format!("column \"{time_column}\" does not exist")))?
-        .data_type()
-        .clone();
-    let mut fields: Vec<arrow::datatypes::Field> = relation
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(arrow::datatypes::Field::new(
-        "window_start",
-        time.clone(),
-        true,
-    ));
-    fields.push(arrow::datatypes::Field::new("window_end", time, true));
-    Ok(Arc::new(arrow::datatypes::Schema::new(fields)))
 }

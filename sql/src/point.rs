@@ -185,18 +185,10 @@ impl PointRead {
         self.schema.clone()
     }
 
-    /// Reads the matching rows at one epoch. `None`: the read cannot be answered here (the
-    /// relation changed since the plan, or a parameter is not of its column's type), and the
-    /// general path must answer instead.
-    pub fn execute(
-        &self,
-        catalog: &Snapshot,
-        store: &Store,
-        params: &[ScalarValue],
-    ) -> SqlResult<Option<RecordBatch>> {
-        if catalog.get(&self.relation.name).map(|r| r.id) != Some(self.relation.id) {
-            return Ok(None);
-        }
+    /// Reads the matching rows at one epoch. `None`: a parameter is not of its column's
+    /// type, and the general path must answer instead. Plan and read with one catalog
+    /// snapshot.
+    pub fn execute(&self, store: &Store, params: &[ScalarValue]) -> SqlResult<Option<RecordBatch>> {
         let stored = self.relation.schema();
         let mut values: Vec<(usize, ScalarValue)> = Vec::with_capacity(self.bound.len());
         for (c, operand) in &self.bound {

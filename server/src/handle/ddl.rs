@@ -11,7 +11,6 @@ use eddy_sql::context::{QueryEngine, Rows};
 use eddy_sql::names::normalize_object_name;
 use eddy_sql::parser::Statement;
 use eddy_sql::streaming::ViewOptions;
-use eddy_sql::windows::Windowing;
 use eddy_sql::{SqlError, SqlResult, ddl, streaming};
 use eddy_storage::Store;
 use sqlparser::ast::{Query, Statement as SqlStatement};
@@ -313,11 +312,11 @@ pub async fn plan_view(
     emit_on_window_close: bool,
 ) -> SqlResult<(Relation, Option<Dataflow>, Vec<String>)> {
     let stmt = SqlStatement::Query(Box::new(query.clone()));
-    let (windowing, rows) = match materialized {
-        true => (Windowing::Dataflow, Rows::Dataflow),
-        false => (Windowing::Batch, Rows::SchemaOnly),
+    let rows = match materialized {
+        true => Rows::Dataflow,
+        false => Rows::SchemaOnly,
     };
-    let windows = eddy_sql::windows::rewrite(&mut stmt.clone(), windowing)?;
+    let windows = eddy_sql::windows::rewrite(&mut stmt.clone(), rows.windowing())?;
     let ctx = engine.session_for(&stmt, snapshot, store, rows).await?;
     let plan = engine.plan(&ctx, &stmt).await?;
     let schema: SchemaRef = std::sync::Arc::new(plan.schema().as_arrow().clone());

@@ -22,7 +22,7 @@ pub async fn execute(
 ) -> SqlResult<Outcome> {
     let snapshot = shared.catalog.snapshot();
     if let Some(read) = PointRead::plan(stmt, &snapshot)
-        && let Some(batch) = read.execute(&snapshot, &shared.store, params)?
+        && let Some(batch) = read.execute(&shared.store, params)?
     {
         return Ok(Outcome::Rows {
             schema: read.schema(),
