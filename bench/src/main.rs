@@ -14,9 +14,13 @@
 //!   subscriber on the windowed view while small INSERTs arrive at a steady rate; the time
 //!   from sending an INSERT to receiving its change, p50/p99. Peer figures (Spark Structured
 //!   Streaming on the same query) come from `peers/spark_bench.py`, run separately.
+//! - `nexmark`: the Nexmark queries (`bench/nexmark/`) as views over the built-in source;
+//!   events/s, events per CPU second and peak RSS of the server, one line per query.
 //!
 //! Progress goes to stderr; results go to stdout as a table and one `RESULT {json}` line per
 //! figure. Every figure is a median over repetitions.
+
+mod nexmark;
 
 use std::time::{Duration, Instant};
 
@@ -82,6 +86,21 @@ enum Workload {
         #[arg(long, default_value_t = 1_000)]
         inserts: usize,
     },
+    /// Nexmark queries as materialized views over the built-in Nexmark source.
+    Nexmark {
+        /// Queries to run (q0, q1, ...; "all" for every one).
+        #[arg(long = "query", default_value = "all", num_args = 1..)]
+        queries: Vec<String>,
+        /// Events per query.
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Events per epoch.
+        #[arg(long, default_value_t = 100_000)]
+        per_epoch: u64,
+        /// Afterwards, compare each view with its batch query (small runs).
+        #[arg(long)]
+        check: bool,
+    },
     /// Every workload with its defaults.
     All,
 }
@@ -109,6 +128,12 @@ async fn main() -> Result<()> {
             reps,
             inserts,
         } => window(rows, reps, inserts).await,
+        Workload::Nexmark {
+            queries,
+            events,
+            per_epoch,
+            check,
+        } => nexmark::nexmark(&queries, events, per_epoch, check).await,
         Workload::All => {
             copy(1_000_000, 5, &peer).await?;
             insert(10_000_000, 1_000, 21, &peer).await?;

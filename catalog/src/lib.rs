@@ -14,6 +14,6 @@ mod snapshot;
 mod types;
 
 pub use error::{CatalogError, CatalogResult};
-pub use relation::{Column, RelId, Relation, RelationKind, Watermark};
+pub use relation::{Column, Connector, RelId, Relation, RelationKind, Watermark};
 pub use snapshot::{Catalog, Snapshot};
 pub use types::{PG_TYPE_METADATA_KEY, SqlType};

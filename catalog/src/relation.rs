@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -76,6 +77,16 @@ pub struct Relation {
     /// Materialized views: a window's rows appear only once the watermark closes it.
     #[serde(default)]
     pub emit_on_window_close: bool,
+    /// Streams fed by a connector (`WITH (connector = ...)`) rather than by clients.
+    #[serde(default)]
+    pub connector: Option<Connector>,
+}
+
+/// A stream's connector: its name and every option as written (keys in lower case).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connector {
+    pub name: String,
+    pub options: BTreeMap<String, String>,
 }
 
 /// `WATERMARK FOR column AS column - INTERVAL '...'`.

@@ -173,6 +173,7 @@ mod tests {
             create_sql: String::new(),
             watermark: None,
             emit_on_window_close: false,
+            connector: None,
         }
     }
 

@@ -11,11 +11,13 @@
 //! minus them. A row is unmatched while the other side holds no row under its key, so only
 //! keys whose other side changed can flip their rows: for those keys every row is retracted
 //! as it stood before the epoch and inserted as it stands after; elsewhere only the rows that
-//! changed do. These kinds take no residual condition (the planner refuses one).
+//! changed do. With a residual condition, "a row under its key" becomes "a row under its key
+//! for which the condition holds", evaluated for the rows in question against their key's
+//! rows on the other side.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
@@ -133,13 +135,15 @@ enum Unmatched {
     Complement,
 }
 
-/// Incremental join on equal keys, with an optional residual condition (inner joins only).
+/// Incremental join on equal keys, with an optional residual condition.
 pub struct Join {
     kind: JoinKind,
     left_keys: Vec<Arc<dyn PhysicalExpr>>,
     right_keys: Vec<Arc<dyn PhysicalExpr>>,
-    /// Evaluated over the joined row (the output schema).
+    /// Evaluated over a pair of rows (`pair_schema`): a pair matches only where it holds.
     residual: Option<Arc<dyn PhysicalExpr>>,
+    /// Both sides' columns, left then right (the output schema, unless a semi or anti join).
+    pair_schema: SchemaRef,
     nulls_equal: bool,
     left_width: usize,
     right_width: usize,
@@ -166,13 +170,15 @@ impl Join {
             residual,
             nulls_equal,
             (left_width, right_width),
+            schema.clone(),
             schema,
         )
-        .expect("an inner join takes a residual condition")
     }
 
-    /// A join of any kind. `widths` are the column counts of the two sides; `schema` is
-    /// both sides' columns, or one side's for semi and anti joins.
+    /// A join of any kind. `widths` are the column counts of the two sides; `pair_schema`
+    /// both sides' columns, over which `residual` is evaluated; `schema` the output's: both
+    /// sides' columns (nullable where padded), or one side's for semi and anti joins.
+    #[allow(clippy::too_many_arguments)]
     pub fn with_kind(
         kind: JoinKind,
         left_keys: Vec<Arc<dyn PhysicalExpr>>,
@@ -180,26 +186,23 @@ impl Join {
         residual: Option<Arc<dyn PhysicalExpr>>,
         nulls_equal: bool,
         widths: (usize, usize),
+        pair_schema: SchemaRef,
         schema: SchemaRef,
-    ) -> DataflowResult<Self> {
-        if kind != JoinKind::Inner && residual.is_some() {
-            return Err(DataflowError::Internal(format!(
-                "a {kind:?} join with a residual condition"
-            )));
-        }
+    ) -> Self {
         let (left_width, right_width) = widths;
-        Ok(Self {
+        Self {
             kind,
             left_keys,
             right_keys,
             residual,
+            pair_schema,
             nulls_equal,
             left_width,
             right_width,
             schema,
             left: Side::default(),
             right: Side::default(),
-        })
+        }
     }
 
     /// Each row's encoded key (None when a NULL keeps it from matching) and values.
@@ -246,36 +249,88 @@ impl Join {
     /// state (`after == false`: the part computed from the state as it was) and once after
     /// (`after == true`: the part from the state as it is).
     fn unmatched(
-        mine: &Side,
-        theirs: &Side,
+        &self,
+        side: Which,
         changes: &[KeyedRow],
         weights: &[i64],
         flipping: &FastSet<Vec<u8>>,
         after: bool,
         out: &mut Rows,
-    ) {
+    ) -> DataflowResult<()> {
+        let mine = match side {
+            Which::Left => &self.left,
+            Which::Right => &self.right,
+        };
         let sign = if after { 1 } else { -1 };
+        // Rows whose matching is in question, with the weight they count with if unmatched.
+        let mut candidates: Vec<(&[u8], &Vec<ScalarValue>, i64)> = Vec::new();
         for key in flipping {
-            if theirs.index.contains_key(key) {
-                continue;
-            }
             for (row, n) in mine.index.get(key).into_iter().flat_map(|b| b.values()) {
-                out.push(row.clone(), sign * n);
+                candidates.push((key, row, sign * n));
             }
         }
-        if after {
-            return;
-        }
-        // Keys whose other side stays as it is: only the rows that changed change.
-        for ((key, row), w) in changes.iter().zip(weights) {
-            let unmatched = match key {
-                None => true,
-                Some(k) => !flipping.contains(k) && !theirs.index.contains_key(k),
-            };
-            if unmatched {
-                out.push(row.clone(), *w);
+        if !after {
+            // Keys whose other side stays as it is: only the rows that changed change.
+            for ((key, row), w) in changes.iter().zip(weights) {
+                match key {
+                    None => out.push(row.clone(), *w),
+                    Some(k) if !flipping.contains(k) => candidates.push((k, row, *w)),
+                    Some(_) => {}
+                }
             }
         }
+        let matched = self.matched(side, &candidates)?;
+        for ((_, row, w), m) in candidates.into_iter().zip(matched) {
+            if !m {
+                out.push(row.clone(), w);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether each row of `side` (with its key) has a match on the other side as it now
+    /// is: a row under the same key, for which the residual condition holds if there is one.
+    fn matched(
+        &self,
+        side: Which,
+        candidates: &[(&[u8], &Vec<ScalarValue>, i64)],
+    ) -> DataflowResult<Vec<bool>> {
+        let theirs = match side {
+            Which::Left => &self.right,
+            Which::Right => &self.left,
+        };
+        let Some(cond) = &self.residual else {
+            return Ok(candidates
+                .iter()
+                .map(|(k, _, _)| theirs.index.contains_key(*k))
+                .collect());
+        };
+        // Every pair of a candidate and a row under its key, evaluated at once.
+        let mut pairs = Vec::new();
+        let mut owner = Vec::new();
+        for (i, (key, row, _)) in candidates.iter().enumerate() {
+            for (other, _) in theirs.index.get(*key).into_iter().flat_map(|b| b.values()) {
+                let pair: Vec<ScalarValue> = match side {
+                    Which::Left => row.iter().chain(other).cloned().collect(),
+                    Which::Right => other.iter().chain(row.iter()).cloned().collect(),
+                };
+                pairs.push(pair);
+                owner.push(i);
+            }
+        }
+        let mut matched = vec![false; candidates.len()];
+        if pairs.is_empty() {
+            return Ok(matched);
+        }
+        let batch = codec::batch_from_rows(&self.pair_schema, &pairs)?;
+        let holds = cond.evaluate(&batch)?.into_array(batch.num_rows())?;
+        let holds = holds.as_boolean();
+        for (p, i) in owner.into_iter().enumerate() {
+            if holds.is_valid(p) && holds.value(p) {
+                matched[i] = true;
+            }
+        }
+        Ok(matched)
     }
 
     /// The keys of changed rows.
@@ -361,28 +416,24 @@ impl Operator for Join {
             false => FastSet::default(),
         };
         if tracks(Which::Left) {
-            let (rows, weights) = (&left_rows, &dl.weights);
-            Self::unmatched(
-                &self.left,
-                &self.right,
-                rows,
-                weights,
+            self.unmatched(
+                Which::Left,
+                &left_rows,
+                &dl.weights,
                 &flipping_left,
                 false,
                 &mut unmatched_left,
-            );
+            )?;
         }
         if tracks(Which::Right) {
-            let (rows, weights) = (&right_rows, &dr.weights);
-            Self::unmatched(
-                &self.right,
-                &self.left,
-                rows,
-                weights,
+            self.unmatched(
+                Which::Right,
+                &right_rows,
+                &dr.weights,
                 &flipping_right,
                 false,
                 &mut unmatched_right,
-            );
+            )?;
         }
 
         let pairs = self.kind.pairs();
@@ -417,6 +468,7 @@ impl Operator for Join {
         if let Some(cond) = &self.residual
             && !out.is_empty()
         {
+            // Pairs have both sides' columns, as the residual expects.
             let mask = cond.evaluate(&out.batch)?.into_array(out.len())?;
             out = out.filter(mask.as_boolean())?;
         }
@@ -424,15 +476,14 @@ impl Operator for Join {
         // And after it changed.
         let mut more = Rows::default();
         if tracks(Which::Left) {
-            Self::unmatched(
-                &self.left,
-                &self.right,
+            self.unmatched(
+                Which::Left,
                 &[],
                 &[],
                 &flipping_left,
                 true,
                 &mut unmatched_left,
-            );
+            )?;
             self.unmatched_output(
                 Which::Left,
                 unmatched_left,
@@ -442,15 +493,14 @@ impl Operator for Join {
             );
         }
         if tracks(Which::Right) {
-            Self::unmatched(
-                &self.right,
-                &self.left,
+            self.unmatched(
+                Which::Right,
                 &[],
                 &[],
                 &flipping_right,
                 true,
                 &mut unmatched_right,
-            );
+            )?;
             self.unmatched_output(
                 Which::Right,
                 unmatched_right,
@@ -594,9 +644,9 @@ mod tests {
             None,
             false,
             (2, 2),
+            schema(&["uid:Int64", "url:Utf8", "id:Int64", "plan:Utf8"]),
             out,
         )
-        .unwrap()
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! a stream's watermark and late rows, a view's state size. `eddy_catalog.progress` and
 //! `eddy_catalog.late_rows` read these records.
 
+use arrow::array::{Array, BooleanArray, TimestampMicrosecondArray};
 use serde::{Deserialize, Serialize};
 
 use eddy_storage::{Store, keys};
@@ -25,6 +26,41 @@ pub struct Progress {
     /// Rows (or entries) of operator state held (materialized views).
     #[serde(default)]
     pub state_rows: u64,
+    /// Streams fed by a replayable source: how far it has been read (for Nexmark, the
+    /// number of the next event). The stream's contents are what the source yields up to it.
+    #[serde(default)]
+    pub source_offset: Option<u64>,
+}
+
+/// Which rows of a batch are on time against a watermark (a row without event time never
+/// is; before any watermark every other row is), and the largest event time among them.
+pub fn on_time(
+    times: &TimestampMicrosecondArray,
+    watermark: Option<i64>,
+) -> (BooleanArray, Option<i64>) {
+    let mut largest = None;
+    let on_time: BooleanArray = (0..times.len())
+        .map(|i| {
+            let ok = times.is_valid(i) && watermark.is_none_or(|w| times.value(i) >= w);
+            if ok {
+                largest = largest.max(Some(times.value(i)));
+            }
+            Some(ok)
+        })
+        .collect();
+    (on_time, largest)
+}
+
+/// The watermark once rows up to event time `largest` were accepted: it trails the largest
+/// event time by `delay` and never goes back.
+pub fn advance(watermark: Option<i64>, largest: Option<i64>, delay: i64) -> Option<i64> {
+    match largest {
+        Some(t) => {
+            let candidate = t.saturating_sub(delay);
+            Some(watermark.map_or(candidate, |w| w.max(candidate)))
+        }
+        None => watermark,
+    }
 }
 
 impl Progress {

@@ -10,7 +10,8 @@
 //!    [`windows`] rewrites the window table functions TUMBLE and HOP into plain SQL first.
 //!    [`point`] answers reads by key (`SELECT .. FROM view WHERE k = $1`) without a plan.
 //! 4. [`ddl`] turns column definitions into catalog columns.
-//! 5. [`system`] serves the `eddy_catalog` system tables (progress, late rows).
+//! 5. [`sources`] checks connector options and replays a replayable stream's history.
+//! 6. [`system`] serves the `eddy_catalog` system tables (progress, late rows).
 //!
 //! Errors are [`SqlError`]s, one variant per kind of failure a client can tell apart.
 
@@ -21,6 +22,7 @@ pub mod literals;
 pub mod names;
 pub mod parser;
 pub mod point;
+pub mod sources;
 pub mod streaming;
 pub mod system;
 pub mod table;

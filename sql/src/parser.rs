@@ -199,6 +199,10 @@ fn stream_columns(
 ) -> SqlResult<(Vec<ColumnDef>, Option<Box<WatermarkDef>>)> {
     let mut columns = Vec::new();
     let mut watermark = None;
+    // A stream fed by a connector that defines its columns may leave them out.
+    if parser.peek_keyword(Keyword::WITH) {
+        return Ok((columns, watermark));
+    }
     parser.expect_token(&Token::LParen)?;
     loop {
         let is_watermark = matches!(parser.peek_nth_token(1).token,

@@ -487,13 +487,6 @@ impl Planner<'_> {
                          neither side is NULL",
                     ));
                 }
-                if kind != JoinKind::Inner && j.filter.is_some() {
-                    return Err(unsupported(format!(
-                        "a condition other than equality of the two sides in a {} JOIN's ON \
-                         clause (a condition on one side can filter that side in a subquery)",
-                        j.join_type
-                    )));
-                }
                 let left = self.build(&j.left)?;
                 let right = self.build(&j.right)?;
                 let left_keys =
@@ -504,10 +497,12 @@ impl Planner<'_> {
                     j.on.iter()
                         .map(|(_, r)| self.physical(r, j.right.schema()))
                         .collect::<SqlResult<Vec<_>>>()?;
+                // The residual sees a pair of rows: both sides' columns, left then right.
+                let pair = j.left.schema().join(j.right.schema())?;
                 let residual = j
                     .filter
                     .as_ref()
-                    .map(|f| self.physical(f, &j.schema))
+                    .map(|f| self.physical(f, &pair))
                     .transpose()?;
                 let op = Join::with_kind(
                     kind,
@@ -519,8 +514,9 @@ impl Planner<'_> {
                         j.left.schema().fields().len(),
                         j.right.schema().fields().len(),
                     ),
+                    Arc::new(pair.as_arrow().clone()),
                     Arc::new(j.schema.as_arrow().clone()),
-                )?;
+                );
                 Ok(self.node(Box::new(op), vec![left, right]))
             }
             LogicalPlan::Union(u) => {

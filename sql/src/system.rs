@@ -2,7 +2,8 @@
 //! progress records the epoch driver commits with each epoch.
 //!
 //! - `progress`: one row per stream, table and materialized view: the last epoch that changed
-//!   it, a stream's watermark, rows accepted and rows dropped as late, a view's state size.
+//!   it, a stream's watermark, rows accepted and rows dropped as late, a view's state size,
+//!   how far a stream's connector has read (`source_offset`; Nexmark: events generated).
 //! - `late_rows`: the most recent rows each stream dropped because they arrived behind its
 //!   watermark, with their event time and the watermark they missed.
 
@@ -57,6 +58,7 @@ fn progress(catalog: &Snapshot, store: &Store) -> SqlResult<RecordBatch> {
         ("rows", SqlType::BigInt),
         ("late_rows", SqlType::BigInt),
         ("state_rows", SqlType::BigInt),
+        ("source_offset", SqlType::BigInt),
     ]);
     let mut relation = StringBuilder::new();
     let mut kind = StringBuilder::new();
@@ -65,6 +67,7 @@ fn progress(catalog: &Snapshot, store: &Store) -> SqlResult<RecordBatch> {
     let mut rows = Int64Builder::new();
     let mut late = Int64Builder::new();
     let mut state = Int64Builder::new();
+    let mut offset = Int64Builder::new();
     for rel in catalog.relations().filter(|r| r.is_stored()) {
         let p = Progress::load(store, rel.id)?.unwrap_or_default();
         relation.append_value(&rel.name);
@@ -74,6 +77,7 @@ fn progress(catalog: &Snapshot, store: &Store) -> SqlResult<RecordBatch> {
         rows.append_value(p.rows as i64);
         late.append_value(p.late_rows as i64);
         state.append_value(p.state_rows as i64);
+        offset.append_option(p.source_offset.map(|o| o as i64));
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(relation.finish()),
@@ -83,6 +87,7 @@ fn progress(catalog: &Snapshot, store: &Store) -> SqlResult<RecordBatch> {
         Arc::new(rows.finish()),
         Arc::new(late.finish()),
         Arc::new(state.finish()),
+        Arc::new(offset.finish()),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)
 }

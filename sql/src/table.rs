@@ -29,6 +29,14 @@ use eddy_dataflow::relations::{self, Layout};
 use eddy_storage::{EpochPin, Store, keys};
 use parking_lot::Mutex;
 
+use crate::SqlError;
+use crate::sources::{Source, committed_offset, replay};
+
+/// A front-end error where the store layer's is expected.
+fn internal(e: SqlError) -> eddy_dataflow::DataflowError {
+    eddy_dataflow::DataflowError::Internal(e.to_string())
+}
+
 /// Rows per batch handed to DataFusion.
 const SCAN_CHUNK: usize = 8192;
 
@@ -150,6 +158,20 @@ impl StoredTable {
             out.push(b);
             Ok(limit.is_none_or(|l| rows < l))
         };
+        if let Some(source) = Source::of(&self.relation).map_err(internal)? {
+            // A replayable stream stores no rows: its history is replayed up to its offset.
+            let offset = committed_offset(&self.store, &self.relation).map_err(internal)?;
+            let mut go_on = true;
+            return replay(&self.relation, &source, offset, |b| {
+                if go_on {
+                    let b = RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())?;
+                    go_on = collect(b).map_err(SqlError::from)?;
+                }
+                Ok(())
+            })
+            .map(|_| out)
+            .map_err(internal);
+        }
         match lookup {
             Lookup::Prefix(prefix) => relations::scan_from(
                 &self.store,

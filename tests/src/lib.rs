@@ -15,6 +15,8 @@
 //! `eddy` command built by cargo as this package's binary before any suite runs, so a suite
 //! never runs against a stale build.
 
+pub mod nexmark;
+
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::TcpListener;
@@ -133,6 +135,11 @@ impl TestServer {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The port the server listens on (it changes on restart).

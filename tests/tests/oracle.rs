@@ -128,6 +128,29 @@ fn views() -> Vec<OracleView> {
             6,
         ),
         OracleView::new(
+            "left_residual",
+            "SELECT e.k, e.v, d.w FROM ev e LEFT JOIN dim d ON e.k = d.id AND e.v > d.w * 10",
+            0,
+        ),
+        OracleView::new(
+            "full_residual",
+            "SELECT d.id, d.w, x.k, x.n FROM dim d \
+             FULL JOIN (SELECT k, count(*) AS n FROM ev GROUP BY k) x ON d.id = x.k AND x.n > d.w",
+            2,
+        ),
+        OracleView::new(
+            "outbid_dims",
+            "SELECT id, label FROM dim d \
+             WHERE EXISTS (SELECT 1 FROM ev e WHERE e.k = d.id AND e.v > d.w * 10)",
+            0,
+        ),
+        OracleView::new(
+            "unmet_dims",
+            "SELECT id, w FROM dim d \
+             WHERE NOT EXISTS (SELECT 1 FROM ev e WHERE e.k = d.id AND e.v > d.w * 10)",
+            0,
+        ),
+        OracleView::new(
             "spreads",
             "SELECT k, var(v) AS var_s, var_pop(v) AS var_p, stddev(v) AS sd, \
              stddev_pop(v) AS sd_p, bool_and(v > 10) AS all_big, bool_or(v > 90) AS any_huge, \

@@ -1,7 +1,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
 use arrow::util::display::array_value_to_string;
 use datafusion::common::ScalarValue;
@@ -11,10 +12,12 @@ use eddy_dataflow::progress::{LateRow, Progress};
 use eddy_dataflow::relations::{self, decode_count};
 use eddy_dataflow::{Dataflow, Delta, EpochContext};
 use eddy_sql::context::layout;
+use eddy_sql::sources::{self, Source};
 use eddy_sql::{SqlError, SqlResult};
 use eddy_storage::{Store, WriteBatch, keys};
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::tables::{Overlay, stage_table_write};
 use super::{Command, Committed, WriteOp, Written};
@@ -30,6 +33,15 @@ const BACKFILL_CHUNK: usize = 65_536;
 /// Most write commands folded into one epoch.
 const MAX_WRITES_PER_EPOCH: usize = 4096;
 const EPOCH: &str = "epoch";
+/// Longest nap while a paced source waits for its next block (commands still come first).
+const SOURCE_POLL: Duration = Duration::from_millis(2);
+
+/// Streams whose sources have equal keys share one sequence.
+fn group_key(source: &Source) -> String {
+    match source {
+        Source::Nexmark(n) => format!("nexmark {}", n.group_key()),
+    }
+}
 
 /// The state of one epoch being staged.
 pub(super) struct Epoch {
@@ -67,8 +79,45 @@ pub struct Driver {
     late_rows_kept: u64,
     /// Where committed changes go to subscribers.
     committed: broadcast::Sender<Arc<Committed>>,
+    /// Streams fed by connectors, grouped by the event sequence they share.
+    sources: BTreeMap<String, SourceGroup>,
     epoch: u64,
     durable: bool,
+}
+
+/// Streams that read one source together: every epoch advances all of them over the same
+/// block of the source (for Nexmark, the same event numbers).
+struct SourceGroup {
+    /// The members and their sources, which differ only in the relation they produce.
+    members: Vec<(u64, Source)>,
+    /// How far the members have read, as of the last committed epoch.
+    offset: u64,
+    /// Wall-clock pacing (a source's `max_events_per_second`): when and where it started.
+    paced_from: Option<(Instant, u64)>,
+    /// Set when an epoch of the group failed: it stops until the server restarts.
+    failed: Option<String>,
+}
+
+impl SourceGroup {
+    fn source(&self) -> &Source {
+        &self.members[0].1
+    }
+
+    /// When its next block is due (`now` when it is not paced; None: never, it ended or
+    /// failed).
+    fn due(&mut self, now: Instant) -> Option<Instant> {
+        if self.failed.is_some() {
+            return None;
+        }
+        let block = sources::next_block(self.source(), self.offset)?;
+        let Source::Nexmark(nexmark) = self.source();
+        let Some(rate) = nexmark.config.max_events_per_second else {
+            return Some(now);
+        };
+        let (start, from) = *self.paced_from.get_or_insert((now, self.offset));
+        let ahead = block.end.saturating_sub(from) as f64 / rate as f64;
+        Some(start + Duration::from_secs_f64(ahead))
+    }
 }
 
 /// The last committed epoch (0 before the first).
@@ -103,6 +152,7 @@ impl Driver {
             progress: HashMap::new(),
             late_rows_kept,
             committed,
+            sources: BTreeMap::new(),
             epoch,
             durable,
         };
@@ -122,7 +172,126 @@ impl Driver {
             flow.restore(view.id, &self.store)?;
             self.views.insert(view.id, flow);
         }
+        self.sources.clear();
+        self.load_sources()
+    }
+
+    /// Groups the streams fed by connectors by the sequence they share, at their committed
+    /// offsets.
+    fn load_sources(&mut self) -> SqlResult<()> {
+        let snapshot = self.catalog.snapshot();
+        let mut groups: BTreeMap<String, SourceGroup> = BTreeMap::new();
+        for rel in snapshot.of_kind(RelationKind::Stream) {
+            let Some(source) = Source::of(rel)? else {
+                continue;
+            };
+            let offset = self.progress_of(rel.id)?.source_offset.unwrap_or(0);
+            let group = groups.entry(group_key(&source)).or_insert(SourceGroup {
+                members: vec![],
+                offset,
+                paced_from: None,
+                failed: None,
+            });
+            group.offset = group.offset.max(offset);
+            group.members.push((rel.id, source));
+        }
+        // Pacing and failures carry over for groups that stay.
+        for (key, group) in groups.iter_mut() {
+            if let Some(old) = self.sources.get(key) {
+                group.paced_from = old.paced_from;
+                group.failed = old.failed.clone();
+            }
+        }
+        self.sources = groups;
         Ok(())
+    }
+
+    /// The relations some materialized view reads.
+    fn read_relations(&self) -> HashSet<u64> {
+        self.views.values().flat_map(|f| f.sources()).collect()
+    }
+
+    /// When the next source block is due, if a source is read by some view and has more.
+    fn source_due(&mut self) -> Option<Instant> {
+        let read = self.read_relations();
+        let now = Instant::now();
+        self.sources
+            .values_mut()
+            .filter(|g| g.members.iter().any(|(id, _)| read.contains(id)))
+            .filter_map(|g| g.due(now))
+            .min()
+    }
+
+    /// One epoch of every source group that is due: each member gets the group's next block.
+    fn source_epoch(&mut self) {
+        let now = Instant::now();
+        let read = self.read_relations();
+        let snapshot = self.catalog.snapshot();
+        let mut epoch = Epoch::new();
+        let mut advanced = Vec::new();
+        let keys: Vec<String> = self.sources.keys().cloned().collect();
+        for key in keys {
+            let group = self.sources.get_mut(&key).expect("group of a listed key");
+            if !group.members.iter().any(|(id, _)| read.contains(id))
+                || group.due(now).is_none_or(|due| due > now)
+            {
+                continue;
+            }
+            let Some(block) = sources::next_block(group.source(), group.offset) else {
+                continue;
+            };
+            let members = group.members.clone();
+            let staged = members.iter().try_for_each(|(id, source)| {
+                let rel = snapshot
+                    .by_id(*id)
+                    .ok_or_else(|| SqlError::UnknownRelation(id.to_string()))?;
+                // A member no view reads only moves its offset; its figures are brought up
+                // to date by replaying it when a view comes to read it.
+                if read.contains(id) {
+                    let rows = sources::generate(rel, source, block.clone())?;
+                    self.stage_append(&mut epoch, rel, &[rows], false)?;
+                } else {
+                    self.progress_of(*id)?;
+                    epoch.progressed.insert(*id);
+                }
+                if let Some(p) = self.progress.get_mut(id) {
+                    p.source_offset = Some(block.end);
+                }
+                Ok::<_, SqlError>(())
+            });
+            if let Err(e) = staged {
+                self.source_failed(&key, e);
+                return;
+            }
+            advanced.push((key, block.end));
+        }
+        if advanced.is_empty() {
+            return;
+        }
+        match self.commit_epoch(epoch) {
+            Ok(()) => {
+                for (key, offset) in advanced {
+                    if let Some(g) = self.sources.get_mut(&key) {
+                        g.offset = offset;
+                    }
+                }
+            }
+            Err(e) => {
+                self.recover();
+                // Which group's rows failed is unknown: stop them all rather than skip rows.
+                for (key, _) in advanced {
+                    self.source_failed(&key, SqlError::Internal(e.to_string()));
+                }
+            }
+        }
+    }
+
+    fn source_failed(&mut self, key: &str, e: SqlError) {
+        self.progress.clear();
+        if let Some(g) = self.sources.get_mut(key) {
+            error!(error = %e, offset = g.offset, "a source failed and stopped");
+            g.failed = Some(e.to_string());
+        }
     }
 
     /// Serves commands until every sender is gone.
@@ -131,9 +300,25 @@ impl Driver {
         loop {
             let first = match pending.take() {
                 Some(c) => c,
-                None => match rx.blocking_recv() {
-                    Some(c) => c,
-                    None => break,
+                None => match self.source_due() {
+                    None => match rx.blocking_recv() {
+                        Some(c) => c,
+                        None => break,
+                    },
+                    // Sources have work: commands first, then a source epoch when due.
+                    Some(due) => match rx.try_recv() {
+                        Ok(c) => c,
+                        Err(TryRecvError::Disconnected) => break,
+                        Err(TryRecvError::Empty) => {
+                            let now = Instant::now();
+                            if due > now {
+                                std::thread::sleep((due - now).min(SOURCE_POLL));
+                            } else {
+                                self.source_epoch();
+                            }
+                            continue;
+                        }
+                    },
                 },
             };
             match first {
@@ -236,39 +421,53 @@ impl Driver {
                 let rel = snapshot
                     .by_id(*relation)
                     .ok_or_else(|| SqlError::UnknownRelation(relation.to_string()))?;
-                for batch in rows {
-                    check_not_null(rel, batch)?;
-                }
-                let mut progress = self.progress_of(rel.id)?;
-                let (rows, late) = match rel.watermark {
-                    Some(_) => self.drop_late(rel, rows, &mut progress, epoch)?,
-                    None => (rows.clone(), 0),
-                };
-                let first = self.next_seq(rel.id)?;
-                let blocks = relations::encode_log_blocks(&rows, first)?;
-                let n: usize = rows.iter().map(RecordBatch::num_rows).sum();
-                for (seq, block) in blocks {
-                    epoch
-                        .batch
-                        .put(keys::row(rel.id, &seq.to_be_bytes()), block);
-                }
-                self.next_seq.insert(rel.id, first + n as u64);
-                progress.rows += n as u64;
-                progress.epoch = self.epoch + 1;
-                self.progress.insert(rel.id, progress);
-                epoch.progressed.insert(rel.id);
-                let changes = epoch.changes.entry(rel.id).or_default();
-                changes.extend(rows.into_iter().map(Delta::inserts));
-                Ok(Written {
-                    rows: n as u64,
-                    late,
-                })
+                sources::check_writable(rel)?;
+                self.stage_append(epoch, rel, rows, true)
             }
             other => Ok(Written {
                 rows: stage_table_write(&self.store, &snapshot, epoch, other)?,
                 late: 0,
             }),
         }
+    }
+
+    /// Stages rows appended to a stream: late ones dropped, the rest appended to its log
+    /// (unless its source can replay them) and recorded as the stream's change.
+    fn stage_append(
+        &mut self,
+        epoch: &mut Epoch,
+        rel: &Relation,
+        rows: &[RecordBatch],
+        log: bool,
+    ) -> SqlResult<Written> {
+        for batch in rows {
+            check_not_null(rel, batch)?;
+        }
+        let mut progress = self.progress_of(rel.id)?;
+        let (rows, late) = match rel.watermark {
+            Some(_) => self.drop_late(rel, rows, &mut progress, epoch)?,
+            None => (rows.to_vec(), 0),
+        };
+        let n: usize = rows.iter().map(RecordBatch::num_rows).sum();
+        if log {
+            let first = self.next_seq(rel.id)?;
+            for (seq, block) in relations::encode_log_blocks(&rows, first)? {
+                epoch
+                    .batch
+                    .put(keys::row(rel.id, &seq.to_be_bytes()), block);
+            }
+            self.next_seq.insert(rel.id, first + n as u64);
+        }
+        progress.rows += n as u64;
+        progress.epoch = self.epoch + 1;
+        self.progress.insert(rel.id, progress);
+        epoch.progressed.insert(rel.id);
+        let changes = epoch.changes.entry(rel.id).or_default();
+        changes.extend(rows.into_iter().map(Delta::inserts));
+        Ok(Written {
+            rows: n as u64,
+            late,
+        })
     }
 
     /// The rows of one write to a stream with a watermark that are on time, judged against
@@ -287,15 +486,14 @@ impl Driver {
         let mut late = 0u64;
         let mut largest: Option<i64> = None;
         for batch in rows {
-            let column = batch.column(wm.column);
-            let times = column.as_primitive::<TimestampMicrosecondType>();
-            let on_time: BooleanArray = (0..batch.num_rows())
-                .map(|i| Some(times.is_valid(i) && before.is_none_or(|w| times.value(i) >= w)))
-                .collect();
+            let times = batch
+                .column(wm.column)
+                .as_primitive::<TimestampMicrosecondType>();
+            let (on_time, top) = eddy_dataflow::progress::on_time(times, before);
+            largest = largest.max(top);
             let late_before = late;
             for i in 0..batch.num_rows() {
                 if on_time.value(i) {
-                    largest = largest.max(Some(times.value(i)));
                     continue;
                 }
                 let row = (0..batch.num_columns())
@@ -324,10 +522,7 @@ impl Driver {
             }
         }
         progress.late_rows += late;
-        if let Some(t) = largest {
-            let candidate = t.saturating_sub(wm.delay_micros);
-            progress.watermark = Some(before.map_or(candidate, |w| w.max(candidate)));
-        }
+        progress.watermark = eddy_dataflow::progress::advance(before, largest, wm.delay_micros);
         Ok((kept, late))
     }
 
@@ -450,28 +645,50 @@ impl Driver {
         relation.id = self.catalog.allocate_id(&mut batch);
         let id = relation.id;
         self.catalog.stage_put(&relation, &mut batch);
+        let fed = Source::of(&relation)?;
         if let Some(mut flow) = dataflow {
             for source in flow.sources() {
                 self.progress_of(source)?;
             }
-            self.backfill(&snapshot, &relation, &mut flow, &mut batch)?;
+            let replayed = self.backfill(&snapshot, &relation, &mut flow, &mut batch)?;
             self.commit(batch)?;
+            self.progress.extend(replayed);
             self.views.insert(id, flow);
+        } else if let Some(source) = &fed {
+            // A stream joining a group starts where the group is, its history replayed.
+            let offset = self.sources.get(&group_key(source)).map_or(0, |g| g.offset);
+            let mut progress = Progress {
+                epoch: self.epoch + 1,
+                source_offset: Some(offset),
+                ..Progress::default()
+            };
+            progress.watermark = sources::replay(&relation, source, offset, |b| {
+                progress.rows += b.num_rows() as u64;
+                Ok(())
+            })?;
+            batch.put(keys::progress(id), progress.encode());
+            self.commit(batch)?;
+            self.progress.insert(id, progress);
         } else {
             self.commit(batch)?;
         }
         self.catalog.install(Arc::new(relation));
+        if fed.is_some() {
+            self.load_sources()?;
+        }
         Ok(true)
     }
 
-    /// Feeds a new view everything its sources hold, chunk by chunk.
+    /// Feeds a new view everything its sources hold, chunk by chunk. Answers the progress of
+    /// the replayable sources it replayed, up to date (to install once committed).
     fn backfill(
         &self,
         snapshot: &Snapshot,
         view: &Relation,
         flow: &mut Dataflow,
         batch: &mut WriteBatch,
-    ) -> SqlResult<()> {
+    ) -> SqlResult<Vec<(u64, Progress)>> {
+        let mut replayed = Vec::new();
         // The history is read at the sources' current watermarks: whatever they closed is
         // final.
         let context = self.epoch_context();
@@ -481,6 +698,20 @@ impl Driver {
                 .by_id(source)
                 .ok_or_else(|| SqlError::UnknownRelation(source.to_string()))?
                 .clone();
+            if let Some(fed) = Source::of(&rel)? {
+                let mut progress = self.progress.get(&source).cloned().unwrap_or_default();
+                let offset = progress.source_offset.unwrap_or(0);
+                progress.rows = 0;
+                progress.watermark = sources::replay(&rel, &fed, offset, |chunk| {
+                    progress.rows += chunk.num_rows() as u64;
+                    let changes = HashMap::from([(source, Delta::inserts(chunk))]);
+                    outputs.push(flow.apply(&changes, &context)?);
+                    Ok(())
+                })?;
+                batch.put(keys::progress(source), progress.encode());
+                replayed.push((source, progress));
+                continue;
+            }
             let schema = rel.schema();
             relations::scan(
                 &self.store,
@@ -502,7 +733,7 @@ impl Driver {
         materialize(&self.store, view, &out, batch)?;
         flow.checkpoint(view.id, batch)?;
         record_view_progress(flow, view.id, self.epoch + 1, batch);
-        Ok(())
+        Ok(replayed)
     }
 
     fn drop_relations(
@@ -561,6 +792,7 @@ impl Driver {
             self.progress.remove(&rel.id);
             dropped.push(rel.name.clone());
         }
+        self.load_sources()?;
         Ok(dropped)
     }
 }

@@ -11,7 +11,7 @@ use eddy_sql::context::{QueryEngine, Rows};
 use eddy_sql::names::normalize_object_name;
 use eddy_sql::parser::Statement;
 use eddy_sql::streaming::ViewOptions;
-use eddy_sql::{SqlError, SqlResult, ddl, streaming};
+use eddy_sql::{SqlError, SqlResult, ddl, sources, streaming};
 use eddy_storage::Store;
 use sqlparser::ast::{Query, Statement as SqlStatement};
 
@@ -27,10 +27,17 @@ pub async fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
             if_not_exists,
             options,
         } => {
-            if let Some(o) = options.first() {
-                return Err(SqlError::Unsupported(format!("stream option {o}")));
+            // A connector may define the columns itself.
+            let mut columns = match columns.is_empty() && !options.is_empty() {
+                true => vec![],
+                false => ddl::columns(columns, &[])?.0,
+            };
+            let connector = sources::stream_connector(name, &mut columns, options)?;
+            if columns.is_empty() {
+                return Err(SqlError::Syntax(format!(
+                    "stream \"{name}\" needs a column list"
+                )));
             }
-            let (columns, _) = ddl::columns(columns, &[])?;
             let mut defs: Vec<String> = columns
                 .iter()
                 .map(|c| format!("{} {}", c.name, c.sql_type))
@@ -42,7 +49,15 @@ pub async fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
                 }
                 None => None,
             };
-            let create_sql = format!("CREATE STREAM {name} ({})", defs.join(", "));
+            let mut create_sql = format!("CREATE STREAM {name} ({})", defs.join(", "));
+            if let Some(c) = &connector {
+                let options: Vec<String> = c
+                    .options
+                    .iter()
+                    .map(|(k, v)| format!("{k} = '{}'", v.replace('\'', "''")))
+                    .collect();
+                create_sql.push_str(&format!(" WITH ({})", options.join(", ")));
+            }
             let mut rel = new_relation(
                 name,
                 RelationKind::Stream,
@@ -53,6 +68,7 @@ pub async fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
                 create_sql,
             );
             rel.watermark = watermark;
+            rel.connector = connector;
             created(shared, rel, None, *if_not_exists, "CREATE STREAM").await
         }
         Statement::CreateMaterializedView {
@@ -163,6 +179,7 @@ fn new_relation(
         create_sql,
         watermark: None,
         emit_on_window_close: false,
+        connector: None,
     }
 }
 

@@ -21,7 +21,7 @@ use eddy_dataflow::codec::{batch_from_rows, encode_row, row_values};
 use eddy_dataflow::relations;
 use eddy_sql::context::layout;
 use eddy_sql::{SqlError, SqlResult};
-use sqlparser::ast::{Expr, SqlOption, Value};
+use sqlparser::ast::SqlOption;
 use tokio::sync::broadcast;
 
 use super::{Shared, resolve};
@@ -87,25 +87,6 @@ fn output_schema(relation: &Relation) -> SqlResult<SchemaRef> {
     Ok(Arc::new(Schema::new(fields)))
 }
 
-fn option_value(o: &SqlOption) -> SqlResult<(String, String)> {
-    let SqlOption::KeyValue { key, value } = o else {
-        return Err(SqlError::InvalidParameter(format!(
-            "SUBSCRIBE option {o} is not key = value"
-        )));
-    };
-    let text = match value {
-        Expr::Value(v) => match &v.value {
-            Value::SingleQuotedString(s) => s.clone(),
-            Value::Boolean(b) => b.to_string(),
-            Value::Number(n, _) => n.clone(),
-            other => other.to_string(),
-        },
-        Expr::Identifier(i) => i.value.clone(),
-        other => other.to_string(),
-    };
-    Ok((key.value.to_ascii_lowercase(), text.to_ascii_lowercase()))
-}
-
 /// Checks a SUBSCRIBE and starts listening; the snapshot is read here too.
 pub fn start(
     shared: &Shared,
@@ -122,7 +103,8 @@ pub fn start(
     let mut snapshot = true;
     let mut mode = OutputMode::Update;
     for o in options {
-        let (key, value) = option_value(o)?;
+        let (key, value) = eddy_sql::sources::option_key_value(o, "SUBSCRIBE")?;
+        let value = value.to_ascii_lowercase();
         match (key.as_str(), value.as_str()) {
             ("snapshot", "true" | "on") => snapshot = true,
             ("snapshot", "false" | "off") => snapshot = false,
@@ -152,7 +134,18 @@ pub fn start(
     let (epoch, rows) = {
         let _pin = shared.store.pin();
         let epoch = committed_epoch(&shared.store)?;
-        let rows = if snapshot || mode == OutputMode::Complete {
+        let rows = if let Some(source) = eddy_sql::sources::Source::of(&relation)?
+            && (snapshot || mode == OutputMode::Complete)
+        {
+            // A replayable stream's history is its source's, up to its offset.
+            let offset = eddy_sql::sources::committed_offset(&shared.store, &relation)?;
+            let mut rows = vec![];
+            eddy_sql::sources::replay(&relation, &source, offset, |b| {
+                rows.push(b);
+                Ok(())
+            })?;
+            rows
+        } else if snapshot || mode == OutputMode::Complete {
             relations::read_all(
                 &shared.store,
                 relation.id,

@@ -1,0 +1,198 @@
+//! Streams fed by connectors: the definition checked at CREATE STREAM, and the history of a
+//! replayable source (one that yields the same rows again from any offset) replayed for a
+//! query or a new view's backfill.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::TimestampMicrosecondType;
+use eddy_catalog::{Column, Connector, Relation};
+use eddy_connectors::ConnectorError;
+use eddy_connectors::nexmark::{self, NexmarkSource};
+use eddy_dataflow::progress::{self, Progress};
+use eddy_storage::Store;
+use sqlparser::ast::{Expr, SqlOption, Value};
+
+use crate::{SqlError, SqlResult};
+
+impl From<ConnectorError> for SqlError {
+    fn from(e: ConnectorError) -> Self {
+        SqlError::InvalidParameter(e.to_string())
+    }
+}
+
+/// What feeds a stream with a connector.
+#[derive(Clone, Debug)]
+pub enum Source {
+    Nexmark(NexmarkSource),
+}
+
+impl Source {
+    /// The source of a stream, if it has a connector.
+    pub fn of(rel: &Relation) -> SqlResult<Option<Source>> {
+        rel.connector
+            .as_ref()
+            .map(|c| Self::from_connector(&rel.name, c))
+            .transpose()
+    }
+
+    fn from_connector(stream: &str, c: &Connector) -> SqlResult<Source> {
+        match c.name.as_str() {
+            "nexmark" => Ok(Source::Nexmark(NexmarkSource::from_options(
+                stream, &c.options,
+            )?)),
+            other => Err(ConnectorError::UnknownConnector(other.to_string()).into()),
+        }
+    }
+}
+
+/// A `key = value` option: the key in lower case, the value as written.
+pub fn option_key_value(o: &SqlOption, what: &str) -> SqlResult<(String, String)> {
+    let SqlOption::KeyValue { key, value } = o else {
+        return Err(SqlError::InvalidParameter(format!(
+            "{what} option {o} is not key = value"
+        )));
+    };
+    let text = match value {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => s.clone(),
+            Value::Boolean(b) => b.to_string(),
+            Value::Number(n, _) => n.clone(),
+            other => other.to_string(),
+        },
+        Expr::Identifier(i) => i.value.clone(),
+        other => other.to_string(),
+    };
+    Ok((key.value.to_ascii_lowercase(), text))
+}
+
+/// The connector a CREATE STREAM's options declare (None without `connector`), checked
+/// against the stream's columns. A connector that defines its relation's columns fills them
+/// in when the statement lists none.
+pub fn stream_connector(
+    stream: &str,
+    columns: &mut Vec<Column>,
+    options: &[SqlOption],
+) -> SqlResult<Option<Connector>> {
+    let mut map = BTreeMap::new();
+    for o in options {
+        let (key, value) = option_key_value(o, "stream")?;
+        if map.insert(key.clone(), value).is_some() {
+            return Err(SqlError::InvalidParameter(format!(
+                "option \"{key}\" is given twice"
+            )));
+        }
+    }
+    let Some(name) = map.get("connector").map(|c| c.to_ascii_lowercase()) else {
+        if let Some(key) = map.keys().next() {
+            return Err(SqlError::InvalidParameter(format!(
+                "stream option \"{key}\" needs a connector (WITH (connector = 'nexmark', ...))"
+            )));
+        }
+        return Ok(None);
+    };
+    let connector = Connector { name, options: map };
+    match Source::from_connector(stream, &connector)? {
+        Source::Nexmark(source) => check_columns(stream, columns, &source)?,
+    }
+    Ok(Some(connector))
+}
+
+/// A Nexmark stream's columns must be the standard ones (in order, by name and type).
+fn check_columns(stream: &str, columns: &mut Vec<Column>, source: &NexmarkSource) -> SqlResult<()> {
+    let standard = source.columns();
+    if columns.is_empty() {
+        *columns = standard
+            .into_iter()
+            .map(|(name, sql_type)| Column {
+                name: name.to_string(),
+                sql_type,
+                nullable: true,
+            })
+            .collect();
+        return Ok(());
+    }
+    let fits = columns.len() == standard.len()
+        && columns
+            .iter()
+            .zip(&standard)
+            .all(|(c, (name, t))| c.name == *name && nexmark::fits(&c.sql_type, t));
+    if !fits {
+        let expected: Vec<String> = standard
+            .iter()
+            .map(|(name, t)| format!("{name} {t}"))
+            .collect();
+        return Err(SqlError::DatatypeMismatch(format!(
+            "the columns of Nexmark stream \"{stream}\" must be ({})",
+            expected.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// How far a stream's source has been read, as of the last committed epoch.
+pub fn committed_offset(store: &Store, rel: &Relation) -> SqlResult<u64> {
+    Ok(Progress::load(store, rel.id)?
+        .and_then(|p| p.source_offset)
+        .unwrap_or(0))
+}
+
+/// The rows a replayable stream holds up to `offset`, in the blocks its epochs took them:
+/// each block is judged against the watermark as it stood before it, as it was live, so the
+/// same rows are dropped as late. Answers the stream's watermark at `offset`.
+pub fn replay(
+    rel: &Relation,
+    source: &Source,
+    offset: u64,
+    mut f: impl FnMut(RecordBatch) -> SqlResult<()>,
+) -> SqlResult<Option<i64>> {
+    let mut watermark = None;
+    let mut at = 0;
+    while let Some(block) = next_block(source, at).filter(|_| at < offset) {
+        at = block.end.min(offset);
+        let batch = generate(rel, source, block.start..at)?;
+        let batch = match rel.watermark {
+            Some(wm) => {
+                let times = batch
+                    .column(wm.column)
+                    .as_primitive::<TimestampMicrosecondType>();
+                let (on_time, largest) = progress::on_time(times, watermark);
+                watermark = progress::advance(watermark, largest, wm.delay_micros);
+                arrow::compute::filter_record_batch(&batch, &on_time)?
+            }
+            None => batch,
+        };
+        if batch.num_rows() > 0 {
+            f(batch)?;
+        }
+    }
+    Ok(watermark)
+}
+
+/// A block of a source's rows, in the stream's schema.
+pub fn generate(rel: &Relation, source: &Source, events: Range<u64>) -> SqlResult<RecordBatch> {
+    let Source::Nexmark(source) = source;
+    let batch = source.generate(events);
+    Ok(RecordBatch::try_new(
+        rel.schema(),
+        batch.columns().to_vec(),
+    )?)
+}
+
+/// The next block of a source from `offset` (None: it has no more).
+pub fn next_block(source: &Source, offset: u64) -> Option<Range<u64>> {
+    let Source::Nexmark(source) = source;
+    source.next_block(offset)
+}
+
+/// Checks that a relation accepts rows from clients: a stream fed by a connector does not.
+pub fn check_writable(rel: &Relation) -> SqlResult<()> {
+    match &rel.connector {
+        Some(c) => Err(SqlError::WrongObjectType(format!(
+            "stream \"{}\" is fed by its {} connector; it takes no INSERT or COPY",
+            rel.name, c.name
+        ))),
+        None => Ok(()),
+    }
+}
