@@ -65,6 +65,48 @@ impl JavaRandom {
 mod tests {
     use super::*;
 
+    /// For each seed: `nextInt(b)` for each of these bounds, then `nextInt()`, `nextLong()`,
+    /// `nextDouble()` and a Nexmark price, `Math.round(Math.pow(10, nextDouble() * 6) * 100)`,
+    /// as a JVM (OpenJDK 17) printed them.
+    #[test]
+    fn sequences_match_a_jvm() {
+        const BOUNDS: [i32; 14] = [
+            2,
+            4,
+            5,
+            6,
+            9,
+            10,
+            11,
+            13,
+            26,
+            100,
+            1000,
+            10000,
+            1010,
+            i32::MAX,
+        ];
+        #[rustfmt::skip]
+        let expected: [(i64, [i32; 14], i32, i64, f64, i64); 6] = [
+            (0, [1, 3, 4, 5, 8, 3, 2, 2, 3, 54, 77, 2677, 503, 1316484262], -65105105, -316923953663567096, 0.023081853110331063, 1137),
+            (1, [1, 0, 2, 3, 8, 4, 6, 9, 22, 48, 569, 8473, 827, 342691263], -258276172, -8225913900319941199, 0.910950480954083, 83661),
+            (42, [1, 0, 3, 2, 0, 5, 1, 3, 3, 93, 182, 7502, 136, 819572292], 1184328952, -5710636755842891759, 0.762090173108902, 97515039),
+            (12345, [0, 2, 1, 0, 4, 4, 7, 9, 15, 89, 517, 2942, 270, 1962470806], -1554121271, 2132282762986792902, 0.9297478462589988, 3766),
+            (999999999, [0, 3, 4, 0, 7, 7, 7, 8, 12, 84, 653, 6300, 24, 1304826741], 1236714829, -7181605840355360926, 0.7410603635062091, 4508948),
+            (-7, [0, 3, 0, 3, 3, 7, 2, 9, 21, 44, 177, 8921, 76, 2097106195], 740122818, -8345463556342312887, 0.1268791342919673, 453),
+        ];
+        for (seed, ints, int, long, double, price) in expected {
+            let mut r = JavaRandom::new(seed);
+            let got: Vec<i32> = BOUNDS.iter().map(|b| r.next_int_below(*b)).collect();
+            assert_eq!(got, ints, "seed {seed}");
+            assert_eq!(r.next_int(), int, "seed {seed}");
+            assert_eq!(r.next_long(), long, "seed {seed}");
+            assert_eq!(r.next_double(), double, "seed {seed}");
+            let p = (10f64.powf(r.next_double() * 6.0) * 100.0 + 0.5).floor() as i64;
+            assert_eq!(p, price, "seed {seed}");
+        }
+    }
+
     /// Values printed by `java.util.Random` for these seeds.
     #[test]
     fn matches_java() {

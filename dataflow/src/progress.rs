@@ -30,6 +30,11 @@ pub struct Progress {
     /// number of the next event). The stream's contents are what the source yields up to it.
     #[serde(default)]
     pub source_offset: Option<u64>,
+    /// The offset that `rows`, `late_rows` and `watermark` account for. It stays behind
+    /// `source_offset` while no view reads the stream (its rows are not generated then), and
+    /// catches up by a replay when one does.
+    #[serde(default)]
+    pub applied_offset: u64,
 }
 
 /// Which rows of a batch are on time against a watermark (a row without event time never

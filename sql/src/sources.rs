@@ -138,16 +138,34 @@ pub fn committed_offset(store: &Store, rel: &Relation) -> SqlResult<u64> {
         .unwrap_or(0))
 }
 
+/// What a replay went through: the stream's figures at the offset it reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Replayed {
+    pub watermark: Option<i64>,
+    pub rows: u64,
+    pub late: u64,
+}
+
+impl Replayed {
+    /// Puts the figures into a stream's progress record: it now accounts for `offset`.
+    pub fn record(&self, progress: &mut Progress, offset: u64) {
+        progress.watermark = self.watermark;
+        progress.rows = self.rows;
+        progress.late_rows = self.late;
+        progress.applied_offset = offset;
+    }
+}
+
 /// The rows a replayable stream holds up to `offset`, in the blocks its epochs took them:
 /// each block is judged against the watermark as it stood before it, as it was live, so the
-/// same rows are dropped as late. Answers the stream's watermark at `offset`.
+/// same rows are dropped as late. `f` answers whether to go on.
 pub fn replay(
     rel: &Relation,
     source: &Source,
     offset: u64,
-    mut f: impl FnMut(RecordBatch) -> SqlResult<()>,
-) -> SqlResult<Option<i64>> {
-    let mut watermark = None;
+    mut f: impl FnMut(RecordBatch) -> SqlResult<bool>,
+) -> SqlResult<Replayed> {
+    let mut replayed = Replayed::default();
     let mut at = 0;
     while let Some(block) = next_block(source, at).filter(|_| at < offset) {
         at = block.end.min(offset);
@@ -157,17 +175,21 @@ pub fn replay(
                 let times = batch
                     .column(wm.column)
                     .as_primitive::<TimestampMicrosecondType>();
-                let (on_time, largest) = progress::on_time(times, watermark);
-                watermark = progress::advance(watermark, largest, wm.delay_micros);
-                arrow::compute::filter_record_batch(&batch, &on_time)?
+                let (on_time, largest) = progress::on_time(times, replayed.watermark);
+                replayed.watermark =
+                    progress::advance(replayed.watermark, largest, wm.delay_micros);
+                let kept = arrow::compute::filter_record_batch(&batch, &on_time)?;
+                replayed.late += (batch.num_rows() - kept.num_rows()) as u64;
+                kept
             }
             None => batch,
         };
-        if batch.num_rows() > 0 {
-            f(batch)?;
+        replayed.rows += batch.num_rows() as u64;
+        if batch.num_rows() > 0 && !f(batch)? {
+            break;
         }
     }
-    Ok(watermark)
+    Ok(replayed)
 }
 
 /// A block of a source's rows, in the stream's schema.

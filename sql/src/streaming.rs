@@ -497,8 +497,15 @@ impl Planner<'_> {
                     j.on.iter()
                         .map(|(_, r)| self.physical(r, j.right.schema()))
                         .collect::<SqlResult<Vec<_>>>()?;
-                // The residual sees a pair of rows: both sides' columns, left then right.
-                let pair = j.left.schema().join(j.right.schema())?;
+                // The residual sees a pair of rows: both sides' columns, left then right
+                // (the output's, but for semi and anti joins).
+                let pair = match (&j.filter, kind) {
+                    (Some(_), JoinKind::LeftSemi | JoinKind::LeftAnti)
+                    | (Some(_), JoinKind::RightSemi | JoinKind::RightAnti) => {
+                        Arc::new(j.left.schema().join(j.right.schema())?)
+                    }
+                    _ => j.schema.clone(),
+                };
                 let residual = j
                     .filter
                     .as_ref()

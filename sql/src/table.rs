@@ -161,13 +161,9 @@ impl StoredTable {
         if let Some(source) = Source::of(&self.relation).map_err(internal)? {
             // A replayable stream stores no rows: its history is replayed up to its offset.
             let offset = committed_offset(&self.store, &self.relation).map_err(internal)?;
-            let mut go_on = true;
             return replay(&self.relation, &source, offset, |b| {
-                if go_on {
-                    let b = RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())?;
-                    go_on = collect(b).map_err(SqlError::from)?;
-                }
-                Ok(())
+                let b = RecordBatch::try_new(self.schema.clone(), b.columns().to_vec())?;
+                Ok(collect(b)?)
             })
             .map(|_| out)
             .map_err(internal);

@@ -229,3 +229,53 @@ async fn definitions_are_checked() -> Result<()> {
     ensure!(streams.len() == 1, "{streams:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_stream_read_late_catches_up() -> Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client().await?;
+    // 100 events a second of event time: 20,000 events span 200 s.
+    nexmark::create_sources(
+        &client,
+        "events = '20000', max_events_per_epoch = '1000', event_rate = '100'",
+    )
+    .await?;
+    // Only bids are read while the source runs to its end.
+    create_views(&client, &["q17"]).await?;
+    wait_for_offset(&client, 20_000).await?;
+    // A view over auctions, which nothing read so far, sees their whole history, and the
+    // windows their watermark has closed come out at once.
+    client
+        .batch_execute(
+            "CREATE MATERIALIZED VIEW closed AS SELECT window_end, count(*) AS n \
+             FROM TUMBLE(auction, date_time, INTERVAL '10 seconds') \
+             GROUP BY window_start, window_end EMIT ON WINDOW CLOSE",
+        )
+        .await?;
+    let progress = query_rows(
+        &client,
+        "SELECT rows, source_offset, watermark FROM eddy_catalog.progress \
+         WHERE relation = 'auction'",
+    )
+    .await?;
+    ensure!(
+        progress[0][0] == "1200" && progress[0][1] == "20000",
+        "{progress:?}"
+    );
+    let watermark = &progress[0][2];
+    let view = sorted_rows(&client, "SELECT * FROM closed").await?;
+    let batch = sorted_rows(
+        &client,
+        &format!(
+            "SELECT window_end, count(*) AS n \
+             FROM TUMBLE(auction, date_time, INTERVAL '10 seconds') \
+             GROUP BY window_start, window_end HAVING window_end <= TIMESTAMP '{watermark}'"
+        ),
+    )
+    .await?;
+    ensure!(view.len() >= 18, "{} windows closed", view.len());
+    if let Err(e) = compare_rows(&view, &batch) {
+        bail!("the closed windows differ: {e}");
+    }
+    Ok(())
+}

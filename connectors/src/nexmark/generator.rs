@@ -4,7 +4,10 @@
 //!
 //! Where the reference draws from an unseeded random source (the four hot URLs and the
 //! 10,000 cached channel URLs) Eddy seeds it with the channel's index, so that every run
-//! yields the same rows. The reference adds the bidder's id offset twice; it is added once.
+//! yields the same rows. The Flink benchmark adds the bidder's id offset twice; it is added
+//! once, as in Beam. Events are `1,000,000 / event_rate` microseconds apart, as a fraction
+//! (as the Flink benchmark has it; Beam rounds the period to whole microseconds, which
+//! differs for rates that do not divide 10^6).
 
 use std::sync::OnceLock;
 
@@ -353,7 +356,8 @@ fn channels() -> &'static [(String, String)] {
                 let mut random = JavaRandom::new(CHANNELS_NUMBER as i64 + n as i64);
                 let mut url = base_url(&mut random);
                 if random.next_int_below(10) > 0 {
-                    url.push_str(&format!("&channel_id={}", n.reverse_bits().unsigned_abs()));
+                    // Java's Math.abs, which leaves i32::MIN negative.
+                    url.push_str(&format!("&channel_id={}", n.reverse_bits().wrapping_abs()));
                 }
                 (format!("channel-{n}"), url)
             })

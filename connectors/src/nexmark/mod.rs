@@ -72,6 +72,11 @@ impl Default for NexmarkConfig {
     }
 }
 
+/// Most events a source may have (event ids stay far from overflow).
+const MAX_EVENTS: u64 = 1 << 53;
+/// Most events one epoch may take: its rows are held in memory at once.
+const MAX_EVENTS_PER_EPOCH: u64 = 10_000_000;
+
 /// The options a Nexmark stream takes, besides `connector`.
 pub const OPTIONS: &[&str] = &[
     "table",
@@ -100,6 +105,16 @@ impl NexmarkSource {
         let mut config = NexmarkConfig::default();
         let mut kind = None;
         for (key, value) in options {
+            let at_most = |n: u64, limit: u64| -> ConnectorResult<u64> {
+                if n > limit {
+                    return Err(ConnectorError::invalid(
+                        key,
+                        value,
+                        &format!("at most {limit}"),
+                    ));
+                }
+                Ok(n)
+            };
             let number = || -> ConnectorResult<u64> {
                 value
                     .parse::<u64>()
@@ -110,10 +125,14 @@ impl NexmarkSource {
             match key.as_str() {
                 "connector" => {}
                 "table" => kind = Some(kind_named(value)?),
-                "events" => config.events = Some(number()?),
-                "event_rate" => config.event_rate = number()?,
-                "out_of_order_group_size" => config.out_of_order_group_size = number()?,
-                "max_events_per_epoch" => config.max_events_per_epoch = number()?,
+                "events" => config.events = Some(at_most(number()?, MAX_EVENTS)?),
+                "event_rate" => config.event_rate = at_most(number()?, 1_000_000_000)?,
+                "out_of_order_group_size" => {
+                    config.out_of_order_group_size = at_most(number()?, MAX_EVENTS)?
+                }
+                "max_events_per_epoch" => {
+                    config.max_events_per_epoch = at_most(number()?, MAX_EVENTS_PER_EPOCH)?
+                }
                 "max_events_per_second" => config.max_events_per_second = Some(number()?),
                 "base_time" => {
                     let t = chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S")

@@ -172,7 +172,7 @@ impl Driver {
             flow.restore(view.id, &self.store)?;
             self.views.insert(view.id, flow);
         }
-        self.sources.clear();
+        // Groups are rebuilt at their committed offsets; a failed one stays stopped.
         self.load_sources()
     }
 
@@ -215,11 +215,18 @@ impl Driver {
     fn source_due(&mut self) -> Option<Instant> {
         let read = self.read_relations();
         let now = Instant::now();
-        self.sources
-            .values_mut()
-            .filter(|g| g.members.iter().any(|(id, _)| read.contains(id)))
-            .filter_map(|g| g.due(now))
-            .min()
+        let mut due = None;
+        for group in self.sources.values_mut() {
+            if group.members.iter().any(|(id, _)| read.contains(id)) {
+                if let Some(d) = group.due(now) {
+                    due = Some(due.map_or(d, |earliest: Instant| earliest.min(d)));
+                }
+            } else {
+                // Pacing starts afresh when a view comes to read the group again.
+                group.paced_from = None;
+            }
+        }
+        due
     }
 
     /// One epoch of every source group that is due: each member gets the group's next block.
@@ -227,6 +234,7 @@ impl Driver {
         let now = Instant::now();
         let read = self.read_relations();
         let snapshot = self.catalog.snapshot();
+        let watched = self.committed.receiver_count() > 0;
         let mut epoch = Epoch::new();
         let mut advanced = Vec::new();
         let keys: Vec<String> = self.sources.keys().cloned().collect();
@@ -245,11 +253,15 @@ impl Driver {
                 let rel = snapshot
                     .by_id(*id)
                     .ok_or_else(|| SqlError::UnknownRelation(id.to_string()))?;
-                // A member no view reads only moves its offset; its figures are brought up
-                // to date by replaying it when a view comes to read it.
-                if read.contains(id) {
+                // A member neither a view nor a subscriber reads only moves its offset; its
+                // figures catch up by a replay once its rows are needed.
+                if read.contains(id) || watched {
+                    self.catch_up(rel, source)?;
                     let rows = sources::generate(rel, source, block.clone())?;
                     self.stage_append(&mut epoch, rel, &[rows], false)?;
+                    if let Some(p) = self.progress.get_mut(id) {
+                        p.applied_offset = block.end;
+                    }
                 } else {
                     self.progress_of(*id)?;
                     epoch.progressed.insert(*id);
@@ -287,11 +299,26 @@ impl Driver {
     }
 
     fn source_failed(&mut self, key: &str, e: SqlError) {
-        self.progress.clear();
         if let Some(g) = self.sources.get_mut(key) {
             error!(error = %e, offset = g.offset, "a source failed and stopped");
             g.failed = Some(e.to_string());
+            // Their progress may be half staged: it is read again as committed.
+            for (id, _) in &g.members {
+                self.progress.remove(id);
+            }
         }
+    }
+
+    /// Brings a replayable stream's figures (rows, late rows, watermark) up to its offset,
+    /// replaying what was not generated while nothing read it.
+    fn catch_up(&mut self, rel: &Relation, source: &Source) -> SqlResult<()> {
+        let mut progress = self.progress_of(rel.id)?;
+        let offset = progress.source_offset.unwrap_or(0);
+        if progress.applied_offset != offset {
+            sources::replay(rel, source, offset, |_| Ok(true))?.record(&mut progress, offset);
+            self.progress.insert(rel.id, progress);
+        }
+        Ok(())
     }
 
     /// Serves commands until every sender is gone.
@@ -657,15 +684,12 @@ impl Driver {
         } else if let Some(source) = &fed {
             // A stream joining a group starts where the group is, its history replayed.
             let offset = self.sources.get(&group_key(source)).map_or(0, |g| g.offset);
-            let mut progress = Progress {
+            // Its figures catch up by a replay once its rows are needed.
+            let progress = Progress {
                 epoch: self.epoch + 1,
                 source_offset: Some(offset),
                 ..Progress::default()
             };
-            progress.watermark = sources::replay(&relation, source, offset, |b| {
-                progress.rows += b.num_rows() as u64;
-                Ok(())
-            })?;
             batch.put(keys::progress(id), progress.encode());
             self.commit(batch)?;
             self.progress.insert(id, progress);
@@ -693,6 +717,7 @@ impl Driver {
         // final.
         let context = self.epoch_context();
         let mut outputs = vec![flow.apply(&HashMap::new(), &context)?];
+        let mut after = context.clone();
         for source in flow.sources() {
             let rel = snapshot
                 .by_id(source)
@@ -701,13 +726,15 @@ impl Driver {
             if let Some(fed) = Source::of(&rel)? {
                 let mut progress = self.progress.get(&source).cloned().unwrap_or_default();
                 let offset = progress.source_offset.unwrap_or(0);
-                progress.rows = 0;
-                progress.watermark = sources::replay(&rel, &fed, offset, |chunk| {
-                    progress.rows += chunk.num_rows() as u64;
+                sources::replay(&rel, &fed, offset, |chunk| {
                     let changes = HashMap::from([(source, Delta::inserts(chunk))]);
                     outputs.push(flow.apply(&changes, &context)?);
-                    Ok(())
-                })?;
+                    Ok(true)
+                })?
+                .record(&mut progress, offset);
+                if let Some(w) = progress.watermark {
+                    after.watermarks.insert(source, w);
+                }
                 batch.put(keys::progress(source), progress.encode());
                 replayed.push((source, progress));
                 continue;
@@ -725,6 +752,11 @@ impl Driver {
                     Ok(())
                 },
             )?;
+        }
+        if !replayed.is_empty() {
+            // A replay may have moved a stream's watermark past the one the history was read
+            // at (a stream nothing read lags): windows it closed close now.
+            outputs.push(flow.apply(&HashMap::new(), &after)?);
         }
         let out = declared(
             view,

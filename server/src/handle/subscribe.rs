@@ -142,7 +142,7 @@ pub fn start(
             let mut rows = vec![];
             eddy_sql::sources::replay(&relation, &source, offset, |b| {
                 rows.push(b);
-                Ok(())
+                Ok(true)
             })?;
             rows
         } else if snapshot || mode == OutputMode::Complete {
