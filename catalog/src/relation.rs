@@ -80,6 +80,10 @@ pub struct Relation {
     /// Streams fed by a connector (`WITH (connector = ...)`) rather than by clients.
     #[serde(default)]
     pub connector: Option<Connector>,
+    /// Materialized views whose rows are never retracted (a query over streams through
+    /// projections, filters, unions and inner joins): stored as a log, like a stream.
+    #[serde(default)]
+    pub append_only: bool,
 }
 
 /// A stream's connector: its name and every option as written (keys in lower case).

@@ -174,6 +174,7 @@ mod tests {
             watermark: None,
             emit_on_window_close: false,
             connector: None,
+            append_only: false,
         }
     }
 

@@ -33,11 +33,13 @@ use crate::{SqlError, SqlResult, parser};
 /// The database name clients connect to.
 pub const DATABASE: &str = "eddy";
 
-/// How a relation kind lays out its rows.
-pub fn layout(kind: RelationKind) -> Layout {
-    match kind {
+/// How a relation lays out its rows: a log for what only grows (streams, append-only
+/// views), rows by key for tables, a multiset of rows for other views.
+pub fn layout(rel: &Relation) -> Layout {
+    match rel.kind {
         RelationKind::Stream => Layout::Log,
         RelationKind::Table => Layout::Keyed,
+        RelationKind::MaterializedView if rel.append_only => Layout::Log,
         RelationKind::MaterializedView | RelationKind::View => Layout::Multiset,
     }
 }
@@ -179,7 +181,7 @@ impl QueryEngine {
         for rel in needed.values().filter(|r| r.is_stored()) {
             let table = StoredTable::new(
                 rel.clone(),
-                layout(rel.kind),
+                layout(rel),
                 nullable(&rel.schema()),
                 store.clone(),
             );

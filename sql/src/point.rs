@@ -90,10 +90,12 @@ impl PointRead {
             return None;
         }
         let relation = catalog.get(&normalize_object_name(name).ok()?)?.clone();
+        // Views stored as a log have no order to look a key up in.
         if !matches!(
             relation.kind,
             RelationKind::MaterializedView | RelationKind::Table
-        ) {
+        ) || relation.append_only
+        {
             return None;
         }
         let scope = Scope {
@@ -437,6 +439,7 @@ mod tests {
             watermark: None,
             emit_on_window_close: false,
             connector: None,
+            append_only: false,
         };
         let table = Relation {
             id: 8,

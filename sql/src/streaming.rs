@@ -226,11 +226,22 @@ fn final_once_closed(plan: &LogicalPlan, catalog: &Snapshot, windows: &[WindowFu
     }
 }
 
-/// Whether a plan's output only ever grows: streams, through operators that map inserts to
-/// inserts (an aggregate updates its rows, so it does not).
+/// Whether a view of this (optimized) plan only ever gains rows, and so can be stored as a
+/// log.
+pub fn is_append_only(plan: &LogicalPlan, catalog: &Snapshot) -> bool {
+    append_only(plan, catalog)
+}
+
+/// Whether a plan's output only ever grows: streams and append-only views, through operators
+/// that map inserts to inserts (an aggregate updates its rows, so it does not).
 fn append_only(plan: &LogicalPlan, catalog: &Snapshot) -> bool {
     match plan {
-        LogicalPlan::TableScan(_) => reads_only_streams(plan, catalog, &[]),
+        LogicalPlan::TableScan(scan) => catalog.get(scan.table_name.table()).is_some_and(|r| {
+            r.kind == RelationKind::Stream
+                || (r.kind == RelationKind::MaterializedView && r.append_only)
+        }),
+        // A sort with a fetch is a top-N, whose members change.
+        LogicalPlan::Sort(s) if s.fetch.is_some() => false,
         LogicalPlan::Projection(_)
         | LogicalPlan::Filter(_)
         | LogicalPlan::SubqueryAlias(_)

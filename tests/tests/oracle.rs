@@ -59,13 +59,11 @@ fn views() -> Vec<OracleView> {
              GROUP BY distinct_v HAVING count(*) > 1"
         )
     };
+    let big_values =
+        "SELECT k, g, v * 2 AS doubled, v % 7 AS bucket FROM ev WHERE v > 50 OR g = 'c'";
     vec![
         OracleView::new("per_key", per_key, 0),
-        OracleView::new(
-            "big_values",
-            "SELECT k, g, v * 2 AS doubled, v % 7 AS bucket FROM ev WHERE v > 50 OR g = 'c'",
-            0,
-        ),
+        OracleView::new("big_values", big_values, 0),
         OracleView::new(
             "joined",
             "SELECT e.k, e.v, d.label FROM ev e JOIN dim d ON e.k = d.id WHERE d.w > 3",
@@ -127,6 +125,25 @@ fn views() -> Vec<OracleView> {
             "SELECT k, g FROM ev e WHERE NOT EXISTS (SELECT 1 FROM dim d WHERE d.id = e.k)",
             6,
         ),
+        // Views over an append-only view (stored as a log): one keeps growing with it, one
+        // aggregates it; both start from its existing rows.
+        OracleView {
+            name: "big_low_buckets",
+            definition: "SELECT k, doubled FROM big_values WHERE bucket < 3".into(),
+            oracle: format!("SELECT k, doubled FROM ({big_values}) AS b WHERE bucket < 3"),
+            created_after_round: 4,
+        },
+        OracleView {
+            name: "big_per_bucket",
+            definition: "SELECT bucket, count(*) AS n, max(doubled) AS top FROM big_values \
+                         GROUP BY bucket"
+                .into(),
+            oracle: format!(
+                "SELECT bucket, count(*) AS n, max(doubled) AS top FROM ({big_values}) AS b \
+                 GROUP BY bucket"
+            ),
+            created_after_round: 5,
+        },
         OracleView::new(
             "left_residual",
             "SELECT e.k, e.v, d.w FROM ev e LEFT JOIN dim d ON e.k = d.id AND e.v > d.w * 10",

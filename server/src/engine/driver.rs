@@ -616,8 +616,20 @@ impl Driver {
             let view = snapshot
                 .by_id(id)
                 .ok_or_else(|| SqlError::Internal(format!("view {id} vanished")))?;
-            let out = declared(view, flow.apply(&changes, &context)?.consolidate()?)?;
-            materialize(&self.store, view, &out, &mut epoch.batch)?;
+            let out = flow.apply(&changes, &context)?;
+            // An append-only view's rows are all insertions: nothing to cancel out.
+            let out = match view.append_only {
+                true => out,
+                false => out.consolidate()?,
+            };
+            let out = declared(view, out)?;
+            store_view_change(
+                &self.store,
+                &mut self.next_seq,
+                view,
+                &out,
+                &mut epoch.batch,
+            )?;
             flow.checkpoint(id, &mut epoch.batch)?;
             record_view_progress(flow, id, next, &mut epoch.batch);
             if !out.is_empty() {
@@ -706,7 +718,7 @@ impl Driver {
     /// Feeds a new view everything its sources hold, chunk by chunk. Answers the progress of
     /// the replayable sources it replayed, up to date (to install once committed).
     fn backfill(
-        &self,
+        &mut self,
         snapshot: &Snapshot,
         view: &Relation,
         flow: &mut Dataflow,
@@ -743,7 +755,7 @@ impl Driver {
             relations::scan(
                 &self.store,
                 source,
-                layout(rel.kind),
+                layout(&rel),
                 &schema,
                 BACKFILL_CHUNK,
                 |chunk: RecordBatch| {
@@ -762,7 +774,7 @@ impl Driver {
             view,
             Delta::concat(&flow.schema(), &outputs)?.consolidate()?,
         )?;
-        materialize(&self.store, view, &out, batch)?;
+        store_view_change(&self.store, &mut self.next_seq, view, &out, batch)?;
         flow.checkpoint(view.id, batch)?;
         record_view_progress(flow, view.id, self.epoch + 1, batch);
         Ok(replayed)
@@ -861,6 +873,50 @@ fn declared(view: &Relation, delta: Delta) -> SqlResult<Delta> {
         .collect::<SqlResult<Vec<_>>>()?;
     let batch = RecordBatch::try_new(schema, columns)?;
     Ok(Delta::new(batch, delta.weights))
+}
+
+/// Stores a view's (consolidated, [`declared`]) change: appended to its log if it is
+/// append-only, applied to its multiset of rows otherwise.
+fn store_view_change(
+    store: &Store,
+    next_seq: &mut HashMap<u64, u64>,
+    view: &Relation,
+    delta: &Delta,
+    batch: &mut WriteBatch,
+) -> SqlResult<()> {
+    if !view.append_only {
+        return materialize(store, view, delta, batch);
+    }
+    if delta.is_empty() {
+        return Ok(());
+    }
+    let rows = match delta.weights.iter().all(|w| *w == 1) {
+        true => delta.batch.clone(),
+        false => {
+            // A row n times is n entries of the log; a retraction cannot be stored.
+            let mut take = Vec::with_capacity(delta.len());
+            for (i, w) in delta.weights.iter().enumerate() {
+                if *w < 0 {
+                    return Err(SqlError::Internal(format!(
+                        "append-only view {} would lose a row",
+                        view.name
+                    )));
+                }
+                take.extend(std::iter::repeat_n(i as u32, *w as usize));
+            }
+            let take = arrow::array::UInt32Array::from(take);
+            arrow::compute::take_record_batch(&delta.batch, &take)?
+        }
+    };
+    let first = match next_seq.get(&view.id) {
+        Some(s) => *s,
+        None => relations::next_log_seq(store, view.id)?,
+    };
+    for (seq, block) in relations::encode_log_blocks(std::slice::from_ref(&rows), first)? {
+        batch.put(keys::row(view.id, &seq.to_be_bytes()), block);
+    }
+    next_seq.insert(view.id, first + rows.num_rows() as u64);
+    Ok(())
 }
 
 /// Applies a view's (consolidated, [`declared`]) change to its stored multiset of rows.

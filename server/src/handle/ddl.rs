@@ -180,6 +180,7 @@ fn new_relation(
         watermark: None,
         emit_on_window_close: false,
         connector: None,
+        append_only: false,
     }
 }
 
@@ -340,9 +341,11 @@ pub async fn plan_view(
     let columns = view_columns(&postgres_names(query, &schema))?;
     let depends_on = engine.references(&stmt, snapshot)?;
     let mut notes = Vec::new();
+    let mut append_only = false;
     let (kind, flow) = if materialized {
         let optimized = ctx.state().optimize(&plan)?;
         notes = streaming::unbounded_state(&optimized, snapshot);
+        append_only = streaming::is_append_only(&optimized, snapshot);
         (
             RelationKind::MaterializedView,
             Some(streaming::plan_dataflow(
@@ -374,5 +377,6 @@ pub async fn plan_view(
         create_sql,
     );
     rel.emit_on_window_close = emit_on_window_close;
+    rel.append_only = append_only;
     Ok((rel, flow, notes))
 }

@@ -119,7 +119,9 @@ pub fn start(
             }
         }
     }
-    let append_only = relation.kind == RelationKind::Stream || relation.emit_on_window_close;
+    let append_only = relation.kind == RelationKind::Stream
+        || relation.emit_on_window_close
+        || relation.append_only;
     if mode == OutputMode::Append && !append_only {
         return Err(SqlError::InvalidParameter(format!(
             "output_mode 'append' needs rows that never change, and the rows of {} \"{name}\" \
@@ -149,7 +151,7 @@ pub fn start(
             relations::read_all(
                 &shared.store,
                 relation.id,
-                layout(relation.kind),
+                layout(&relation),
                 &relation.schema(),
             )?
         } else {
