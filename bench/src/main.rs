@@ -100,6 +100,10 @@ enum Workload {
         /// Afterwards, compare each view with its batch query (small runs).
         #[arg(long)]
         check: bool,
+        /// Pace the source to this many events/s and time point SELECTs by the view's first
+        /// column (a BIGINT) on another connection while it ingests.
+        #[arg(long)]
+        serve: Option<u64>,
     },
     /// Every workload with its defaults.
     All,
@@ -133,7 +137,8 @@ async fn main() -> Result<()> {
             events,
             per_epoch,
             check,
-        } => nexmark::nexmark(&queries, events, per_epoch, check).await,
+            serve,
+        } => nexmark::nexmark(&queries, events, per_epoch, check, serve).await,
         Workload::All => {
             copy(1_000_000, 5, &peer).await?;
             insert(10_000_000, 1_000, 21, &peer).await?;
@@ -209,7 +214,7 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 /// The value below which a fraction `q` of the (sorted) measurements fall.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

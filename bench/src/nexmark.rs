@@ -21,7 +21,13 @@ pub struct Run {
 }
 
 /// Runs the named queries (`all`: every query) over `events` events each.
-pub async fn nexmark(queries: &[String], events: u64, per_epoch: u64, check: bool) -> Result<()> {
+pub async fn nexmark(
+    queries: &[String],
+    events: u64,
+    per_epoch: u64,
+    check: bool,
+    serve: Option<u64>,
+) -> Result<()> {
     let names: Vec<&str> = if queries.iter().any(|q| q == "all") {
         nexmark::QUERIES.iter().map(|(n, _)| *n).collect()
     } else {
@@ -29,7 +35,7 @@ pub async fn nexmark(queries: &[String], events: u64, per_epoch: u64, check: boo
     };
     for name in names {
         let sql = nexmark::query(name).with_context(|| format!("no Nexmark query {name}"))?;
-        let run = run(name, sql, events, per_epoch, check).await?;
+        let run = run(name, sql, events, per_epoch, check, serve).await?;
         let rate = events as f64 / run.seconds;
         let per_cpu = events as f64 / run.cpu_seconds;
         println!(
@@ -49,12 +55,22 @@ pub async fn nexmark(queries: &[String], events: u64, per_epoch: u64, check: boo
     Ok(())
 }
 
-async fn run(name: &str, sql: &str, events: u64, per_epoch: u64, check: bool) -> Result<Run> {
+async fn run(
+    name: &str,
+    sql: &str,
+    events: u64,
+    per_epoch: u64,
+    check: bool,
+    serve: Option<u64>,
+) -> Result<Run> {
     let server = TestServer::start().await?;
     let client = server.client().await?;
+    let pacing = serve.map_or(String::new(), |rate| {
+        format!(", max_events_per_second = '{rate}'")
+    });
     nexmark::create_sources(
         &client,
-        &format!("events = '{events}', max_events_per_epoch = '{per_epoch}'"),
+        &format!("events = '{events}', max_events_per_epoch = '{per_epoch}'{pacing}"),
     )
     .await?;
     let pid = server.pid().context("the server is not running")?;
@@ -67,6 +83,13 @@ async fn run(name: &str, sql: &str, events: u64, per_epoch: u64, check: bool) ->
         ))
         .await
         .with_context(|| format!("creating the view of {name}"))?;
+    let reader = match serve {
+        Some(_) => Some(tokio::spawn(point_reads(
+            server.client().await?,
+            format!("nexmark_{name}"),
+        ))),
+        None => None,
+    };
     let mut last_report = Instant::now();
     loop {
         let offset = nexmark::offset(&client).await?;
@@ -85,6 +108,11 @@ async fn run(name: &str, sql: &str, events: u64, per_epoch: u64, check: bool) ->
     let seconds = start.elapsed().as_secs_f64();
     let cpu_seconds = cpu_seconds(pid)? - cpu_before;
     let peak_rss_mb = peak_rss_mb(pid)?;
+    if let Some(reader) = reader {
+        reader.abort();
+        let _ = reader.await;
+        report_reads(name, serve.unwrap_or(0), seconds);
+    }
     if check {
         let view = sorted_rows(&client, &format!("SELECT * FROM nexmark_{name}")).await?;
         let batch = sorted_rows(&client, &nexmark::select(sql)).await?;
@@ -101,6 +129,78 @@ async fn run(name: &str, sql: &str, events: u64, per_epoch: u64, check: bool) ->
         cpu_seconds,
         peak_rss_mb,
     })
+}
+
+/// Latencies of the point reads of the running query, in microseconds.
+static LATENCIES: std::sync::Mutex<Vec<f64>> = std::sync::Mutex::new(Vec::new());
+/// Rows the point reads returned.
+static ROWS_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Prepared point SELECTs by the view's first column, for keys among those the view holds,
+/// back to back until aborted.
+async fn point_reads(client: tokio_postgres::Client, view: String) -> Result<()> {
+    LATENCIES.lock().expect("latencies").clear();
+    ROWS_READ.store(0, std::sync::atomic::Ordering::Relaxed);
+    let first = client
+        .prepare(&format!("SELECT * FROM {view} LIMIT 0"))
+        .await?
+        .columns()
+        .first()
+        .context("a view without columns")?
+        .name()
+        .to_string();
+    let lookup = client
+        .prepare(&format!("SELECT * FROM {view} WHERE {first} = $1"))
+        .await?;
+    let mut keys: Vec<i64> = Vec::new();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    loop {
+        if keys.is_empty() || state % 1000 == 0 {
+            // Refresh the keys now and then: the view grows.
+            keys = client
+                .query(
+                    &format!("SELECT DISTINCT {first} FROM {view} LIMIT 10000"),
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get::<_, i64>(0))
+                .collect();
+            if keys.is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        }
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let key = keys[(state % keys.len() as u64) as usize];
+        let t = Instant::now();
+        let rows = client.query(&lookup, &[&key]).await?;
+        ROWS_READ.fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        LATENCIES
+            .lock()
+            .expect("latencies")
+            .push(t.elapsed().as_secs_f64() * 1e6);
+    }
+}
+
+fn report_reads(name: &str, rate: u64, seconds: f64) {
+    let mut l = std::mem::take(&mut *LATENCIES.lock().expect("latencies"));
+    l.sort_by(f64::total_cmp);
+    let (p50, p99) = (crate::quantile(&l, 0.5), crate::quantile(&l, 0.99));
+    let qps = l.len() as f64 / seconds;
+    let rows = ROWS_READ.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "nexmark {name} serving ingest_rate={rate} reads={} rows_read={rows} p50_us={p50:.0} \
+         p99_us={p99:.0} queries_per_sec={qps:.0}",
+        l.len()
+    );
+    crate::report(
+        "nexmark_serving",
+        serde_json::json!({"query": name, "ingest_rate": rate, "reads": l.len(),
+            "p50_us": p50, "p99_us": p99, "queries_per_sec": qps}),
+    );
 }
 
 /// User plus system CPU time of a process so far.
