@@ -154,8 +154,8 @@ async fn point_reads(client: tokio_postgres::Client, view: String) -> Result<()>
         .await?;
     let mut keys: Vec<i64> = Vec::new();
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    loop {
-        if keys.is_empty() || state % 1000 == 0 {
+    for n in 0u64.. {
+        if keys.is_empty() || n.is_multiple_of(1000) {
             // Refresh the keys now and then: the view grows.
             keys = client
                 .query(
@@ -183,6 +183,7 @@ async fn point_reads(client: tokio_postgres::Client, view: String) -> Result<()>
             .expect("latencies")
             .push(t.elapsed().as_secs_f64() * 1e6);
     }
+    Ok(())
 }
 
 fn report_reads(name: &str, rate: u64, seconds: f64) {
