@@ -462,7 +462,8 @@ impl Planner<'_> {
                     aggs,
                     &Arc::new(in_schema.as_arrow().clone()),
                     out_schema,
-                )?;
+                )?
+                .over_append_only(append_only(&a.input, self.catalog));
                 if let Some(closing) = self.closing
                     && final_once_closed(&a.input, self.catalog, self.windows)
                 {

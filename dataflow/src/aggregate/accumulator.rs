@@ -132,6 +132,9 @@ pub(super) enum Acc {
     },
     /// Min, max and every DISTINCT aggregate: the multiset of non-null values.
     Values(BTreeMap<Ordered, i64>),
+    /// Min, max, bool_and and bool_or over input that is never retracted: the extreme
+    /// alone (which no deletion can take away).
+    Extreme(Option<Ordered>),
     /// Variance and standard deviation: how many values, their sum and their sum of squares.
     Moments {
         n: i64,
@@ -155,6 +158,9 @@ pub(super) fn finish(
             _ => sum.to_scalar(&spec.output_type),
         },
         Acc::Moments { n, sum, squares } => spread(spec, *n, *sum, *squares),
+        Acc::Extreme(v) => v
+            .as_ref()
+            .map_or_else(null, |v| cast_to(&v.0, &spec.output_type)),
         Acc::Values(values) => match spec.kind {
             AggKind::Variance { .. } | AggKind::Stddev { .. } => {
                 let (mut n, mut sum, mut squares) = (0, 0.0, 0.0);
@@ -266,6 +272,35 @@ fn average(
             cast_to(&ScalarValue::Float64(Some(s as f64 / n as f64)), output)
         }
     }
+}
+
+/// Whether an aggregate keeps the smallest value (min, bool_and) rather than the largest.
+pub(super) fn keeps_smallest(kind: AggKind) -> bool {
+    matches!(kind, AggKind::Min | AggKind::BoolAnd)
+}
+
+/// Takes a value into an extreme; a retraction cannot be, over input that never retracts.
+pub(super) fn extend_extreme(
+    extreme: &mut Option<Ordered>,
+    smallest: bool,
+    v: ScalarValue,
+    w: i64,
+) -> DataflowResult<()> {
+    if w < 0 {
+        return Err(DataflowError::Internal(
+            "a deletion reached a min or max over append-only input".into(),
+        ));
+    }
+    let v = Ordered(v);
+    let better = match extreme {
+        None => true,
+        Some(e) if smallest => v < *e,
+        Some(e) => v > *e,
+    };
+    if better {
+        *extreme = Some(v);
+    }
+    Ok(())
 }
 
 pub(super) fn bump(values: &mut BTreeMap<Ordered, i64>, v: ScalarValue, w: i64) {

@@ -4,7 +4,8 @@
 //! is retractable: count and sum add signed weights; variance and standard deviation add
 //! signed power sums in floats (exact for integer values while the sum of their squares stays
 //! below 2^53); min, max, bool_and, bool_or and DISTINCT keep the multiset of values so that
-//! deleting the current minimum reveals the next one. A group whose row count drops to zero
+//! deleting the current minimum reveals the next one. Over input that is never retracted (a
+//! stream, an append-only view) min, max, bool_and and bool_or keep the extreme alone. A group whose row count drops to zero
 //! disappears (except for the single group of an aggregate without GROUP BY, which always has
 //! its row, as in SQL). The accumulators are in [`accumulator`].
 //!
@@ -25,7 +26,7 @@ use crate::window::Expiry;
 mod accumulator;
 
 use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
-use accumulator::{Acc, Num, Ordered, as_f64, bump, finish};
+use accumulator::{Acc, Num, Ordered, as_f64, bump, extend_extreme, finish, keeps_smallest};
 
 /// Which aggregate function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +78,8 @@ pub struct Aggregate {
     expiry: Option<Expiry>,
     /// Open groups by the time at which they close (with `expiry`).
     closing: BTreeMap<i64, Vec<Vec<u8>>>,
+    /// The input is never retracted: min and max keep their extreme alone.
+    append_only: bool,
 }
 
 impl Aggregate {
@@ -135,7 +138,15 @@ impl Aggregate {
             dirty: FastSet::default(),
             expiry: None,
             closing: BTreeMap::new(),
+            append_only: false,
         })
+    }
+
+    /// Declares that the input only ever grows, so that min, max, bool_and and bool_or keep
+    /// one value per group instead of every value (a deletion would then be an error).
+    pub fn over_append_only(mut self, append_only: bool) -> Self {
+        self.append_only = append_only;
+        self
     }
 
     fn is_global(&self) -> bool {
@@ -157,6 +168,11 @@ impl Aggregate {
                     sum: 0.0,
                     squares: 0.0,
                 },
+                (AggKind::Min | AggKind::Max | AggKind::BoolAnd | AggKind::BoolOr, false)
+                    if self.append_only =>
+                {
+                    Acc::Extreme(None)
+                }
                 _ => Acc::Values(BTreeMap::new()),
             })
             .collect()
@@ -283,6 +299,12 @@ impl Operator for Aggregate {
                     Acc::Values(values) => {
                         bump(values, value.expect("min/max/distinct have an argument"), w)
                     }
+                    Acc::Extreme(extreme) => extend_extreme(
+                        extreme,
+                        keeps_smallest(self.aggs[j].kind),
+                        value.expect("min/max have an argument"),
+                        w,
+                    )?,
                     Acc::Moments { n, sum, squares } => {
                         let x = as_f64(value.as_ref().expect("variance has an argument"))?;
                         let w = w as f64;
@@ -355,6 +377,15 @@ impl Operator for Aggregate {
                                     v.extend(count.to_le_bytes());
                                 }
                             }
+                            // Stored as a multiset of its one value, so either form reads
+                            // the other's state.
+                            Acc::Extreme(extreme) => {
+                                v.extend((extreme.is_some() as u64).to_le_bytes());
+                                if let Some(value) = extreme {
+                                    encode_value(&value.0, &mut v)?;
+                                    v.extend(1i64.to_le_bytes());
+                                }
+                            }
                             Acc::Moments { n, sum, squares } => {
                                 v.extend(n.to_le_bytes());
                                 v.extend(sum.to_bits().to_le_bytes());
@@ -379,7 +410,8 @@ impl Operator for Aggregate {
             let mut d = Decoder::new(&value);
             let rows = d.i64()?;
             let mut accs = self.new_accs();
-            for acc in accs.iter_mut() {
+            for (acc, spec) in accs.iter_mut().zip(&self.aggs) {
+                let spec_kind = spec.kind;
                 match acc {
                     Acc::Count(n) => *n = d.i64()?,
                     Acc::Sum { sum, n } => {
@@ -392,6 +424,14 @@ impl Operator for Aggregate {
                             let v = d.value()?;
                             let c = d.i64()?;
                             values.insert(Ordered(v), c);
+                        }
+                    }
+                    Acc::Extreme(extreme) => {
+                        let len = d.i64()? as u64;
+                        for _ in 0..len {
+                            let v = d.value()?;
+                            let c = d.i64()?;
+                            extend_extreme(extreme, keeps_smallest(spec_kind), v, c)?;
                         }
                     }
                     Acc::Moments { n, sum, squares } => {
@@ -622,5 +662,40 @@ mod tests {
             sorted(&out),
             s(&[(1, "1|1|5|5|5|1|5"), (-1, "1|2|14|5|9|2|7")])
         );
+    }
+
+    #[test]
+    fn append_only_input_keeps_the_extremes_alone() {
+        let cols = ["k:Int64", "v:Int64"];
+        let input = schema(&cols);
+        let store = eddy_storage::Store::temporary().unwrap();
+        let source = || crate::Input::Source {
+            relation: 1,
+            schema: input.clone(),
+        };
+        // State written by the multiset form is read by the compact one.
+        let mut flow = crate::Dataflow::default();
+        flow.push(Box::new(agg()), vec![source()]);
+        let first = std::collections::HashMap::from([(
+            1,
+            delta(&cols, &[(1, "1|5"), (1, "1|9"), (1, "1|7")]),
+        )]);
+        flow.apply(&first, &EpochContext::default()).unwrap();
+        let mut batch = eddy_storage::WriteBatch::default();
+        flow.checkpoint(10, &mut batch).unwrap();
+        store.commit(batch, false).unwrap();
+
+        let mut compact = crate::Dataflow::default();
+        compact.push(Box::new(agg().over_append_only(true)), vec![source()]);
+        compact.restore(10, &store).unwrap();
+        let more = std::collections::HashMap::from([(1, delta(&cols, &[(1, "1|3"), (1, "1|8")]))]);
+        let out = compact.apply(&more, &EpochContext::default()).unwrap();
+        assert_eq!(
+            sorted(&out),
+            s(&[(-1, "1|3|21|5|9|3|7"), (1, "1|5|32|3|9|5|6.4")])
+        );
+        // A deletion cannot be taken by an extreme: the epoch fails rather than lie.
+        let gone = std::collections::HashMap::from([(1, delta(&cols, &[(-1, "1|3")]))]);
+        assert!(compact.apply(&gone, &EpochContext::default()).is_err());
     }
 }
