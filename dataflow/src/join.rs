@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
@@ -150,7 +150,26 @@ pub struct Join {
     schema: SchemaRef,
     left: Side,
     right: Side,
+    /// `NOT IN (subquery)`: an anti join with SQL's NULL rules (see [`Join::not_in`]).
+    null_aware: bool,
+    /// With `null_aware`: rows on the right, and those among them whose key is NULL.
+    right_rows: i64,
+    right_nulls: i64,
 }
+
+/// Under `NOT IN`, what the right side makes of the left rows.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum NotIn {
+    /// No rows: every left row qualifies, even one whose value is NULL.
+    Empty,
+    /// A NULL among them: no left row qualifies (each comparison is unknown or false).
+    HasNull,
+    /// Left rows with a non-NULL value that no right row equals qualify.
+    Plain,
+}
+
+/// The key under which rows whose join key is NULL are kept (real keys are never empty).
+const NULL_KEY: &[u8] = &[];
 
 impl Join {
     /// An inner join; `schema` is the left side's columns, then the right side's.
@@ -202,6 +221,106 @@ impl Join {
             schema,
             left: Side::default(),
             right: Side::default(),
+            null_aware: false,
+            right_rows: 0,
+            right_nulls: 0,
+        }
+    }
+
+    /// Makes a left anti join `NOT IN (subquery)`, whose NULLs differ from `NOT EXISTS`: with
+    /// no right rows every left row qualifies; with a NULL among them none does; otherwise a
+    /// left row qualifies when its value is not NULL and no right row equals it.
+    pub fn not_in(mut self) -> Self {
+        self.null_aware = true;
+        self
+    }
+
+    fn not_in_mode(rows: i64, nulls: i64) -> NotIn {
+        if rows == 0 {
+            NotIn::Empty
+        } else if nulls > 0 {
+            NotIn::HasNull
+        } else {
+            NotIn::Plain
+        }
+    }
+
+    /// Every left row that qualifies in a mode, from the state as it is.
+    fn not_in_rows(&self, mode: NotIn, sign: i64, out: &mut Rows) -> DataflowResult<()> {
+        let all = self
+            .left
+            .index
+            .iter()
+            .flat_map(|(k, b)| b.values().map(move |(row, n)| (k.as_slice(), row, *n)));
+        match mode {
+            NotIn::HasNull => {}
+            NotIn::Empty => {
+                for (_, row, n) in all {
+                    out.push(row.clone(), sign * n);
+                }
+            }
+            NotIn::Plain => {
+                let candidates: Vec<(&[u8], &Vec<ScalarValue>, i64)> =
+                    all.filter(|(k, _, _)| *k != NULL_KEY).collect();
+                let matched = self.matched(Which::Left, &candidates)?;
+                for ((_, row, n), m) in candidates.into_iter().zip(matched) {
+                    if !m {
+                        out.push(row.clone(), sign * n);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An epoch of `NOT IN`: as an anti join while the right side keeps non-NULL rows; when
+    /// it becomes empty, gains its first NULL or loses its last, every left row is judged
+    /// again.
+    fn apply_not_in(&mut self, inputs: &[Delta], epoch: &EpochContext) -> DataflowResult<Delta> {
+        let (dl, dr) = (&inputs[0], &inputs[1]);
+        let left_rows = self.keyed_rows(&self.left_keys, dl)?;
+        let right_rows = self.keyed_rows(&self.right_keys, dr)?;
+        let (mut rows, mut nulls) = (self.right_rows, self.right_nulls);
+        for ((key, _), w) in right_rows.iter().zip(&dr.weights) {
+            rows += w;
+            if key.is_none() {
+                nulls += w;
+            }
+        }
+        let (before, after) = (
+            Self::not_in_mode(self.right_rows, self.right_nulls),
+            Self::not_in_mode(rows, nulls),
+        );
+        let mut judged = Rows::default();
+        if before != after {
+            self.not_in_rows(before, -1, &mut judged)?;
+        }
+        // Rows with a NULL key are kept aside on both sides; the rest take the anti join.
+        let has_key: BooleanArray = left_rows.iter().map(|(k, _)| Some(k.is_some())).collect();
+        for ((key, row), w) in left_rows.iter().zip(&dl.weights) {
+            if key.is_none() {
+                self.left.add(NULL_KEY, row.clone(), *w)?;
+            }
+        }
+        for ((key, row), w) in right_rows.iter().zip(&dr.weights) {
+            if key.is_none() {
+                self.right.add(NULL_KEY, row.clone(), *w)?;
+            }
+        }
+        let anti = self.apply_equi(&[dl.filter(&has_key)?, dr.clone()], epoch)?;
+        (self.right_rows, self.right_nulls) = (rows, nulls);
+        match (before, after) {
+            (NotIn::Plain, NotIn::Plain) => Ok(anti),
+            (NotIn::Empty, NotIn::Empty) => Ok(dl.clone()),
+            (NotIn::HasNull, NotIn::HasNull) => Ok(Delta::new(
+                RecordBatch::new_empty(self.schema.clone()),
+                vec![],
+            )),
+            _ => {
+                self.not_in_rows(after, 1, &mut judged)?;
+                let batch = codec::batch_from_rows(&self.schema, &judged.rows)?;
+                Ok(Delta::new(batch, judged.weights))
+            }
         }
     }
 
@@ -333,73 +452,8 @@ impl Join {
         Ok(matched)
     }
 
-    /// The keys of changed rows.
-    fn keys_of(rows: &[KeyedRow]) -> FastSet<Vec<u8>> {
-        rows.iter().filter_map(|(k, _)| k.clone()).collect()
-    }
-
-    /// A side's unmatched change as output rows, per what the join kind makes of them.
-    fn unmatched_output(
-        &self,
-        side: Which,
-        unmatched: Rows,
-        changes: &[KeyedRow],
-        weights: &[i64],
-        out: &mut Rows,
-    ) {
-        match self.kind.unmatched(side) {
-            Unmatched::Ignored => {}
-            Unmatched::Rows => {
-                for (row, w) in unmatched.rows.into_iter().zip(unmatched.weights) {
-                    out.push(row, w);
-                }
-            }
-            Unmatched::Complement => {
-                for ((_, row), w) in changes.iter().zip(weights) {
-                    out.push(row.clone(), *w);
-                }
-                for (row, w) in unmatched.rows.into_iter().zip(unmatched.weights) {
-                    out.push(row, -w);
-                }
-            }
-            Unmatched::Padded => {
-                for (row, w) in unmatched.rows.into_iter().zip(unmatched.weights) {
-                    let padded = match side {
-                        Which::Left => row
-                            .into_iter()
-                            .chain(std::iter::repeat_n(ScalarValue::Null, self.right_width))
-                            .collect(),
-                        Which::Right => std::iter::repeat_n(ScalarValue::Null, self.left_width)
-                            .chain(row)
-                            .collect(),
-                    };
-                    out.push(padded, w);
-                }
-            }
-        }
-    }
-}
-
-impl Operator for Join {
-    fn explain(&self) -> Explain {
-        let keys: Vec<String> = self
-            .left_keys
-            .iter()
-            .zip(&self.right_keys)
-            .map(|(l, r)| format!("{l} = {r}"))
-            .collect();
-        let residual = self
-            .residual
-            .as_ref()
-            .map_or(String::new(), |r| format!(" AND {r}"));
-        Explain {
-            operator: format!("{:?} join on {}{residual}", self.kind, keys.join(" AND ")),
-            state: StateBound::Grows("every row of both inputs, by join key".into()),
-            watermark: None,
-        }
-    }
-
-    fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
+    /// An epoch of the join on equal keys.
+    fn apply_equi(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let (dl, dr) = (&inputs[0], &inputs[1]);
         let left_rows = self.keyed_rows(&self.left_keys, dl)?;
         let right_rows = self.keyed_rows(&self.right_keys, dr)?;
@@ -516,6 +570,85 @@ impl Operator for Join {
         Delta::concat(&self.schema, &[out, Delta::new(batch, more.weights)])
     }
 
+    /// The keys of changed rows.
+    fn keys_of(rows: &[KeyedRow]) -> FastSet<Vec<u8>> {
+        rows.iter().filter_map(|(k, _)| k.clone()).collect()
+    }
+
+    /// A side's unmatched change as output rows, per what the join kind makes of them.
+    fn unmatched_output(
+        &self,
+        side: Which,
+        unmatched: Rows,
+        changes: &[KeyedRow],
+        weights: &[i64],
+        out: &mut Rows,
+    ) {
+        match self.kind.unmatched(side) {
+            Unmatched::Ignored => {}
+            Unmatched::Rows => {
+                for (row, w) in unmatched.rows.into_iter().zip(unmatched.weights) {
+                    out.push(row, w);
+                }
+            }
+            Unmatched::Complement => {
+                for ((_, row), w) in changes.iter().zip(weights) {
+                    out.push(row.clone(), *w);
+                }
+                for (row, w) in unmatched.rows.into_iter().zip(unmatched.weights) {
+                    out.push(row, -w);
+                }
+            }
+            Unmatched::Padded => {
+                for (row, w) in unmatched.rows.into_iter().zip(unmatched.weights) {
+                    let padded = match side {
+                        Which::Left => row
+                            .into_iter()
+                            .chain(std::iter::repeat_n(ScalarValue::Null, self.right_width))
+                            .collect(),
+                        Which::Right => std::iter::repeat_n(ScalarValue::Null, self.left_width)
+                            .chain(row)
+                            .collect(),
+                    };
+                    out.push(padded, w);
+                }
+            }
+        }
+    }
+}
+
+impl Operator for Join {
+    fn explain(&self) -> Explain {
+        let keys: Vec<String> = self
+            .left_keys
+            .iter()
+            .zip(&self.right_keys)
+            .map(|(l, r)| format!("{l} = {r}"))
+            .collect();
+        let residual = self
+            .residual
+            .as_ref()
+            .map_or(String::new(), |r| format!(" AND {r}"));
+        Explain {
+            operator: match self.null_aware {
+                true => format!(
+                    "NOT IN (null-aware anti join) on {}{residual}",
+                    keys.join(" AND ")
+                ),
+                false => format!("{:?} join on {}{residual}", self.kind, keys.join(" AND ")),
+            },
+            state: StateBound::Grows("every row of both inputs, by join key".into()),
+            watermark: None,
+        }
+    }
+
+    fn apply(&mut self, inputs: &[Delta], epoch: &EpochContext) -> DataflowResult<Delta> {
+        if self.null_aware {
+            return self.apply_not_in(inputs, epoch);
+        }
+        self.apply_equi(inputs, epoch)
+    }
+
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -554,6 +687,9 @@ impl Operator for Join {
                 .or_default()
                 .insert(row_bytes, (row, w));
         }
+        let count = |b: &Bucket| b.values().map(|(_, n)| *n).sum::<i64>();
+        self.right_rows = self.right.index.values().map(count).sum();
+        self.right_nulls = self.right.index.get(NULL_KEY).map_or(0, count);
         Ok(())
     }
 

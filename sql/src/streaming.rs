@@ -493,12 +493,6 @@ impl Planner<'_> {
                     JoinType::RightAnti => JoinKind::RightAnti,
                     other => return Err(unsupported(format!("{other} JOIN"))),
                 };
-                if j.null_aware {
-                    return Err(unsupported(
-                        "NOT IN (subquery); NOT EXISTS is maintained and means the same when \
-                         neither side is NULL",
-                    ));
-                }
                 let left = self.build(&j.left)?;
                 let right = self.build(&j.right)?;
                 let left_keys =
@@ -536,6 +530,13 @@ impl Planner<'_> {
                     Arc::new(pair.as_arrow().clone()),
                     Arc::new(j.schema.as_arrow().clone()),
                 );
+                let op = match j.null_aware {
+                    true if kind == JoinKind::LeftAnti => op.not_in(),
+                    true => {
+                        return Err(unsupported(format!("a null-aware {} JOIN", j.join_type)));
+                    }
+                    false => op,
+                };
                 Ok(self.node(Box::new(op), vec![left, right]))
             }
             LogicalPlan::Union(u) => {

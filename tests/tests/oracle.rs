@@ -145,6 +145,16 @@ fn views() -> Vec<OracleView> {
             created_after_round: 5,
         },
         OracleView::new(
+            "not_in_dim",
+            "SELECT k, v FROM ev WHERE k NOT IN (SELECT id FROM dim WHERE w > 3)",
+            0,
+        ),
+        OracleView::new(
+            "group_not_a_label",
+            "SELECT k, g FROM ev WHERE g NOT IN (SELECT label FROM dim WHERE w > 2)",
+            3,
+        ),
+        OracleView::new(
             "left_residual",
             "SELECT e.k, e.v, d.w FROM ev e LEFT JOIN dim d ON e.k = d.id AND e.v > d.w * 10",
             0,
