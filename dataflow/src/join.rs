@@ -635,6 +635,7 @@ impl Operator for Join {
                     "NOT IN (null-aware anti join) on {}{residual}",
                     keys.join(" AND ")
                 ),
+                false if keys.is_empty() => format!("{:?} cross join{residual}", self.kind),
                 false => format!("{:?} join on {}{residual}", self.kind, keys.join(" AND ")),
             },
             state: StateBound::Grows("every row of both inputs, by join key".into()),

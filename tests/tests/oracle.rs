@@ -155,6 +155,16 @@ fn views() -> Vec<OracleView> {
             3,
         ),
         OracleView::new(
+            "above_mean_weight",
+            "SELECT k, v FROM ev WHERE v > (SELECT avg(w) * 10 FROM dim)",
+            0,
+        ),
+        OracleView::new(
+            "with_dim_count",
+            "SELECT k, v, (SELECT count(*) FROM dim WHERE w > 3) AS heavy FROM ev WHERE v > 80",
+            2,
+        ),
+        OracleView::new(
             "left_residual",
             "SELECT e.k, e.v, d.w FROM ev e LEFT JOIN dim d ON e.k = d.id AND e.v > d.w * 10",
             0,
