@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, DFSchema, NullEquality};
+use datafusion::common::{Column, DFSchema, NullEquality, ScalarValue};
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Subquery};
@@ -789,12 +789,41 @@ impl Planner<'_> {
             "var_pop" => AggKind::Variance { sample: false },
             "stddev" => AggKind::Stddev { sample: true },
             "stddev_pop" => AggKind::Stddev { sample: false },
+            "string_agg" => AggKind::StringAgg,
             other => return Err(unsupported(format!("aggregate function {other}()"))),
         };
-        if !params.order_by.is_empty() {
-            return Err(unsupported(format!("{}(... ORDER BY ...)", func.name())));
+        let mut separator = String::new();
+        let args = match (kind, params.args.as_slice()) {
+            (AggKind::StringAgg, [value, Expr::Literal(sep, _)]) => {
+                separator = match sep {
+                    ScalarValue::Utf8(Some(s))
+                    | ScalarValue::LargeUtf8(Some(s))
+                    | ScalarValue::Utf8View(Some(s)) => s.clone(),
+                    ScalarValue::Utf8(None)
+                    | ScalarValue::LargeUtf8(None)
+                    | ScalarValue::Utf8View(None)
+                    | ScalarValue::Null => String::new(),
+                    other => other.to_string(),
+                };
+                std::slice::from_ref(value)
+            }
+            (AggKind::StringAgg, _) => {
+                return Err(unsupported(
+                    "string_agg() with a separator that is not a constant",
+                ));
+            }
+            (_, args) => args,
+        };
+        // The values come out in ascending order: an ORDER BY on the value itself is that.
+        let ordered_by_value = kind == AggKind::StringAgg
+            && matches!(params.order_by.as_slice(), [o] if o.asc && Some(&o.expr) == args.first());
+        if !params.order_by.is_empty() && !ordered_by_value {
+            return Err(unsupported(format!(
+                "{}(... ORDER BY ...) (string_agg(x, sep ORDER BY x) is maintained)",
+                func.name()
+            )));
         }
-        let arg = match params.args.as_slice() {
+        let arg = match args {
             [] => None,
             [a] => Some(self.physical(a, schema)?),
             _ => {
@@ -815,6 +844,7 @@ impl Planner<'_> {
             distinct: params.distinct,
             filter,
             output_type,
+            separator,
         })
     }
 }

@@ -165,6 +165,17 @@ fn views() -> Vec<OracleView> {
             2,
         ),
         OracleView::new(
+            "labels_per_weight",
+            "SELECT w, string_agg(label, ', ' ORDER BY label) AS labels, \
+             string_agg(DISTINCT label, '|' ORDER BY label) AS kinds FROM dim GROUP BY w",
+            0,
+        ),
+        OracleView::new(
+            "groups_per_key",
+            "SELECT k, string_agg(g, '' ORDER BY g) AS gs FROM ev GROUP BY k",
+            1,
+        ),
+        OracleView::new(
             "left_residual",
             "SELECT e.k, e.v, d.w FROM ev e LEFT JOIN dim d ON e.k = d.id AND e.v > d.w * 10",
             0,

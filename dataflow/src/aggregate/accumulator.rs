@@ -181,6 +181,28 @@ pub(super) fn finish(
                 .next_back()
                 .map_or_else(null, |v| cast_to(&v.0, &spec.output_type)),
             AggKind::Count => Ok(ScalarValue::Int64(Some(values.len() as i64))),
+            AggKind::StringAgg => {
+                if values.is_empty() {
+                    return null();
+                }
+                let mut parts = Vec::new();
+                for (v, n) in values {
+                    let text = match &v.0 {
+                        ScalarValue::Utf8(Some(s))
+                        | ScalarValue::LargeUtf8(Some(s))
+                        | ScalarValue::Utf8View(Some(s)) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let times = if spec.distinct { 1 } else { *n };
+                    for _ in 0..times {
+                        parts.push(text.clone());
+                    }
+                }
+                cast_to(
+                    &ScalarValue::Utf8(Some(parts.join(&spec.separator))),
+                    &spec.output_type,
+                )
+            }
             AggKind::Sum | AggKind::Avg => {
                 if values.is_empty() {
                     return null();

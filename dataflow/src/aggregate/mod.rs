@@ -5,7 +5,8 @@
 //! signed power sums in floats (exact for integer values while the sum of their squares stays
 //! below 2^53); min, max, bool_and, bool_or and DISTINCT keep the multiset of values so that
 //! deleting the current minimum reveals the next one. Over input that is never retracted (a
-//! stream, an append-only view) min, max, bool_and and bool_or keep the extreme alone. A group whose row count drops to zero
+//! stream, an append-only view) min, max, bool_and and bool_or keep the extreme alone.
+//! string_agg keeps the multiset too, and joins its values in ascending order. A group whose row count drops to zero
 //! disappears (except for the single group of an aggregate without GROUP BY, which always has
 //! its row, as in SQL). The accumulators are in [`accumulator`].
 //!
@@ -45,6 +46,8 @@ pub enum AggKind {
     Stddev {
         sample: bool,
     },
+    /// `string_agg(x, separator)`, the values in ascending order (so `ORDER BY x` or none).
+    StringAgg,
 }
 
 /// One aggregate of the output row.
@@ -56,6 +59,8 @@ pub struct AggSpec {
     /// `FILTER (WHERE ...)`.
     pub filter: Option<Arc<dyn PhysicalExpr>>,
     pub output_type: DataType,
+    /// `string_agg`'s separator.
+    pub separator: String,
 }
 
 #[derive(Clone, Debug)]
@@ -479,6 +484,7 @@ mod tests {
             distinct,
             filter: None,
             output_type: out,
+            separator: String::new(),
         }
     }
 
