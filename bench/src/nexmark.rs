@@ -4,7 +4,9 @@
 //! The streams are created first; they produce nothing until a view reads them, so the clock
 //! starts with the CREATE MATERIALIZED VIEW and stops when the committed offset reaches the
 //! last event (the offset commits with the view's changes, so the view is then complete).
-//! CPU time and peak RSS are the server process's, from `/proc`.
+//! CPU time and peak RSS are the server process's, from `/proc`. With `--serve RATE` the
+//! source is paced and the harness also reports freshness (how long after its events were
+//! due each committed offset is seen, polled every millisecond) and point-read latency.
 
 use std::time::{Duration, Instant};
 
@@ -91,8 +93,21 @@ async fn run(
         None => None,
     };
     let mut last_report = Instant::now();
+    // Paced: the events up to an offset are due at `paced_from + offset / rate`; how long
+    // after that the offset is seen committed is how fresh the view is.
+    let paced_from = Instant::now();
+    let mut seen = 0i64;
+    let mut lags = Vec::new();
     loop {
         let offset = nexmark::offset(&client).await?;
+        if let Some(rate) = serve
+            && offset > seen
+        {
+            seen = offset;
+            let due = paced_from + Duration::from_secs_f64(offset as f64 / rate as f64);
+            let now = Instant::now();
+            lags.push(now.saturating_duration_since(due).as_secs_f64() * 1e3);
+        }
         if offset as u64 >= events {
             break;
         }
@@ -103,9 +118,22 @@ async fn run(
             ));
             last_report = Instant::now();
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        let poll = if serve.is_some() { 1 } else { 5 };
+        tokio::time::sleep(Duration::from_millis(poll)).await;
     }
     let seconds = start.elapsed().as_secs_f64();
+    if !lags.is_empty() {
+        lags.sort_by(f64::total_cmp);
+        let (p50, p99) = (crate::quantile(&lags, 0.5), crate::quantile(&lags, 0.99));
+        println!(
+            "nexmark {name} freshness epochs={} p50_ms={p50:.1} p99_ms={p99:.1}",
+            lags.len()
+        );
+        crate::report(
+            "nexmark_freshness",
+            serde_json::json!({"query": name, "epochs": lags.len(), "p50_ms": p50, "p99_ms": p99}),
+        );
+    }
     let cpu_seconds = cpu_seconds(pid)? - cpu_before;
     let peak_rss_mb = peak_rss_mb(pid)?;
     if let Some(reader) = reader {
