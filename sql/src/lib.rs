@@ -8,6 +8,7 @@
 //! 3. [`streaming`] turns the optimized logical plan of a materialized view into an
 //!    incremental dataflow, or refuses it naming what it cannot maintain.
 //!    [`windows`] rewrites the window table functions TUMBLE and HOP into plain SQL first.
+//!    [`subqueries`] turns one-row scalar subqueries into joins first.
 //!    [`point`] answers reads by key (`SELECT .. FROM view WHERE k = $1`) without a plan.
 //! 4. [`ddl`] turns column definitions into catalog columns.
 //! 5. [`sources`] checks connector options and replays a replayable stream's history.
@@ -24,6 +25,7 @@ pub mod parser;
 pub mod point;
 pub mod sources;
 pub mod streaming;
+pub mod subqueries;
 pub mod system;
 pub mod table;
 pub mod windows;

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, DFSchema, NullEquality, ScalarValue};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, NullEquality, ScalarValue};
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::expr::AggregateFunction;
-use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Subquery};
+use datafusion::logical_expr::{Expr, JoinType, LogicalPlan};
 use datafusion::physical_expr::PhysicalExpr;
 use eddy_catalog::{RelationKind, Snapshot};
 use eddy_dataflow::window::{CloseGate, Expiry};
@@ -223,106 +223,6 @@ fn final_once_closed(plan: &LogicalPlan, catalog: &Snapshot, windows: &[WindowFu
             .iter()
             .all(|i| final_once_closed(i, catalog, windows)),
         other => append_only(other, catalog),
-    }
-}
-
-/// Rewrites each uncorrelated scalar subquery that always yields one row (an aggregate
-/// without GROUP BY, like `(SELECT avg(x) FROM t)`) in a filter or projection into a cross
-/// join with that row, which the dataflow maintains: when the value changes, every row it
-/// was compared with is judged again. Other scalar subqueries stay, and are refused later.
-pub fn scalar_subqueries_as_joins(plan: LogicalPlan) -> SqlResult<LogicalPlan> {
-    let mut next = 0usize;
-    let rewritten = plan.transform_up(|node| {
-        if !matches!(node, LogicalPlan::Filter(_) | LogicalPlan::Projection(_)) {
-            return Ok(Transformed::no(node));
-        }
-        let mut subqueries: Vec<Subquery> = Vec::new();
-        for e in node.expressions() {
-            e.apply(|x| {
-                if let Expr::ScalarSubquery(s) = x
-                    && !subqueries.contains(s)
-                {
-                    subqueries.push(s.clone());
-                }
-                Ok(TreeNodeRecursion::Continue)
-            })?;
-        }
-        if subqueries.is_empty()
-            || subqueries
-                .iter()
-                .any(|s| !s.outer_ref_columns.is_empty() || !one_row(&s.subquery))
-        {
-            return Ok(Transformed::no(node));
-        }
-        let input = node.inputs()[0].clone();
-        let mut joined = LogicalPlanBuilder::from(input.clone());
-        let mut columns = Vec::new();
-        for s in &subqueries {
-            let alias = format!("__eddy_scalar_{next}");
-            next += 1;
-            let row = LogicalPlanBuilder::from(s.subquery.as_ref().clone())
-                .alias(alias.as_str())?
-                .build()?;
-            let name = row.schema().field(0).name().clone();
-            columns.push(Expr::Column(Column::new(Some(alias), name)));
-            joined = joined.cross_join(row)?;
-        }
-        let replace = |e: Expr| {
-            e.transform(|x| match &x {
-                Expr::ScalarSubquery(s) => match subqueries.iter().position(|q| q == s) {
-                    Some(i) => Ok(Transformed::yes(columns[i].clone())),
-                    None => Ok(Transformed::no(x)),
-                },
-                _ => Ok(Transformed::no(x)),
-            })
-            .map(|t| t.data)
-        };
-        let plan = match node {
-            LogicalPlan::Filter(f) => {
-                // Back to the input's columns once filtered.
-                let keep: Vec<Expr> = input
-                    .schema()
-                    .columns()
-                    .into_iter()
-                    .map(Expr::Column)
-                    .collect();
-                joined
-                    .filter(replace(f.predicate)?)?
-                    .project(keep)?
-                    .build()?
-            }
-            LogicalPlan::Projection(p) => {
-                let exprs = p
-                    .expr
-                    .into_iter()
-                    .map(|e| {
-                        let name = e.schema_name().to_string();
-                        let new = replace(e.clone())?;
-                        Ok(match new {
-                            same if same == e => same,
-                            aliased @ Expr::Alias(_) => aliased,
-                            other => other.alias(name),
-                        })
-                    })
-                    .collect::<datafusion::error::Result<Vec<_>>>()?;
-                joined.project(exprs)?.build()?
-            }
-            other => other,
-        };
-        Ok(Transformed::yes(plan))
-    })?;
-    Ok(rewritten.data)
-}
-
-/// Whether a plan yields exactly one row whatever its inputs hold: an aggregate without
-/// GROUP BY, under projections and aliases.
-fn one_row(plan: &LogicalPlan) -> bool {
-    match plan {
-        LogicalPlan::Aggregate(a) => a.group_expr.is_empty(),
-        LogicalPlan::Projection(_) | LogicalPlan::SubqueryAlias(_) => {
-            plan.inputs().first().is_some_and(|i| one_row(i))
-        }
-        _ => false,
     }
 }
 

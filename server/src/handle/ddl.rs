@@ -343,7 +343,8 @@ pub async fn plan_view(
     let mut notes = Vec::new();
     let mut append_only = false;
     let (kind, flow) = if materialized {
-        let optimized = streaming::scalar_subqueries_as_joins(ctx.state().optimize(&plan)?)?;
+        let optimized =
+            eddy_sql::subqueries::scalar_subqueries_as_joins(ctx.state().optimize(&plan)?)?;
         notes = streaming::unbounded_state(&optimized, snapshot);
         append_only = streaming::is_append_only(&optimized, snapshot);
         (
