@@ -190,21 +190,6 @@ pub fn scan_rows(
     Ok(())
 }
 
-/// All of a relation's rows.
-pub fn read_all(
-    store: &Store,
-    rel: u64,
-    layout: Layout,
-    schema: &SchemaRef,
-) -> DataflowResult<Vec<RecordBatch>> {
-    let mut out = Vec::new();
-    scan(store, rel, layout, schema, 8192, |b| {
-        out.push(b);
-        Ok(())
-    })?;
-    Ok(out)
-}
-
 /// Stages the removal of all of a relation's rows.
 pub fn stage_drop(
     store: &Store,
@@ -239,6 +224,21 @@ mod tests {
     use eddy_storage::WriteBatch;
 
     use super::*;
+
+    /// All of a relation's rows.
+    fn read_all(
+        store: &Store,
+        rel: u64,
+        layout: Layout,
+        schema: &SchemaRef,
+    ) -> DataflowResult<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        scan(store, rel, layout, schema, 8192, |b| {
+            out.push(b);
+            Ok(())
+        })?;
+        Ok(out)
+    }
 
     fn rows(from: i64, to: i64) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![

@@ -11,9 +11,11 @@ use eddy_catalog::{Column, Connector, Relation};
 use eddy_connectors::ConnectorError;
 use eddy_connectors::nexmark::{self, NexmarkSource};
 use eddy_dataflow::progress::{self, Progress};
-use eddy_storage::Store;
+use eddy_dataflow::relations;
+use eddy_storage::{Store, keys};
 use sqlparser::ast::{Expr, SqlOption, Value};
 
+use crate::context::layout;
 use crate::{SqlError, SqlResult};
 
 impl From<ConnectorError> for SqlError {
@@ -206,6 +208,37 @@ pub fn generate(rel: &Relation, source: &Source, events: Range<u64>) -> SqlResul
 pub fn next_block(source: &Source, offset: u64) -> Option<Range<u64>> {
     let Source::Nexmark(source) = source;
     source.next_block(offset)
+}
+
+/// Every row a stored relation holds, in chunks of about `chunk` rows: replayed from its
+/// source up to its committed offset for a replayable stream (answering the figures the
+/// replay reached), read from the store otherwise. `f` answers whether to go on.
+pub fn read_history(
+    store: &Store,
+    rel: &Relation,
+    chunk: usize,
+    mut f: impl FnMut(RecordBatch) -> SqlResult<bool>,
+) -> SqlResult<Option<Replayed>> {
+    if let Some(source) = Source::of(rel)? {
+        let offset = committed_offset(store, rel)?;
+        return Ok(Some(replay(rel, &source, offset, f)?));
+    }
+    let mut failed = None;
+    relations::scan_from(
+        store,
+        &keys::rows_prefix(rel.id),
+        layout(rel),
+        &rel.schema(),
+        chunk,
+        |b| match f(b) {
+            Ok(go_on) => Ok(go_on),
+            Err(e) => {
+                failed = Some(e);
+                Ok(false)
+            }
+        },
+    )?;
+    failed.map_or(Ok(None), Err)
 }
 
 /// Checks that a relation accepts rows from clients: a stream fed by a connector does not.

@@ -11,7 +11,6 @@ use eddy_dataflow::codec::{encode_row, row_values};
 use eddy_dataflow::progress::{LateRow, Progress};
 use eddy_dataflow::relations::{self, decode_count};
 use eddy_dataflow::{Dataflow, Delta, EpochContext};
-use eddy_sql::context::layout;
 use eddy_sql::sources::{self, Source};
 use eddy_sql::{SqlError, SqlResult};
 use eddy_storage::{Store, WriteBatch, keys};
@@ -550,35 +549,22 @@ impl Driver {
                 .by_id(source)
                 .ok_or_else(|| SqlError::UnknownRelation(source.to_string()))?
                 .clone();
-            if let Some(fed) = Source::of(&rel)? {
+            let history = sources::read_history(&self.store, &rel, BACKFILL_CHUNK, |chunk| {
+                let changes = HashMap::from([(source, Delta::inserts(chunk))]);
+                outputs.push(flow.apply(&changes, &context)?);
+                Ok(true)
+            })?;
+            // A replayed stream's figures are now those of its whole history.
+            if let Some(figures) = history {
                 let mut progress = self.progress.get(&source).cloned().unwrap_or_default();
                 let offset = progress.source_offset.unwrap_or(0);
-                sources::replay(&rel, &fed, offset, |chunk| {
-                    let changes = HashMap::from([(source, Delta::inserts(chunk))]);
-                    outputs.push(flow.apply(&changes, &context)?);
-                    Ok(true)
-                })?
-                .record(&mut progress, offset);
+                figures.record(&mut progress, offset);
                 if let Some(w) = progress.watermark {
                     after.watermarks.insert(source, w);
                 }
                 batch.put(keys::progress(source), progress.encode());
                 replayed.push((source, progress));
-                continue;
             }
-            let schema = rel.schema();
-            relations::scan(
-                &self.store,
-                source,
-                layout(&rel),
-                &schema,
-                BACKFILL_CHUNK,
-                |chunk: RecordBatch| {
-                    let changes = HashMap::from([(source, Delta::inserts(chunk))]);
-                    outputs.push(flow.apply(&changes, &context)?);
-                    Ok(())
-                },
-            )?;
         }
         if !replayed.is_empty() {
             // A replay may have moved a stream's watermark past the one the history was read

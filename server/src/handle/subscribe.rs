@@ -18,8 +18,6 @@ use datafusion::common::ScalarValue;
 use eddy_catalog::{Relation, RelationKind};
 use eddy_dataflow::Delta;
 use eddy_dataflow::codec::{batch_from_rows, encode_row, row_values};
-use eddy_dataflow::relations;
-use eddy_sql::context::layout;
 use eddy_sql::{SqlError, SqlResult};
 use sqlparser::ast::SqlOption;
 use tokio::sync::broadcast;
@@ -136,24 +134,13 @@ pub fn start(
     let (epoch, rows) = {
         let _pin = shared.store.pin();
         let epoch = committed_epoch(&shared.store)?;
-        let rows = if let Some(source) = eddy_sql::sources::Source::of(&relation)?
-            && (snapshot || mode == OutputMode::Complete)
-        {
-            // A replayable stream's history is its source's, up to its offset.
-            let offset = eddy_sql::sources::committed_offset(&shared.store, &relation)?;
+        let rows = if snapshot || mode == OutputMode::Complete {
             let mut rows = vec![];
-            eddy_sql::sources::replay(&relation, &source, offset, |b| {
+            eddy_sql::sources::read_history(&shared.store, &relation, 8192, |b| {
                 rows.push(b);
                 Ok(true)
             })?;
             rows
-        } else if snapshot || mode == OutputMode::Complete {
-            relations::read_all(
-                &shared.store,
-                relation.id,
-                layout(&relation),
-                &relation.schema(),
-            )?
         } else {
             vec![]
         };
