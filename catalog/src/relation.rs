@@ -21,6 +21,8 @@ pub enum RelationKind {
     MaterializedView,
     /// A named query, expanded when read.
     View,
+    /// Pushes another relation's changes to an external system; it has no rows of its own.
+    Sink,
 }
 
 impl RelationKind {
@@ -31,6 +33,7 @@ impl RelationKind {
             RelationKind::Table => "TABLE",
             RelationKind::MaterializedView => "MATERIALIZED VIEW",
             RelationKind::View => "VIEW",
+            RelationKind::Sink => "SINK",
         }
     }
 }
@@ -42,6 +45,7 @@ impl fmt::Display for RelationKind {
             RelationKind::Table => "table",
             RelationKind::MaterializedView => "materialized view",
             RelationKind::View => "view",
+            RelationKind::Sink => "sink",
         })
     }
 }
@@ -62,7 +66,9 @@ pub struct Relation {
     pub name: String,
     pub kind: RelationKind,
     pub columns: Vec<Column>,
-    /// Column positions of the primary key (tables only; empty means none).
+    /// Column positions of the primary key (tables; empty means none). For a materialized
+    /// view, the unique key its query implies (its GROUP BY columns), if any; for a sink, the
+    /// key it writes by.
     pub primary_key: Vec<usize>,
     /// For views, the defining query (the text after `AS`).
     pub query: Option<String>,
@@ -77,7 +83,8 @@ pub struct Relation {
     /// Materialized views: a window's rows appear only once the watermark closes it.
     #[serde(default)]
     pub emit_on_window_close: bool,
-    /// Streams fed by a connector (`WITH (connector = ...)`) rather than by clients.
+    /// Streams fed by a connector (`WITH (connector = ...)`) rather than by clients; sinks:
+    /// where they write.
     #[serde(default)]
     pub connector: Option<Connector>,
     /// Materialized views whose rows are never retracted (a query over streams through
@@ -117,8 +124,16 @@ impl Relation {
         self.columns.iter().position(|c| c.name == name)
     }
 
-    /// Whether its contents are stored (everything but a plain view).
+    /// Whether its contents are stored (streams, tables and materialized views).
     pub fn is_stored(&self) -> bool {
-        self.kind != RelationKind::View
+        matches!(
+            self.kind,
+            RelationKind::Stream | RelationKind::Table | RelationKind::MaterializedView
+        )
+    }
+
+    /// Whether queries can read it (everything but a sink).
+    pub fn is_readable(&self) -> bool {
+        self.kind != RelationKind::Sink
     }
 }

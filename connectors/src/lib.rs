@@ -1,15 +1,89 @@
 //! Eddy's sources: where a stream's rows come from when no client writes them.
 //!
 //! A stream declared `WITH (connector = '...', ...)` is fed by its connector instead of by
-//! INSERT or COPY. Today that is [`nexmark`], the benchmark's generated auction site, whose
-//! events are a pure function of their number: such a stream keeps only how far it has read
-//! (its offset), committed with each epoch, and its history is replayed when a new view needs
-//! it.
+//! INSERT or COPY.
+//!
+//! - [`nexmark`], the benchmark's generated auction site, whose events are a pure function of
+//!   their number: such a stream keeps only how far it has read (its offset), committed with
+//!   each epoch, and its history is replayed when a new view needs it.
+//! - [`kafka`], a topic's records decoded by a [`format`] (JSON or CSV): the stream stores the
+//!   rows it took, and the offset of every partition commits with the epoch that applied the
+//!   rows before it (exactly once across crashes). Records that do not decode become
+//!   [`format::DeadLetter`]s.
+//!
+//! And sinks, which push a relation's changes out: [`postgres`] (one transaction per
+//! delivery, with the delivery's epoch recorded in the same transaction).
 
+pub mod format;
 mod java_random;
+pub mod kafka;
 pub mod nexmark;
+mod options;
+pub mod postgres;
 
+use arrow::array::RecordBatch;
 use thiserror::Error;
+
+pub use options::parse_duration;
+
+/// What a source read since its last batch: the rows of each part (a Kafka partition) with
+/// the positions they span, and the records that could not be read.
+#[derive(Debug, Default)]
+pub struct SourceBatch {
+    pub parts: Vec<PartBatch>,
+    pub dead_letters: Vec<format::DeadLetter>,
+    /// Parts that have yielded nothing for the source's idle timeout: they do not hold the
+    /// stream's watermark back.
+    pub idle: Vec<String>,
+}
+
+impl SourceBatch {
+    pub fn rows(&self) -> usize {
+        self.parts.iter().map(|p| p.rows.num_rows()).sum()
+    }
+}
+
+/// What a sink emits, as Spark's output modes say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputMode {
+    /// Only new rows, never changed again: the relation must never retract a row.
+    Append,
+    /// Every changed row, by key: upserts and deletes.
+    Update,
+    /// The whole result, every time it changes.
+    Complete,
+}
+
+impl OutputMode {
+    pub fn parse(value: &str) -> ConnectorResult<OutputMode> {
+        match value.to_ascii_lowercase().as_str() {
+            "append" => Ok(OutputMode::Append),
+            "update" => Ok(OutputMode::Update),
+            "complete" => Ok(OutputMode::Complete),
+            _ => Err(ConnectorError::invalid(
+                "output_mode",
+                value,
+                "'append', 'update' or 'complete'",
+            )),
+        }
+    }
+}
+
+/// A change a sink delivers: rows with weights (+n inserted n times, -n retracted).
+#[derive(Clone, Debug)]
+pub struct SinkChange {
+    pub rows: RecordBatch,
+    pub weights: Vec<i64>,
+}
+
+/// The rows read from one part of a source, from position `from` up to (not including) `to`.
+#[derive(Debug)]
+pub struct PartBatch {
+    pub part: String,
+    pub from: i64,
+    pub to: i64,
+    pub rows: RecordBatch,
+}
 
 /// A connector's options could not be used.
 #[derive(Debug, Error)]
@@ -22,8 +96,14 @@ pub enum ConnectorError {
         option: String,
         known: String,
     },
-    #[error("unknown connector \"{0}\" (known: nexmark)")]
+    #[error("unknown connector \"{0}\" (known: kafka, nexmark)")]
     UnknownConnector(String),
+    /// The external system could not be reached (or failed a request).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The external object (a topic, a table) does not exist.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl ConnectorError {

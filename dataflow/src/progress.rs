@@ -2,6 +2,8 @@
 //! a stream's watermark and late rows, a view's state size. `eddy_catalog.progress` and
 //! `eddy_catalog.late_rows` read these records.
 
+use std::collections::BTreeMap;
+
 use arrow::array::{Array, BooleanArray, TimestampMicrosecondArray};
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +37,76 @@ pub struct Progress {
     /// catches up by a replay when one does.
     #[serde(default)]
     pub applied_offset: u64,
+    /// Streams fed by a partitioned source (Kafka): each part's position and event time.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parts: BTreeMap<String, PartProgress>,
+    /// Records the stream's source could not read, ever.
+    #[serde(default)]
+    pub dead_letters: u64,
+    /// Why the stream's source is not reading (unreachable, failed), until it reads again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_error: Option<String>,
+}
+
+/// One part (a Kafka partition) of a stream's source.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartProgress {
+    /// The next position to read: every record before it is applied (or dead-lettered).
+    pub offset: i64,
+    /// The largest event time accepted from it.
+    #[serde(default)]
+    pub max_event_time: Option<i64>,
+    /// Whether it has yielded nothing for the source's idle timeout (then it does not hold
+    /// the watermark back).
+    #[serde(default)]
+    pub idle: bool,
+}
+
+/// The watermark of a stream whose source has parts: the smallest of their largest event
+/// times, over the parts that are not idle, minus the delay; it never goes back. A part that
+/// has yielded no event time (and is not idle) holds it where it is. When every part is idle
+/// the source is quiet, and everything it yielded counts: the largest event time of all.
+pub fn parts_watermark(
+    watermark: Option<i64>,
+    parts: &BTreeMap<String, PartProgress>,
+    delay: i64,
+) -> Option<i64> {
+    let mut active = parts.values().filter(|p| !p.idle).peekable();
+    if active.peek().is_none() {
+        let largest = parts.values().filter_map(|p| p.max_event_time).max();
+        return advance(watermark, largest, delay);
+    }
+    let mut slowest = i64::MAX;
+    for p in active {
+        match p.max_event_time {
+            Some(t) => slowest = slowest.min(t),
+            None => return watermark,
+        }
+    }
+    advance(watermark, Some(slowest), delay)
+}
+
+/// A record a stream's source could not read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetterRecord {
+    /// The epoch in which it was read.
+    pub epoch: u64,
+    /// Where in the source it was (a Kafka partition and offset).
+    pub position: String,
+    /// The record, cut.
+    pub payload: String,
+    pub error: String,
+}
+
+impl DeadLetterRecord {
+    pub fn decode(bytes: &[u8]) -> DataflowResult<DeadLetterRecord> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| DataflowError::Internal(format!("corrupt dead letter: {e}")))
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("dead letters serialize")
+    }
 }
 
 /// Which rows of a batch are on time against a watermark (a row without event time never
@@ -107,5 +179,42 @@ impl LateRow {
 
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("late rows serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(max: Option<i64>, idle: bool) -> PartProgress {
+        PartProgress {
+            offset: 0,
+            max_event_time: max,
+            idle,
+        }
+    }
+
+    #[test]
+    fn the_slowest_active_part_sets_the_watermark() {
+        let mut parts = BTreeMap::from([
+            ("0".to_string(), part(Some(100), false)),
+            ("1".to_string(), part(None, false)),
+        ]);
+        // A part without event time that is not idle holds the watermark.
+        assert_eq!(parts_watermark(None, &parts, 10), None);
+        parts.get_mut("1").unwrap().idle = true;
+        assert_eq!(parts_watermark(None, &parts, 10), Some(90));
+        // A part that speaks again counts again, but the watermark never goes back.
+        *parts.get_mut("1").unwrap() = part(Some(50), false);
+        assert_eq!(parts_watermark(Some(90), &parts, 10), Some(90));
+        parts.get_mut("1").unwrap().max_event_time = Some(120);
+        assert_eq!(parts_watermark(Some(90), &parts, 10), Some(90));
+        parts.get_mut("0").unwrap().max_event_time = Some(130);
+        assert_eq!(parts_watermark(Some(90), &parts, 10), Some(110));
+        // All idle: the source is quiet, the largest event time of all counts.
+        for p in parts.values_mut() {
+            p.idle = true;
+        }
+        assert_eq!(parts_watermark(Some(110), &parts, 10), Some(120));
     }
 }

@@ -199,8 +199,14 @@ pub fn stage_drop(
     for entry in store.scan_prefix(&keys::rows_prefix(rel)) {
         batch.delete(entry?.0);
     }
-    for entry in store.scan_prefix(&keys::late_prefix(rel)) {
-        batch.delete(entry?.0);
+    for prefix in [
+        keys::late_prefix(rel),
+        keys::dead_prefix(rel),
+        keys::outbox_prefix(rel),
+    ] {
+        for entry in store.scan_prefix(&prefix) {
+            batch.delete(entry?.0);
+        }
     }
     batch.delete(keys::progress(rel));
     Ok(())
@@ -215,6 +221,46 @@ pub fn next_sequential_key(store: &Store, rel: u64) -> DataflowResult<u64> {
     }
 }
 
+/// Encodes a change (rows and weights) as a sink's outbox holds it; `replace` marks the
+/// first chunk of a snapshot, which replaces whatever the sink's target held.
+pub fn encode_change(delta: &crate::Delta, replace: bool) -> DataflowResult<Vec<u8>> {
+    let mut out = vec![u8::from(replace)];
+    out.extend_from_slice(&(delta.len() as u64).to_le_bytes());
+    let columns = delta.batch.columns();
+    for (i, w) in delta.weights.iter().enumerate() {
+        out.extend_from_slice(&w.to_le_bytes());
+        for column in columns {
+            encode_value(&ScalarValue::try_from_array(column, i)?, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes what [`encode_change`] wrote, into rows of `schema`.
+pub fn decode_change(bytes: &[u8], schema: &SchemaRef) -> DataflowResult<(crate::Delta, bool)> {
+    let mut d = Decoder::new(bytes);
+    let replace = d.u8()? == 1;
+    let n = d.i64()? as usize;
+    let width = schema.fields().len();
+    let mut rows = Vec::with_capacity(n);
+    let mut weights = Vec::with_capacity(n);
+    for _ in 0..n {
+        weights.push(d.i64()?);
+        rows.push(
+            (0..width)
+                .map(|_| d.value())
+                .collect::<DataflowResult<Vec<_>>>()?,
+        );
+    }
+    if !d.is_empty() {
+        return Err(DataflowError::Corrupt(
+            "trailing bytes after a change".into(),
+        ));
+    }
+    let batch = crate::codec::batch_from_rows(schema, &rows)?;
+    Ok((crate::Delta::new(batch, weights), replace))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -224,6 +270,18 @@ mod tests {
     use eddy_storage::WriteBatch;
 
     use super::*;
+
+    #[test]
+    fn changes_round_trip() {
+        let batch = rows(0, 5);
+        let delta = crate::Delta::new(batch.clone(), vec![1, -1, 2, 1, -3]);
+        let bytes = encode_change(&delta, true).unwrap();
+        let (back, replace) = decode_change(&bytes, &batch.schema()).unwrap();
+        assert!(replace);
+        assert_eq!(back.batch, batch);
+        assert_eq!(back.weights, delta.weights);
+        assert!(decode_change(&bytes[..bytes.len() - 1], &batch.schema()).is_err());
+    }
 
     /// All of a relation's rows.
     fn read_all(

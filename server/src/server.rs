@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::engine::{Driver, Engine, ViewPlanner};
+use crate::engine::{Connectors, Driver, Engine, ViewPlanner};
 use crate::handle::{Shared, ddl};
 use crate::pgwire::Handlers;
 
@@ -79,6 +79,12 @@ pub async fn run(
     let driver_catalog = catalog.clone();
     let sync = config.sync_commit;
     let late_rows_kept = config.late_rows_kept;
+    let engine = Engine::new(tx, committed);
+    let connectors = Connectors::new(
+        tokio::runtime::Handle::current(),
+        engine.clone(),
+        store.clone(),
+    );
     let driver = std::thread::Builder::new()
         .name("epoch-driver".into())
         .spawn(move || {
@@ -89,6 +95,7 @@ pub async fn run(
                 sync,
                 late_rows_kept,
                 driver_committed,
+                Some(connectors),
             ) {
                 Ok(d) => {
                     d.run(rx);
@@ -99,7 +106,7 @@ pub async fn run(
         })?;
 
     let shared = Arc::new(Shared {
-        engine: Engine::new(tx, committed),
+        engine,
         catalog,
         store: store.clone(),
         query,

@@ -40,7 +40,9 @@ pub fn layout(rel: &Relation) -> Layout {
         RelationKind::Stream => Layout::Log,
         RelationKind::Table => Layout::Keyed,
         RelationKind::MaterializedView if rel.append_only => Layout::Log,
-        RelationKind::MaterializedView | RelationKind::View => Layout::Multiset,
+        RelationKind::MaterializedView | RelationKind::View | RelationKind::Sink => {
+            Layout::Multiset
+        }
     }
 }
 
@@ -162,7 +164,8 @@ impl QueryEngine {
             if !seen.insert(name.clone()) {
                 continue;
             }
-            let Some(rel) = catalog.get(&name) else {
+            // A sink has no rows to read: it is not a table to queries.
+            let Some(rel) = catalog.get(&name).filter(|r| r.is_readable()) else {
                 continue;
             };
             if rel.kind == RelationKind::View {

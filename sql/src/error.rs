@@ -41,6 +41,12 @@ pub enum SqlError {
     OutOfRange(String),
     #[error("{0}")]
     InvalidParameter(String),
+    /// An external system (a Kafka broker, a database) could not be reached.
+    #[error("{0}")]
+    ConnectionFailure(String),
+    /// An external object (a topic, a table) does not exist.
+    #[error("{0}")]
+    UndefinedObject(String),
     #[error("canceling statement due to user request")]
     Canceled,
     #[error("the server is shutting down")]

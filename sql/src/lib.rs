@@ -11,8 +11,9 @@
 //!    [`subqueries`] turns one-row scalar subqueries into joins first.
 //!    [`point`] answers reads by key (`SELECT .. FROM view WHERE k = $1`) without a plan.
 //! 4. [`ddl`] turns column definitions into catalog columns.
-//! 5. [`sources`] checks connector options and replays a replayable stream's history.
-//! 6. [`system`] serves the `eddy_catalog` system tables (progress, late rows).
+//! 5. [`sources`] checks connector options and replays a replayable stream's history;
+//!    [`sinks`] checks a sink's options against the relation it reads.
+//! 6. [`system`] serves the `eddy_catalog` system tables (progress, late rows, dead letters).
 //!
 //! Errors are [`SqlError`]s, one variant per kind of failure a client can tell apart.
 
@@ -23,6 +24,7 @@ pub mod literals;
 pub mod names;
 pub mod parser;
 pub mod point;
+pub mod sinks;
 pub mod sources;
 pub mod streaming;
 pub mod subqueries;

@@ -38,6 +38,13 @@ pub enum Statement {
         /// `EMIT ON WINDOW CLOSE` after the query.
         emit_on_window_close: bool,
     },
+    /// `CREATE SINK name FROM relation WITH (connector = ..., ...)`.
+    CreateSink {
+        name: String,
+        from: String,
+        if_not_exists: bool,
+        options: Vec<SqlOption>,
+    },
     /// `EXPLAIN CREATE MATERIALIZED VIEW ...`: the dataflow the view would get, not created.
     ExplainView {
         query: Box<Query>,
@@ -97,6 +104,8 @@ fn kind_keyword(parser: &mut Parser<'_>) -> Option<RelationKind> {
         Some(RelationKind::MaterializedView)
     } else if parser.parse_keyword(Keyword::VIEW) {
         Some(RelationKind::View)
+    } else if parse_word(parser, "sink") {
+        Some(RelationKind::Sink)
     } else {
         None
     }
@@ -113,6 +122,8 @@ fn plural_kind(parser: &mut Parser<'_>) -> Option<RelationKind> {
         (RelationKind::Table, 1)
     } else if word(parser, 0, "views") {
         (RelationKind::View, 1)
+    } else if word(parser, 0, "sinks") {
+        (RelationKind::Sink, 1)
     } else if word(parser, 0, "materialized") && word(parser, 1, "views") {
         (RelationKind::MaterializedView, 2)
     } else {
@@ -277,6 +288,26 @@ fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
                 options,
             });
         }
+        if parse_word(parser, "sink") {
+            let if_not_exists =
+                parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = normalize_object_name(&parser.parse_object_name(false)?)?;
+            parser.expect_keyword_is(Keyword::FROM)?;
+            let from = normalize_object_name(&parser.parse_object_name(false)?)?;
+            if !parser.peek_keyword(Keyword::WITH) {
+                let found = parser.peek_token();
+                return parser
+                    .expected("WITH (connector = ...) after the sink's relation", found)
+                    .map_err(Into::into);
+            }
+            let options = parser.parse_options(Keyword::WITH)?;
+            return Ok(Statement::CreateSink {
+                name,
+                from,
+                if_not_exists,
+                options,
+            });
+        }
         if parser.parse_keywords(&[Keyword::MATERIALIZED, Keyword::VIEW]) {
             let if_not_exists =
                 parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
@@ -349,6 +380,35 @@ fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sinks_parse() {
+        let s = parse(
+            "CREATE SINK IF NOT EXISTS Out FROM v WITH (connector = 'postgres', table = 't'); \
+             DROP SINK out; SHOW SINKS; SHOW CREATE SINK out",
+        )
+        .unwrap();
+        assert!(
+            matches!(&s[0], Statement::CreateSink { name, from, if_not_exists: true, options }
+            if name == "out" && from == "v" && options.len() == 2)
+        );
+        assert!(matches!(
+            &s[1],
+            Statement::Drop {
+                kind: RelationKind::Sink,
+                ..
+            }
+        ));
+        assert!(matches!(s[2], Statement::ShowRelations(RelationKind::Sink)));
+        assert!(matches!(
+            &s[3],
+            Statement::ShowCreate {
+                kind: RelationKind::Sink,
+                ..
+            }
+        ));
+        assert!(parse("CREATE SINK s FROM v").is_err());
+    }
 
     #[test]
     fn eddy_statements_parse() {

@@ -9,6 +9,8 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
 use eddy_catalog::{Column, Connector, Relation};
 use eddy_connectors::ConnectorError;
+use eddy_connectors::format::RecordDecoder;
+use eddy_connectors::kafka::KafkaSource;
 use eddy_connectors::nexmark::{self, NexmarkSource};
 use eddy_dataflow::progress::{self, Progress};
 use eddy_dataflow::relations;
@@ -20,7 +22,11 @@ use crate::{SqlError, SqlResult};
 
 impl From<ConnectorError> for SqlError {
     fn from(e: ConnectorError) -> Self {
-        SqlError::InvalidParameter(e.to_string())
+        match e {
+            ConnectorError::Unavailable(m) => SqlError::ConnectionFailure(m),
+            ConnectorError::NotFound(m) => SqlError::UndefinedObject(m),
+            other => SqlError::InvalidParameter(other.to_string()),
+        }
     }
 }
 
@@ -28,11 +34,15 @@ impl From<ConnectorError> for SqlError {
 #[derive(Clone, Debug)]
 pub enum Source {
     Nexmark(NexmarkSource),
+    Kafka(KafkaSource),
 }
 
 impl Source {
     /// The source of a stream, if it has a connector.
     pub fn of(rel: &Relation) -> SqlResult<Option<Source>> {
+        if rel.kind != eddy_catalog::RelationKind::Stream {
+            return Ok(None);
+        }
         rel.connector
             .as_ref()
             .map(|c| Self::from_connector(&rel.name, c))
@@ -44,7 +54,29 @@ impl Source {
             "nexmark" => Ok(Source::Nexmark(NexmarkSource::from_options(
                 stream, &c.options,
             )?)),
+            "kafka" => Ok(Source::Kafka(KafkaSource::from_options(&c.options)?)),
             other => Err(ConnectorError::UnknownConnector(other.to_string()).into()),
+        }
+    }
+
+    /// Checks that the source can feed a stream of this schema: for an external system, that
+    /// it answers and has what the options name.
+    pub async fn check(&self, schema: arrow::datatypes::SchemaRef) -> SqlResult<()> {
+        match self {
+            Source::Nexmark(_) => Ok(()),
+            Source::Kafka(k) => {
+                RecordDecoder::new(k.format, schema)?;
+                k.check().await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// A source that yields the same rows again from any offset: its stream stores none.
+    pub fn replayable(&self) -> Option<&NexmarkSource> {
+        match self {
+            Source::Nexmark(n) => Some(n),
+            Source::Kafka(_) => None,
         }
     }
 }
@@ -69,6 +101,20 @@ pub fn option_key_value(o: &SqlOption, what: &str) -> SqlResult<(String, String)
     Ok((key.value.to_ascii_lowercase(), text))
 }
 
+/// `WITH (...)` options as a map (keys in lower case); a key given twice is refused.
+pub fn option_map(options: &[SqlOption], what: &str) -> SqlResult<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for o in options {
+        let (key, value) = option_key_value(o, what)?;
+        if map.insert(key.clone(), value).is_some() {
+            return Err(SqlError::InvalidParameter(format!(
+                "option \"{key}\" is given twice"
+            )));
+        }
+    }
+    Ok(map)
+}
+
 /// The connector a CREATE STREAM's options declare (None without `connector`), checked
 /// against the stream's columns. A connector that defines its relation's columns fills them
 /// in when the statement lists none.
@@ -77,15 +123,7 @@ pub fn stream_connector(
     columns: &mut Vec<Column>,
     options: &[SqlOption],
 ) -> SqlResult<Option<Connector>> {
-    let mut map = BTreeMap::new();
-    for o in options {
-        let (key, value) = option_key_value(o, "stream")?;
-        if map.insert(key.clone(), value).is_some() {
-            return Err(SqlError::InvalidParameter(format!(
-                "option \"{key}\" is given twice"
-            )));
-        }
-    }
+    let map = option_map(options, "stream")?;
     let Some(name) = map.get("connector").map(|c| c.to_ascii_lowercase()) else {
         if let Some(key) = map.keys().next() {
             return Err(SqlError::InvalidParameter(format!(
@@ -97,6 +135,12 @@ pub fn stream_connector(
     let connector = Connector { name, options: map };
     match Source::from_connector(stream, &connector)? {
         Source::Nexmark(source) => check_columns(stream, columns, &source)?,
+        Source::Kafka(_) if columns.is_empty() => {
+            return Err(SqlError::Syntax(format!(
+                "Kafka stream \"{stream}\" needs a column list"
+            )));
+        }
+        Source::Kafka(_) => {}
     }
     Ok(Some(connector))
 }
@@ -194,9 +238,14 @@ pub fn replay(
     Ok(replayed)
 }
 
-/// A block of a source's rows, in the stream's schema.
+/// A block of a replayable source's rows, in the stream's schema.
 pub fn generate(rel: &Relation, source: &Source, events: Range<u64>) -> SqlResult<RecordBatch> {
-    let Source::Nexmark(source) = source;
+    let Some(source) = source.replayable() else {
+        return Err(SqlError::Internal(format!(
+            "stream {} cannot replay",
+            rel.name
+        )));
+    };
     let batch = source.generate(events);
     Ok(RecordBatch::try_new(
         rel.schema(),
@@ -204,10 +253,10 @@ pub fn generate(rel: &Relation, source: &Source, events: Range<u64>) -> SqlResul
     )?)
 }
 
-/// The next block of a source from `offset` (None: it has no more).
+/// The next block of a replayable source from `offset` (None: it has no more, or cannot
+/// replay).
 pub fn next_block(source: &Source, offset: u64) -> Option<Range<u64>> {
-    let Source::Nexmark(source) = source;
-    source.next_block(offset)
+    source.replayable()?.next_block(offset)
 }
 
 /// Every row a stored relation holds, in chunks of about `chunk` rows: replayed from its
@@ -219,7 +268,7 @@ pub fn read_history(
     chunk: usize,
     mut f: impl FnMut(RecordBatch) -> SqlResult<bool>,
 ) -> SqlResult<Option<Replayed>> {
-    if let Some(source) = Source::of(rel)? {
+    if let Some(source) = Source::of(rel)?.filter(|s| s.replayable().is_some()) {
         let offset = committed_offset(store, rel)?;
         return Ok(Some(replay(rel, &source, offset, f)?));
     }

@@ -4,8 +4,13 @@
 //! - `progress`: one row per stream, table and materialized view: the last epoch that changed
 //!   it, a stream's watermark, rows accepted and rows dropped as late, a view's state size,
 //!   how far a stream's connector has read (`source_offset`; Nexmark: events generated).
+//!   how far a stream's connector has read (`source_positions`: Kafka partition:offset), the
+//!   records its source could not read (`dead_letters`) and why it is not reading
+//!   (`source_error`).
 //! - `late_rows`: the most recent rows each stream dropped because they arrived behind its
 //!   watermark, with their event time and the watermark they missed.
+//! - `dead_letters`: the most recent records each stream's source could not read, with
+//!   where they were and why.
 
 use std::sync::Arc;
 
@@ -16,8 +21,8 @@ use arrow::array::{
 use arrow::datatypes::{IntervalMonthDayNano, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
-use eddy_catalog::{Snapshot, SqlType};
-use eddy_dataflow::progress::{LateRow, Progress};
+use eddy_catalog::{RelationKind, Snapshot, SqlType};
+use eddy_dataflow::progress::{DeadLetterRecord, LateRow, Progress};
 use eddy_storage::{Store, keys};
 
 use crate::SqlResult;
@@ -34,6 +39,7 @@ pub fn table(
     let batch = match name {
         "progress" => progress(catalog, store)?,
         "late_rows" => late_rows(catalog, store)?,
+        "dead_letters" => dead_letters(catalog, store)?,
         _ => return Ok(None),
     };
     let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
@@ -59,6 +65,9 @@ fn progress(catalog: &Snapshot, store: &Store) -> SqlResult<RecordBatch> {
         ("late_rows", SqlType::BigInt),
         ("state_rows", SqlType::BigInt),
         ("source_offset", SqlType::BigInt),
+        ("source_positions", SqlType::Text),
+        ("dead_letters", SqlType::BigInt),
+        ("source_error", SqlType::Text),
     ]);
     let mut relation = StringBuilder::new();
     let mut kind = StringBuilder::new();
@@ -68,7 +77,10 @@ fn progress(catalog: &Snapshot, store: &Store) -> SqlResult<RecordBatch> {
     let mut late = Int64Builder::new();
     let mut state = Int64Builder::new();
     let mut offset = Int64Builder::new();
-    for rel in catalog.relations().filter(|r| r.is_stored()) {
+    let mut positions = StringBuilder::new();
+    let mut dead = Int64Builder::new();
+    let mut error = StringBuilder::new();
+    for rel in catalog.relations().filter(|r| r.kind != RelationKind::View) {
         let p = Progress::load(store, rel.id)?.unwrap_or_default();
         relation.append_value(&rel.name);
         kind.append_value(rel.kind.to_string());
@@ -78,6 +90,15 @@ fn progress(catalog: &Snapshot, store: &Store) -> SqlResult<RecordBatch> {
         late.append_value(p.late_rows as i64);
         state.append_value(p.state_rows as i64);
         offset.append_option(p.source_offset.map(|o| o as i64));
+        positions.append_option((!p.parts.is_empty()).then(|| {
+            p.parts
+                .iter()
+                .map(|(part, at)| format!("{part}:{}", at.offset))
+                .collect::<Vec<_>>()
+                .join(",")
+        }));
+        dead.append_value(p.dead_letters as i64);
+        error.append_option(p.source_error.as_deref());
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(relation.finish()),
@@ -88,6 +109,9 @@ fn progress(catalog: &Snapshot, store: &Store) -> SqlResult<RecordBatch> {
         Arc::new(late.finish()),
         Arc::new(state.finish()),
         Arc::new(offset.finish()),
+        Arc::new(positions.finish()),
+        Arc::new(dead.finish()),
+        Arc::new(error.finish()),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)
 }
@@ -135,6 +159,42 @@ fn late_rows(catalog: &Snapshot, store: &Store) -> SqlResult<RecordBatch> {
         Arc::new(watermark.finish()),
         Arc::new(behind.finish()),
         Arc::new(row.finish()),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+fn dead_letters(catalog: &Snapshot, store: &Store) -> SqlResult<RecordBatch> {
+    let schema = schema(&[
+        ("stream", SqlType::Text),
+        ("epoch", SqlType::BigInt),
+        ("position", SqlType::Text),
+        ("payload", SqlType::Text),
+        ("error", SqlType::Text),
+    ]);
+    let mut stream = StringBuilder::new();
+    let mut epoch = Int64Builder::new();
+    let mut position = StringBuilder::new();
+    let mut payload = StringBuilder::new();
+    let mut error = StringBuilder::new();
+    for entry in store.scan_prefix(&keys::all_dead_prefix()) {
+        let (key, value) = entry?;
+        let id = u64::from_be_bytes(key[1..9].try_into().expect("a dead letter key holds an id"));
+        let Some(rel) = catalog.by_id(id) else {
+            continue;
+        };
+        let letter = DeadLetterRecord::decode(&value)?;
+        stream.append_value(&rel.name);
+        epoch.append_value(letter.epoch as i64);
+        position.append_value(&letter.position);
+        payload.append_value(&letter.payload);
+        error.append_value(&letter.error);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(stream.finish()),
+        Arc::new(epoch.finish()),
+        Arc::new(position.finish()),
+        Arc::new(payload.finish()),
+        Arc::new(error.finish()),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)
 }

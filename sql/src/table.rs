@@ -158,7 +158,10 @@ impl StoredTable {
             out.push(b);
             Ok(limit.is_none_or(|l| rows < l))
         };
-        if let Some(source) = Source::of(&self.relation).map_err(internal)? {
+        if let Some(source) = Source::of(&self.relation)
+            .map_err(internal)?
+            .filter(|s| s.replayable().is_some())
+        {
             // A replayable stream stores no rows: its history is replayed up to its offset.
             let offset = committed_offset(&self.store, &self.relation).map_err(internal)?;
             return replay(&self.relation, &source, offset, |b| {

@@ -9,6 +9,8 @@
 //! | state | `0x04 rel_id operator_id state_key` | operator-defined |
 //! | progress | `0x05 rel_id` | a relation's progress: watermark, late rows, state size (JSON) |
 //! | late | `0x06 rel_id seq` | one late row of a stream (JSON), the most recent ones only |
+//! | outbox | `0x08 sink_id epoch chunk` | a change a sink has yet to deliver (encoded rows and weights) |
+//! | dead | `0x07 rel_id seq` | one record a stream's source could not read (JSON), the most recent ones only |
 
 const META: u8 = 0x01;
 const CATALOG: u8 = 0x02;
@@ -16,6 +18,8 @@ const ROWS: u8 = 0x03;
 const STATE: u8 = 0x04;
 const PROGRESS: u8 = 0x05;
 const LATE: u8 = 0x06;
+const DEAD: u8 = 0x07;
+const OUTBOX: u8 = 0x08;
 
 /// A named cell in the meta space.
 pub fn meta(name: &str) -> Vec<u8> {
@@ -100,6 +104,45 @@ pub fn late_row(rel: u64, seq: u64) -> Vec<u8> {
     let mut k = late_prefix(rel);
     k.extend_from_slice(&seq.to_be_bytes());
     k
+}
+
+/// The prefix under which a stream's dead letters live.
+pub fn dead_prefix(rel: u64) -> Vec<u8> {
+    tagged(DEAD, rel)
+}
+
+/// The prefix under which all dead letters live.
+pub fn all_dead_prefix() -> Vec<u8> {
+    vec![DEAD]
+}
+
+/// One dead letter of a stream.
+pub fn dead_letter(rel: u64, seq: u64) -> Vec<u8> {
+    let mut k = dead_prefix(rel);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The prefix under which a sink's undelivered changes live, in order.
+pub fn outbox_prefix(sink: u64) -> Vec<u8> {
+    tagged(OUTBOX, sink)
+}
+
+/// One undelivered change of a sink: the epoch that made it and its chunk in that epoch.
+pub fn outbox(sink: u64, epoch: u64, chunk: u64) -> Vec<u8> {
+    let mut k = outbox_prefix(sink);
+    k.extend_from_slice(&epoch.to_be_bytes());
+    k.extend_from_slice(&chunk.to_be_bytes());
+    k
+}
+
+/// The (epoch, chunk) of an [`outbox`] key.
+pub fn outbox_position(key: &[u8]) -> Option<(u64, u64)> {
+    let rest = key.get(9..25)?;
+    Some((
+        u64::from_be_bytes(rest[..8].try_into().ok()?),
+        u64::from_be_bytes(rest[8..].try_into().ok()?),
+    ))
 }
 
 /// The length of a [`rows_prefix`], to strip it from scanned keys.

@@ -85,6 +85,29 @@ impl Store {
         Ok(())
     }
 
+    /// A name for this store that no other store has: what it calls itself in external
+    /// systems (a sink's progress row in its target). Made on first use and kept.
+    pub fn instance_id(&self) -> StorageResult<String> {
+        let key = crate::keys::meta("instance");
+        if let Some(v) = self.db.get(&key)? {
+            return Ok(String::from_utf8_lossy(&v).into_owned());
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let id = format!("{:x}{:x}", nanos, std::process::id());
+        // Two callers racing agree on whichever id landed first.
+        let _ = self
+            .db
+            .compare_and_swap(&key, None as Option<&[u8]>, Some(id.as_bytes()))?;
+        self.db.flush()?;
+        let v = self
+            .db
+            .get(&key)?
+            .expect("the instance id was just written");
+        Ok(String::from_utf8_lossy(&v).into_owned())
+    }
+
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> StorageResult<u64> {
         Ok(self.db.size_on_disk()?)

@@ -15,6 +15,7 @@
 //! `eddy` command built by cargo as this package's binary before any suite runs, so a suite
 //! never runs against a stale build.
 
+pub mod kafka;
 pub mod nexmark;
 
 use std::fs::OpenOptions;
@@ -443,6 +444,74 @@ pub fn compare_rows(
         missing.len(),
         show(&missing),
     ))
+}
+
+/// Polls a query that returns one value until it returns `expected`, for results that a
+/// source fills in on its own time; fails with the last value seen after `timeout`.
+pub async fn wait_for_value(
+    client: &Client,
+    sql: &str,
+    expected: &str,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let rows = query_rows(client, sql).await?;
+        let value = rows.first().and_then(|r| r.first()).cloned();
+        if value.as_deref() == Some(expected) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("`{sql}` gave {value:?}, not {expected:?}, within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A client of the machine's PostgreSQL (127.0.0.1:5432, database `test`), the real target
+/// of the sink suites. `EDDY_TEST_PG` overrides the connection string.
+pub async fn postgres_client() -> Result<Client> {
+    let url = std::env::var("EDDY_TEST_PG")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".to_string());
+    let (client, connection) = tokio_postgres::connect(&url, NoTls)
+        .await
+        .with_context(|| format!("connecting to PostgreSQL ({url})"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// The URL form of [`postgres_client`]'s server, as a sink's `url` option takes it.
+pub fn postgres_url() -> String {
+    std::env::var("EDDY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A name no other test run uses, for objects in shared external systems.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}_{}", std::process::id(), rand::random::<u32>())
+}
+
+/// Polls until two queries (each on its own client) return the same rows, compared as
+/// [`compare_rows`] does; fails with the difference after `timeout`.
+pub async fn wait_for_same_rows(
+    left: (&Client, &str),
+    right: (&Client, &str),
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let a = sorted_rows(left.0, left.1).await?;
+        let b = sorted_rows(right.0, right.1).await?;
+        match compare_rows(&b, &a) {
+            Ok(()) => return Ok(()),
+            Err(diff) if Instant::now() > deadline => {
+                bail!("`{}` and `{}` still differ: {diff}", right.1, left.1)
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 #[cfg(test)]

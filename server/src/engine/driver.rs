@@ -7,8 +7,9 @@ use arrow::datatypes::TimestampMicrosecondType;
 use arrow::util::display::array_value_to_string;
 use datafusion::common::ScalarValue;
 use eddy_catalog::{Catalog, Relation, RelationKind, Snapshot};
+use eddy_connectors::SourceBatch;
 use eddy_dataflow::codec::{encode_row, row_values};
-use eddy_dataflow::progress::{LateRow, Progress};
+use eddy_dataflow::progress::{DeadLetterRecord, LateRow, Progress};
 use eddy_dataflow::relations::{self, decode_count};
 use eddy_dataflow::{Dataflow, Delta, EpochContext};
 use eddy_sql::sources::{self, Source};
@@ -18,6 +19,8 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use super::Connectors;
+use super::sinks::SinkSpec;
 use super::tables::{Overlay, stage_table_write};
 use super::{Command, Committed, WriteOp, Written};
 
@@ -59,6 +62,14 @@ impl Epoch {
     }
 }
 
+/// One batch of a stream's rows judged against its watermark.
+struct Judged {
+    kept: RecordBatch,
+    late: u64,
+    /// The largest event time among the rows kept.
+    largest: Option<i64>,
+}
+
 /// The single writer: owns every view's dataflow and the epoch counter.
 pub struct Driver {
     store: Arc<Store>,
@@ -73,8 +84,13 @@ pub struct Driver {
     late_rows_kept: u64,
     /// Where committed changes go to subscribers.
     committed: broadcast::Sender<Arc<Committed>>,
-    /// Streams fed by connectors, grouped by the event sequence they share.
+    /// Streams fed by replayable connectors, grouped by the event sequence they share.
     sources: BTreeMap<String, SourceGroup>,
+    /// Each sink and the relation it reads.
+    sinks: BTreeMap<u64, u64>,
+    /// The tasks that feed streams from external systems and deliver sinks (None: neither
+    /// runs).
+    connectors: Option<Connectors>,
     epoch: u64,
     durable: bool,
 }
@@ -100,6 +116,7 @@ impl Driver {
         durable: bool,
         late_rows_kept: u64,
         committed: broadcast::Sender<Arc<Committed>>,
+        connectors: Option<Connectors>,
     ) -> SqlResult<Self> {
         let epoch = committed_epoch(&store)?;
         let mut driver = Self {
@@ -112,6 +129,8 @@ impl Driver {
             late_rows_kept,
             committed,
             sources: BTreeMap::new(),
+            sinks: BTreeMap::new(),
+            connectors,
             epoch,
             durable,
         };
@@ -132,7 +151,7 @@ impl Driver {
             self.views.insert(view.id, flow);
         }
         // Groups are rebuilt at their committed offsets; a failed one stays stopped.
-        self.load_sources()
+        self.load_connectors()
     }
 
     /// Serves commands until every sender is gone.
@@ -257,17 +276,34 @@ impl Driver {
     /// Stages one write; on error nothing of it is staged.
     fn stage_write(&mut self, epoch: &mut Epoch, op: &WriteOp) -> SqlResult<Written> {
         let snapshot = self.catalog.snapshot();
+        let stream = |relation: &u64| {
+            snapshot
+                .by_id(*relation)
+                .filter(|r| r.kind == RelationKind::Stream)
+                .ok_or_else(|| SqlError::UnknownRelation(relation.to_string()))
+        };
         match op {
             WriteOp::Append { relation, rows } => {
-                let rel = snapshot
-                    .by_id(*relation)
-                    .ok_or_else(|| SqlError::UnknownRelation(relation.to_string()))?;
+                let rel = stream(relation)?;
                 sources::check_writable(rel)?;
                 self.stage_append(epoch, rel, rows, true)
             }
+            WriteOp::Ingest { relation, batch } => {
+                self.stage_ingest(epoch, stream(relation)?, batch)
+            }
+            WriteOp::Status { relation, error } => {
+                let rel = snapshot
+                    .by_id(*relation)
+                    .ok_or_else(|| SqlError::UnknownRelation(relation.to_string()))?;
+                let mut progress = self.progress_of(rel.id)?;
+                progress.source_error = error.clone();
+                self.progress.insert(rel.id, progress);
+                epoch.progressed.insert(rel.id);
+                Ok(Written::default())
+            }
             other => Ok(Written {
                 rows: stage_table_write(&self.store, &snapshot, epoch, other)?,
-                late: 0,
+                ..Written::default()
             }),
         }
     }
@@ -286,11 +322,109 @@ impl Driver {
         }
         let mut progress = self.progress_of(rel.id)?;
         let (rows, late) = match rel.watermark {
-            Some(_) => self.drop_late(rel, rows, &mut progress, epoch)?,
+            Some(wm) => {
+                let before = progress.watermark;
+                let mut kept = Vec::with_capacity(rows.len());
+                let mut late = 0;
+                let mut largest = None;
+                for batch in rows {
+                    let judged = self.judge_late(rel, batch, before, &mut progress, epoch)?;
+                    late += judged.late;
+                    largest = largest.max(judged.largest);
+                    kept.push(judged.kept);
+                }
+                progress.watermark =
+                    eddy_dataflow::progress::advance(before, largest, wm.delay_micros);
+                (kept, late)
+            }
             None => (rows.to_vec(), 0),
         };
+        self.stage_rows(epoch, rel, rows, progress, log, late)
+    }
+
+    /// Stages what a stream's source read: each part's rows judged against the watermark as
+    /// it stood before, appended to the log; the parts' positions and event times, the
+    /// watermark they allow, and the records the source could not read.
+    fn stage_ingest(
+        &mut self,
+        epoch: &mut Epoch,
+        rel: &Relation,
+        batch: &SourceBatch,
+    ) -> SqlResult<Written> {
+        let mut progress = self.progress_of(rel.id)?;
+        for part in &batch.parts {
+            if let Some(p) = progress.parts.get(&part.part)
+                && p.offset != part.from
+            {
+                // A reader that lost track (a retried read after a failure): refused, so that
+                // no record is applied twice or skipped.
+                return Err(SqlError::Internal(format!(
+                    "stream \"{}\": part {} read from {} but {} is committed",
+                    rel.name, part.part, part.from, p.offset
+                )));
+            }
+            check_not_null(rel, &part.rows)?;
+        }
+        let before = progress.watermark;
+        let mut rows = Vec::with_capacity(batch.parts.len());
+        let mut late = 0;
+        for part in &batch.parts {
+            let (kept, largest) = match rel.watermark {
+                Some(_) => {
+                    let judged = self.judge_late(rel, &part.rows, before, &mut progress, epoch)?;
+                    late += judged.late;
+                    (judged.kept, judged.largest)
+                }
+                None => (part.rows.clone(), None),
+            };
+            rows.push(kept);
+            let p = progress.parts.entry(part.part.clone()).or_default();
+            p.offset = part.to;
+            p.max_event_time = p.max_event_time.max(largest);
+        }
+        for (name, p) in progress.parts.iter_mut() {
+            p.idle = batch.idle.contains(name);
+        }
+        if let Some(wm) = rel.watermark {
+            progress.watermark =
+                eddy_dataflow::progress::parts_watermark(before, &progress.parts, wm.delay_micros);
+        }
+        let dead = batch.dead_letters.len() as u64;
+        for (i, letter) in batch.dead_letters.iter().enumerate() {
+            let seq = progress.dead_letters + i as u64;
+            let record = DeadLetterRecord {
+                epoch: self.epoch + 1,
+                position: letter.position.clone(),
+                payload: letter.payload.clone(),
+                error: letter.error.clone(),
+            };
+            epoch
+                .batch
+                .put(keys::dead_letter(rel.id, seq), record.encode());
+            if let Some(old) = seq.checked_sub(self.late_rows_kept) {
+                epoch.batch.delete(keys::dead_letter(rel.id, old));
+            }
+        }
+        progress.dead_letters += dead;
+        progress.source_error = None;
+        let mut written = self.stage_rows(epoch, rel, rows, progress, true, late)?;
+        written.dead = dead;
+        Ok(written)
+    }
+
+    /// Stages a stream's accepted rows: appended to its log (unless its source can replay
+    /// them), counted, and recorded as the stream's change.
+    fn stage_rows(
+        &mut self,
+        epoch: &mut Epoch,
+        rel: &Relation,
+        rows: Vec<RecordBatch>,
+        mut progress: Progress,
+        log: bool,
+        late: u64,
+    ) -> SqlResult<Written> {
         let n: usize = rows.iter().map(RecordBatch::num_rows).sum();
-        if log {
+        if log && n > 0 {
             let first = self.next_seq(rel.id)?;
             for (seq, block) in relations::encode_log_blocks(&rows, first)? {
                 epoch
@@ -304,67 +438,68 @@ impl Driver {
         self.progress.insert(rel.id, progress);
         epoch.progressed.insert(rel.id);
         let changes = epoch.changes.entry(rel.id).or_default();
-        changes.extend(rows.into_iter().map(Delta::inserts));
+        changes.extend(
+            rows.into_iter()
+                .filter(|b| b.num_rows() > 0)
+                .map(Delta::inserts),
+        );
         Ok(Written {
             rows: n as u64,
             late,
+            dead: 0,
         })
     }
 
-    /// The rows of one write to a stream with a watermark that are on time, judged against
-    /// the watermark as it stood before the write; the late ones are recorded instead. Then
-    /// the watermark advances to the largest event time accepted minus the delay.
-    fn drop_late(
+    /// The rows of one batch written to a stream with a watermark that are on time against
+    /// the watermark `before` the write; the late ones are recorded (and counted in
+    /// `progress`) instead.
+    fn judge_late(
         &self,
         rel: &Relation,
-        rows: &[RecordBatch],
+        batch: &RecordBatch,
+        before: Option<i64>,
         progress: &mut Progress,
         epoch: &mut Epoch,
-    ) -> SqlResult<(Vec<RecordBatch>, u64)> {
+    ) -> SqlResult<Judged> {
         let wm = rel.watermark.expect("a stream with a watermark");
-        let before = progress.watermark;
-        let mut kept = Vec::with_capacity(rows.len());
+        let times = batch
+            .column(wm.column)
+            .as_primitive::<TimestampMicrosecondType>();
+        let (on_time, largest) = eddy_dataflow::progress::on_time(times, before);
         let mut late = 0u64;
-        let mut largest: Option<i64> = None;
-        for batch in rows {
-            let times = batch
-                .column(wm.column)
-                .as_primitive::<TimestampMicrosecondType>();
-            let (on_time, top) = eddy_dataflow::progress::on_time(times, before);
-            largest = largest.max(top);
-            let late_before = late;
-            for i in 0..batch.num_rows() {
-                if on_time.value(i) {
-                    continue;
-                }
-                let row = (0..batch.num_columns())
-                    .map(|c| array_value_to_string(batch.column(c), i))
-                    .collect::<Result<Vec<_>, _>>()?
-                    .join(", ");
-                let record = LateRow {
-                    epoch: self.epoch + 1,
-                    event_time: times.is_valid(i).then(|| times.value(i)),
-                    watermark: before,
-                    row: format!("({row})"),
-                };
-                let seq = progress.late_rows + late;
-                epoch
-                    .batch
-                    .put(keys::late_row(rel.id, seq), record.encode());
-                if let Some(old) = seq.checked_sub(self.late_rows_kept) {
-                    epoch.batch.delete(keys::late_row(rel.id, old));
-                }
-                late += 1;
+        for i in 0..batch.num_rows() {
+            if on_time.value(i) {
+                continue;
             }
-            if late == late_before {
-                kept.push(batch.clone());
-            } else {
-                kept.push(arrow::compute::filter_record_batch(batch, &on_time)?);
+            let row = (0..batch.num_columns())
+                .map(|c| array_value_to_string(batch.column(c), i))
+                .collect::<Result<Vec<_>, _>>()?
+                .join(", ");
+            let record = LateRow {
+                epoch: self.epoch + 1,
+                event_time: times.is_valid(i).then(|| times.value(i)),
+                watermark: before,
+                row: format!("({row})"),
+            };
+            let seq = progress.late_rows;
+            epoch
+                .batch
+                .put(keys::late_row(rel.id, seq), record.encode());
+            if let Some(old) = seq.checked_sub(self.late_rows_kept) {
+                epoch.batch.delete(keys::late_row(rel.id, old));
             }
+            progress.late_rows += 1;
+            late += 1;
         }
-        progress.late_rows += late;
-        progress.watermark = eddy_dataflow::progress::advance(before, largest, wm.delay_micros);
-        Ok((kept, late))
+        let kept = match late {
+            0 => batch.clone(),
+            _ => arrow::compute::filter_record_batch(batch, &on_time)?,
+        };
+        Ok(Judged {
+            kept,
+            late,
+            largest,
+        })
     }
 
     fn progress_of(&mut self, rel: u64) -> SqlResult<Progress> {
@@ -450,6 +585,14 @@ impl Driver {
                 changes.insert(id, out);
             }
         }
+        for (&sink, from) in &self.sinks {
+            if let Some(change) = changes.get(from) {
+                epoch.batch.put(
+                    keys::outbox(sink, next, 0),
+                    relations::encode_change(change, false)?,
+                );
+            }
+        }
         self.commit(epoch.batch)?;
         self.publish(changes, vec![]);
         Ok(())
@@ -473,6 +616,9 @@ impl Driver {
         let writes = batch.len();
         self.store.commit(batch, self.durable)?;
         debug!(epoch = self.epoch, writes, "epoch committed");
+        if let Some(c) = &self.connectors {
+            c.sinks.committed(self.epoch);
+        }
         Ok(())
     }
 
@@ -507,7 +653,10 @@ impl Driver {
             self.commit(batch)?;
             self.progress.extend(replayed);
             self.views.insert(id, flow);
-        } else if let Some(source) = &fed {
+        } else if relation.kind == RelationKind::Sink {
+            self.snapshot_for_sink(&snapshot, &relation, &mut batch)?;
+            self.commit(batch)?;
+        } else if let Some(source) = fed.as_ref().filter(|s| s.replayable().is_some()) {
             // A stream joining a group starts where the group is, its history replayed.
             let offset = self.sources.get(&group_key(source)).map_or(0, |g| g.offset);
             // Its figures catch up by a replay once its rows are needed.
@@ -522,11 +671,43 @@ impl Driver {
         } else {
             self.commit(batch)?;
         }
+        let reload = fed.is_some() || relation.kind == RelationKind::Sink;
         self.catalog.install(Arc::new(relation));
-        if fed.is_some() {
-            self.load_sources()?;
+        if reload {
+            self.load_connectors()?;
         }
         Ok(true)
+    }
+
+    /// A new sink's first outbox entries: everything the relation it reads holds now (the
+    /// first chunk replaces what its target held).
+    fn snapshot_for_sink(
+        &mut self,
+        snapshot: &Snapshot,
+        sink: &Relation,
+        batch: &mut WriteBatch,
+    ) -> SqlResult<()> {
+        let from = sink
+            .depends_on
+            .first()
+            .and_then(|id| snapshot.by_id(*id))
+            .ok_or_else(|| SqlError::Internal(format!("sink {} reads nothing", sink.name)))?;
+        let next = self.epoch + 1;
+        let mut chunk = 0u64;
+        sources::read_history(&self.store, from, BACKFILL_CHUNK, |rows| {
+            let change = relations::encode_change(&Delta::inserts(rows), chunk == 0)?;
+            batch.put(keys::outbox(sink.id, next, chunk), change);
+            chunk += 1;
+            Ok(true)
+        })?;
+        if chunk == 0 {
+            let empty = Delta::inserts(RecordBatch::new_empty(from.schema()));
+            batch.put(
+                keys::outbox(sink.id, next, 0),
+                relations::encode_change(&empty, true)?,
+            );
+        }
+        Ok(())
     }
 
     /// Feeds a new view everything its sources hold, chunk by chunk. Answers the progress of
@@ -637,7 +818,7 @@ impl Driver {
             self.progress.remove(&rel.id);
             dropped.push(rel.name.clone());
         }
-        self.load_sources()?;
+        self.load_connectors()?;
         Ok(dropped)
     }
 }

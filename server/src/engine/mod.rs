@@ -12,6 +12,8 @@
 //! epoch's writes one at a time so that only the offending write fails.
 
 mod driver;
+mod readers;
+mod sinks;
 mod tables;
 
 use std::sync::Arc;
@@ -19,12 +21,15 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use datafusion::physical_expr::PhysicalExpr;
 use eddy_catalog::{Relation, RelationKind};
+use eddy_connectors::SourceBatch;
 use eddy_dataflow::Dataflow;
 use eddy_dataflow::Delta;
 use eddy_sql::{SqlError, SqlResult};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use driver::{Driver, ViewPlanner, committed_epoch};
+pub use readers::Readers;
+pub use sinks::SinkWriters;
 
 /// Epochs a subscriber may fall behind before it is dropped.
 pub const SUBSCRIBER_BACKLOG: usize = 1024;
@@ -62,6 +67,18 @@ pub enum WriteOp {
     Delete {
         relation: u64,
         predicate: Option<Arc<dyn PhysicalExpr>>,
+    },
+    /// What a stream's source read: rows appended to the stream, each part's position and the
+    /// records it could not read, all committed together.
+    Ingest {
+        relation: u64,
+        batch: Arc<SourceBatch>,
+    },
+    /// Why a stream's source is not reading, or a sink not delivering (None: it works
+    /// again), shown in its progress.
+    Status {
+        relation: u64,
+        error: Option<String>,
     },
 }
 
@@ -102,6 +119,8 @@ pub struct Written {
     pub rows: u64,
     /// Rows of a stream dropped because they arrived behind its watermark.
     pub late: u64,
+    /// Records a source could not read.
+    pub dead: u64,
 }
 
 impl Written {
@@ -114,6 +133,26 @@ impl Written {
                 self.late
             )
         })
+    }
+}
+
+/// The driver's tasks outside its thread: readers of external sources, writers of sinks.
+pub struct Connectors {
+    pub readers: Readers,
+    pub sinks: SinkWriters,
+}
+
+impl Connectors {
+    /// Connector tasks that run on `runtime` and reach the driver through `engine`.
+    pub fn new(
+        runtime: tokio::runtime::Handle,
+        engine: Engine,
+        store: Arc<eddy_storage::Store>,
+    ) -> Self {
+        Self {
+            readers: Readers::new(runtime.clone(), engine.clone(), store.clone()),
+            sinks: SinkWriters::new(runtime, engine, store),
+        }
     }
 }
 

@@ -119,7 +119,9 @@ pub fn stage_table_write(
         WriteOp::Insert { relation, .. }
         | WriteOp::Update { relation, .. }
         | WriteOp::Delete { relation, .. } => *relation,
-        WriteOp::Append { .. } => unreachable!("appends are staged by the driver"),
+        WriteOp::Append { .. } | WriteOp::Ingest { .. } | WriteOp::Status { .. } => {
+            unreachable!("stream writes and statuses are staged by the driver")
+        }
     };
     let rel = snapshot
         .by_id(rel_id)
@@ -147,7 +149,9 @@ pub fn stage_table_write(
             ..
         } => update(&mut view, rel, predicate.as_ref(), assignments)?,
         WriteOp::Delete { predicate, .. } => delete(&mut view, rel, predicate.as_ref())?,
-        WriteOp::Append { .. } => unreachable!(),
+        WriteOp::Append { .. } | WriteOp::Ingest { .. } | WriteOp::Status { .. } => {
+            unreachable!()
+        }
     }
     let View {
         local,

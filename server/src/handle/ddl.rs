@@ -69,6 +69,10 @@ pub async fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
             );
             rel.watermark = watermark;
             rel.connector = connector;
+            if let Some(source) = sources::Source::of(&rel)? {
+                // An external source must be reachable and able to fill the columns now.
+                source.check(rel.schema()).await?;
+            }
             created(shared, rel, None, *if_not_exists, "CREATE STREAM").await
         }
         Statement::CreateMaterializedView {
@@ -99,6 +103,40 @@ pub async fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
             Ok(notes.into_iter().rev().fold(done, |outcome, note| {
                 Outcome::Notice(note, Box::new(outcome))
             }))
+        }
+        Statement::CreateSink {
+            name,
+            from,
+            if_not_exists,
+            options,
+        } => {
+            let snapshot = shared.catalog.snapshot();
+            let source = snapshot
+                .get(from)
+                .ok_or_else(|| SqlError::UnknownRelation(from.clone()))?;
+            let (connector, key) = eddy_sql::sinks::sink_connector(name, source, options)?;
+            let options: Vec<String> = connector
+                .options
+                .iter()
+                .map(|(k, v)| format!("{k} = '{}'", v.replace('\'', "''")))
+                .collect();
+            let create_sql = format!(
+                "CREATE SINK {name} FROM {from} WITH ({})",
+                options.join(", ")
+            );
+            let mut rel = new_relation(
+                name,
+                RelationKind::Sink,
+                source.columns.clone(),
+                key,
+                None,
+                vec![source.id],
+                create_sql,
+            );
+            rel.connector = Some(connector);
+            // The target must be reachable and fit the relation's rows now.
+            eddy_sql::sinks::SinkTarget::of(&rel)?.check(&rel).await?;
+            created(shared, rel, None, *if_not_exists, "CREATE SINK").await
         }
         Statement::Drop {
             kind,
@@ -379,5 +417,9 @@ pub async fn plan_view(
     );
     rel.emit_on_window_close = emit_on_window_close;
     rel.append_only = append_only;
+    if materialized {
+        // The key an update-mode sink writes the view's rows by.
+        rel.primary_key = eddy_sql::sinks::implied_key(plan.schema());
+    }
     Ok((rel, flow, notes))
 }

@@ -70,6 +70,7 @@ pub async fn execute(
     match stmt {
         Statement::CreateStream { .. }
         | Statement::CreateMaterializedView { .. }
+        | Statement::CreateSink { .. }
         | Statement::Drop { .. } => ddl::execute(shared, stmt).await,
         Statement::ExplainView {
             query,

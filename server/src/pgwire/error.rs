@@ -21,6 +21,8 @@ pub fn sqlstate(e: &SqlError) -> &'static str {
         SqlError::DivisionByZero => "22012",
         SqlError::OutOfRange(_) => "22003",
         SqlError::InvalidParameter(_) => "22023",
+        SqlError::ConnectionFailure(_) => "08001",
+        SqlError::UndefinedObject(_) => "42704",
         SqlError::Canceled => "57014",
         SqlError::ShuttingDown => "57P01",
         SqlError::Internal(_) => "XX000",

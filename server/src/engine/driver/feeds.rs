@@ -9,15 +9,16 @@ use eddy_sql::sources::{self, Source};
 use eddy_sql::{SqlError, SqlResult};
 use tracing::error;
 
-use super::{Driver, Epoch};
+use super::{Driver, Epoch, SinkSpec};
 
 /// Longest nap while a paced source waits for its next block (commands still come first).
 pub(super) const SOURCE_POLL: Duration = Duration::from_millis(2);
 
-/// Streams whose sources have equal keys share one sequence.
+/// Replayable streams whose sources have equal keys share one sequence.
 pub(super) fn group_key(source: &Source) -> String {
     match source {
         Source::Nexmark(n) => format!("nexmark {}", n.group_key()),
+        Source::Kafka(k) => format!("kafka {}", k.topic),
     }
 }
 /// Streams that read one source together: every epoch advances all of them over the same
@@ -45,7 +46,7 @@ impl SourceGroup {
             return None;
         }
         let block = sources::next_block(self.source(), self.offset)?;
-        let Source::Nexmark(nexmark) = self.source();
+        let nexmark = self.source().replayable()?;
         let Some(rate) = nexmark.config.max_events_per_second else {
             return Some(now);
         };
@@ -56,15 +57,20 @@ impl SourceGroup {
 }
 
 impl Driver {
-    /// Groups the streams fed by connectors by the sequence they share, at their committed
-    /// offsets.
-    pub(super) fn load_sources(&mut self) -> SqlResult<()> {
+    /// Groups the streams fed by replayable connectors by the sequence they share, at their
+    /// committed offsets, and runs a reader for every stream fed by an external system.
+    pub(super) fn load_connectors(&mut self) -> SqlResult<()> {
         let snapshot = self.catalog.snapshot();
         let mut groups: BTreeMap<String, SourceGroup> = BTreeMap::new();
+        let mut external = BTreeMap::new();
         for rel in snapshot.of_kind(RelationKind::Stream) {
             let Some(source) = Source::of(rel)? else {
                 continue;
             };
+            if source.replayable().is_none() {
+                external.insert(rel.id, (rel.clone(), source));
+                continue;
+            }
             let offset = self.progress_of(rel.id)?.source_offset.unwrap_or(0);
             let group = groups.entry(group_key(&source)).or_insert(SourceGroup {
                 members: vec![],
@@ -83,6 +89,28 @@ impl Driver {
             }
         }
         self.sources = groups;
+        if let Some(c) = &mut self.connectors {
+            c.readers.sync(&external);
+        }
+        let mut sinks = BTreeMap::new();
+        for sink in snapshot.of_kind(RelationKind::Sink) {
+            let from = sink
+                .depends_on
+                .first()
+                .and_then(|id| snapshot.by_id(*id))
+                .ok_or_else(|| SqlError::Internal(format!("sink {} reads nothing", sink.name)))?;
+            sinks.insert(
+                sink.id,
+                SinkSpec {
+                    sink: sink.clone(),
+                    from: from.clone(),
+                },
+            );
+        }
+        self.sinks = sinks.iter().map(|(id, s)| (*id, s.from.id)).collect();
+        if let Some(c) = &mut self.connectors {
+            c.sinks.sync(&sinks);
+        }
         Ok(())
     }
 

@@ -1,0 +1,247 @@
+//! Sinks into the machine's real PostgreSQL: an update-mode sink keeps a table equal to the
+//! view it reads through inserts, updates and deletes; an append-mode sink of a stream holds
+//! every row exactly once across kills; CREATE SINK refuses what cannot work, with the right
+//! SQLSTATE, and a sink is an object of its own (SHOW, SHOW CREATE, DROP, dependencies).
+
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use eddy_tests::{
+    TestServer, execute, postgres_client, postgres_url, query_rows, sorted_rows, unique_name,
+    wait_for_same_rows,
+};
+use tokio_postgres::error::SqlState;
+
+const DELIVERED: Duration = Duration::from_secs(30);
+
+fn sink_sql(name: &str, from: &str, table: &str, mode: &str, extra: &str) -> String {
+    format!(
+        "CREATE SINK {name} FROM {from} WITH (connector = 'postgres', url = '{}', \
+         table = '{table}', output_mode = '{mode}'{extra})",
+        postgres_url()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_sink_keeps_a_table_equal_to_its_view() -> Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client().await?;
+    let pg = postgres_client().await?;
+    let target = unique_name("revenue");
+    execute(
+        &client,
+        "CREATE TABLE orders (id BIGINT PRIMARY KEY, user_id BIGINT, amount NUMERIC(10,2), \
+         note TEXT)",
+    )
+    .await?;
+    execute(
+        &client,
+        "INSERT INTO orders VALUES (1, 10, 5.50, 'it''s'), (2, 10, 1, NULL), (3, 11, 2, 'x')",
+    )
+    .await?;
+    execute(
+        &client,
+        "CREATE MATERIALIZED VIEW revenue AS SELECT user_id, count(*) AS n, sum(amount) AS total, \
+         max(note) AS note FROM orders GROUP BY user_id",
+    )
+    .await?;
+    // The key is the view's GROUP BY column; the table is created with it.
+    execute(
+        &client,
+        &sink_sql("revenue_pg", "revenue", &target, "update", ""),
+    )
+    .await?;
+    let in_pg = format!("SELECT user_id, n, total, note FROM {target}");
+    wait_for_same_rows((&client, "SELECT * FROM revenue"), (&pg, &in_pg), DELIVERED).await?;
+
+    execute(&client, "INSERT INTO orders VALUES (4, 12, 7, 'new')").await?;
+    execute(&client, "DELETE FROM orders WHERE user_id = 11").await?;
+    execute(&client, "UPDATE orders SET amount = 100 WHERE id = 1").await?;
+    for i in 5..200 {
+        execute(
+            &client,
+            &format!(
+                "INSERT INTO orders VALUES ({i}, {}, {i}.25, 'n{i}')",
+                i % 13
+            ),
+        )
+        .await?;
+    }
+    execute(&client, "DELETE FROM orders WHERE id % 7 = 0").await?;
+    wait_for_same_rows((&client, "SELECT * FROM revenue"), (&pg, &in_pg), DELIVERED).await?;
+    let key = pg
+        .query_one(
+            "SELECT string_agg(a.attname, ',') FROM pg_index i JOIN pg_attribute a \
+             ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indrelid = $1::text::regclass AND i.indisprimary",
+            &[&target],
+        )
+        .await?;
+    ensure!(key.get::<_, String>(0) == "user_id");
+
+    let shown = query_rows(&client, "SHOW SINKS").await?;
+    ensure!(shown == vec![vec!["revenue_pg"]], "{shown:?}");
+    let create = query_rows(&client, "SHOW CREATE SINK revenue_pg").await?;
+    ensure!(
+        create[0][1].starts_with("CREATE SINK revenue_pg FROM revenue WITH ("),
+        "{create:?}"
+    );
+    // A sink is not a table to read, and the view cannot go while the sink reads it.
+    let read = client.simple_query("SELECT * FROM revenue_pg").await;
+    ensure!(read.unwrap_err().code() == Some(&SqlState::UNDEFINED_TABLE));
+    let drop = client.simple_query("DROP MATERIALIZED VIEW revenue").await;
+    ensure!(drop.unwrap_err().code() == Some(&SqlState::DEPENDENT_OBJECTS_STILL_EXIST));
+    execute(&client, "DROP SINK revenue_pg").await?;
+    execute(&client, "DROP MATERIALIZED VIEW revenue").await?;
+    pg.batch_execute(&format!("DROP TABLE {target}")).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_sink_holds_every_row_once_across_kills() -> Result<()> {
+    let mut server = TestServer::start().await?;
+    let client = server.client().await?;
+    let pg = postgres_client().await?;
+    let target = unique_name("clicks");
+    execute(
+        &client,
+        "CREATE STREAM clicks (id BIGINT, url TEXT, at TIMESTAMP)",
+    )
+    .await?;
+    execute(
+        &client,
+        "INSERT INTO clicks VALUES (0, '/home', '2024-01-01 00:00:00')",
+    )
+    .await?;
+    execute(
+        &client,
+        &sink_sql("clicks_pg", "clicks", &target, "append", ""),
+    )
+    .await?;
+    let mut next = 1;
+    for round in 0..5 {
+        let client = server.client().await?;
+        for _ in 0..20 {
+            let rows: Vec<String> = (next..next + 10)
+                .map(|i| format!("({i}, '/p/{i}', '2024-01-01 00:00:{:02}')", i % 60))
+                .collect();
+            execute(
+                &client,
+                &format!("INSERT INTO clicks VALUES {}", rows.join(", ")),
+            )
+            .await?;
+            next += 10;
+        }
+        tokio::time::sleep(Duration::from_millis(20 * round)).await;
+        server.kill()?;
+        server.restart().await?;
+    }
+    let client = server.client().await?;
+    let in_pg = format!("SELECT id, url, at FROM {target}");
+    wait_for_same_rows((&client, "SELECT * FROM clicks"), (&pg, &in_pg), DELIVERED).await?;
+    let counts = pg
+        .query_one(
+            &format!("SELECT count(*), count(DISTINCT id) FROM {target}"),
+            &[],
+        )
+        .await?;
+    ensure!(counts.get::<_, i64>(0) == next && counts.get::<_, i64>(1) == next);
+    pg.batch_execute(&format!("DROP TABLE {target}")).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_sink_refuses_what_cannot_work() -> Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client().await?;
+    execute(&client, "CREATE STREAM s (id BIGINT, v BIGINT)").await?;
+    execute(
+        &client,
+        "CREATE MATERIALIZED VIEW totals AS SELECT id, sum(v) AS v FROM s GROUP BY id",
+    )
+    .await?;
+    execute(
+        &client,
+        "CREATE MATERIALIZED VIEW everything AS SELECT count(*) AS n FROM s",
+    )
+    .await?;
+    let target = unique_name("never");
+    let cases = [
+        // Append needs rows that never change.
+        (
+            sink_sql("k1", "totals", &target, "append", ""),
+            SqlState::INVALID_PARAMETER_VALUE,
+        ),
+        // Update needs a key: a stream has none, nor does a one-row aggregate.
+        (
+            sink_sql("k2", "s", &target, "update", ""),
+            SqlState::INVALID_PARAMETER_VALUE,
+        ),
+        (
+            sink_sql("k3", "everything", &target, "update", ""),
+            SqlState::INVALID_PARAMETER_VALUE,
+        ),
+        (
+            sink_sql("k4", "totals", &target, "update", ", primary_key = 'nope'"),
+            SqlState::UNDEFINED_COLUMN,
+        ),
+        (
+            sink_sql("k5", "totals", &target, "sideways", ""),
+            SqlState::INVALID_PARAMETER_VALUE,
+        ),
+        (
+            sink_sql("k6", "missing", &target, "update", ""),
+            SqlState::UNDEFINED_TABLE,
+        ),
+        (
+            format!(
+                "CREATE SINK k7 FROM totals WITH (connector = 'postgres', \
+                 url = 'postgres://postgres@127.0.0.1:1/test', table = '{target}', \
+                 output_mode = 'update')"
+            ),
+            SqlState::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+        ),
+        (
+            "CREATE SINK k8 FROM totals WITH (connector = 'carrier_pigeon')".to_string(),
+            SqlState::INVALID_PARAMETER_VALUE,
+        ),
+    ];
+    for (sql, code) in cases {
+        let err = client.simple_query(&sql).await.err();
+        let got = err.as_ref().and_then(|e| e.code()).cloned();
+        ensure!(
+            got == Some(code.clone()),
+            "{sql}: {err:?}, expected {code:?}"
+        );
+    }
+    ensure!(sorted_rows(&client, "SHOW SINKS").await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_sink_replaces_the_table_with_the_whole_result() -> Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client().await?;
+    let pg = postgres_client().await?;
+    let target = unique_name("top");
+    execute(&client, "CREATE STREAM bids (item BIGINT, price BIGINT)").await?;
+    execute(
+        &client,
+        "CREATE MATERIALIZED VIEW top AS SELECT item, max(price) AS best FROM bids \
+         GROUP BY item ORDER BY best DESC LIMIT 3",
+    )
+    .await?;
+    execute(&client, &sink_sql("top_pg", "top", &target, "complete", "")).await?;
+    let in_pg = format!("SELECT item, best FROM {target}");
+    for (i, price) in [(1, 10), (2, 30), (3, 20), (4, 40), (1, 50), (5, 5)] {
+        execute(&client, &format!("INSERT INTO bids VALUES ({i}, {price})")).await?;
+    }
+    wait_for_same_rows((&client, "SELECT * FROM top"), (&pg, &in_pg), DELIVERED).await?;
+    let rows = sorted_rows(&pg, &in_pg).await?;
+    ensure!(
+        rows == vec![vec!["1", "50"], vec!["2", "30"], vec!["4", "40"]],
+        "{rows:?}"
+    );
+    pg.batch_execute(&format!("DROP TABLE {target}")).await?;
+    Ok(())
+}
