@@ -214,6 +214,22 @@ impl RecordDecoder {
     }
 }
 
+/// Each row of a batch as a JSON object (NULLs written out), in row order.
+pub fn rows_as_json(batch: &RecordBatch) -> ConnectorResult<Vec<String>> {
+    let mut out = Vec::new();
+    let mut writer = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::LineDelimited>(&mut out);
+    writer
+        .write(batch)
+        .and_then(|_| writer.finish())
+        .map_err(|e| ConnectorError::Invalid(format!("cannot write rows as JSON: {e}")))?;
+    drop(writer);
+    let text = String::from_utf8(out)
+        .map_err(|e| ConnectorError::Invalid(format!("JSON is not UTF-8: {e}")))?;
+    Ok(text.lines().map(str::to_string).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use arrow::array::{AsArray, Int64Array};
@@ -285,6 +301,21 @@ mod tests {
         assert_eq!(out.refused[0].0, 1);
         assert_eq!(out.rows.num_rows(), 2);
         assert!(out.rows.column(1).is_null(1));
+    }
+
+    #[test]
+    fn rows_become_json_objects() {
+        let d = RecordDecoder::new(Format::Json, schema()).unwrap();
+        let records: Vec<&[u8]> = vec![br#"{"id": 1, "name": "a\"b"}"#, br#"{"id": 2}"#];
+        let rows = d.decode(&records).rows;
+        let json = rows_as_json(&rows).unwrap();
+        assert_eq!(
+            json,
+            vec![
+                r#"{"id":1,"name":"a\"b","ts":null}"#,
+                r#"{"id":2,"name":null,"ts":null}"#
+            ]
+        );
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //!   rows before it (exactly once across crashes). Records that do not decode become
 //!   [`format::DeadLetter`]s.
 //!
-//! And sinks, which push a relation's changes out: [`postgres`] (one transaction per
-//! delivery, with the delivery's epoch recorded in the same transaction).
+//! And sinks, which push a relation's changes out, each delivery exactly once: [`postgres`]
+//! (one transaction per delivery, with its position recorded in the same transaction) and
+//! [`redis_sink`] (a MULTI/EXEC per delivery, likewise).
 
 pub mod format;
 mod java_random;
@@ -20,6 +21,7 @@ pub mod kafka;
 pub mod nexmark;
 mod options;
 pub mod postgres;
+pub mod redis_sink;
 
 use arrow::array::RecordBatch;
 use thiserror::Error;
@@ -67,6 +69,23 @@ impl OutputMode {
             )),
         }
     }
+}
+
+/// A connection to a sink's target, ready to deliver changes in order. Each delivery is
+/// identified by its (epoch, chunk) position and lands exactly once: the target records the
+/// last position with the change, atomically.
+#[async_trait::async_trait]
+pub trait SinkWriter: Send {
+    /// The position delivered last (None before the first delivery).
+    async fn delivered(&mut self) -> ConnectorResult<Option<(u64, u64)>>;
+    /// Delivers one change; `replace` first empties the target (a snapshot's first chunk,
+    /// or a complete-mode result).
+    async fn deliver(
+        &mut self,
+        position: (u64, u64),
+        change: &SinkChange,
+        replace: bool,
+    ) -> ConnectorResult<()>;
 }
 
 /// A change a sink delivers: rows with weights (+n inserted n times, -n retracted).

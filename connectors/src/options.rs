@@ -42,6 +42,16 @@ impl<'a> Options<'a> {
             .ok_or_else(|| ConnectorError::Invalid(format!("option \"{key}\" is required")))
     }
 
+    /// A list of column names (`'a, b'`), lower case.
+    pub fn key_columns(&self, key: &str) -> Option<Vec<String>> {
+        self.get(key).map(|k| {
+            k.split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+    }
+
     /// A positive integer option, or `default` when it is not given.
     pub fn positive(&self, key: &str, default: u64) -> ConnectorResult<u64> {
         match self.get(key) {

@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
 use crate::options::Options;
-use crate::{ConnectorError, ConnectorResult, OutputMode, SinkChange};
+use crate::{ConnectorError, ConnectorResult, OutputMode, SinkChange, SinkWriter};
 
 /// How long connecting may take before CREATE SINK (or a retry) gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,12 +56,7 @@ impl PostgresSinkConfig {
             url: opts.required("url")?.to_string(),
             table: opts.required("table")?.to_string(),
             mode: OutputMode::parse(opts.required("output_mode")?)?,
-            primary_key: opts.get("primary_key").map(|k| {
-                k.split(',')
-                    .map(|c| c.trim().to_ascii_lowercase())
-                    .filter(|c| !c.is_empty())
-                    .collect()
-            }),
+            primary_key: opts.key_columns("primary_key"),
         })
     }
 }
@@ -167,9 +162,11 @@ impl PostgresSink {
             })?;
         Ok(())
     }
+}
 
-    /// What this sink delivered last: (epoch, chunk), None before its first delivery.
-    pub async fn delivered(&self) -> ConnectorResult<Option<(u64, u64)>> {
+#[async_trait::async_trait]
+impl SinkWriter for PostgresSink {
+    async fn delivered(&mut self) -> ConnectorResult<Option<(u64, u64)>> {
         let row = self
             .client
             .query_opt(
@@ -181,11 +178,9 @@ impl PostgresSink {
         Ok(row.map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64)))
     }
 
-    /// Delivers one change in one transaction with the progress it reaches.
-    pub async fn deliver(
+    async fn deliver(
         &mut self,
-        epoch: u64,
-        chunk: u64,
+        (epoch, chunk): (u64, u64),
         change: &SinkChange,
         replace: bool,
     ) -> ConnectorResult<()> {
@@ -248,7 +243,9 @@ impl PostgresSink {
         tx.commit().await.map_err(failed)?;
         Ok(())
     }
+}
 
+impl PostgresSink {
     fn key_values(&self, columns: &[ArrayRef], row: usize) -> ConnectorResult<Vec<String>> {
         self.key
             .iter()

@@ -3,9 +3,10 @@
 
 use datafusion::common::DFSchema;
 use datafusion::common::Dependency;
-use eddy_catalog::{Connector, Relation, RelationKind};
-use eddy_connectors::OutputMode;
+use eddy_catalog::{Column, Connector, Relation, RelationKind};
 use eddy_connectors::postgres::{PostgresSink, PostgresSinkConfig};
+use eddy_connectors::redis_sink::{RedisSink, RedisSinkConfig};
+use eddy_connectors::{OutputMode, SinkWriter};
 use sqlparser::ast::SqlOption;
 
 use crate::sources::option_map;
@@ -15,6 +16,7 @@ use crate::{SqlError, SqlResult};
 #[derive(Clone, Debug)]
 pub enum SinkTarget {
     Postgres(PostgresSinkConfig),
+    Redis(RedisSinkConfig),
 }
 
 impl SinkTarget {
@@ -32,32 +34,49 @@ impl SinkTarget {
             "postgres" => Ok(SinkTarget::Postgres(PostgresSinkConfig::from_options(
                 &c.options,
             )?)),
+            "redis" => Ok(SinkTarget::Redis(RedisSinkConfig::from_options(
+                &c.options,
+            )?)),
             other => Err(SqlError::InvalidParameter(format!(
-                "unknown sink connector \"{other}\" (known: postgres)"
+                "unknown sink connector \"{other}\" (known: postgres, redis)"
             ))),
         }
     }
 
-    /// Connects to the target and prepares it (its table created when missing): a sink is
-    /// created only when it can deliver.
-    pub async fn check(&self, sink: &Relation) -> SqlResult<()> {
-        match self {
+    /// Connects to the target and prepares it (a table created when missing), for the sink
+    /// `sink_id` that writes rows of `columns` by `key`.
+    pub async fn open(
+        &self,
+        columns: &[Column],
+        key: &[usize],
+        sink_id: &str,
+    ) -> SqlResult<Box<dyn SinkWriter>> {
+        Ok(match self {
             SinkTarget::Postgres(config) => {
-                PostgresSink::connect(config, &sink.columns, &sink.primary_key, &sink.name).await?;
-                Ok(())
+                Box::new(PostgresSink::connect(config, columns, key, sink_id).await?)
             }
-        }
+            SinkTarget::Redis(config) => Box::new(RedisSink::connect(config, key).await?),
+        })
+    }
+
+    /// Checks that a sink can deliver: its target answers and takes its rows.
+    pub async fn check(&self, sink: &Relation) -> SqlResult<()> {
+        self.open(&sink.columns, &sink.primary_key, &sink.name)
+            .await
+            .map(|_| ())
     }
 
     pub fn mode(&self) -> OutputMode {
         match self {
             SinkTarget::Postgres(p) => p.mode,
+            SinkTarget::Redis(r) => r.mode,
         }
     }
 
     fn primary_key(&self) -> Option<&[String]> {
         match self {
             SinkTarget::Postgres(p) => p.primary_key.as_deref(),
+            SinkTarget::Redis(r) => r.primary_key.as_deref(),
         }
     }
 }

@@ -245,3 +245,98 @@ async fn complete_sink_replaces_the_table_with_the_whole_result() -> Result<()> 
     pg.batch_execute(&format!("DROP TABLE {target}")).await?;
     Ok(())
 }
+
+/// The rows of a Redis hash written by an update-mode sink: each value is a row as JSON.
+async fn redis_rows(
+    redis: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+) -> Result<Vec<Vec<String>>> {
+    let hash: std::collections::HashMap<String, String> =
+        redis::cmd("HGETALL").arg(key).query_async(redis).await?;
+    let mut rows = Vec::new();
+    for value in hash.values() {
+        let row: serde_json::Value = serde_json::from_str(value)?;
+        rows.push(vec![
+            row["team"].as_str().unwrap_or("NULL").to_string(),
+            row["points"].to_string(),
+        ]);
+    }
+    rows.sort();
+    Ok(rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sink_keeps_a_hash_equal_to_its_view_across_a_kill() -> Result<()> {
+    let mut server = TestServer::start().await?;
+    let client = server.client().await?;
+    let redis_client = redis::Client::open("redis://127.0.0.1:6379")?;
+    let mut redis = redis_client.get_multiplexed_async_connection().await?;
+    let key = unique_name("board");
+    execute(
+        &client,
+        "CREATE TABLE scores (player TEXT PRIMARY KEY, team TEXT, points BIGINT)",
+    )
+    .await?;
+    execute(
+        &client,
+        "CREATE MATERIALIZED VIEW board AS SELECT team, sum(points) AS points FROM scores GROUP BY team",
+    )
+    .await?;
+    execute(
+        &client,
+        &format!(
+            "CREATE SINK board_redis FROM board WITH (connector = 'redis', \
+             url = 'redis://127.0.0.1:6379', key = '{key}', output_mode = 'update')"
+        ),
+    )
+    .await?;
+    let view = "SELECT team, points FROM board";
+    let agree = |rows: Vec<Vec<String>>, view: Vec<Vec<String>>| rows == view;
+    for round in 0..3 {
+        let client = server.client().await?;
+        for i in 0..30 {
+            execute(
+                &client,
+                &format!(
+                    "INSERT INTO scores VALUES ('p{i}', 't{}', {}) ON CONFLICT (player) \
+                     DO UPDATE SET points = scores.points + EXCLUDED.points",
+                    i % 4,
+                    i + round
+                ),
+            )
+            .await?;
+        }
+        execute(
+            &client,
+            &format!("DELETE FROM scores WHERE team = 't{}'", round),
+        )
+        .await?;
+        server.kill()?;
+        server.restart().await?;
+    }
+    let client = server.client().await?;
+    let deadline = std::time::Instant::now() + DELIVERED;
+    loop {
+        let expected = sorted_rows(&client, view).await?;
+        let got = redis_rows(&mut redis, &key).await?;
+        if agree(got.clone(), expected.clone()) {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "Redis {got:?} vs view {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let position: Option<String> = redis::cmd("GET")
+        .arg(format!("{key}:eddy_position"))
+        .query_async(&mut redis)
+        .await?;
+    ensure!(position.is_some_and(|p| p.contains(':')));
+    redis::cmd("DEL")
+        .arg(&key)
+        .arg(format!("{key}:eddy_position"))
+        .query_async::<()>(&mut redis)
+        .await?;
+    Ok(())
+}

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eddy_catalog::Relation;
-use eddy_connectors::postgres::PostgresSink;
 use eddy_connectors::{OutputMode, SinkChange};
 use eddy_dataflow::relations::decode_change;
 use eddy_sql::SqlError;
@@ -137,15 +136,14 @@ async fn deliver(
     status: &mut Option<String>,
 ) -> Result<(), String> {
     let target = SinkTarget::of(&spec.sink).map_err(|e| e.to_string())?;
-    let SinkTarget::Postgres(config) = &target;
     // Unique across Eddy instances writing to one target, and across a sink dropped and
     // created again under its name.
     let instance = store.instance_id().map_err(|e| e.to_string())?;
     let sink_id = format!("{}/{instance}/{}", spec.sink.name, spec.sink.id);
-    let mut sink =
-        PostgresSink::connect(config, &spec.from.columns, &spec.sink.primary_key, &sink_id)
-            .await
-            .map_err(|e| e.to_string())?;
+    let mut sink = target
+        .open(&spec.from.columns, &spec.sink.primary_key, &sink_id)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut delivered = sink.delivered().await.map_err(|e| e.to_string())?;
     info!(sink = %spec.sink.name, ?delivered, "delivering");
     let schema = spec.from.schema();
@@ -169,7 +167,7 @@ async fn deliver(
                     weights: delta.weights,
                 };
                 let replace = replace && target.mode() != OutputMode::Append;
-                sink.deliver(position.0, position.1, &change, replace)
+                sink.deliver(position, &change, replace)
                     .await
                     .map_err(|e| e.to_string())?;
                 delivered = Some(position);
@@ -180,7 +178,7 @@ async fn deliver(
             && delivered.is_none_or(|d| *last > d)
         {
             let change = whole(store, &spec.from)?;
-            sink.deliver(last.0, last.1, &change, true)
+            sink.deliver(*last, &change, true)
                 .await
                 .map_err(|e| e.to_string())?;
             delivered = Some(*last);
