@@ -116,24 +116,26 @@ impl KafkaSource {
     }
 
     async fn client(&self) -> ConnectorResult<Client> {
-        ClientBuilder::new(self.brokers.clone())
-            .backoff_config(BackoffConfig {
-                deadline: Some(REQUEST_DEADLINE),
-                max_backoff: Duration::from_secs(1),
-                ..BackoffConfig::default()
-            })
-            .build()
-            .await
-            .map_err(|e| {
-                ConnectorError::Unavailable(format!(
-                    "cannot reach Kafka at {}: {e}",
-                    self.brokers.join(",")
-                ))
-            })
+        connect(&self.brokers).await
     }
 }
 
-async fn partitions(client: &Client, topic: &str) -> ConnectorResult<BTreeSet<i32>> {
+/// A client of the brokers; requests give up after a few seconds of failures.
+pub(crate) async fn connect(brokers: &[String]) -> ConnectorResult<Client> {
+    ClientBuilder::new(brokers.to_vec())
+        .backoff_config(BackoffConfig {
+            deadline: Some(REQUEST_DEADLINE),
+            max_backoff: Duration::from_secs(1),
+            ..BackoffConfig::default()
+        })
+        .build()
+        .await
+        .map_err(|e| {
+            ConnectorError::Unavailable(format!("cannot reach Kafka at {}: {e}", brokers.join(",")))
+        })
+}
+
+pub(crate) async fn partitions(client: &Client, topic: &str) -> ConnectorResult<BTreeSet<i32>> {
     let topics = client
         .list_topics()
         .await

@@ -12,12 +12,14 @@
 //!   [`format::DeadLetter`]s.
 //!
 //! And sinks, which push a relation's changes out, each delivery exactly once: [`postgres`]
-//! (one transaction per delivery, with its position recorded in the same transaction) and
-//! [`redis_sink`] (a MULTI/EXEC per delivery, likewise).
+//! (one transaction per delivery, with its position recorded in the same transaction),
+//! [`redis_sink`] (a MULTI/EXEC per delivery, likewise) and [`kafka_sink`] (keyed upserts or
+//! appends, each message's position in its headers, skipped when a partition has it).
 
 pub mod format;
 mod java_random;
 pub mod kafka;
+pub mod kafka_sink;
 pub mod nexmark;
 mod options;
 pub mod postgres;

@@ -4,6 +4,7 @@
 use datafusion::common::DFSchema;
 use datafusion::common::Dependency;
 use eddy_catalog::{Column, Connector, Relation, RelationKind};
+use eddy_connectors::kafka_sink::{KafkaSink, KafkaSinkConfig};
 use eddy_connectors::postgres::{PostgresSink, PostgresSinkConfig};
 use eddy_connectors::redis_sink::{RedisSink, RedisSinkConfig};
 use eddy_connectors::{OutputMode, SinkWriter};
@@ -17,6 +18,7 @@ use crate::{SqlError, SqlResult};
 pub enum SinkTarget {
     Postgres(PostgresSinkConfig),
     Redis(RedisSinkConfig),
+    Kafka(KafkaSinkConfig),
 }
 
 impl SinkTarget {
@@ -37,8 +39,11 @@ impl SinkTarget {
             "redis" => Ok(SinkTarget::Redis(RedisSinkConfig::from_options(
                 &c.options,
             )?)),
+            "kafka" => Ok(SinkTarget::Kafka(KafkaSinkConfig::from_options(
+                &c.options,
+            )?)),
             other => Err(SqlError::InvalidParameter(format!(
-                "unknown sink connector \"{other}\" (known: postgres, redis)"
+                "unknown sink connector \"{other}\" (known: kafka, postgres, redis)"
             ))),
         }
     }
@@ -56,6 +61,7 @@ impl SinkTarget {
                 Box::new(PostgresSink::connect(config, columns, key, sink_id).await?)
             }
             SinkTarget::Redis(config) => Box::new(RedisSink::connect(config, key).await?),
+            SinkTarget::Kafka(config) => Box::new(KafkaSink::connect(config, key, sink_id).await?),
         })
     }
 
@@ -70,6 +76,7 @@ impl SinkTarget {
         match self {
             SinkTarget::Postgres(p) => p.mode,
             SinkTarget::Redis(r) => r.mode,
+            SinkTarget::Kafka(k) => k.mode,
         }
     }
 
@@ -77,6 +84,7 @@ impl SinkTarget {
         match self {
             SinkTarget::Postgres(p) => p.primary_key.as_deref(),
             SinkTarget::Redis(r) => r.primary_key.as_deref(),
+            SinkTarget::Kafka(k) => k.primary_key.as_deref(),
         }
     }
 }

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use rskafka::client::partition::{Compression, UnknownTopicHandling};
+use rskafka::client::partition::{Compression, OffsetAt, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
 use rskafka::record::Record;
 
@@ -121,6 +121,33 @@ impl KafkaBroker {
             .await
             .with_context(|| format!("creating topic {topic}"))?;
         Ok(())
+    }
+
+    /// Every record of a topic, partition by partition, in offset order.
+    pub async fn read_all(&self, topic: &str) -> Result<Vec<(i32, Record)>> {
+        let client = self.raw_client().await?;
+        let partitions = client
+            .list_topics()
+            .await?
+            .into_iter()
+            .find(|t| t.name == topic)
+            .with_context(|| format!("no topic {topic}"))?
+            .partitions;
+        let mut out = Vec::new();
+        for p in partitions {
+            let pc = client
+                .partition_client(topic.to_string(), p, UnknownTopicHandling::Retry)
+                .await?;
+            let end = pc.get_offset(OffsetAt::Latest).await?;
+            let mut offset = pc.get_offset(OffsetAt::Earliest).await?;
+            while offset < end {
+                let (records, _) = pc.fetch_records(offset, 1..(4 << 20), 100).await?;
+                let Some(last) = records.last() else { break };
+                offset = last.offset + 1;
+                out.extend(records.into_iter().map(|r| (p, r.record)));
+            }
+        }
+        Ok(out)
     }
 
     /// A producer for one topic.

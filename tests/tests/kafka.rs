@@ -386,3 +386,97 @@ async fn create_checks_the_broker_and_the_topic() -> Result<()> {
     );
     Ok(())
 }
+
+/// An update-mode Kafka sink: keyed upserts and tombstones whose last value per key is the
+/// view, and no message twice even when the server is killed between deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_sink_upserts_by_key_exactly_once() -> Result<()> {
+    let broker = KafkaBroker::start().await?;
+    broker.create_topic("board", 3).await?;
+    let mut server = TestServer::start().await?;
+    let client = server.client().await?;
+    execute(
+        &client,
+        "CREATE TABLE scores (player TEXT PRIMARY KEY, team TEXT, points BIGINT)",
+    )
+    .await?;
+    execute(
+        &client,
+        "CREATE MATERIALIZED VIEW board AS SELECT team, sum(points) AS points FROM scores GROUP BY team",
+    )
+    .await?;
+    execute(
+        &client,
+        &format!(
+            "CREATE SINK board_kafka FROM board WITH (connector = 'kafka', brokers = '{}', \
+             topic = 'board', output_mode = 'update')",
+            broker.address()
+        ),
+    )
+    .await?;
+    for round in 0..4 {
+        let client = server.client().await?;
+        for i in 0..20 {
+            execute(
+                &client,
+                &format!(
+                    "INSERT INTO scores VALUES ('p{i}', 't{}', {}) ON CONFLICT (player) \
+                     DO UPDATE SET points = scores.points + EXCLUDED.points",
+                    (i + round) % 5,
+                    i + 1
+                ),
+            )
+            .await?;
+        }
+        execute(
+            &client,
+            &format!("DELETE FROM scores WHERE team = 't{round}'"),
+        )
+        .await?;
+        server.kill()?;
+        server.restart().await?;
+    }
+    let client = server.client().await?;
+    let view = sorted_rows(&client, "SELECT team, points FROM board").await?;
+    let deadline = std::time::Instant::now() + CAUGHT_UP;
+    loop {
+        let records = broker.read_all("board").await?;
+        let mut positions = std::collections::HashSet::new();
+        let mut latest = std::collections::BTreeMap::new();
+        for (_, r) in &records {
+            let position: Vec<&[u8]> = ["eddy_epoch", "eddy_chunk", "eddy_seq"]
+                .iter()
+                .map(|h| r.headers.get(*h).map(Vec::as_slice).unwrap_or_default())
+                .collect();
+            ensure!(
+                positions.insert(position.concat()),
+                "a message came twice: {r:?}"
+            );
+            let key = String::from_utf8(r.key.clone().unwrap_or_default())?;
+            match &r.value {
+                Some(v) => latest.insert(key, String::from_utf8(v.clone())?),
+                None => latest.remove(&key),
+            };
+        }
+        let mut got: Vec<Vec<String>> = latest
+            .values()
+            .map(|v| {
+                let row: serde_json::Value = serde_json::from_str(v).expect("a JSON row");
+                vec![
+                    row["team"].as_str().unwrap_or("NULL").to_string(),
+                    row["points"].to_string(),
+                ]
+            })
+            .collect();
+        got.sort();
+        if got == view {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "topic {got:?} vs view {view:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
