@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::format::{DeadLetter, Format, RecordDecoder};
 use crate::options::{Options, parse_duration};
-use crate::{ConnectorError, ConnectorResult, PartBatch, SourceBatch};
+use crate::{ConnectorError, ConnectorResult, PartBatch, SourceBatch, SourceReader};
 
 /// Longest a fetch waits at the broker for records to arrive.
 const FETCH_WAIT_MS: i32 = 250;
@@ -222,10 +222,24 @@ impl KafkaReader {
         })
     }
 
-    /// The next block: records from any partition that has some (at most
-    /// `max_rows_per_epoch`), decoded. Waits up to `wait` for the first record; answers None
-    /// when nothing arrived and the idle partitions did not change.
-    pub async fn next_batch(&mut self, wait: Duration) -> ConnectorResult<Option<SourceBatch>> {
+    /// Opens at committed positions given by part name (the partition number).
+    pub async fn open_at(
+        source: KafkaSource,
+        schema: SchemaRef,
+        committed: &BTreeMap<String, i64>,
+    ) -> ConnectorResult<Self> {
+        let committed = committed
+            .iter()
+            .filter_map(|(part, offset)| Some((part.parse::<i32>().ok()?, *offset)))
+            .collect();
+        Self::open(source, schema, &committed).await
+    }
+}
+
+#[async_trait::async_trait]
+impl SourceReader for KafkaReader {
+    /// Records from any partition that has some (at most `max_rows_per_epoch`), decoded.
+    async fn next_batch(&mut self, wait: Duration) -> ConnectorResult<Option<SourceBatch>> {
         if self.pending.is_empty() && self.unannounced.is_empty() {
             match tokio::time::timeout(wait, self.fetched.recv()).await {
                 Ok(Some(f)) => self.take(f)?,
@@ -257,7 +271,9 @@ impl KafkaReader {
         self.idle = idle;
         Ok(Some(self.cut()))
     }
+}
 
+impl KafkaReader {
     fn take(&mut self, (partition, fetched): Fetched) -> ConnectorResult<()> {
         let records = fetched.map_err(|e| {
             ConnectorError::Unavailable(format!(

@@ -10,12 +10,15 @@
 //!   rows it took, and the offset of every partition commits with the epoch that applied the
 //!   rows before it (exactly once across crashes). Records that do not decode become
 //!   [`format::DeadLetter`]s.
+//! - [`file`], the lines of the files in a folder, likewise, each file's byte offset
+//!   committed with the epoch.
 //!
 //! And sinks, which push a relation's changes out, each delivery exactly once: [`postgres`]
 //! (one transaction per delivery, with its position recorded in the same transaction),
 //! [`redis_sink`] (a MULTI/EXEC per delivery, likewise) and [`kafka_sink`] (keyed upserts or
 //! appends, each message's position in its headers, skipped when a partition has it).
 
+pub mod file;
 pub mod format;
 mod java_random;
 pub mod kafka;
@@ -71,6 +74,17 @@ impl OutputMode {
             )),
         }
     }
+}
+
+/// Reads a stream's external source batch by batch, from positions it was opened at.
+#[async_trait::async_trait]
+pub trait SourceReader: Send {
+    /// The next batch: what arrived (within the source's limit per epoch), waiting up to
+    /// `wait` for something; None when nothing arrived and no part's idleness changed.
+    async fn next_batch(
+        &mut self,
+        wait: std::time::Duration,
+    ) -> ConnectorResult<Option<SourceBatch>>;
 }
 
 /// A connection to a sink's target, ready to deliver changes in order. Each delivery is

@@ -9,8 +9,10 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
 use eddy_catalog::{Column, Connector, Relation};
 use eddy_connectors::ConnectorError;
+use eddy_connectors::SourceReader;
+use eddy_connectors::file::{FileReader, FileSource};
 use eddy_connectors::format::RecordDecoder;
-use eddy_connectors::kafka::KafkaSource;
+use eddy_connectors::kafka::{KafkaReader, KafkaSource};
 use eddy_connectors::nexmark::{self, NexmarkSource};
 use eddy_dataflow::progress::{self, Progress};
 use eddy_dataflow::relations;
@@ -35,6 +37,7 @@ impl From<ConnectorError> for SqlError {
 pub enum Source {
     Nexmark(NexmarkSource),
     Kafka(KafkaSource),
+    File(FileSource),
 }
 
 impl Source {
@@ -55,6 +58,7 @@ impl Source {
                 stream, &c.options,
             )?)),
             "kafka" => Ok(Source::Kafka(KafkaSource::from_options(&c.options)?)),
+            "file" => Ok(Source::File(FileSource::from_options(&c.options)?)),
             other => Err(ConnectorError::UnknownConnector(other.to_string()).into()),
         }
     }
@@ -69,14 +73,35 @@ impl Source {
                 k.check().await?;
                 Ok(())
             }
+            Source::File(f) => {
+                RecordDecoder::new(f.format, schema)?;
+                f.check()?;
+                Ok(())
+            }
         }
+    }
+
+    /// A reader of an external source from committed positions (part -> position); None
+    /// for a replayable source, which the driver generates itself.
+    pub async fn open_reader(
+        &self,
+        schema: arrow::datatypes::SchemaRef,
+        committed: &BTreeMap<String, i64>,
+    ) -> SqlResult<Option<Box<dyn SourceReader>>> {
+        Ok(match self {
+            Source::Nexmark(_) => None,
+            Source::Kafka(k) => Some(Box::new(
+                KafkaReader::open_at(k.clone(), schema, committed).await?,
+            )),
+            Source::File(f) => Some(Box::new(FileReader::open(f.clone(), schema, committed)?)),
+        })
     }
 
     /// A source that yields the same rows again from any offset: its stream stores none.
     pub fn replayable(&self) -> Option<&NexmarkSource> {
         match self {
             Source::Nexmark(n) => Some(n),
-            Source::Kafka(_) => None,
+            Source::Kafka(_) | Source::File(_) => None,
         }
     }
 }
@@ -135,12 +160,13 @@ pub fn stream_connector(
     let connector = Connector { name, options: map };
     match Source::from_connector(stream, &connector)? {
         Source::Nexmark(source) => check_columns(stream, columns, &source)?,
-        Source::Kafka(_) if columns.is_empty() => {
+        Source::Kafka(_) | Source::File(_) if columns.is_empty() => {
             return Err(SqlError::Syntax(format!(
-                "Kafka stream \"{stream}\" needs a column list"
+                "stream \"{stream}\" needs a column list: its {} records are decoded into them",
+                connector.name
             )));
         }
-        Source::Kafka(_) => {}
+        Source::Kafka(_) | Source::File(_) => {}
     }
     Ok(Some(connector))
 }

@@ -266,10 +266,14 @@ async fn twenty_kills_lose_and_repeat_no_record() -> Result<()> {
             ensure!(sum.as_deref() == Some(total.as_str()), "{sum:?}");
             break;
         }
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "the sink table holds {count} of {RECORDS} records"
-        );
+        if std::time::Instant::now() > deadline {
+            let progress = query_rows(
+                &client,
+                "SELECT relation, rows, source_error FROM eddy_catalog.progress",
+            )
+            .await?;
+            anyhow::bail!("the sink table holds {count} of {RECORDS} records; {progress:?}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     pg.batch_execute(&format!("DROP TABLE {target}")).await?;

@@ -1,4 +1,4 @@
-//! Readers: the tasks that feed streams from external systems (Kafka), one per stream.
+//! Readers: the tasks that feed streams from external systems (Kafka, files), one per stream.
 //!
 //! A reader starts from the positions committed in its stream's progress and hands each
 //! batch it reads to the epoch driver as a [`WriteOp::Ingest`], waiting for the commit before
@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eddy_catalog::Relation;
-use eddy_connectors::kafka::{KafkaReader, KafkaSource};
 use eddy_dataflow::progress::Progress;
 use eddy_sql::SqlError;
 use eddy_sql::sources::Source;
@@ -61,15 +60,12 @@ impl Readers {
             keep
         });
         for (id, (rel, source)) in streams {
-            let Source::Kafka(kafka) = source else {
-                continue;
-            };
-            if self.running.contains_key(id) {
+            if self.running.contains_key(id) || source.replayable().is_some() {
                 continue;
             }
-            let task = self.runtime.spawn(read_kafka(
+            let task = self.runtime.spawn(read_source(
                 rel.clone(),
-                kafka.clone(),
+                source.clone(),
                 self.engine.clone(),
                 self.store.clone(),
             ));
@@ -86,8 +82,8 @@ impl Drop for Readers {
     }
 }
 
-/// Feeds a stream from a Kafka topic until the server stops (or its views refuse a batch).
-async fn read_kafka(rel: Arc<Relation>, source: KafkaSource, engine: Engine, store: Arc<Store>) {
+/// Feeds a stream from its source until the server stops (or its views refuse a batch).
+async fn read_source(rel: Arc<Relation>, source: Source, engine: Engine, store: Arc<Store>) {
     let mut status: Option<String> = None;
     let mut pause = FIRST_RETRY;
     loop {
@@ -123,25 +119,26 @@ enum Stop {
 /// Opens a reader at the stream's committed positions and feeds the driver until it fails.
 async fn read_from_committed(
     rel: &Relation,
-    source: &KafkaSource,
+    source: &Source,
     engine: &Engine,
     store: &Store,
     status: &mut Option<String>,
 ) -> Stop {
-    let committed = match Progress::load(store, rel.id) {
+    let committed: BTreeMap<String, i64> = match Progress::load(store, rel.id) {
         Ok(p) => p
             .unwrap_or_default()
             .parts
-            .iter()
-            .filter_map(|(part, p)| Some((part.parse::<i32>().ok()?, p.offset)))
+            .into_iter()
+            .map(|(part, p)| (part, p.offset))
             .collect(),
         Err(e) => return Stop::Unavailable(e.to_string()),
     };
-    let mut reader = match KafkaReader::open(source.clone(), rel.schema(), &committed).await {
-        Ok(r) => r,
+    let mut reader = match source.open_reader(rel.schema(), &committed).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return Stop::Shutdown,
         Err(e) => return Stop::Unavailable(e.to_string()),
     };
-    info!(stream = %rel.name, topic = %source.topic, "reading");
+    info!(stream = %rel.name, "reading");
     loop {
         let batch = match reader.next_batch(POLL).await {
             Ok(Some(b)) => b,

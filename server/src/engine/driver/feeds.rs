@@ -16,11 +16,13 @@ pub(super) const SOURCE_POLL: Duration = Duration::from_millis(2);
 
 /// Replayable streams whose sources have equal keys share one sequence.
 pub(super) fn group_key(source: &Source) -> String {
-    match source {
-        Source::Nexmark(n) => format!("nexmark {}", n.group_key()),
-        Source::Kafka(k) => format!("kafka {}", k.topic),
+    match source.replayable() {
+        Some(nexmark) => format!("nexmark {}", nexmark.group_key()),
+        // Not replayable: a stream of its own (read by a reader task, never grouped).
+        None => format!("{source:?}"),
     }
 }
+
 /// Streams that read one source together: every epoch advances all of them over the same
 /// block of the source (for Nexmark, the same event numbers).
 pub(super) struct SourceGroup {
