@@ -16,10 +16,13 @@
 //!   Streaming on the same query) come from `peers/spark_bench.py`, run separately.
 //! - `nexmark`: the Nexmark queries (`bench/nexmark/`) as views over the built-in source;
 //!   events/s, events per CPU second and peak RSS of the server, one line per query.
+//! - `kafka`: Kafka JSON into a GROUP BY view (events per CPU second, beside COPY of the same
+//!   rows), and the latency from producing a record to its row in a PostgreSQL sink table.
 //!
 //! Progress goes to stderr; results go to stdout as a table and one `RESULT {json}` line per
 //! figure. Every figure is a median over repetitions.
 
+mod kafka;
 mod nexmark;
 
 use std::time::{Duration, Instant};
@@ -105,6 +108,18 @@ enum Workload {
         #[arg(long)]
         serve: Option<u64>,
     },
+    /// Kafka JSON into a GROUP BY view (beside COPY), and Kafka -> view -> PostgreSQL latency.
+    Kafka {
+        /// Records for the ingest figure.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Records per second for the latency figure.
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
+        /// Seconds the latency figure produces for.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
     /// Every workload with its defaults.
     All,
 }
@@ -139,6 +154,11 @@ async fn main() -> Result<()> {
             check,
             serve,
         } => nexmark::nexmark(&queries, events, per_epoch, check, serve).await,
+        Workload::Kafka {
+            events,
+            rate,
+            seconds,
+        } => kafka::kafka(events, rate, seconds, &args.peer).await,
         Workload::All => {
             copy(1_000_000, 5, &peer).await?;
             insert(10_000_000, 1_000, 21, &peer).await?;

@@ -233,7 +233,7 @@ fn report_reads(name: &str, rate: u64, seconds: f64) {
 }
 
 /// User plus system CPU time of a process so far.
-fn cpu_seconds(pid: u32) -> Result<f64> {
+pub(crate) fn cpu_seconds(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The fields after the command name (which is in parentheses and may hold spaces).
     let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;

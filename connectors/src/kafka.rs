@@ -28,8 +28,10 @@ use crate::format::{DeadLetter, Format, RecordDecoder};
 use crate::options::{Options, parse_duration};
 use crate::{ConnectorError, ConnectorResult, PartBatch, SourceBatch, SourceReader};
 
-/// Longest a fetch waits at the broker for records to arrive.
-const FETCH_WAIT_MS: i32 = 250;
+/// Longest a fetch waits at the broker for records to arrive. Kafka answers as soon as a
+/// record arrives; some brokers (Tansu) wait the whole time, so it is short: it bounds the
+/// latency a record can gain waiting there.
+const FETCH_WAIT_MS: i32 = 50;
 /// Least time between two fetches of a partition that came back empty.
 const EMPTY_FETCH_PAUSE: Duration = Duration::from_millis(20);
 /// Most bytes one fetch of a partition returns.
