@@ -484,3 +484,58 @@ async fn kafka_sink_upserts_by_key_exactly_once() -> Result<()> {
     }
     Ok(())
 }
+
+/// A broker lost while the stream runs: the reader retries with backoff, the reason shows in
+/// the stream's progress, and the server and its views go on answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_broker_shows_in_progress_and_stops_nothing_else() -> Result<()> {
+    let broker = KafkaBroker::start().await?;
+    broker.create_topic("orders", 2).await?;
+    broker
+        .producer("orders")
+        .await?
+        .send(0, &[order_json(1), order_json(2)])
+        .await?;
+    let server = TestServer::start().await?;
+    let client = server.client().await?;
+    execute(
+        &client,
+        &stream_sql(
+            "orders",
+            "id BIGINT NOT NULL, user_id BIGINT, amount NUMERIC(10,2), ts TIMESTAMP",
+            &broker,
+            "",
+        ),
+    )
+    .await?;
+    execute(
+        &client,
+        "CREATE MATERIALIZED VIEW n AS SELECT count(*) AS n FROM orders",
+    )
+    .await?;
+    wait_for_value(&client, "SELECT n FROM n", "2", CAUGHT_UP).await?;
+    drop(broker);
+    let deadline = std::time::Instant::now() + CAUGHT_UP;
+    loop {
+        let error = query_rows(
+            &client,
+            "SELECT source_error FROM eddy_catalog.progress WHERE relation = 'orders'",
+        )
+        .await?;
+        if error[0][0] != "NULL" {
+            ensure!(error[0][0].contains("Kafka"), "{error:?}");
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no source error shown"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Everything else goes on.
+    let n = query_rows(&client, "SELECT n FROM n").await?;
+    ensure!(n == vec![vec!["2"]], "{n:?}");
+    execute(&client, "CREATE TABLE t (id BIGINT PRIMARY KEY)").await?;
+    execute(&client, "INSERT INTO t VALUES (1)").await?;
+    Ok(())
+}
