@@ -25,7 +25,7 @@ struct Planner {
 }
 
 impl ViewPlanner for Planner {
-    fn plan(&self, view: &Relation, catalog: &Snapshot) -> SqlResult<Dataflow> {
+    fn plan(&self, view: &Relation, catalog: &Arc<Snapshot>) -> SqlResult<Dataflow> {
         let text = view.query.as_deref().unwrap_or_default();
         let query = match parser::parse(text)?.pop() {
             Some(Statement::Sql(s)) => match *s {

@@ -25,6 +25,7 @@ use eddy_dataflow::relations::Layout;
 use eddy_storage::Store;
 use sqlparser::ast::Statement as SqlStatement;
 
+use crate::compat::{self, ClientSession, Sessions};
 use crate::names::DEFAULT_SCHEMA;
 use crate::table::{ReadPin, StoredTable};
 use crate::windows::{WindowFunction, WindowKind, Windowing, session_placeholder};
@@ -103,10 +104,14 @@ pub fn release(ctx: &SessionContext) {
     }
 }
 
-/// The shared DataFusion configuration from which per-statement sessions are made.
+/// The shared DataFusion configuration from which per-statement sessions are made, and the
+/// open client sessions.
 #[derive(Clone)]
 pub struct QueryEngine {
     base: SessionState,
+    pub sessions: Arc<Sessions>,
+    /// The session of work no client runs (planning views and writes).
+    internal: Arc<ClientSession>,
 }
 
 impl Default for QueryEngine {
@@ -126,20 +131,33 @@ impl QueryEngine {
             .with_config(config)
             .with_default_features()
             .build();
-        Self { base }
+        let base = crate::compat::functions::install(base)
+            .expect("the Postgres catalog functions install on a fresh session state");
+        Self {
+            base,
+            sessions: Arc::default(),
+            internal: Arc::new(ClientSession::internal()),
+        }
+    }
+
+    /// The session for work no client runs: planning views and writes.
+    pub fn internal(&self) -> &Arc<ClientSession> {
+        &self.internal
     }
 
     pub fn state(&self) -> &SessionState {
         &self.base
     }
 
-    /// A session for one statement, with the relations it references registered.
+    /// A session for one statement, with the relations it references registered, and the
+    /// catalog tables and functions answering for `client`.
     pub async fn session_for(
         &self,
         statement: &SqlStatement,
-        catalog: &Snapshot,
+        catalog: &Arc<Snapshot>,
         store: &Arc<Store>,
         rows: Rows,
+        client: &Arc<ClientSession>,
     ) -> SqlResult<SessionContext> {
         let (prepared, windows) = prepare(statement, rows.windowing())?;
         let df_stmt = DfStatement::Statement(Box::new(prepared));
@@ -148,12 +166,26 @@ impl QueryEngine {
         let mut todo: Vec<TableReference> = references;
         let mut seen: HashSet<String> = HashSet::new();
         let system = Arc::new(MemorySchemaProvider::new());
+        let pg_catalog = Arc::new(MemorySchemaProvider::new());
+        let information_schema = Arc::new(MemorySchemaProvider::new());
         while let Some(r) = todo.pop() {
-            if r.schema() == Some(crate::system::SCHEMA) {
-                if !system.table_exist(r.table())
-                    && let Some(t) = crate::system::table(r.table(), catalog, store)?
-                {
-                    system.register_table(r.table().to_string(), t)?;
+            let (schema, table) = match r.schema() {
+                Some(crate::system::SCHEMA) => {
+                    (&system, crate::system::table(r.table(), catalog, store)?)
+                }
+                Some(compat::PG_CATALOG) => (
+                    &pg_catalog,
+                    compat::pg_catalog::table(r.table(), catalog, client, &self.sessions)?,
+                ),
+                Some(compat::INFORMATION_SCHEMA) => (
+                    &information_schema,
+                    compat::information_schema::table(r.table(), catalog)?,
+                ),
+                _ => (&system, None),
+            };
+            if let Some(table) = table {
+                if !schema.table_exist(r.table()) {
+                    schema.register_table(r.table().to_string(), table)?;
                 }
                 continue;
             }
@@ -209,6 +241,8 @@ impl QueryEngine {
         let catalog_provider = Arc::new(MemoryCatalogProvider::new());
         catalog_provider.register_schema(DEFAULT_SCHEMA, schema.clone())?;
         catalog_provider.register_schema(crate::system::SCHEMA, system)?;
+        catalog_provider.register_schema(compat::PG_CATALOG, pg_catalog)?;
+        catalog_provider.register_schema(compat::INFORMATION_SCHEMA, information_schema)?;
         // Each session has a catalog list of its own: a clone of the base state would share
         // the base's list, and concurrent statements would replace each other's tables.
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
@@ -225,6 +259,7 @@ impl QueryEngine {
                 .set_extension(Arc::new(ReadPin::new(store.pin())));
         }
         let ctx = SessionContext::new_with_state(state);
+        compat::functions::bind(&ctx, catalog, client, &self.sessions);
 
         // Plain views, in creation order so that a view's own views exist before it.
         for rel in needed.values().filter(|r| r.kind == RelationKind::View) {

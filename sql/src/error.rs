@@ -47,8 +47,19 @@ pub enum SqlError {
     /// An external object (a topic, a table) does not exist.
     #[error("{0}")]
     UndefinedObject(String),
+    /// A read-only setting (`SET server_version = ...`).
+    #[error("{0}")]
+    CantChangeRuntimeParam(String),
+    /// A write inside a read-only transaction.
+    #[error("cannot execute {0} in a read-only transaction")]
+    ReadOnlyTransaction(String),
+    /// A statement inside a transaction block that an earlier error aborted.
+    #[error("current transaction is aborted, commands ignored until end of transaction block")]
+    InFailedTransaction,
     #[error("canceling statement due to user request")]
     Canceled,
+    #[error("canceling statement due to statement timeout")]
+    StatementTimeout,
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error("{0}")]

@@ -13,10 +13,13 @@
 //! 4. [`ddl`] turns column definitions into catalog columns.
 //! 5. [`sources`] checks connector options and replays a replayable stream's history;
 //!    [`sinks`] checks a sink's options against the relation it reads.
-//! 6. [`system`] serves the `eddy_catalog` system tables (progress, late rows, dead letters).
+//! 6. [`compat`] serves `pg_catalog`, `information_schema` and the system functions clients
+//!    and BI tools call, and keeps each connection's settings.
+//! 7. [`system`] serves the `eddy_catalog` system tables (progress, late rows, dead letters).
 //!
 //! Errors are [`SqlError`]s, one variant per kind of failure a client can tell apart.
 
+pub mod compat;
 pub mod context;
 pub mod ddl;
 mod error;

@@ -76,6 +76,12 @@ pub enum Statement {
 
 /// Parses a string of `;`-separated statements.
 pub fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
+    if let Some(queries) = crate::compat::parse_catalog_query(sql) {
+        return Ok(queries
+            .into_iter()
+            .map(|q| Statement::Sql(Box::new(q)))
+            .collect());
+    }
     let dialect = PostgreSqlDialect {};
     let mut parser = Parser::new(&dialect).try_with_sql(sql)?;
     let mut out = Vec::new();

@@ -514,6 +514,16 @@ pub async fn wait_for_same_rows(
     }
 }
 
+/// The objects the compatibility suites look at: one of each kind, with a primary key, a NOT NULL
+/// column and a sized varchar.
+pub const CATALOG_OBJECTS: &str = "\
+    CREATE STREAM clicks (user_id BIGINT NOT NULL, url VARCHAR(200), ts TIMESTAMP);\
+    CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT, price NUMERIC(10,2));\
+    CREATE MATERIALIZED VIEW per_user AS SELECT user_id, count(*) AS n FROM clicks GROUP BY user_id;\
+    CREATE VIEW heavy AS SELECT user_id, n FROM per_user WHERE n > 1;\
+    INSERT INTO users VALUES (1, 'ann', 9.50), (2, 'bob', 20);\
+    INSERT INTO clicks VALUES (1, '/a', '2026-01-01 00:00:00'), (1, '/b', '2026-01-01 00:00:01'), (2, '/c', '2026-01-01 00:00:02');";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,7 @@ use feeds::{SOURCE_POLL, SourceGroup, group_key};
 /// Rebuilds a materialized view's dataflow from its definition (at start-up, and to roll
 /// back in-memory state after a failed epoch).
 pub trait ViewPlanner: Send {
-    fn plan(&self, view: &Relation, catalog: &Snapshot) -> SqlResult<Dataflow>;
+    fn plan(&self, view: &Relation, catalog: &Arc<Snapshot>) -> SqlResult<Dataflow>;
 }
 
 /// Rows per chunk when a new view reads the history of its sources.

@@ -1,8 +1,11 @@
-//! COPY ... FROM STDIN in text and CSV formats.
+//! COPY ... FROM STDIN and COPY ... TO STDOUT in text and CSV formats.
 //!
-//! The client's data is collected whole, parsed into text columns, and cast to the target's
-//! types with strict casts (a malformed value fails the COPY with 22P02 and loads nothing);
-//! then it is written as one epoch, like a multi-row INSERT.
+//! FROM: the client's data is collected whole, parsed into text columns, and cast to the
+//! target's types with strict casts (a malformed value fails the COPY with 22P02 and loads
+//! nothing); then it is written as one epoch, like a multi-row INSERT.
+//!
+//! TO: the relation (or query) is read at one epoch like a SELECT and sent as COPY data, one
+//! line per row.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -48,7 +51,9 @@ pub fn start(shared: &Shared, stmt: &SqlStatement) -> SqlResult<Outcome> {
         return Err(SqlError::Internal("not a COPY".into()));
     };
     if *to || !matches!(target, SqlCopyTarget::Stdin) {
-        return Err(SqlError::Unsupported("COPY other than FROM STDIN".into()));
+        return Err(SqlError::Unsupported(
+            "COPY other than FROM STDIN or TO STDOUT".into(),
+        ));
     }
     let CopySource::Table {
         table_name,
@@ -67,41 +72,114 @@ pub fn start(shared: &Shared, stmt: &SqlStatement) -> SqlResult<Outcome> {
             relation.kind, relation.name
         )));
     }
-    let mut t = CopyTarget {
+    let options = CopyOptions::parse(options)?;
+    let t = CopyTarget {
         relation,
-        format: CopyFormat::Text,
-        header: false,
-        delimiter: b'\t',
-        null: "\\N".into(),
+        format: options.format,
+        header: options.header,
+        delimiter: options.delimiter,
+        null: options.null,
     };
-    let mut delimiter = None;
-    let mut null = None;
-    for o in options {
-        match o {
-            CopyOption::Format(f) => {
-                t.format = match f.value.to_lowercase().as_str() {
-                    "csv" => CopyFormat::Csv,
-                    "text" => CopyFormat::Text,
-                    other => return Err(SqlError::Unsupported(format!("COPY format \"{other}\""))),
-                }
-            }
-            CopyOption::Header(h) => t.header = *h,
-            CopyOption::Delimiter(d) => delimiter = Some(*d as u8),
-            CopyOption::Null(n) => null = Some(n.clone()),
-            other => return Err(SqlError::Unsupported(format!("COPY option {other}"))),
-        }
-    }
-    if t.format == CopyFormat::Csv {
-        t.delimiter = b',';
-        t.null = String::new();
-    }
-    if let Some(d) = delimiter {
-        t.delimiter = d;
-    }
-    if let Some(n) = null {
-        t.null = n;
-    }
     Ok(Outcome::CopyIn(t))
+}
+
+/// FORMAT, HEADER, DELIMITER and NULL of a COPY, with Postgres' defaults per format.
+#[derive(Clone, Debug)]
+pub struct CopyOptions {
+    pub format: CopyFormat,
+    pub header: bool,
+    pub delimiter: u8,
+    pub null: String,
+}
+
+impl CopyOptions {
+    pub fn parse(options: &[CopyOption]) -> SqlResult<Self> {
+        let mut format = CopyFormat::Text;
+        let mut header = false;
+        let mut delimiter = None;
+        let mut null = None;
+        for o in options {
+            match o {
+                CopyOption::Format(f) => {
+                    format = match f.value.to_lowercase().as_str() {
+                        "csv" => CopyFormat::Csv,
+                        "text" => CopyFormat::Text,
+                        other => {
+                            return Err(SqlError::Unsupported(format!("COPY format \"{other}\"")));
+                        }
+                    }
+                }
+                CopyOption::Header(h) => header = *h,
+                CopyOption::Delimiter(d) => delimiter = Some(*d as u8),
+                CopyOption::Null(n) => null = Some(n.clone()),
+                other => return Err(SqlError::Unsupported(format!("COPY option {other}"))),
+            }
+        }
+        let (default_delimiter, default_null) = match format {
+            CopyFormat::Csv => (b',', String::new()),
+            CopyFormat::Text => (b'\t', "\\N".to_string()),
+        };
+        Ok(Self {
+            format,
+            header,
+            delimiter: delimiter.unwrap_or(default_delimiter),
+            null: null.unwrap_or(default_null),
+        })
+    }
+}
+
+/// `COPY relation TO STDOUT` / `COPY (query) TO STDOUT`: the rows, read like a SELECT.
+pub async fn copy_out(
+    shared: &Shared,
+    session: &Arc<eddy_sql::compat::ClientSession>,
+    stmt: &SqlStatement,
+) -> SqlResult<Outcome> {
+    let SqlStatement::Copy {
+        source, options, ..
+    } = stmt
+    else {
+        return Err(SqlError::Internal("not a COPY".into()));
+    };
+    let options = CopyOptions::parse(options)?;
+    let query = match source {
+        CopySource::Query(q) => SqlStatement::Query(q.clone()),
+        CopySource::Table {
+            table_name,
+            columns,
+        } => {
+            let relation = resolve(shared, &normalize_object_name(table_name)?)?;
+            if !relation.is_readable() {
+                return Err(SqlError::WrongObjectType(format!(
+                    "cannot copy from {} \"{}\"",
+                    relation.kind, relation.name
+                )));
+            }
+            let list = if columns.is_empty() {
+                "*".to_string()
+            } else {
+                columns
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let text = format!("SELECT {list} FROM {table_name}");
+            match eddy_sql::parser::parse(&text)?.pop() {
+                Some(eddy_sql::parser::Statement::Sql(s)) => *s,
+                _ => return Err(SqlError::Internal(format!("{text} does not parse"))),
+            }
+        }
+    };
+    match super::query::execute(shared, session, &query, &[]).await? {
+        Outcome::Rows {
+            schema, batches, ..
+        } => Ok(Outcome::CopyOut {
+            schema,
+            batches,
+            options,
+        }),
+        _ => Err(SqlError::Internal("COPY TO read no rows".into())),
+    }
 }
 
 fn unescape_text(field: &str) -> String {

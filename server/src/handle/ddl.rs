@@ -361,7 +361,7 @@ pub async fn explain(
 pub async fn plan_view(
     engine: &QueryEngine,
     store: &Arc<Store>,
-    snapshot: &Snapshot,
+    snapshot: &Arc<Snapshot>,
     name: &str,
     query: &Query,
     materialized: bool,
@@ -373,7 +373,9 @@ pub async fn plan_view(
         false => Rows::SchemaOnly,
     };
     let windows = eddy_sql::windows::rewrite(&mut stmt.clone(), rows.windowing())?;
-    let ctx = engine.session_for(&stmt, snapshot, store, rows).await?;
+    let ctx = engine
+        .session_for(&stmt, snapshot, store, rows, engine.internal())
+        .await?;
     let plan = engine.plan(&ctx, &stmt).await?;
     let schema: SchemaRef = std::sync::Arc::new(plan.schema().as_arrow().clone());
     let columns = view_columns(&postgres_names(query, &schema))?;

@@ -383,7 +383,13 @@ async fn planned_rows(
     let snapshot = shared.catalog.snapshot();
     let ctx = shared
         .query
-        .session_for(&plain, &snapshot, &shared.store, Rows::Load)
+        .session_for(
+            &plain,
+            &snapshot,
+            &shared.store,
+            Rows::Load,
+            shared.query.internal(),
+        )
         .await?;
     let plan = shared.query.plan(&ctx, &plain).await?;
     let LogicalPlan::Dml(dml) = plan else {
@@ -468,11 +474,14 @@ pub async fn describe_params(
     let snapshot = shared.catalog.snapshot();
     let ctx = shared
         .query
-        .session_for(&plain, &snapshot, &shared.store, Rows::SchemaOnly)
+        .session_for(
+            &plain,
+            &snapshot,
+            &shared.store,
+            Rows::SchemaOnly,
+            shared.query.internal(),
+        )
         .await?;
     let plan = shared.query.plan(&ctx, &plain).await?;
-    let mut params: Vec<(String, Option<DataType>)> =
-        plan.get_parameter_types()?.into_iter().collect();
-    params.sort_by_key(|(name, _)| name.trim_start_matches('$').parse::<usize>().unwrap_or(0));
-    Ok(params.into_iter().map(|(_, t)| t).collect())
+    Ok(super::query::positional(plan.get_parameter_types()?))
 }

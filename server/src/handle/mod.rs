@@ -5,6 +5,7 @@ pub mod ddl;
 pub mod dml;
 pub mod naming;
 pub mod query;
+pub mod session;
 pub mod show;
 pub mod subscribe;
 
@@ -14,6 +15,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use eddy_catalog::{Catalog, Relation};
+use eddy_sql::compat::ClientSession;
 use eddy_sql::context::QueryEngine;
 use eddy_sql::parser::Statement;
 use eddy_sql::{SqlError, SqlResult};
@@ -50,6 +52,14 @@ pub enum Outcome {
     Notice(String, Box<Outcome>),
     /// `SUBSCRIBE`: rows are pushed as epochs commit, until the client cancels or leaves.
     Subscribe(Box<subscribe::Subscription>),
+    /// `COPY ... TO STDOUT`: rows sent as COPY data.
+    CopyOut {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        options: copy::CopyOptions,
+    },
+    /// Settings the client is told the new values of (ParameterStatus), before the outcome.
+    Reported(Vec<(String, String)>, Box<Outcome>),
 }
 
 impl Outcome {
@@ -61,12 +71,18 @@ impl Outcome {
     }
 }
 
-/// Runs a statement.
+/// Runs a statement for a client's session.
 pub async fn execute(
     shared: &Shared,
+    session: &Arc<ClientSession>,
     stmt: &Statement,
     params: &[ScalarValue],
 ) -> SqlResult<Outcome> {
+    if session.read_only()
+        && let Some(what) = write_kind(stmt)
+    {
+        return Err(SqlError::ReadOnlyTransaction(what));
+    }
     match stmt {
         Statement::CreateStream { .. }
         | Statement::CreateMaterializedView { .. }
@@ -89,18 +105,19 @@ pub async fn execute(
         } => Ok(Outcome::Subscribe(Box::new(subscribe::start(
             shared, name, options, *copy,
         )?))),
-        Statement::Sql(s) => execute_sql(shared, s, params).await,
+        Statement::Sql(s) => execute_sql(shared, session, s, params).await,
     }
 }
 
 async fn execute_sql(
     shared: &Shared,
+    session: &Arc<ClientSession>,
     stmt: &SqlStatement,
     params: &[ScalarValue],
 ) -> SqlResult<Outcome> {
     match stmt {
         SqlStatement::Query(_) | SqlStatement::Explain { .. } => {
-            query::execute(shared, stmt, params).await
+            query::execute(shared, session, stmt, params).await
         }
         SqlStatement::CreateTable(_) | SqlStatement::CreateView(_) => {
             ddl::execute_sql(shared, stmt).await
@@ -109,13 +126,37 @@ async fn execute_sql(
         SqlStatement::Insert(_) | SqlStatement::Update(_) | SqlStatement::Delete(_) => {
             dml::execute(shared, stmt, params).await
         }
+        SqlStatement::Copy { to: true, .. } => copy::copy_out(shared, session, stmt).await,
         SqlStatement::Copy { .. } => copy::start(shared, stmt),
-        SqlStatement::StartTransaction { .. } => Ok(Outcome::TransactionStart("BEGIN".into())),
-        SqlStatement::Commit { .. } => Ok(Outcome::TransactionEnd("COMMIT".into())),
-        SqlStatement::Rollback { .. } => Ok(Outcome::TransactionEnd("ROLLBACK".into())),
-        SqlStatement::Set(_) => Ok(Outcome::done("SET")),
-        SqlStatement::ShowVariable { variable } => show::variable(variable),
-        SqlStatement::Discard { .. } => Ok(Outcome::done("DISCARD ALL")),
+        SqlStatement::StartTransaction { modes, .. } => {
+            use sqlparser::ast::{TransactionAccessMode, TransactionMode};
+            let read_only = modes.iter().rev().find_map(|m| match m {
+                TransactionMode::AccessMode(TransactionAccessMode::ReadOnly) => Some(true),
+                TransactionMode::AccessMode(TransactionAccessMode::ReadWrite) => Some(false),
+                _ => None,
+            });
+            session.begin_transaction(read_only);
+            Ok(Outcome::TransactionStart("BEGIN".into()))
+        }
+        SqlStatement::Commit { .. } => {
+            session.end_transaction();
+            Ok(Outcome::TransactionEnd("COMMIT".into()))
+        }
+        // Savepoints are accepted so that drivers' nested transactions work; every write
+        // commits in its own epoch, so there is nothing to roll back to.
+        SqlStatement::Savepoint { .. } => Ok(Outcome::done("SAVEPOINT")),
+        SqlStatement::ReleaseSavepoint { .. } => Ok(Outcome::done("RELEASE")),
+        SqlStatement::Rollback {
+            savepoint: Some(_), ..
+        } => Ok(Outcome::done("ROLLBACK")),
+        SqlStatement::Rollback { .. } => {
+            session.end_transaction();
+            Ok(Outcome::TransactionEnd("ROLLBACK".into()))
+        }
+        SqlStatement::Set(set) => session::set(session, set),
+        SqlStatement::Reset(reset) => session::reset(session, &reset.reset),
+        SqlStatement::ShowVariable { variable } => session::show(session, variable),
+        SqlStatement::Discard { .. } => Ok(session::discard(session)),
         other => Err(SqlError::Unsupported(format!(
             "statement {} is not supported",
             other
@@ -128,21 +169,45 @@ async fn execute_sql(
     }
 }
 
+/// What a statement writes, named as Postgres names it in a read-only transaction's error;
+/// `None` for statements that only read.
+fn write_kind(stmt: &Statement) -> Option<String> {
+    let kind = match stmt {
+        Statement::CreateStream { .. } => "CREATE STREAM",
+        Statement::CreateMaterializedView { .. } => "CREATE MATERIALIZED VIEW",
+        Statement::CreateSink { .. } => "CREATE SINK",
+        Statement::Drop { .. } => "DROP",
+        Statement::Sql(s) => match **s {
+            SqlStatement::Insert(_) => "INSERT",
+            SqlStatement::Update(_) => "UPDATE",
+            SqlStatement::Delete(_) => "DELETE",
+            SqlStatement::Copy { to: false, .. } => "COPY",
+            SqlStatement::CreateTable(_) => "CREATE TABLE",
+            SqlStatement::CreateView(_) => "CREATE VIEW",
+            SqlStatement::Drop { .. } => "DROP",
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(kind.to_string())
+}
+
 /// The result schema and parameter types of a statement, without running it.
 pub async fn describe(
     shared: &Shared,
+    session: &Arc<ClientSession>,
     stmt: &Statement,
 ) -> SqlResult<(Vec<Option<arrow::datatypes::DataType>>, Option<SchemaRef>)> {
     match stmt {
         Statement::Sql(s) if matches!(**s, SqlStatement::Query(_)) => {
-            query::describe(shared, s).await
+            query::describe(shared, session, s).await
         }
         Statement::Sql(s) if matches!(**s, SqlStatement::Insert(_)) => {
             Ok((dml::describe_params(shared, s).await?, None))
         }
         // Like Postgres, a COPY names a missing or wrong target when it is prepared, not when
         // its data starts to arrive.
-        Statement::Sql(s) if matches!(**s, SqlStatement::Copy { .. }) => {
+        Statement::Sql(s) if matches!(**s, SqlStatement::Copy { to: false, .. }) => {
             copy::start(shared, s)?;
             Ok((vec![], None))
         }
@@ -153,7 +218,7 @@ pub async fn describe(
         Statement::ShowCreate { .. } => Ok((vec![], Some(show::create_schema()))),
         Statement::ExplainView { .. } => Ok((vec![], Some(ddl::explain_schema()))),
         Statement::Sql(s) if matches!(**s, SqlStatement::ShowVariable { .. }) => {
-            Ok((vec![], Some(show::variable_schema(s))))
+            Ok((vec![], Some(session::show_schema(s))))
         }
         _ => Ok((vec![], None)),
     }

@@ -8,6 +8,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::physical_plan::collect;
 use eddy_sql::SqlResult;
+use eddy_sql::compat::ClientSession;
 use eddy_sql::context::{self, Rows};
 use eddy_sql::point::PointRead;
 use sqlparser::ast::Statement as SqlStatement;
@@ -17,6 +18,7 @@ use super::{Outcome, Shared};
 
 pub async fn execute(
     shared: &Shared,
+    session: &Arc<ClientSession>,
     stmt: &SqlStatement,
     params: &[ScalarValue],
 ) -> SqlResult<Outcome> {
@@ -32,7 +34,7 @@ pub async fn execute(
     }
     let ctx = shared
         .query
-        .session_for(stmt, &snapshot, &shared.store, Rows::Load)
+        .session_for(stmt, &snapshot, &shared.store, Rows::Load, session)
         .await?;
     let mut plan = shared.query.plan(&ctx, stmt).await?;
     if !params.is_empty() {
@@ -60,23 +62,38 @@ pub async fn execute(
 
 pub async fn describe(
     shared: &Shared,
+    session: &Arc<ClientSession>,
     stmt: &SqlStatement,
 ) -> SqlResult<(Vec<Option<DataType>>, Option<SchemaRef>)> {
     let snapshot = shared.catalog.snapshot();
     let ctx = shared
         .query
-        .session_for(stmt, &snapshot, &shared.store, Rows::SchemaOnly)
+        .session_for(stmt, &snapshot, &shared.store, Rows::SchemaOnly, session)
         .await?;
     let plan = shared.query.plan(&ctx, stmt).await?;
     let mut types = plan.get_parameter_types()?;
     infer_from_casts(&plan, &mut types)?;
-    let mut params: Vec<(String, Option<DataType>)> = types.into_iter().collect();
-    params.sort_by_key(|(name, _)| name.trim_start_matches('$').parse::<usize>().unwrap_or(0));
     let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-    Ok((
-        params.into_iter().map(|(_, t)| t).collect(),
-        Some(statement_names(stmt, &schema)),
-    ))
+    Ok((positional(types), Some(statement_names(stmt, &schema))))
+}
+
+/// Parameter types by position: `$n` is the n-th, and a number the plan does not use (a
+/// parameter in a part of the query rewritten away) is untyped rather than shifting the
+/// rest.
+pub fn positional(
+    types: std::collections::HashMap<String, Option<DataType>>,
+) -> Vec<Option<DataType>> {
+    let numbered: Vec<(usize, Option<DataType>)> = types
+        .into_iter()
+        .filter_map(|(name, t)| Some((name.trim_start_matches('$').parse::<usize>().ok()?, t)))
+        .filter(|(n, _)| *n >= 1)
+        .collect();
+    let len = numbered.iter().map(|(n, _)| *n).max().unwrap_or(0);
+    let mut out = vec![None; len];
+    for (n, t) in numbered {
+        out[n - 1] = t;
+    }
+    out
 }
 
 /// `$1::BIGINT` leaves the placeholder itself untyped in DataFusion; take the cast's type.

@@ -22,6 +22,26 @@ use rust_decimal::Decimal;
 
 /// The Postgres type of a result column.
 pub fn pg_type(field: &Field) -> Type {
+    match field
+        .metadata()
+        .get(eddy_sql::compat::rows::VECTOR_TYPE_KEY)
+        .map(String::as_str)
+    {
+        Some("int2vector") => return Type::INT2_VECTOR,
+        Some("oidvector") => return Type::OID_VECTOR,
+        _ => {}
+    }
+    if let DataType::List(inner) | DataType::LargeList(inner) = field.data_type() {
+        return match inner.data_type() {
+            DataType::Int16 | DataType::Int8 | DataType::UInt8 => Type::INT2_ARRAY,
+            DataType::Int32 | DataType::UInt16 => Type::INT4_ARRAY,
+            DataType::Int64 | DataType::UInt32 => Type::INT8_ARRAY,
+            DataType::Float32 => Type::FLOAT4_ARRAY,
+            DataType::Float64 => Type::FLOAT8_ARRAY,
+            DataType::Boolean => Type::BOOL_ARRAY,
+            _ => Type::TEXT_ARRAY,
+        };
+    }
     match SqlType::from_field(field) {
         Some(SqlType::SmallInt) => Type::INT2,
         Some(SqlType::Int) => Type::INT4,
@@ -185,7 +205,7 @@ fn encode_value(
     ty: &Type,
     text: bool,
 ) -> PgWireResult<()> {
-    if array.is_null(i) {
+    if array.is_null(i) || array.data_type() == &DataType::Null {
         return enc.encode_field(&None::<i32>);
     }
     match array.data_type() {
@@ -283,7 +303,76 @@ fn encode_value(
             let iv = pg_interval::Interval::new(v.months, v.days, v.nanoseconds / 1000);
             enc.encode_field(&iv)
         }
+        DataType::List(_) => {
+            // pgwire writes Postgres' text form (`{1,2}`, quoted elements) or the binary one.
+            let values = array.as_list::<i32>().value(i);
+            if text && matches!(*ty, Type::INT2_VECTOR | Type::OID_VECTOR) {
+                let items: Vec<String> = (0..values.len())
+                    .map(|j| display(values.as_ref(), j))
+                    .collect();
+                return enc.encode_field(&items.join(" "));
+            }
+            match *ty {
+                Type::INT2_VECTOR => enc.encode_field(&elements::<i16>(&values)?),
+                Type::OID_VECTOR => enc.encode_field(&elements::<u32>(&values)?),
+                Type::INT2_ARRAY => enc.encode_field(&elements::<i16>(&values)?),
+                Type::INT4_ARRAY => enc.encode_field(&elements::<i32>(&values)?),
+                Type::INT8_ARRAY => enc.encode_field(&elements::<i64>(&values)?),
+                Type::FLOAT4_ARRAY => enc.encode_field(&elements::<f32>(&values)?),
+                Type::FLOAT8_ARRAY => enc.encode_field(&elements::<f64>(&values)?),
+                Type::BOOL_ARRAY => enc.encode_field(&elements::<bool>(&values)?),
+                _ => {
+                    let text: Vec<Option<String>> = (0..values.len())
+                        .map(|j| (!values.is_null(j)).then(|| display(values.as_ref(), j)))
+                        .collect();
+                    enc.encode_field(&text)
+                }
+            }
+        }
         _ => enc.encode_field(&display(array, i)),
+    }
+}
+
+/// An array's elements as one Rust type, for the binary array format.
+fn elements<T>(values: &arrow::array::ArrayRef) -> PgWireResult<Vec<Option<T>>>
+where
+    T: ElementOf,
+{
+    T::collect(values).map_err(|e| pgwire::error::PgWireError::ApiError(Box::new(e)))
+}
+
+/// Rust types that array elements are sent as.
+trait ElementOf: Sized {
+    fn collect(
+        values: &arrow::array::ArrayRef,
+    ) -> Result<Vec<Option<Self>>, arrow::error::ArrowError>;
+}
+
+macro_rules! element_of {
+    ($rust:ty, $arrow:ty, $data:expr) => {
+        impl ElementOf for $rust {
+            fn collect(
+                values: &arrow::array::ArrayRef,
+            ) -> Result<Vec<Option<Self>>, arrow::error::ArrowError> {
+                let cast = arrow::compute::cast(values, &$data)?;
+                Ok(cast.as_primitive::<$arrow>().iter().collect())
+            }
+        }
+    };
+}
+
+element_of!(i16, Int16Type, DataType::Int16);
+element_of!(u32, arrow::datatypes::UInt32Type, DataType::UInt32);
+element_of!(i32, Int32Type, DataType::Int32);
+element_of!(i64, Int64Type, DataType::Int64);
+element_of!(f32, arrow::datatypes::Float32Type, DataType::Float32);
+element_of!(f64, arrow::datatypes::Float64Type, DataType::Float64);
+
+impl ElementOf for bool {
+    fn collect(
+        values: &arrow::array::ArrayRef,
+    ) -> Result<Vec<Option<Self>>, arrow::error::ArrowError> {
+        Ok(values.as_boolean().iter().collect())
     }
 }
 
@@ -301,12 +390,88 @@ pub fn is_text(format: &FieldFormat) -> bool {
 /// A row encoded in text format as one line of COPY's text format: tab-separated, `\N` for
 /// NULL, backslash escapes for backslash, tab, newline and carriage return.
 pub fn copy_text_line(row: &DataRow) -> bytes::Bytes {
+    copy_line(row, &CopyLayout::default())
+}
+
+/// How COPY TO lays out a line: CSV or text, the delimiter and the NULL marker.
+#[derive(Clone, Debug)]
+pub struct CopyLayout {
+    pub csv: bool,
+    pub delimiter: u8,
+    pub null: String,
+}
+
+impl Default for CopyLayout {
+    fn default() -> Self {
+        Self {
+            csv: false,
+            delimiter: b'\t',
+            null: "\\N".into(),
+        }
+    }
+}
+
+impl CopyLayout {
+    /// One field: text escapes backslashes and control characters; CSV quotes a field that
+    /// holds the delimiter, a quote, a line break or looks like the NULL marker.
+    fn push_field(&self, out: &mut Vec<u8>, value: &[u8]) {
+        if self.csv {
+            let quote = value.is_empty()
+                || value == self.null.as_bytes()
+                || value
+                    .iter()
+                    .any(|&b| b == self.delimiter || b == b'"' || b == b'\n' || b == b'\r');
+            if !quote {
+                out.extend_from_slice(value);
+                return;
+            }
+            out.push(b'"');
+            for &b in value {
+                if b == b'"' {
+                    out.push(b'"');
+                }
+                out.push(b);
+            }
+            out.push(b'"');
+            return;
+        }
+        for &b in value {
+            match b {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b if b == self.delimiter => {
+                    out.push(b'\\');
+                    out.push(b);
+                }
+                b => out.push(b),
+            }
+        }
+    }
+
+    /// The header line: the column names.
+    pub fn header(&self, names: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                out.push(self.delimiter);
+            }
+            self.push_field(&mut out, name.as_bytes());
+        }
+        out.push(b'\n');
+        out
+    }
+}
+
+/// A text-format row as one COPY line.
+pub fn copy_line(row: &DataRow, layout: &CopyLayout) -> bytes::Bytes {
     let data = &row.data[..];
     let mut out = Vec::with_capacity(data.len() + 1);
     let mut at = 0;
     for field in 0..row.field_count {
         if field > 0 {
-            out.push(b'\t');
+            out.push(layout.delimiter);
         }
         let Some(len) = data.get(at..at + 4) else {
             break;
@@ -314,19 +479,11 @@ pub fn copy_text_line(row: &DataRow) -> bytes::Bytes {
         let len = i32::from_be_bytes(len.try_into().expect("four bytes"));
         at += 4;
         if len < 0 {
-            out.extend_from_slice(b"\\N");
+            out.extend_from_slice(layout.null.as_bytes());
             continue;
         }
         let end = (at + len as usize).min(data.len());
-        for &b in &data[at..end] {
-            match b {
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                b => out.push(b),
-            }
-        }
+        layout.push_field(&mut out, &data[at..end]);
         at = end;
     }
     out.push(b'\n');

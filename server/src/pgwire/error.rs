@@ -23,7 +23,10 @@ pub fn sqlstate(e: &SqlError) -> &'static str {
         SqlError::InvalidParameter(_) => "22023",
         SqlError::ConnectionFailure(_) => "08001",
         SqlError::UndefinedObject(_) => "42704",
-        SqlError::Canceled => "57014",
+        SqlError::CantChangeRuntimeParam(_) => "55P02",
+        SqlError::InFailedTransaction => "25P02",
+        SqlError::ReadOnlyTransaction(_) => "25006",
+        SqlError::Canceled | SqlError::StatementTimeout => "57014",
         SqlError::ShuttingDown => "57P01",
         SqlError::Internal(_) => "XX000",
     }

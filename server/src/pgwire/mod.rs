@@ -6,6 +6,7 @@ pub mod encode;
 pub mod error;
 mod params;
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -13,8 +14,8 @@ use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use futures::{Sink, SinkExt, stream};
 use parking_lot::Mutex;
-use pgwire::api::auth::StartupHandler;
 use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::auth::{self, ServerParameterProvider, StartupHandler};
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
@@ -28,13 +29,15 @@ use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServer
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::data::RowDescription;
-use pgwire::messages::response::NoticeResponse;
+use pgwire::messages::response::{NoticeResponse, TransactionStatus};
+use pgwire::messages::startup::{ParameterStatus, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
+use eddy_sql::compat::ClientSession;
 use eddy_sql::parser::{self, Statement};
 use eddy_sql::{SqlError, SqlResult};
 
-use crate::handle::copy::CopyTarget;
+use crate::handle::copy::{CopyFormat, CopyTarget};
 use crate::handle::subscribe::Subscription;
 use crate::handle::{self, Outcome, Shared};
 use error::to_pg;
@@ -52,10 +55,18 @@ impl Handlers {
         let parser = Arc::new(Parser {
             shared: shared.clone(),
         });
+        let connections = Arc::new(ConnectionManager::new());
+        // pg_cancel_backend(pid) cancels like a cancel request with that session's key.
+        let manager = connections.clone();
+        shared.query.sessions.set_canceller(move |pid, key| {
+            let manager = manager.clone();
+            let key = SecretKey::Bytes(bytes::Bytes::copy_from_slice(key));
+            tokio::spawn(async move { manager.cancel(pid, &key).await });
+        });
         Self {
             shared,
             parser,
-            connections: Arc::new(ConnectionManager::new()),
+            connections,
         }
     }
 }
@@ -74,7 +85,10 @@ impl PgWireServerHandlers for Handlers {
         })
     }
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        Arc::new(Trust(NoAuthentication(self.connections.clone())))
+        Arc::new(Trust {
+            shared: self.shared.clone(),
+            connections: self.connections.clone(),
+        })
     }
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         Arc::new(DefaultCancelHandler::new(self.connections.clone()))
@@ -88,18 +102,18 @@ impl PgWireServerHandlers for Handlers {
 }
 
 /// Trust authentication: any user, no password, on the database `eddy` or its alias
-/// `postgres` (a client that names no database gets `eddy`).
-struct Trust(NoAuthentication);
-
-/// The protocol side of start-up, once the database is known to exist. Registering the
-/// connection gives the client a key with which to cancel its running statement.
-struct NoAuthentication(Arc<ConnectionManager>);
-
-impl NoopStartupHandler for NoAuthentication {
-    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
-        Some(self.0.clone())
-    }
+/// `postgres` (a client that names no database gets `eddy`). Start-up registers the
+/// connection (its key cancels its running statement), makes its session from the startup
+/// parameters, and reports the session's settings as Postgres does.
+struct Trust {
+    shared: Arc<Shared>,
+    connections: Arc<ConnectionManager>,
 }
+
+/// Where pgwire's default pid and key generator comes from.
+struct Keys;
+
+impl NoopStartupHandler for Keys {}
 
 #[async_trait]
 impl StartupHandler for Trust {
@@ -113,8 +127,10 @@ impl StartupHandler for Trust {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if let PgWireFrontendMessage::Startup(startup) = &message
-            && let Some(database) = startup.parameters.get("database")
+        let PgWireFrontendMessage::Startup(startup) = &message else {
+            return Ok(());
+        };
+        if let Some(database) = startup.parameters.get("database")
             && !DATABASES.contains(&database.as_str())
         {
             return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
@@ -123,7 +139,27 @@ impl StartupHandler for Trust {
                 format!("database \"{database}\" does not exist"),
             ))));
         }
-        self.0.on_startup(client, message).await
+        auth::protocol_negotiation(client, startup).await?;
+        auth::save_startup_parameters_to_metadata(client, startup);
+        let (pid, secret) = Keys.pid_secret_key_generator().generate(client);
+        client.set_pid_and_secret_key(pid, secret.clone());
+        let (handle, guard) = self.connections.register(pid, secret);
+        client.session_extensions().insert(handle);
+        client.session_extensions().insert(guard);
+        let session = registered(&self.shared, client);
+        auth::finish_authentication(client, &Reported(session)).await
+    }
+}
+
+/// The parameters a server reports at start-up, from the new session's settings.
+struct Reported(Arc<ClientSession>);
+
+impl ServerParameterProvider for Reported {
+    fn server_parameters<C: ClientInfo>(&self, _client: &C) -> Option<HashMap<String, String>> {
+        let mut reported: HashMap<String, String> = self.0.reported().into_iter().collect();
+        reported.insert("session_authorization".into(), self.0.user.clone());
+        reported.insert("in_hot_standby".into(), "off".into());
+        Some(reported)
     }
 }
 
@@ -133,6 +169,8 @@ const DATABASES: [&str; 2] = [eddy_sql::context::DATABASE, "postgres"];
 /// A prepared statement: the parsed statement with its parameter and result types.
 #[derive(Clone)]
 pub struct Prepared {
+    /// The statement's text, for `pg_stat_activity`.
+    text: String,
     statement: Option<Statement>,
     params: Vec<Option<DataType>>,
     schema: Option<SchemaRef>,
@@ -148,7 +186,7 @@ impl QueryParser for Parser {
 
     async fn parse_sql<C>(
         &self,
-        _client: &C,
+        client: &C,
         sql: &str,
         _types: &[Option<Type>],
     ) -> PgWireResult<Option<Prepared>>
@@ -164,10 +202,12 @@ impl QueryParser for Parser {
         let Some(statement) = stmts.pop() else {
             return Ok(None);
         };
-        let (params, schema) = handle::describe(&self.shared, &statement)
+        let session = client_session(client);
+        let (params, schema) = handle::describe(&self.shared, &session, &statement)
             .await
             .map_err(|e| to_pg(&e))?;
         Ok(Some(Prepared {
+            text: sql.to_string(),
             statement: Some(statement),
             params,
             schema,
@@ -188,6 +228,138 @@ impl QueryParser for Parser {
             None => vec![],
         })
     }
+}
+
+/// The startup parameters that are settings (`psql` sends `application_name`, JDBC
+/// `TimeZone` and `DateStyle`, ...).
+const STARTUP_SETTINGS: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "TimeZone",
+    "extra_float_digits",
+    "search_path",
+    "statement_timeout",
+    "IntervalStyle",
+    "lc_messages",
+];
+
+/// The connection's session, made on its first statement from its startup parameters and
+/// registered for `pg_stat_activity`.
+fn client_session<C: ClientInfo>(client: &C) -> Arc<ClientSession> {
+    client.session_extensions().get_or_insert_with(|| {
+        let metadata = client.metadata();
+        let (pid, secret) = client.pid_and_secret_key();
+        let session = ClientSession::new(
+            pid,
+            metadata
+                .get(pgwire::api::METADATA_USER)
+                .map_or("eddy", String::as_str),
+            metadata
+                .get(pgwire::api::METADATA_DATABASE)
+                .map_or(eddy_sql::context::DATABASE, String::as_str),
+            Some(client.socket_addr()),
+        )
+        .with_cancel_key(secret.to_bytes().to_vec());
+        for name in STARTUP_SETTINGS {
+            if let Some(value) = metadata.get(*name)
+                && let Err(e) = session.set(name, value)
+            {
+                tracing::debug!(pid, "startup parameter {name} = {value} not taken: {e}");
+            }
+        }
+        session
+    })
+}
+
+/// Makes a connection's session at start-up and registers it for `pg_stat_activity`.
+fn registered<C: ClientInfo>(shared: &Shared, client: &C) -> Arc<ClientSession> {
+    let session = client_session(client);
+    shared.query.sessions.register(&session);
+    session
+}
+
+/// What a statement may do given the state of the client's transaction: inside a failed
+/// transaction block only its end (COMMIT rolls back) or a ROLLBACK TO a savepoint (which
+/// makes the block usable again) is accepted, as in Postgres.
+fn in_failed_transaction<C: ClientInfo>(
+    client: &mut C,
+    stmt: &Statement,
+) -> Option<SqlResult<Outcome>> {
+    use sqlparser::ast::Statement as Sql;
+    if client.transaction_status() != TransactionStatus::Error {
+        return None;
+    }
+    Some(match stmt {
+        Statement::Sql(s) => match **s {
+            Sql::Rollback {
+                savepoint: Some(_), ..
+            } => {
+                client.set_transaction_status(TransactionStatus::Transaction);
+                Ok(Outcome::done("ROLLBACK"))
+            }
+            Sql::Commit { .. } | Sql::Rollback { .. } => {
+                Ok(Outcome::TransactionEnd("ROLLBACK".into()))
+            }
+            _ => Err(SqlError::InFailedTransaction),
+        },
+        _ => Err(SqlError::InFailedTransaction),
+    })
+}
+
+/// Aborts a spawned statement when its connection stops waiting for it (a cancel request,
+/// a timeout, the client leaving).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs a statement for a client: transaction state, activity and the statement timeout.
+/// The statement runs as a task of its own, so that a timeout or a cancel request answers
+/// the client at once even while the statement is busy computing.
+async fn run<C: ClientInfo>(
+    shared: &Arc<Shared>,
+    client: &mut C,
+    text: &str,
+    stmt: &Statement,
+    params: &[datafusion::common::ScalarValue],
+) -> SqlResult<Outcome> {
+    let session = client_session(client);
+    if let Some(outcome) = in_failed_transaction(client, stmt) {
+        if let Ok(Outcome::TransactionEnd(_)) = &outcome {
+            session.end_transaction();
+            session.end_statement(false);
+        }
+        return outcome;
+    }
+    session.begin_statement(text);
+    let task = {
+        let (shared, session) = (shared.clone(), session.clone());
+        let (stmt, params) = (stmt.clone(), params.to_vec());
+        tokio::spawn(async move { handle::execute(&shared, &session, &stmt, &params).await })
+    };
+    let mut task = AbortOnDrop(task);
+    let finished = match session.statement_timeout() {
+        Some(limit) => tokio::time::timeout(limit, &mut task.0)
+            .await
+            .map_err(|_| SqlError::StatementTimeout),
+        None => Ok((&mut task.0).await),
+    };
+    let result = match finished {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => Err(SqlError::Internal(format!("statement failed: {join}"))),
+        Err(timeout) => Err(timeout),
+    };
+    let in_transaction = match &result {
+        Ok(Outcome::TransactionStart(_)) => true,
+        Ok(Outcome::TransactionEnd(_)) => false,
+        _ => client.transaction_status() != TransactionStatus::Idle,
+    };
+    session.end_statement(in_transaction);
+    result
 }
 
 /// The per-connection COPY in progress.
@@ -308,6 +480,47 @@ impl Connection {
                 notice(client, &message).await?;
                 Box::pin(self.respond(client, *inner, format)).await?
             }
+            Outcome::CopyOut {
+                schema,
+                batches,
+                options,
+            } => {
+                let layout = encode::CopyLayout {
+                    csv: options.format == CopyFormat::Csv,
+                    delimiter: options.delimiter,
+                    null: options.null,
+                };
+                let fields = Arc::new(encode::fields(&schema, &Format::UnifiedText));
+                let mut lines: Vec<bytes::Bytes> = encode::rows(&fields, &batches)?
+                    .iter()
+                    .map(|row| encode::copy_line(row, &layout))
+                    .collect();
+                if options.header {
+                    let names: Vec<&str> =
+                        schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    // With the first row, so that the header is not counted as one.
+                    let mut first = layout.header(&names);
+                    if let Some(row) = lines.first() {
+                        first.extend_from_slice(row);
+                        lines[0] = first.into();
+                    } else {
+                        lines.push(first.into());
+                    }
+                }
+                let columns = schema.fields().len();
+                let data = lines.into_iter().map(|l| Ok(CopyData::new(l)));
+                Response::CopyOut(CopyResponse::new(0, columns, stream::iter(data)))
+            }
+            Outcome::Reported(changes, inner) => {
+                for (name, value) in changes {
+                    client
+                        .send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                            name, value,
+                        )))
+                        .await?;
+                }
+                Box::pin(self.respond(client, *inner, format)).await?
+            }
             // Extended protocol: the row description went out with Describe.
             Outcome::Subscribe(subscription) => {
                 self.stream(client, *subscription, format, false).await?;
@@ -328,7 +541,7 @@ impl SimpleQueryHandler for Connection {
         let stmts = parser::parse(query).map_err(|e| to_pg(&e))?;
         let mut responses = Vec::with_capacity(stmts.len());
         for stmt in &stmts {
-            match handle::execute(&self.shared, stmt, &[]).await {
+            match run(&self.shared, client, query, stmt, &[]).await {
                 Ok(Outcome::Subscribe(subscription)) => {
                     let end = self
                         .stream(client, *subscription, &Format::UnifiedText, true)
@@ -397,7 +610,7 @@ impl ExtendedQueryHandler for Connection {
             })
             .collect();
         let values = params::decode(portal, &types, &prepared.params).map_err(|e| to_pg(&e))?;
-        let outcome = handle::execute(&self.shared, stmt, &values)
+        let outcome = run(&self.shared, client, &prepared.text, stmt, &values)
             .await
             .map_err(|e| to_pg(&e))?;
         self.respond(client, outcome, &portal.result_column_format)

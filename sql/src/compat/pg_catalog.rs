@@ -1,0 +1,871 @@
+//! `pg_catalog` as Eddy's catalog reads in Postgres' terms.
+//!
+//! Object ids are derived from relation ids, so they are stable across restarts and the same
+//! in every session (a tool looks an oid up in one query and uses it in the next): relation
+//! `id` is oid `16384 + 4 * id`, its primary key index the next oid, its primary key
+//! constraint the one after, its row type the one after that. Streams and tables are tables
+//! (relkind `r`), materialized views relkind `m`, views `v`. Sinks have no rows and are not
+//! relations to Postgres clients; `SHOW SINKS` lists them.
+
+use std::sync::{Arc, LazyLock};
+
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList, TableProvider};
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::{
+    PG_CATALOG_TABLES, PgCatalogSchemaProvider, PgCatalogStaticTables,
+};
+use eddy_catalog::{RelId, Relation, RelationKind, Snapshot, SqlType};
+
+use super::rows::{Col, TableBuilder, boolean, int, oids, small, smallints, text};
+use super::session::{ClientSession, Sessions};
+use crate::{SqlError, SqlResult};
+
+/// The first oid Postgres hands to user objects.
+pub const FIRST_OBJECT_OID: i32 = 16384;
+pub const PG_CATALOG_NAMESPACE: i32 = 11;
+pub const PUBLIC_NAMESPACE: i32 = 2200;
+pub const INFORMATION_SCHEMA_NAMESPACE: i32 = 13000;
+pub const EDDY_CATALOG_NAMESPACE: i32 = 16000;
+/// The role that owns every object.
+pub const OWNER_OID: i32 = 10;
+pub const OWNER: &str = "eddy";
+pub const DATABASE_OID: i32 = 5;
+/// `pg_am` rows: heap for relations with rows, btree for indexes.
+const HEAP_AM: i32 = 2;
+const BTREE_AM: i32 = 403;
+/// `pg_collation`'s default collation, which text columns carry.
+const DEFAULT_COLLATION: i32 = 100;
+
+/// The oid of a relation.
+pub fn relation_oid(id: RelId) -> i32 {
+    FIRST_OBJECT_OID.saturating_add((id as i32).saturating_mul(4))
+}
+
+/// The oid of a table's primary key index.
+pub fn index_oid(id: RelId) -> i32 {
+    relation_oid(id) + 1
+}
+
+/// The oid of a table's primary key constraint.
+pub fn constraint_oid(id: RelId) -> i32 {
+    relation_oid(id) + 2
+}
+
+/// The oid of a relation's row type.
+pub fn row_type_oid(id: RelId) -> i32 {
+    relation_oid(id) + 3
+}
+
+/// What an object id names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Object {
+    Relation(RelId),
+    Index(RelId),
+    Constraint(RelId),
+}
+
+/// The object an oid names, if it is one of Eddy's.
+pub fn object_of(oid: i64) -> Option<Object> {
+    let offset = oid.checked_sub(FIRST_OBJECT_OID as i64)?;
+    if offset < 0 {
+        return None;
+    }
+    let id = (offset / 4) as RelId;
+    match offset % 4 {
+        0 => Some(Object::Relation(id)),
+        1 => Some(Object::Index(id)),
+        2 => Some(Object::Constraint(id)),
+        _ => None,
+    }
+}
+
+/// Whether a relation shows in the catalog: everything with rows (sinks have none).
+pub fn listed(rel: &Relation) -> bool {
+    rel.kind != RelationKind::Sink
+}
+
+/// `pg_class.relkind`.
+pub fn relkind(kind: RelationKind) -> &'static str {
+    match kind {
+        RelationKind::Stream | RelationKind::Table => "r",
+        RelationKind::MaterializedView => "m",
+        RelationKind::View => "v",
+        RelationKind::Sink => "",
+    }
+}
+
+/// Whether a relation has a primary key index (tables declared with one).
+pub fn has_primary_key(rel: &Relation) -> bool {
+    rel.kind == RelationKind::Table && !rel.primary_key.is_empty()
+}
+
+/// The name of a table's primary key constraint and index.
+pub fn primary_key_name(rel: &Relation) -> String {
+    format!("{}_pkey", rel.name)
+}
+
+/// How Postgres stores a type: oid, typlen, typbyval, typalign, typstorage.
+pub struct TypeInfo {
+    pub oid: i32,
+    pub len: i16,
+    pub by_value: bool,
+    pub align: &'static str,
+    pub storage: &'static str,
+    pub name: &'static str,
+}
+
+pub fn type_info(t: &SqlType) -> TypeInfo {
+    let (oid, len, by_value, align, storage, name) = match t {
+        SqlType::SmallInt => (21, 2, true, "s", "p", "int2"),
+        SqlType::Int => (23, 4, true, "i", "p", "int4"),
+        SqlType::BigInt => (20, 8, true, "d", "p", "int8"),
+        SqlType::Real => (700, 4, true, "i", "p", "float4"),
+        SqlType::Double => (701, 8, true, "d", "p", "float8"),
+        SqlType::Numeric { .. } => (1700, -1, false, "i", "m", "numeric"),
+        SqlType::Bool => (16, 1, true, "c", "p", "bool"),
+        SqlType::Text => (25, -1, false, "i", "x", "text"),
+        SqlType::Varchar(_) => (1043, -1, false, "i", "x", "varchar"),
+        SqlType::Bytea => (17, -1, false, "i", "x", "bytea"),
+        SqlType::Date => (1082, 4, true, "i", "p", "date"),
+        SqlType::Time => (1083, 8, true, "d", "p", "time"),
+        SqlType::Timestamp => (1114, 8, true, "d", "p", "timestamp"),
+        SqlType::Timestamptz => (1184, 8, true, "d", "p", "timestamptz"),
+        SqlType::Interval => (1186, 16, false, "d", "p", "interval"),
+        SqlType::Json => (114, -1, false, "i", "x", "json"),
+        SqlType::Jsonb => (3802, -1, false, "i", "x", "jsonb"),
+    };
+    TypeInfo {
+        oid,
+        len,
+        by_value,
+        align,
+        storage,
+        name,
+    }
+}
+
+/// `atttypmod`: the declared length or precision, as Postgres encodes it.
+pub fn type_modifier(t: &SqlType) -> i32 {
+    match t {
+        SqlType::Varchar(Some(n)) => i32::try_from(*n).unwrap_or(i32::MAX - 4) + 4,
+        SqlType::Numeric { precision, scale } => {
+            ((i32::from(*precision) << 16) | (i32::from(*scale) & 0xffff)) + 4
+        }
+        _ => -1,
+    }
+}
+
+/// Whether values of a type are collatable (text-like).
+pub fn collatable(t: &SqlType) -> bool {
+    matches!(t, SqlType::Text | SqlType::Varchar(_))
+}
+
+/// The schemas clients see, with their oids.
+pub fn namespaces() -> [(i32, &'static str); 4] {
+    [
+        (PG_CATALOG_NAMESPACE, super::PG_CATALOG),
+        (PUBLIC_NAMESPACE, crate::names::DEFAULT_SCHEMA),
+        (INFORMATION_SCHEMA_NAMESPACE, super::INFORMATION_SCHEMA),
+        (EDDY_CATALOG_NAMESPACE, crate::system::SCHEMA),
+    ]
+}
+
+/// The copies of a real server's catalogs (`pg_type`, `pg_proc`, `pg_am`, ...) and the
+/// provider that serves them.
+struct Static {
+    tables: Arc<PgCatalogStaticTables>,
+    provider: PgCatalogSchemaProvider<Arc<dyn CatalogProviderList>, EmptyContextProvider>,
+}
+
+static STATIC: LazyLock<Result<Static, String>> = LazyLock::new(|| {
+    let tables = Arc::new(PgCatalogStaticTables::try_new().map_err(|e| e.to_string())?);
+    let empty: Arc<dyn CatalogProviderList> = Arc::new(MemoryCatalogProviderList::new());
+    let provider = PgCatalogSchemaProvider::try_new(empty, tables.clone(), EmptyContextProvider)
+        .map_err(|e| e.to_string())?;
+    Ok(Static { tables, provider })
+});
+
+fn statics() -> SqlResult<&'static Static> {
+    STATIC
+        .as_ref()
+        .map_err(|e| SqlError::Internal(format!("pg_catalog tables did not load: {e}")))
+}
+
+/// The oid of a type by any name Postgres accepts for it (`integer`, `int4`,
+/// `pg_catalog.numeric`, `text[]`), as `to_regtype` and `'x'::regtype` resolve it.
+pub fn type_oid(name: &str) -> Option<i32> {
+    static BY_NAME: LazyLock<std::collections::HashMap<String, i32>> = LazyLock::new(|| {
+        use arrow::array::AsArray;
+        use arrow::datatypes::Int32Type;
+        let mut map = std::collections::HashMap::new();
+        if let Ok(statics) = statics() {
+            for batch in statics.tables.pg_type.data() {
+                let (Some(oids), Some(names)) =
+                    (batch.column_by_name("oid"), batch.column_by_name("typname"))
+                else {
+                    continue;
+                };
+                let oids = oids.as_primitive::<Int32Type>();
+                let names = names.as_string::<i32>();
+                for i in 0..batch.num_rows() {
+                    map.insert(names.value(i).to_string(), oids.value(i));
+                }
+            }
+        }
+        map
+    });
+    let name = name.trim().to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    let (base, array) = match name.strip_suffix("[]") {
+        Some(base) => (base.trim(), true),
+        None => (name, false),
+    };
+    // Without modifiers: `numeric(10,2)` is numeric.
+    let base = base.split('(').next().unwrap_or(base).trim();
+    let canonical = match base {
+        "integer" | "int" => "int4",
+        "bigint" => "int8",
+        "smallint" => "int2",
+        "real" => "float4",
+        "double precision" | "float" => "float8",
+        "boolean" => "bool",
+        "character varying" => "varchar",
+        "character" | "char" => "bpchar",
+        "decimal" => "numeric",
+        "timestamp without time zone" => "timestamp",
+        "timestamp with time zone" => "timestamptz",
+        "time without time zone" => "time",
+        "time with time zone" => "timetz",
+        "\"char\"" => "char",
+        other => other,
+    };
+    let key = if array {
+        format!("_{canonical}")
+    } else {
+        canonical.to_string()
+    };
+    BY_NAME.get(&key).copied()
+}
+
+/// Every table name of the schema.
+pub fn table_names() -> Vec<String> {
+    let mut names: Vec<String> = PG_CATALOG_TABLES.iter().map(|s| s.to_string()).collect();
+    names.extend(["pg_user", "pg_stat_activity"].map(String::from));
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The `pg_catalog` table of that name, with the current contents.
+pub fn table(
+    name: &str,
+    catalog: &Snapshot,
+    client: &ClientSession,
+    sessions: &Sessions,
+) -> SqlResult<Option<Arc<dyn TableProvider>>> {
+    let relations: Vec<&Arc<Relation>> = catalog.relations().filter(|r| listed(r)).collect();
+    let table = match name {
+        "pg_namespace" => pg_namespace()?,
+        "pg_class" => pg_class(&relations)?,
+        "pg_attribute" => pg_attribute(&relations)?,
+        "pg_index" => pg_index(&relations)?,
+        "pg_constraint" => pg_constraint(&relations)?,
+        "pg_database" => pg_database()?,
+        "pg_roles" => pg_roles(client)?,
+        "pg_user" => pg_user(client)?,
+        "pg_settings" => pg_settings(client)?,
+        "pg_tables" => pg_tables(&relations)?,
+        "pg_views" => pg_views(&relations)?,
+        "pg_matviews" => pg_matviews(&relations)?,
+        "pg_stat_activity" => pg_stat_activity(sessions)?,
+        other => {
+            let statics = statics()?;
+            match statics.provider.build_table_by_name(other)? {
+                Some(t) => t.try_into_table_provider()?,
+                None => return Ok(None),
+            }
+        }
+    };
+    Ok(Some(table))
+}
+
+fn pg_namespace() -> SqlResult<Arc<dyn TableProvider>> {
+    let mut t = TableBuilder::new(&[
+        ("oid", Col::Oid),
+        ("nspname", Col::Text),
+        ("nspowner", Col::Oid),
+        ("nspacl", Col::TextArray),
+    ]);
+    for (oid, name) in namespaces() {
+        t.row(&[
+            ("oid", int(oid)),
+            ("nspname", text(name)),
+            ("nspowner", int(OWNER_OID)),
+        ])?;
+    }
+    t.finish()
+}
+
+fn pg_class(relations: &[&Arc<Relation>]) -> SqlResult<Arc<dyn TableProvider>> {
+    let mut t = TableBuilder::new(&[
+        ("oid", Col::Oid),
+        ("relname", Col::Text),
+        ("relnamespace", Col::Oid),
+        ("reltype", Col::Oid),
+        ("reloftype", Col::Oid),
+        ("relowner", Col::Oid),
+        ("relam", Col::Oid),
+        ("relfilenode", Col::Oid),
+        ("reltablespace", Col::Oid),
+        ("relpages", Col::I32),
+        ("reltuples", Col::F32),
+        ("relallvisible", Col::I32),
+        ("reltoastrelid", Col::Oid),
+        ("relhasindex", Col::Bool),
+        ("relisshared", Col::Bool),
+        ("relpersistence", Col::Text),
+        ("relkind", Col::Text),
+        ("relnatts", Col::I16),
+        ("relchecks", Col::I16),
+        ("relhasrules", Col::Bool),
+        ("relhastriggers", Col::Bool),
+        ("relhassubclass", Col::Bool),
+        ("relrowsecurity", Col::Bool),
+        ("relforcerowsecurity", Col::Bool),
+        ("relispopulated", Col::Bool),
+        ("relreplident", Col::Text),
+        ("relispartition", Col::Bool),
+        ("relrewrite", Col::Oid),
+        ("relfrozenxid", Col::Text),
+        ("relminmxid", Col::Text),
+        ("relacl", Col::TextArray),
+        ("reloptions", Col::TextArray),
+        ("relpartbound", Col::Text),
+    ]);
+    for rel in relations {
+        let oid = relation_oid(rel.id);
+        let stored = rel.kind != RelationKind::View;
+        t.row(&[
+            ("oid", int(oid)),
+            ("relname", text(&rel.name)),
+            ("relnamespace", int(PUBLIC_NAMESPACE)),
+            ("reltype", int(row_type_oid(rel.id))),
+            ("relowner", int(OWNER_OID)),
+            ("relam", int(if stored { HEAP_AM } else { 0 })),
+            ("relfilenode", int(if stored { oid } else { 0 })),
+            ("reltuples", unknown_tuples()),
+            ("relhasindex", boolean(has_primary_key(rel))),
+            ("relpersistence", text("p")),
+            ("relkind", text(relkind(rel.kind))),
+            ("relnatts", small(rel.columns.len() as i16)),
+            ("relhasrules", boolean(rel.kind == RelationKind::View)),
+            ("relispopulated", boolean(true)),
+            ("relreplident", text(if stored { "d" } else { "n" })),
+            ("relfrozenxid", text("0")),
+            ("relminmxid", text("1")),
+        ])?;
+        if has_primary_key(rel) {
+            t.row(&[
+                ("oid", int(index_oid(rel.id))),
+                ("relname", text(primary_key_name(rel))),
+                ("relnamespace", int(PUBLIC_NAMESPACE)),
+                ("relowner", int(OWNER_OID)),
+                ("relam", int(BTREE_AM)),
+                ("relfilenode", int(index_oid(rel.id))),
+                ("reltuples", unknown_tuples()),
+                ("relpersistence", text("p")),
+                ("relkind", text("i")),
+                ("relnatts", small(rel.primary_key.len() as i16)),
+                ("relispopulated", boolean(true)),
+                ("relreplident", text("n")),
+                ("relfrozenxid", text("0")),
+                ("relminmxid", text("0")),
+            ])?;
+        }
+    }
+    t.finish()
+}
+
+/// `reltuples` of a relation never analyzed.
+fn unknown_tuples() -> datafusion::common::ScalarValue {
+    datafusion::common::ScalarValue::Float32(Some(-1.0))
+}
+
+fn pg_attribute(relations: &[&Arc<Relation>]) -> SqlResult<Arc<dyn TableProvider>> {
+    let mut t = TableBuilder::new(&[
+        ("attrelid", Col::Oid),
+        ("attname", Col::Text),
+        ("atttypid", Col::Oid),
+        ("attlen", Col::I16),
+        ("attnum", Col::I16),
+        ("attcacheoff", Col::I32),
+        ("atttypmod", Col::I32),
+        ("attndims", Col::I16),
+        ("attbyval", Col::Bool),
+        ("attalign", Col::Text),
+        ("attstorage", Col::Text),
+        ("attcompression", Col::Text),
+        ("attnotnull", Col::Bool),
+        ("atthasdef", Col::Bool),
+        ("atthasmissing", Col::Bool),
+        ("attidentity", Col::Text),
+        ("attgenerated", Col::Text),
+        ("attisdropped", Col::Bool),
+        ("attislocal", Col::Bool),
+        ("attinhcount", Col::I16),
+        ("attcollation", Col::Oid),
+        ("attstattarget", Col::I16),
+        ("attacl", Col::TextArray),
+        ("attoptions", Col::TextArray),
+        ("attfdwoptions", Col::TextArray),
+        ("attmissingval", Col::Text),
+    ]);
+    let mut column = |relid: i32, num: usize, col: &eddy_catalog::Column| {
+        let info = type_info(&col.sql_type);
+        t.row(&[
+            ("attrelid", int(relid)),
+            ("attname", text(&col.name)),
+            ("atttypid", int(info.oid)),
+            ("attlen", small(info.len)),
+            ("attnum", small(num as i16)),
+            ("attcacheoff", int(-1)),
+            ("atttypmod", int(type_modifier(&col.sql_type))),
+            ("attbyval", boolean(info.by_value)),
+            ("attalign", text(info.align)),
+            ("attstorage", text(info.storage)),
+            ("attcompression", text("")),
+            ("attnotnull", boolean(!col.nullable)),
+            ("attidentity", text("")),
+            ("attgenerated", text("")),
+            ("attislocal", boolean(true)),
+            (
+                "attcollation",
+                int(if collatable(&col.sql_type) {
+                    DEFAULT_COLLATION
+                } else {
+                    0
+                }),
+            ),
+            ("attstattarget", small(-1)),
+        ])
+    };
+    for rel in relations {
+        for (i, col) in rel.columns.iter().enumerate() {
+            column(relation_oid(rel.id), i + 1, col)?;
+        }
+        if has_primary_key(rel) {
+            for (i, &c) in rel.primary_key.iter().enumerate() {
+                column(index_oid(rel.id), i + 1, &rel.columns[c])?;
+            }
+        }
+    }
+    t.finish()
+}
+
+/// A table's primary key columns as Postgres numbers them (from 1).
+fn key_numbers(rel: &Relation) -> Vec<i16> {
+    rel.primary_key.iter().map(|c| *c as i16 + 1).collect()
+}
+
+fn pg_index(relations: &[&Arc<Relation>]) -> SqlResult<Arc<dyn TableProvider>> {
+    let mut t = TableBuilder::new(&[
+        ("indexrelid", Col::Oid),
+        ("indrelid", Col::Oid),
+        ("indnatts", Col::I16),
+        ("indnkeyatts", Col::I16),
+        ("indisunique", Col::Bool),
+        ("indnullsnotdistinct", Col::Bool),
+        ("indisprimary", Col::Bool),
+        ("indisexclusion", Col::Bool),
+        ("indimmediate", Col::Bool),
+        ("indisclustered", Col::Bool),
+        ("indisvalid", Col::Bool),
+        ("indcheckxmin", Col::Bool),
+        ("indisready", Col::Bool),
+        ("indislive", Col::Bool),
+        ("indisreplident", Col::Bool),
+        ("indkey", Col::SmallVector),
+        ("indcollation", Col::OidVector),
+        ("indclass", Col::OidVector),
+        ("indoption", Col::SmallVector),
+        ("indexprs", Col::Text),
+        ("indpred", Col::Text),
+    ]);
+    for rel in relations.iter().filter(|r| has_primary_key(r)) {
+        let n = rel.primary_key.len();
+        t.row(&[
+            ("indexrelid", int(index_oid(rel.id))),
+            ("indrelid", int(relation_oid(rel.id))),
+            ("indnatts", small(n as i16)),
+            ("indnkeyatts", small(n as i16)),
+            ("indisunique", boolean(true)),
+            ("indisprimary", boolean(true)),
+            ("indimmediate", boolean(true)),
+            ("indisvalid", boolean(true)),
+            ("indisready", boolean(true)),
+            ("indislive", boolean(true)),
+            ("indkey", smallints(key_numbers(rel))),
+            ("indcollation", oids(vec![0; n])),
+            ("indclass", oids(vec![0; n])),
+            ("indoption", smallints(vec![0; n])),
+        ])?;
+    }
+    t.finish()
+}
+
+fn pg_constraint(relations: &[&Arc<Relation>]) -> SqlResult<Arc<dyn TableProvider>> {
+    let mut t = TableBuilder::new(&[
+        ("oid", Col::Oid),
+        ("conname", Col::Text),
+        ("connamespace", Col::Oid),
+        ("contype", Col::Text),
+        ("condeferrable", Col::Bool),
+        ("condeferred", Col::Bool),
+        ("convalidated", Col::Bool),
+        ("conrelid", Col::Oid),
+        ("contypid", Col::Oid),
+        ("conindid", Col::Oid),
+        ("conparentid", Col::Oid),
+        ("confrelid", Col::Oid),
+        ("confupdtype", Col::Text),
+        ("confdeltype", Col::Text),
+        ("confmatchtype", Col::Text),
+        ("conislocal", Col::Bool),
+        ("coninhcount", Col::I16),
+        ("connoinherit", Col::Bool),
+        ("conkey", Col::SmallArray),
+        ("confkey", Col::SmallArray),
+        ("conpfeqop", Col::OidArray),
+        ("conppeqop", Col::OidArray),
+        ("conffeqop", Col::OidArray),
+        ("confdelsetcols", Col::SmallArray),
+        ("conexclop", Col::OidArray),
+        ("conbin", Col::Text),
+    ]);
+    for rel in relations.iter().filter(|r| has_primary_key(r)) {
+        t.row(&[
+            ("oid", int(constraint_oid(rel.id))),
+            ("conname", text(primary_key_name(rel))),
+            ("connamespace", int(PUBLIC_NAMESPACE)),
+            ("contype", text("p")),
+            ("convalidated", boolean(true)),
+            ("conrelid", int(relation_oid(rel.id))),
+            ("conindid", int(index_oid(rel.id))),
+            ("confupdtype", text(" ")),
+            ("confdeltype", text(" ")),
+            ("confmatchtype", text(" ")),
+            ("conislocal", boolean(true)),
+            ("connoinherit", boolean(true)),
+            ("conkey", smallints(key_numbers(rel))),
+        ])?;
+    }
+    t.finish()
+}
+
+fn pg_database() -> SqlResult<Arc<dyn TableProvider>> {
+    let mut t = TableBuilder::new(&[
+        ("oid", Col::Oid),
+        ("datname", Col::Text),
+        ("datdba", Col::Oid),
+        ("encoding", Col::I32),
+        ("datlocprovider", Col::Text),
+        ("datistemplate", Col::Bool),
+        ("datallowconn", Col::Bool),
+        ("datconnlimit", Col::I32),
+        ("datfrozenxid", Col::Text),
+        ("datminmxid", Col::Text),
+        ("dattablespace", Col::Oid),
+        ("datcollate", Col::Text),
+        ("datctype", Col::Text),
+        ("daticulocale", Col::Text),
+        ("daticurules", Col::Text),
+        ("datcollversion", Col::Text),
+        ("datacl", Col::TextArray),
+    ]);
+    t.row(&[
+        ("oid", int(DATABASE_OID)),
+        ("datname", text(crate::context::DATABASE)),
+        ("datdba", int(OWNER_OID)),
+        ("encoding", int(6)),
+        ("datlocprovider", text("c")),
+        ("datallowconn", boolean(true)),
+        ("datconnlimit", int(-1)),
+        ("datfrozenxid", text("0")),
+        ("datminmxid", text("1")),
+        ("dattablespace", int(1663)),
+        ("datcollate", text("C.UTF-8")),
+        ("datctype", text("C.UTF-8")),
+    ])?;
+    t.finish()
+}
+
+/// The roles: the owner of everything, and the connected user when it is another name
+/// (trust authentication admits any).
+fn roles(client: &ClientSession) -> Vec<(i32, String)> {
+    let mut roles = vec![(OWNER_OID, OWNER.to_string())];
+    if client.user != OWNER {
+        roles.push((FIRST_OBJECT_OID - 1, client.user.clone()));
+    }
+    roles
+}
+
+fn pg_roles(client: &ClientSession) -> SqlResult<Arc<dyn TableProvider>> {
+    let mut t = TableBuilder::new(&[
+        ("rolname", Col::Text),
+        ("rolsuper", Col::Bool),
+        ("rolinherit", Col::Bool),
+        ("rolcreaterole", Col::Bool),
+        ("rolcreatedb", Col::Bool),
+        ("rolcanlogin", Col::Bool),
+        ("rolreplication", Col::Bool),
+        ("rolconnlimit", Col::I32),
+        ("rolpassword", Col::Text),
+        ("rolvaliduntil", Col::Ts),
+        ("rolbypassrls", Col::Bool),
+        ("rolconfig", Col::TextArray),
+        ("oid", Col::Oid),
+    ]);
+    for (oid, name) in roles(client) {
+        t.row(&[
+            ("rolname", text(name)),
+            ("rolsuper", boolean(true)),
+            ("rolinherit", boolean(true)),
+            ("rolcreaterole", boolean(true)),
+            ("rolcreatedb", boolean(true)),
+            ("rolcanlogin", boolean(true)),
+            ("rolconnlimit", int(-1)),
+            ("rolpassword", text("********")),
+            ("oid", int(oid)),
+        ])?;
+    }
+    t.finish()
+}
+
+fn pg_user(client: &ClientSession) -> SqlResult<Arc<dyn TableProvider>> {
+    let mut t = TableBuilder::new(&[
+        ("usename", Col::Text),
+        ("usesysid", Col::Oid),
+        ("usecreatedb", Col::Bool),
+        ("usesuper", Col::Bool),
+        ("userepl", Col::Bool),
+        ("usebypassrls", Col::Bool),
+        ("passwd", Col::Text),
+        ("valuntil", Col::Ts),
+        ("useconfig", Col::TextArray),
+    ]);
+    for (oid, name) in roles(client) {
+        t.row(&[
+            ("usename", text(name)),
+            ("usesysid", int(oid)),
+            ("usecreatedb", boolean(true)),
+            ("usesuper", boolean(true)),
+            ("passwd", text("********")),
+        ])?;
+    }
+    t.finish()
+}
+
+fn pg_settings(client: &ClientSession) -> SqlResult<Arc<dyn TableProvider>> {
+    let mut t = TableBuilder::new(&[
+        ("name", Col::Text),
+        ("setting", Col::Text),
+        ("unit", Col::Text),
+        ("category", Col::Text),
+        ("short_desc", Col::Text),
+        ("extra_desc", Col::Text),
+        ("context", Col::Text),
+        ("vartype", Col::Text),
+        ("source", Col::Text),
+        ("min_val", Col::Text),
+        ("max_val", Col::Text),
+        ("enumvals", Col::Text),
+        ("boot_val", Col::Text),
+        ("reset_val", Col::Text),
+        ("sourcefile", Col::Text),
+        ("sourceline", Col::I32),
+        ("pending_restart", Col::Bool),
+    ]);
+    for s in client.all() {
+        t.row(&[
+            ("name", text(s.name)),
+            ("setting", text(s.setting)),
+            ("category", text(s.category)),
+            ("short_desc", text(s.description)),
+            ("context", text(s.context)),
+            ("vartype", text(s.vartype)),
+            ("source", text(s.source)),
+            ("boot_val", text(s.default.clone())),
+            ("reset_val", text(s.default)),
+        ])?;
+    }
+    t.finish()
+}
+
+fn pg_tables(relations: &[&Arc<Relation>]) -> SqlResult<Arc<dyn TableProvider>> {
+    let mut t = TableBuilder::new(&[
+        ("schemaname", Col::Text),
+        ("tablename", Col::Text),
+        ("tableowner", Col::Text),
+        ("tablespace", Col::Text),
+        ("hasindexes", Col::Bool),
+        ("hasrules", Col::Bool),
+        ("hastriggers", Col::Bool),
+        ("rowsecurity", Col::Bool),
+    ]);
+    for rel in relations
+        .iter()
+        .filter(|r| matches!(r.kind, RelationKind::Stream | RelationKind::Table))
+    {
+        t.row(&[
+            ("schemaname", text(crate::names::DEFAULT_SCHEMA)),
+            ("tablename", text(&rel.name)),
+            ("tableowner", text(OWNER)),
+            ("hasindexes", boolean(has_primary_key(rel))),
+        ])?;
+    }
+    t.finish()
+}
+
+/// A view's definition as `pg_get_viewdef` and `pg_views` give it.
+pub fn view_definition(rel: &Relation) -> String {
+    format!(" {};", rel.query.as_deref().unwrap_or_default().trim())
+}
+
+fn pg_views(relations: &[&Arc<Relation>]) -> SqlResult<Arc<dyn TableProvider>> {
+    let mut t = TableBuilder::new(&[
+        ("schemaname", Col::Text),
+        ("viewname", Col::Text),
+        ("viewowner", Col::Text),
+        ("definition", Col::Text),
+    ]);
+    for rel in relations.iter().filter(|r| r.kind == RelationKind::View) {
+        t.row(&[
+            ("schemaname", text(crate::names::DEFAULT_SCHEMA)),
+            ("viewname", text(&rel.name)),
+            ("viewowner", text(OWNER)),
+            ("definition", text(view_definition(rel))),
+        ])?;
+    }
+    t.finish()
+}
+
+fn pg_matviews(relations: &[&Arc<Relation>]) -> SqlResult<Arc<dyn TableProvider>> {
+    let mut t = TableBuilder::new(&[
+        ("schemaname", Col::Text),
+        ("matviewname", Col::Text),
+        ("matviewowner", Col::Text),
+        ("tablespace", Col::Text),
+        ("hasindexes", Col::Bool),
+        ("ispopulated", Col::Bool),
+        ("definition", Col::Text),
+    ]);
+    for rel in relations
+        .iter()
+        .filter(|r| r.kind == RelationKind::MaterializedView)
+    {
+        t.row(&[
+            ("schemaname", text(crate::names::DEFAULT_SCHEMA)),
+            ("matviewname", text(&rel.name)),
+            ("matviewowner", text(OWNER)),
+            ("ispopulated", boolean(true)),
+            ("definition", text(view_definition(rel))),
+        ])?;
+    }
+    t.finish()
+}
+
+fn pg_stat_activity(sessions: &Sessions) -> SqlResult<Arc<dyn TableProvider>> {
+    use datafusion::common::ScalarValue;
+    let ts = |micros: Option<i64>| ScalarValue::TimestampMicrosecond(micros, Some("UTC".into()));
+    let mut t = TableBuilder::new(&[
+        ("datid", Col::Oid),
+        ("datname", Col::Text),
+        ("pid", Col::I32),
+        ("leader_pid", Col::I32),
+        ("usesysid", Col::Oid),
+        ("usename", Col::Text),
+        ("application_name", Col::Text),
+        ("client_addr", Col::Text),
+        ("client_hostname", Col::Text),
+        ("client_port", Col::I32),
+        ("backend_start", Col::Ts),
+        ("xact_start", Col::Ts),
+        ("query_start", Col::Ts),
+        ("state_change", Col::Ts),
+        ("wait_event_type", Col::Text),
+        ("wait_event", Col::Text),
+        ("state", Col::Text),
+        ("backend_xid", Col::Text),
+        ("backend_xmin", Col::Text),
+        ("query_id", Col::I64),
+        ("query", Col::Text),
+        ("backend_type", Col::Text),
+    ]);
+    for s in sessions.list() {
+        let activity = s.activity();
+        t.row(&[
+            ("datid", int(DATABASE_OID)),
+            ("datname", text(&s.database)),
+            ("pid", int(s.pid)),
+            ("leader_pid", ScalarValue::Int32(None)),
+            ("usesysid", int(OWNER_OID)),
+            ("usename", text(&s.user)),
+            (
+                "application_name",
+                text(s.get("application_name").unwrap_or_default()),
+            ),
+            (
+                "client_addr",
+                ScalarValue::Utf8(s.client_addr.map(|a| a.ip().to_string())),
+            ),
+            (
+                "client_port",
+                ScalarValue::Int32(s.client_addr.map(|a| i32::from(a.port()))),
+            ),
+            ("backend_start", ts(Some(s.started))),
+            ("xact_start", ts(activity.xact_start)),
+            ("query_start", ts(activity.query_start)),
+            ("state_change", ts(activity.query_start)),
+            ("state", text(activity.state)),
+            ("query_id", ScalarValue::Int64(None)),
+            ("query", text(activity.query)),
+            ("backend_type", text("client backend")),
+        ])?;
+    }
+    t.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oids_name_their_objects() {
+        for id in [0, 1, 7, 1000] {
+            assert_eq!(
+                object_of(relation_oid(id) as i64),
+                Some(Object::Relation(id))
+            );
+            assert_eq!(object_of(index_oid(id) as i64), Some(Object::Index(id)));
+            assert_eq!(
+                object_of(constraint_oid(id) as i64),
+                Some(Object::Constraint(id))
+            );
+            assert_eq!(object_of(row_type_oid(id) as i64), None);
+        }
+        assert_eq!(object_of(25), None);
+    }
+
+    #[test]
+    fn type_modifiers_encode_like_postgres() {
+        assert_eq!(type_modifier(&SqlType::Varchar(Some(10))), 14);
+        assert_eq!(
+            type_modifier(&SqlType::Numeric {
+                precision: 10,
+                scale: 2
+            }),
+            (10 << 16 | 2) + 4
+        );
+        assert_eq!(type_modifier(&SqlType::Text), -1);
+    }
+}
