@@ -19,9 +19,13 @@
 //! - `kafka`: Kafka JSON into a GROUP BY view (events per CPU second, beside COPY of the same
 //!   rows), and the latency from producing a record to its row in a PostgreSQL sink table.
 //!
+//! - `compat`: connection set-up and psql's `\d` listing and `\d name` queries over 20 tables
+//!   and 20 views. Peer: the same on PostgreSQL with the same relations.
+//!
 //! Progress goes to stderr; results go to stdout as a table and one `RESULT {json}` line per
 //! figure. Every figure is a median over repetitions.
 
+mod compat;
 mod kafka;
 mod nexmark;
 
@@ -120,6 +124,12 @@ enum Workload {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
+    /// Connection set-up and psql's catalog queries (`\d`, `\d name`).
+    Compat {
+        /// Connections and catalog queries to time.
+        #[arg(long, default_value_t = 200)]
+        reps: usize,
+    },
     /// Every workload with its defaults.
     All,
 }
@@ -159,10 +169,12 @@ async fn main() -> Result<()> {
             rate,
             seconds,
         } => kafka::kafka(events, rate, seconds, &args.peer).await,
+        Workload::Compat { reps } => compat::compat(reps, &peer, &args.peer).await,
         Workload::All => {
             copy(1_000_000, 5, &peer).await?;
             insert(10_000_000, 1_000, 21, &peer).await?;
             point(100_000, 20_000, &peer).await?;
+            compat::compat(200, &peer, &args.peer).await?;
             window(1_000_000, 5, 1_000).await
         }
     }
@@ -191,7 +203,7 @@ fn machine() {
 }
 
 /// PostgreSQL, when reachable.
-struct Peer(Option<Client>);
+pub(crate) struct Peer(pub(crate) Option<Client>);
 
 impl Peer {
     async fn connect(config: &str) -> Self {
@@ -216,7 +228,7 @@ impl Peer {
     }
 }
 
-fn progress(message: &str) {
+pub(crate) fn progress(message: &str) {
     eprintln!("[eddy-bench] {message}");
 }
 

@@ -66,6 +66,7 @@ fn prepare(
     windowing: Windowing,
 ) -> SqlResult<(SqlStatement, Vec<WindowFunction>)> {
     let mut statement = statement.clone();
+    compat::rewrite::name_function_columns(&mut statement);
     let found = crate::windows::rewrite(&mut statement, windowing)?;
     Ok((statement, found))
 }

@@ -513,3 +513,128 @@ async fn statement_timeout_cancels_and_the_session_goes_on() -> Result<()> {
     ensure!(joined(&client, "SELECT pg_sleep(0.1) IS NULL").await? == ["t"]);
     Ok(())
 }
+
+/// A client's statement, run in a task of its own; the client comes back with the result.
+fn spawn_statement(
+    client: Client,
+    sql: &'static str,
+) -> tokio::task::JoinHandle<(Client, Result<(), tokio_postgres::Error>)> {
+    tokio::spawn(async move {
+        let result = client.batch_execute(sql).await;
+        (client, result)
+    })
+}
+
+#[tokio::test]
+async fn cancel_requests_stop_a_statement_and_the_session_goes_on() -> Result<()> {
+    let (server, client) = server_with_schema().await?;
+
+    // A driver's cancel request (what psql sends on Ctrl-C).
+    let token = client.cancel_token();
+    let started = std::time::Instant::now();
+    let running = spawn_statement(client, "SELECT pg_sleep(5)");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    token.cancel_query(tokio_postgres::NoTls).await?;
+    let (client, result) = running.await?;
+    let code = result.err().and_then(|e| e.code().cloned());
+    ensure!(code == Some(SqlState::QUERY_CANCELED), "{code:?}");
+    ensure!(started.elapsed() < std::time::Duration::from_secs(5));
+    ensure!(joined(&client, "SELECT count(*) FROM users").await? == ["2"]);
+
+    // pg_cancel_backend from another session, finding the statement in pg_stat_activity.
+    let other = server.client().await?;
+    let running = spawn_statement(client, "SELECT pg_sleep(5) AS long_nap");
+    let mut pid = None;
+    for _ in 0..50 {
+        let found = joined(
+            &other,
+            "SELECT pid FROM pg_catalog.pg_stat_activity \
+             WHERE state = 'active' AND query LIKE '%long_nap%' AND pid <> pg_backend_pid()",
+        )
+        .await?;
+        if let Some(p) = found.first() {
+            pid = Some(p.clone());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let pid = pid.context("the sleeping statement never showed in pg_stat_activity")?;
+    let cancelled = joined(&other, &format!("SELECT pg_cancel_backend({pid})")).await?;
+    ensure!(cancelled == ["t"], "{cancelled:?}");
+    let (client, result) = running.await?;
+    let code = result.err().and_then(|e| e.code().cloned());
+    ensure!(code == Some(SqlState::QUERY_CANCELED), "{code:?}");
+    ensure!(joined(&client, "SELECT 1").await? == ["1"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn copy_to_stdout_writes_text_and_csv() -> Result<()> {
+    use futures::TryStreamExt;
+    let (_server, client) = server_with_schema().await?;
+    execute(
+        &client,
+        "INSERT INTO users VALUES (3, 'tab\tand,comma', NULL)",
+    )
+    .await?;
+
+    let copy = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let stream = client.copy_out(sql).await?;
+            let chunks: Vec<bytes::Bytes> = stream.try_collect().await?;
+            Ok::<_, anyhow::Error>(String::from_utf8(chunks.concat())?)
+        }
+    };
+    let text = copy("COPY (SELECT id, name, price FROM users ORDER BY id) TO STDOUT").await?;
+    ensure!(
+        text == "1\tann\t9.50\n2\tbob\t20.00\n3\ttab\\tand,comma\t\\N\n",
+        "{text:?}"
+    );
+    let csv =
+        copy("COPY (SELECT id, name, price FROM users ORDER BY id) TO STDOUT (FORMAT csv, HEADER)")
+            .await?;
+    ensure!(
+        csv == "id,name,price\n1,ann,9.50\n2,bob,20.00\n3,\"tab\tand,comma\",\n",
+        "{csv:?}"
+    );
+    let whole = copy("COPY per_user TO STDOUT").await?;
+    let mut lines: Vec<&str> = whole.lines().collect();
+    lines.sort();
+    ensure!(lines == ["1\t2", "2\t1"], "{lines:?}");
+    ensure!(
+        code_of(&client, "COPY no_such_relation TO STDOUT").await? == SqlState::UNDEFINED_TABLE
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn errors_carry_positions_and_functions_name_their_columns() -> Result<()> {
+    let (_server, client) = server_with_schema().await?;
+    let error = client
+        .batch_execute("SELECT id FORM users")
+        .await
+        .err()
+        .context("a misspelt keyword was accepted")?;
+    let db = error.as_db_error().context("no database error")?;
+    ensure!(db.code() == &SqlState::SYNTAX_ERROR, "{db:?}");
+    ensure!(
+        matches!(
+            db.position(),
+            Some(tokio_postgres::error::ErrorPosition::Original(16))
+        ),
+        "{:?}",
+        db.position()
+    );
+
+    let stmt = client
+        .prepare("SELECT * FROM generate_series(1, 3)")
+        .await?;
+    ensure!(stmt.columns()[0].name() == "generate_series");
+    let stmt = client
+        .prepare("SELECT g FROM generate_series(1, 3) g")
+        .await?;
+    ensure!(stmt.columns()[0].name() == "g");
+    ensure!(joined(&client, "SELECT sum(g) FROM generate_series(1, 3) g").await? == ["6"]);
+    Ok(())
+}

@@ -32,6 +32,36 @@ pub fn sqlstate(e: &SqlError) -> &'static str {
     }
 }
 
+/// Where in `sql` a syntax error is, as Postgres reports it: the 1-based character offset.
+/// sqlparser names the line and column (`... at Line: 2, Column: 5`).
+pub fn syntax_position(sql: &str, message: &str) -> Option<usize> {
+    let rest = &message[message.rfind("Line: ")? + "Line: ".len()..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let line: usize = line.trim().parse().ok()?;
+    let column: usize = rest
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()?;
+    let before: usize = sql
+        .split_inclusive('\n')
+        .take(line.checked_sub(1)?)
+        .map(|l| l.chars().count())
+        .sum();
+    Some(before + column)
+}
+
+/// The ErrorResponse of an error in the statement text `sql`: a syntax error carries its
+/// position.
+pub fn to_pg_in(e: &SqlError, sql: &str) -> PgWireError {
+    let mut error = to_pg(e);
+    if let (SqlError::Syntax(message), PgWireError::UserError(info)) = (e, &mut error) {
+        info.position = syntax_position(sql, message).map(|p| p.to_string());
+    }
+    error
+}
+
 /// The ErrorResponse of an error.
 pub fn to_pg(e: &SqlError) -> PgWireError {
     let mut info = ErrorInfo::new("ERROR".to_string(), sqlstate(e).to_string(), e.to_string());
@@ -46,4 +76,22 @@ pub fn to_pg(e: &SqlError) -> PgWireError {
         info.hint = Some("Use DROP ... CASCADE to drop the dependent objects too.".into());
     }
     PgWireError::UserError(Box::new(info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_point_into_the_text() {
+        let sql = "SELECT 1;\nSELEC x";
+        assert_eq!(
+            syntax_position(
+                sql,
+                "Expected: an SQL statement, found: SELEC at Line: 2, Column: 1"
+            ),
+            Some(11)
+        );
+        assert_eq!(syntax_position("SELECT FROM", "no position here"), None);
+    }
 }

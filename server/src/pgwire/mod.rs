@@ -193,7 +193,7 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let mut stmts = parser::parse(sql).map_err(|e| to_pg(&e))?;
+        let mut stmts = parser::parse(sql).map_err(|e| error::to_pg_in(&e, sql))?;
         if stmts.len() > 1 {
             return Err(to_pg(&SqlError::Syntax(
                 "cannot insert multiple commands into a prepared statement".into(),
@@ -538,7 +538,7 @@ impl SimpleQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let stmts = parser::parse(query).map_err(|e| to_pg(&e))?;
+        let stmts = parser::parse(query).map_err(|e| error::to_pg_in(&e, query))?;
         let mut responses = Vec::with_capacity(stmts.len());
         for stmt in &stmts {
             match run(&self.shared, client, query, stmt, &[]).await {

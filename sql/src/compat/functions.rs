@@ -277,6 +277,13 @@ pub fn install(state: SessionState) -> Result<SessionState> {
         },
     ));
     ctx.register_udf(function(
+        "eddy_expand_array",
+        &[1],
+        expanded_type(),
+        Volatility::Immutable,
+        |args, _| expand_arrays(&args[0]),
+    ));
+    ctx.register_udf(function(
         "like_escape",
         &[2],
         DataType::Utf8,
@@ -393,6 +400,64 @@ fn json_values(a: &ArrayRef) -> Result<Vec<serde_json::Value>> {
         .into_iter()
         .map(|v| v.map_or(Value::Null, Value::String))
         .collect())
+}
+
+/// `(x, n)` records: an array element and its position from 1.
+fn expanded_fields() -> arrow::datatypes::Fields {
+    use arrow::datatypes::Field;
+    vec![
+        Field::new("x", DataType::Int32, true),
+        Field::new("n", DataType::Int32, false),
+    ]
+    .into()
+}
+
+fn expanded_type() -> DataType {
+    DataType::List(Arc::new(arrow::datatypes::Field::new_list_field(
+        DataType::Struct(expanded_fields()),
+        true,
+    )))
+}
+
+/// Each array as a list of `(x, n)` records (what `_pg_expandarray` yields, one row each
+/// once unnested).
+fn expand_arrays(arrays: &ArrayRef) -> Result<ArrayRef> {
+    use arrow::array::{Int32Builder, ListBuilder, StructBuilder};
+    let fields = expanded_fields();
+    let mut out =
+        ListBuilder::new(StructBuilder::from_fields(fields.clone(), 0)).with_field(Arc::new(
+            arrow::datatypes::Field::new_list_field(DataType::Struct(fields), true),
+        ));
+    let lists = match arrays.data_type() {
+        DataType::List(_) => arrays.as_list::<i32>(),
+        other => {
+            return Err(DataFusionError::Execution(format!(
+                "_pg_expandarray expects an array, not {other}"
+            )));
+        }
+    };
+    for i in 0..lists.len() {
+        if lists.is_null(i) {
+            out.append(false);
+            continue;
+        }
+        let elements = arrow::compute::cast(&lists.value(i), &DataType::Int32)?;
+        let elements = elements.as_primitive::<arrow::datatypes::Int32Type>();
+        let records = out.values();
+        for (n, x) in elements.iter().enumerate() {
+            records
+                .field_builder::<Int32Builder>(0)
+                .expect("x is an int4 field")
+                .append_option(x);
+            records
+                .field_builder::<Int32Builder>(1)
+                .expect("n is an int4 field")
+                .append_value(n as i32 + 1);
+            records.append(true);
+        }
+        out.append(true);
+    }
+    Ok(Arc::new(out.finish()))
 }
 
 /// A LIKE pattern whose escape character is `escape` (empty: none), rewritten to escape

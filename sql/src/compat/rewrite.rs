@@ -1,0 +1,330 @@
+//! Rewrites of statements so that DataFusion plans what Postgres clients send.
+
+use sqlparser::ast::Statement as SqlStatement;
+
+fn parse_expr(text: &str) -> Option<sqlparser::ast::Expr> {
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
+}
+
+/// The function name of the library's rewrite of `'f'::regproc`:
+/// `(SELECT oid FROM pg_catalog.pg_proc WHERE proname = 'f')`.
+fn regproc_name(query: &sqlparser::ast::Query) -> Option<String> {
+    let text = query.to_string();
+    let name = text
+        .strip_prefix("SELECT oid FROM pg_catalog.pg_proc WHERE proname = '")?
+        .strip_suffix('\'')?;
+    (!name.contains('\'')).then(|| name.to_string())
+}
+
+/// The one select-list expression of a plain (not aggregating, not limited) subquery.
+fn single_plain_item(query: &sqlparser::ast::Query) -> Option<sqlparser::ast::Expr> {
+    use sqlparser::ast::{GroupByExpr, SelectItem, SetExpr};
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let plain = query.limit_clause.is_none()
+        && matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
+    match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }]
+            if plain && !is_aggregate(e) =>
+        {
+            Some(e.clone())
+        }
+        _ => None,
+    }
+}
+
+fn is_aggregate(e: &sqlparser::ast::Expr) -> bool {
+    const AGGREGATES: [&str; 9] = [
+        "count",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "array_agg",
+        "string_agg",
+        "bool_and",
+        "bool_or",
+    ];
+    matches!(e, sqlparser::ast::Expr::Function(f)
+        if AGGREGATES.iter().any(|a| f.name.to_string().eq_ignore_ascii_case(a)))
+}
+
+/// Whether a subquery names a table (by qualifier) that none of its own FROM clauses
+/// define: a reference to the enclosing query.
+fn is_correlated(query: &sqlparser::ast::Query) -> bool {
+    use sqlparser::ast::{Expr, TableFactor, Visit, Visitor};
+    use std::collections::HashSet;
+    use std::ops::ControlFlow;
+
+    #[derive(Default)]
+    struct Names {
+        defined: HashSet<String>,
+        qualifiers: HashSet<String>,
+    }
+    impl Visitor for Names {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+            let alias = match factor {
+                TableFactor::Table { name, alias, .. } => {
+                    if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
+                        self.defined.insert(last.value.to_lowercase());
+                    }
+                    alias
+                }
+                TableFactor::Derived { alias, .. }
+                | TableFactor::UNNEST { alias, .. }
+                | TableFactor::Function { alias, .. }
+                | TableFactor::TableFunction { alias, .. } => alias,
+                _ => &None,
+            };
+            if let Some(a) = alias {
+                self.defined.insert(a.name.value.to_lowercase());
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            if let Expr::CompoundIdentifier(parts) = expr
+                && parts.len() >= 2
+            {
+                self.qualifiers
+                    .insert(parts[parts.len() - 2].value.to_lowercase());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut names = Names::default();
+    let _ = query.visit(&mut names);
+    names.qualifiers.iter().any(|q| !names.defined.contains(q))
+}
+
+/// What the catalog queries of tools need beyond the library's rules, so that DataFusion
+/// plans them:
+/// - `ARRAY(SELECT x ...)` becomes `(SELECT array_agg(v) FROM (SELECT x ...) AS a(v))`, or
+///   NULL when correlated;
+/// - a correlated scalar subquery in a select list becomes NULL, elsewhere `max()` of itself;
+/// - `LIKE ... ESCAPE 'c'` becomes `LIKE like_escape(..., 'c')`;
+/// - `generate_subscripts(a, 1)` becomes the unnested positions of `a`;
+/// - `'f'::regproc` is the name `'f'`, as the regproc columns of the catalogs hold names;
+/// - pgjdbc's `information_schema._pg_expandarray(a)` becomes the unnested `(x, n)` records,
+///   and `(record).field` becomes `record['field']`.
+///
+/// Returns whether it rewrote any; `None` if a rewritten part does not parse.
+pub fn catalog_rewrites(statement: &mut SqlStatement) -> Option<bool> {
+    use sqlparser::ast::{Expr, FunctionArguments, VisitMut, VisitorMut};
+    use std::ops::ControlFlow;
+
+    struct Arrays(usize);
+    impl VisitorMut for Arrays {
+        type Break = ();
+        // A correlated scalar subquery in a select list is, in the catalogs' queries, a
+        // lookup of something Eddy's objects do not have (a default, a comment, an identity,
+        // a collation): NULL, as the catalogs would answer. DataFusion cannot plan most of
+        // them (inside CASE, with functions over outer columns).
+        fn pre_visit_query(&mut self, query: &mut sqlparser::ast::Query) -> ControlFlow<()> {
+            struct Nulls(usize);
+            impl VisitorMut for Nulls {
+                type Break = ();
+                fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+                    if let Expr::Subquery(q) = expr
+                        && is_correlated(q)
+                    {
+                        *expr = Expr::value(sqlparser::ast::Value::Null);
+                        self.0 += 1;
+                    }
+                    ControlFlow::Continue(())
+                }
+            }
+            if let sqlparser::ast::SetExpr::Select(select) = query.body.as_mut() {
+                let mut nulls = Nulls(0);
+                for item in &mut select.projection {
+                    let _ = item.visit(&mut nulls);
+                }
+                self.0 += nulls.0;
+            }
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            // DataFusion's LIKE escapes with a backslash only: another escape character is
+            // turned into backslashes by `like_escape`, as in Postgres.
+            if let Expr::Like {
+                pattern,
+                escape_char,
+                ..
+            }
+            | Expr::ILike {
+                pattern,
+                escape_char,
+                ..
+            } = expr
+                && let Some(escape) = escape_char.take()
+            {
+                if matches!(&escape.value, sqlparser::ast::Value::SingleQuotedString(c) if c == "\\")
+                {
+                    *escape_char = Some(escape);
+                    return ControlFlow::Continue(());
+                }
+                let Some(call) = parse_expr(&format!("like_escape({pattern}, {escape})")) else {
+                    return ControlFlow::Break(());
+                };
+                **pattern = call;
+                self.0 += 1;
+                return ControlFlow::Continue(());
+            }
+            let replacement = match expr {
+                // `'f'::regproc`, which the library turns into an oid lookup in pg_proc; its
+                // copy of pg_type holds function names in regproc columns (as Postgres
+                // prints them), so the name is what compares.
+                Expr::Subquery(q) if regproc_name(q).is_some() => {
+                    format!("'{}'", regproc_name(q).unwrap_or_default())
+                }
+                // `(record).field`, which DataFusion reads as `record['field']`.
+                Expr::CompoundFieldAccess { root, access_chain }
+                    if access_chain.iter().all(|a| {
+                        matches!(a, sqlparser::ast::AccessExpr::Dot(Expr::Identifier(_)))
+                    }) =>
+                {
+                    let mut text = format!("({root})");
+                    for a in access_chain.iter() {
+                        if let sqlparser::ast::AccessExpr::Dot(Expr::Identifier(field)) = a {
+                            text.push_str(&format!("['{}']", field.value.to_lowercase()));
+                        }
+                    }
+                    text
+                }
+                // pgjdbc's `information_schema._pg_expandarray(a)`: the elements of `a` with
+                // their positions, one row each, as records `(x, n)`.
+                Expr::Function(f)
+                    if f.name
+                        .0
+                        .last()
+                        .and_then(|p| p.as_ident())
+                        .is_some_and(|i| i.value.eq_ignore_ascii_case("_pg_expandarray")) =>
+                {
+                    let FunctionArguments::List(list) = &f.args else {
+                        return ControlFlow::Continue(());
+                    };
+                    let Some(array) = list.args.first() else {
+                        return ControlFlow::Continue(());
+                    };
+                    format!("unnest(eddy_expand_array({array}))")
+                }
+                // `generate_subscripts(a, 1)` beside `unnest(a)`: the positions, zipped.
+                Expr::Function(f)
+                    if f.name
+                        .to_string()
+                        .eq_ignore_ascii_case("generate_subscripts") =>
+                {
+                    let FunctionArguments::List(list) = &f.args else {
+                        return ControlFlow::Continue(());
+                    };
+                    let Some(array) = list.args.first() else {
+                        return ControlFlow::Continue(());
+                    };
+                    format!("unnest(range(1, CAST(array_length({array}, 1) AS BIGINT) + 1))")
+                }
+                Expr::Function(f)
+                    if f.name.to_string().eq_ignore_ascii_case("array")
+                        && matches!(f.args, FunctionArguments::Subquery(_)) =>
+                {
+                    let FunctionArguments::Subquery(query) = &f.args else {
+                        return ControlFlow::Continue(());
+                    };
+                    // Correlated, it would need a lateral unnest DataFusion does not plan;
+                    // the catalogs' arrays Eddy leaves NULL anyway (options, ACLs).
+                    if is_correlated(query) {
+                        "CAST(NULL AS TEXT[])".to_string()
+                    } else {
+                        format!("(SELECT array_agg(eddy_array.v) FROM ({query}) AS eddy_array(v))")
+                    }
+                }
+                // A correlated scalar subquery must be an aggregate for DataFusion; a
+                // catalog lookup by oid has one row at most, so max() keeps its value.
+                Expr::Subquery(query) if is_correlated(query) => match single_plain_item(query) {
+                    Some(item) => {
+                        let mut q = query.as_ref().clone();
+                        if let sqlparser::ast::SetExpr::Select(select) = q.body.as_mut() {
+                            select.projection = vec![sqlparser::ast::SelectItem::UnnamedExpr(
+                                parse_expr(&format!("max({item})")).unwrap_or(item),
+                            )];
+                        }
+                        *expr = Expr::Subquery(Box::new(q));
+                        self.0 += 1;
+                        return ControlFlow::Continue(());
+                    }
+                    None => return ControlFlow::Continue(()),
+                },
+                _ => return ControlFlow::Continue(()),
+            };
+            match parse_expr(&replacement) {
+                Some(e) => {
+                    *expr = e;
+                    self.0 += 1;
+                    ControlFlow::Continue(())
+                }
+                None => ControlFlow::Break(()),
+            }
+        }
+    }
+    let mut arrays = Arrays(0);
+    if statement.visit(&mut arrays).is_break() {
+        return None;
+    }
+    Some(arrays.0 > 0)
+}
+
+/// Postgres names the column of a function that returns single values (`unnest`,
+/// `generate_series`) in FROM after the function, or after the alias when there is one;
+/// DataFusion would call it `value` or `UNNEST(a)`. Adds that name as a column alias.
+pub fn name_function_columns(statement: &mut SqlStatement) {
+    use sqlparser::ast::{
+        Ident, TableAlias, TableAliasColumnDef, TableFactor, VisitMut, VisitorMut,
+    };
+    use std::ops::ControlFlow;
+
+    const FUNCTIONS: [&str; 2] = ["unnest", "generate_series"];
+    struct Names;
+    impl VisitorMut for Names {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            let (function, alias) = match factor {
+                TableFactor::UNNEST {
+                    alias, array_exprs, ..
+                } if array_exprs.len() == 1 => ("unnest".to_string(), alias),
+                TableFactor::Table {
+                    name,
+                    args: Some(_),
+                    alias,
+                    ..
+                } => match name.0.last().and_then(|p| p.as_ident()) {
+                    Some(i) if FUNCTIONS.iter().any(|f| i.value.eq_ignore_ascii_case(f)) => {
+                        (i.value.to_lowercase(), alias)
+                    }
+                    _ => return ControlFlow::Continue(()),
+                },
+                _ => return ControlFlow::Continue(()),
+            };
+            match alias {
+                Some(a) if a.columns.is_empty() => {
+                    let column = a.name.value.clone();
+                    a.columns.push(TableAliasColumnDef::from_name(column));
+                }
+                Some(_) => {}
+                None => {
+                    *alias = Some(TableAlias {
+                        explicit: true,
+                        name: Ident::new(function.clone()),
+                        columns: vec![TableAliasColumnDef::from_name(function)],
+                        at: None,
+                    });
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = statement.visit(&mut Names);
+}
