@@ -19,7 +19,7 @@ async function main() {
     const tables = await client.query(
       "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
     );
-    assert.deepEqual(tables.rows.map((r) => r.table_name), ["clicks", "heavy", "per_user", "users"]);
+    assert.deepEqual(tables.rows.map((r) => r.table_name), ["clicks", "heavy", "users"]);
     await assert.rejects(client.query("SELECT * FROM no_such_relation"), (e) => e.code === "42P01");
   } finally {
     await client.end();

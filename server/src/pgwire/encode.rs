@@ -31,6 +31,14 @@ pub fn pg_type(field: &Field) -> Type {
         Some("oidvector") => return Type::OID_VECTOR,
         _ => {}
     }
+    // Catalog columns holding object ids (tagged by the catalog tables) are `oid`.
+    if field.data_type() == &DataType::Int32
+        && field
+            .metadata()
+            .contains_key(eddy_sql::compat::rows::OID_ALIAS_KEY)
+    {
+        return Type::OID;
+    }
     if let DataType::List(inner) | DataType::LargeList(inner) = field.data_type() {
         return match inner.data_type() {
             DataType::Int16 | DataType::Int8 | DataType::UInt8 => Type::INT2_ARRAY,
@@ -212,6 +220,9 @@ fn encode_value(
         DataType::Boolean => enc.encode_field(&array.as_boolean().value(i)),
         DataType::Int8 => enc.encode_field(&(array.as_primitive::<Int8Type>().value(i) as i16)),
         DataType::Int16 => enc.encode_field(&array.as_primitive::<Int16Type>().value(i)),
+        DataType::Int32 if *ty == Type::OID => {
+            enc.encode_field(&(array.as_primitive::<Int32Type>().value(i) as u32))
+        }
         DataType::Int32 => enc.encode_field(&array.as_primitive::<Int32Type>().value(i)),
         DataType::Int64 => enc.encode_field(&array.as_primitive::<Int64Type>().value(i)),
         DataType::UInt8 => enc.encode_field(&(array.as_primitive::<UInt8Type>().value(i) as i16)),

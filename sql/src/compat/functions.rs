@@ -233,6 +233,21 @@ pub fn install(state: SessionState) -> Result<SessionState> {
             },
         ));
     }
+    // Eddy has no logical replication: nothing is published.
+    ctx.register_udf(function(
+        "pg_relation_is_publishable",
+        &[1],
+        DataType::Boolean,
+        Volatility::Stable,
+        |args, _| {
+            Ok(Arc::new(
+                integers(&args[0])?
+                    .iter()
+                    .map(|o| o.map(|_| false))
+                    .collect::<arrow::array::BooleanArray>(),
+            ))
+        },
+    ));
     // Eddy's storage is shared by all relations in one store; per-relation sizes are not
     // tracked, so they read as zero.
     for name in ["pg_table_size", "pg_indexes_size"] {
@@ -251,6 +266,31 @@ pub fn install(state: SessionState) -> Result<SessionState> {
             },
         ));
     }
+    ctx.register_udf(function(
+        "format",
+        &[],
+        DataType::Utf8,
+        Volatility::Stable,
+        |args, rows| {
+            let columns = args.iter().map(strings).collect::<Result<Vec<_>>>()?;
+            let Some((formats, values)) = columns.split_first() else {
+                return Err(DataFusionError::Plan(
+                    "format() needs a format string".into(),
+                ));
+            };
+            let mut out = Vec::with_capacity(rows);
+            for row in 0..rows {
+                let Some(pattern) = &formats[row] else {
+                    out.push(None);
+                    continue;
+                };
+                let row_values: Vec<Option<&str>> =
+                    values.iter().map(|v| v[row].as_deref()).collect();
+                out.push(Some(format_text(pattern, &row_values)?));
+            }
+            Ok(Arc::new(StringArray::from(out)))
+        },
+    ));
     ctx.register_udf(function(
         "json_build_object",
         &[],
@@ -299,6 +339,15 @@ pub fn install(state: SessionState) -> Result<SessionState> {
                     .collect::<StringArray>(),
             ))
         },
+    ));
+    // Expressions (defaults, index predicates) are stored as text where Eddy has any; NULL
+    // stays NULL, as Postgres answers for a column without one.
+    ctx.register_udf(function(
+        "pg_get_expr",
+        &[2, 3],
+        DataType::Utf8,
+        Volatility::Stable,
+        |args, _| Ok(Arc::new(StringArray::from(strings(&args[0])?))),
     ));
     ctx.register_udf(function(
         "to_regtype",
@@ -368,6 +417,63 @@ pub fn install(state: SessionState) -> Result<SessionState> {
         },
     ));
     Ok(ctx.state())
+}
+
+/// Postgres' `format()`: `%s` a value as text (NULL as nothing), `%I` an identifier quoted
+/// where needed, `%L` a literal quoted (NULL unquoted), `%%` a percent sign.
+fn format_text(pattern: &str, values: &[Option<&str>]) -> Result<String> {
+    let mut out = String::with_capacity(pattern.len());
+    let mut next = values.iter();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let spec = chars.next();
+        if spec == Some('%') {
+            out.push('%');
+            continue;
+        }
+        let value = next
+            .next()
+            .ok_or_else(|| DataFusionError::Execution("too few arguments for format()".into()))?;
+        match (spec, value) {
+            (Some('s'), v) => out.push_str(v.unwrap_or("")),
+            (Some('I'), Some(v)) => out.push_str(&quote_identifier(v)),
+            (Some('I'), None) => {
+                return Err(DataFusionError::Execution(
+                    "null values cannot be formatted as an SQL identifier".into(),
+                ));
+            }
+            (Some('L'), Some(v)) => out.push_str(&format!("'{}'", v.replace('\'', "''"))),
+            (Some('L'), None) => out.push_str("NULL"),
+            (other, _) => {
+                return Err(DataFusionError::Execution(format!(
+                    "unrecognized format() type specifier \"{}\"",
+                    other.map(String::from).unwrap_or_default()
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An identifier as Postgres quotes it: as is when it is lower case letters, digits and
+/// underscores (not starting with a digit), else in double quotes.
+fn quote_identifier(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
 }
 
 /// An argument's values as JSON: numbers and booleans as themselves, the rest as text.
@@ -680,12 +786,27 @@ pub fn bind(
         DataType::Utf8,
         Volatility::Stable,
         move |args, _| {
+            // With a column number other than 0, that key column's name.
             let oids = integers(&args[0])?;
+            let columns = match args.get(1) {
+                Some(c) => integers(c)?,
+                None => vec![Some(0); oids.len()],
+            };
             Ok(Arc::new(
                 oids.iter()
-                    .map(|o| match o.and_then(pg_catalog::object_of) {
-                        Some(Object::Index(id)) => snapshot.by_id(id).map(|r| index_definition(r)),
-                        _ => None,
+                    .zip(columns)
+                    .map(|(o, c)| {
+                        let Some(Object::Index(id)) = o.and_then(pg_catalog::object_of) else {
+                            return None;
+                        };
+                        let rel = snapshot.by_id(id)?;
+                        match c? {
+                            0 => Some(index_definition(rel)),
+                            n => rel
+                                .primary_key
+                                .get(usize::try_from(n - 1).ok()?)
+                                .map(|&k| rel.columns[k].name.clone()),
+                        }
                     })
                     .collect::<StringArray>(),
             ))
@@ -720,6 +841,16 @@ mod tests {
     #[test]
     fn version_names_postgres_first() {
         assert!(version().starts_with("PostgreSQL 16.0 "), "{}", version());
+    }
+
+    #[test]
+    fn format_follows_postgres() {
+        assert_eq!(
+            format_text("%s.%I = %L (%%)", &[Some("a"), Some("Big"), Some("it's")]).unwrap(),
+            "a.\"Big\" = 'it''s' (%)"
+        );
+        assert_eq!(format_text("%s|%L", &[None, None]).unwrap(), "|NULL");
+        assert!(format_text("%s %s", &[Some("one")]).is_err());
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! `information_schema`, the SQL standard's view of the catalog, as BI tools read it.
 //!
-//! Decision: materialized views are listed in `tables` (as `VIEW`) and in `views`, although
-//! Postgres leaves them out of both. They are what Eddy serves; a tool that only reads
-//! `information_schema` would otherwise never offer them. Streams and tables are
-//! `BASE TABLE`.
+//! Exactly as Postgres: streams and tables are `BASE TABLE`, plain views `VIEW`, and
+//! materialized views are not listed (they are in `pg_class` and `pg_matviews`). Tools know
+//! this quirk and read materialized views from `pg_catalog` (Metabase unions both, and
+//! would list a materialized view twice if it were in both).
 
 use std::sync::Arc;
 
@@ -33,7 +33,10 @@ pub const TABLES: &[&str] = &[
 
 /// The `information_schema` table of that name, with the current contents.
 pub fn table(name: &str, catalog: &Snapshot) -> SqlResult<Option<Arc<dyn TableProvider>>> {
-    let relations: Vec<&Arc<Relation>> = catalog.relations().filter(|r| listed(r)).collect();
+    let relations: Vec<&Arc<Relation>> = catalog
+        .relations()
+        .filter(|r| listed(r) && r.kind != RelationKind::MaterializedView)
+        .collect();
     Ok(Some(match name {
         "schemata" => schemata()?,
         "tables" => tables(&relations)?,

@@ -40,8 +40,8 @@ pub const INFORMATION_SCHEMA: &str = "information_schema";
 static PARSER: LazyLock<PostgresCompatibilityParser> =
     LazyLock::new(PostgresCompatibilityParser::new);
 
-/// Whether `sql` mentions a catalog table, schema or function: a word starting with `pg_`,
-/// or `information_schema`. Checked without allocating: most statements do not, and they
+/// Whether `sql` mentions a catalog table, schema, function or oid type: a word starting
+/// with `pg_`, `information_schema`, `regclass`, .... Checked without allocating: most statements do not, and they
 /// skip the rewriting parser.
 fn mentions_catalog(sql: &str) -> bool {
     let bytes = sql.as_bytes();
@@ -53,7 +53,12 @@ fn mentions_catalog(sql: &str) -> bool {
             .enumerate()
             .any(|(i, w)| w.eq_ignore_ascii_case(needle) && word_start(i))
     };
-    starts_word(b"pg_") || starts_word(b"information_schema")
+    starts_word(b"pg_")
+        || starts_word(b"information_schema")
+        || starts_word(b"regclass")
+        || starts_word(b"regtype")
+        || starts_word(b"regproc")
+        || starts_word(b"regnamespace")
 }
 
 /// A text of queries that read the catalog, parsed and rewritten the way tools' catalog
@@ -66,8 +71,11 @@ pub fn parse_catalog_query(sql: &str) -> Option<Vec<SqlStatement>> {
     if !mentions_catalog(sql) {
         return None;
     }
-    let statements = match PARSER.parse(sql) {
-        Ok(s) => s,
+    // The library's rules, without its swapping of some known queries for stand-ins (which
+    // answers Grafana's search path, for one, with an empty list).
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    let statements: Vec<SqlStatement> = match sqlparser::parser::Parser::parse_sql(&dialect, sql) {
+        Ok(s) => s.into_iter().map(|s| PARSER.rewrite(s)).collect(),
         Err(e) => {
             tracing::debug!("catalog query left to the plain parser ({e}): {sql}");
             return None;

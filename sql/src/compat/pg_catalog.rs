@@ -278,6 +278,32 @@ pub fn table(
         "pg_views" => pg_views(&relations)?,
         "pg_matviews" => pg_matviews(&relations)?,
         "pg_stat_activity" => pg_stat_activity(sessions)?,
+        // Eddy has no extended statistics and no row security policies; these are empty,
+        // with their array columns typed as arrays (which the copies of a real server's
+        // catalogs hold as text).
+        "pg_statistic_ext" => TableBuilder::new(&[
+            ("oid", Col::Oid),
+            ("stxrelid", Col::Oid),
+            ("stxname", Col::Text),
+            ("stxnamespace", Col::Oid),
+            ("stxowner", Col::Oid),
+            ("stxstattarget", Col::I32),
+            ("stxkeys", Col::SmallVector),
+            ("stxkind", Col::TextArray),
+            ("stxexprs", Col::Text),
+        ])
+        .finish()?,
+        "pg_policy" => TableBuilder::new(&[
+            ("oid", Col::Oid),
+            ("polname", Col::Text),
+            ("polrelid", Col::Oid),
+            ("polcmd", Col::Text),
+            ("polpermissive", Col::Bool),
+            ("polroles", Col::Text),
+            ("polqual", Col::Text),
+            ("polwithcheck", Col::Text),
+        ])
+        .finish()?,
         other => {
             let statics = statics()?;
             match statics.provider.build_table_by_name(other)? {

@@ -10,6 +10,22 @@ fn parse_expr(text: &str) -> Option<sqlparser::ast::Expr> {
         .ok()
 }
 
+/// Calls `f` with every SELECT of a query body, through UNION/INTERSECT/EXCEPT.
+fn for_each_select(
+    body: &mut sqlparser::ast::SetExpr,
+    f: &mut dyn FnMut(&mut sqlparser::ast::Select),
+) {
+    use sqlparser::ast::SetExpr;
+    match body {
+        SetExpr::Select(select) => f(select),
+        SetExpr::SetOperation { left, right, .. } => {
+            for_each_select(left, f);
+            for_each_select(right, f);
+        }
+        _ => {}
+    }
+}
+
 /// The function name of the library's rewrite of `'f'::regproc`:
 /// `(SELECT oid FROM pg_catalog.pg_proc WHERE proname = 'f')`.
 fn regproc_name(query: &sqlparser::ast::Query) -> Option<String> {
@@ -107,8 +123,12 @@ fn is_correlated(query: &sqlparser::ast::Query) -> bool {
 /// - `ARRAY(SELECT x ...)` becomes `(SELECT array_agg(v) FROM (SELECT x ...) AS a(v))`, or
 ///   NULL when correlated;
 /// - a correlated scalar subquery in a select list becomes NULL, elsewhere `max()` of itself;
+/// - `x IN (subquery)` in a select list or ORDER BY becomes `array_has(...)` over its rows;
 /// - `LIKE ... ESCAPE 'c'` becomes `LIKE like_escape(..., 'c')`;
 /// - `generate_subscripts(a, 1)` becomes the unnested positions of `a`;
+/// - a scalar function in FROM (`string_to_array(...) s`) becomes a one-row derived table;
+/// - the bare keyword `user` becomes `session_user()`;
+/// - a name computed as text cast to `regclass`/`regtype` becomes `to_regclass(...)`;
 /// - `'f'::regproc` is the name `'f'`, as the regproc columns of the catalogs hold names;
 /// - pgjdbc's `information_schema._pg_expandarray(a)` becomes the unnested `(x, n)` records,
 ///   and `(record).field` becomes `record['field']`.
@@ -121,6 +141,70 @@ pub fn catalog_rewrites(statement: &mut SqlStatement) -> Option<bool> {
     struct Arrays(usize);
     impl VisitorMut for Arrays {
         type Break = ();
+        // `FROM string_to_array(...) s`: Postgres takes any function in FROM, a scalar one
+        // as one row; DataFusion only table functions. The rest become `(SELECT f(...) AS s)`.
+        fn pre_visit_table_factor(
+            &mut self,
+            factor: &mut sqlparser::ast::TableFactor,
+        ) -> ControlFlow<()> {
+            use sqlparser::ast::TableFactor;
+            const TABLE_FUNCTIONS: [&str; 8] = [
+                "generate_series",
+                "range",
+                "unnest",
+                "pg_get_keywords",
+                "generate_subscripts",
+                "json_each",
+                "jsonb_each",
+                "regexp_split_to_table",
+            ];
+            let TableFactor::Table {
+                name,
+                args: Some(args),
+                alias,
+                ..
+            } = factor
+            else {
+                return ControlFlow::Continue(());
+            };
+            let Some(function) = name.0.last().and_then(|p| p.as_ident()) else {
+                return ControlFlow::Continue(());
+            };
+            if TABLE_FUNCTIONS
+                .iter()
+                .any(|f| function.value.eq_ignore_ascii_case(f))
+            {
+                return ControlFlow::Continue(());
+            }
+            let alias_name = alias
+                .as_ref()
+                .map_or_else(|| function.value.clone(), |a| a.name.value.clone());
+            let column = alias
+                .as_ref()
+                .and_then(|a| a.columns.first())
+                .map_or_else(|| alias_name.clone(), |c| c.name.value.clone());
+            let text = format!(
+                "(SELECT {name}({args}) AS \"{column}\") AS \"{alias_name}\"",
+                args = args
+                    .args
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let dialect = sqlparser::dialect::PostgreSqlDialect {};
+            let parsed = sqlparser::parser::Parser::new(&dialect)
+                .try_with_sql(&text)
+                .and_then(|mut p| p.parse_table_factor());
+            match parsed {
+                Ok(derived) => {
+                    *factor = derived;
+                    self.0 += 1;
+                    ControlFlow::Continue(())
+                }
+                Err(_) => ControlFlow::Break(()),
+            }
+        }
         // A correlated scalar subquery in a select list is, in the catalogs' queries, a
         // lookup of something Eddy's objects do not have (a default, a comment, an identity,
         // a collation): NULL, as the catalogs would answer. DataFusion cannot plan most of
@@ -130,22 +214,57 @@ pub fn catalog_rewrites(statement: &mut SqlStatement) -> Option<bool> {
             impl VisitorMut for Nulls {
                 type Break = ();
                 fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-                    if let Expr::Subquery(q) = expr
-                        && is_correlated(q)
-                    {
-                        *expr = Expr::value(sqlparser::ast::Value::Null);
-                        self.0 += 1;
+                    match expr {
+                        Expr::Subquery(q) if is_correlated(q) => {
+                            *expr = Expr::value(sqlparser::ast::Value::Null);
+                            self.0 += 1;
+                        }
+                        // DataFusion plans `x IN (subquery)` only as a filter: elsewhere
+                        // it is a lookup in the subquery's rows, gathered once.
+                        Expr::InSubquery {
+                            expr: needle,
+                            subquery,
+                            negated,
+                        } if !is_correlated(subquery) => {
+                            let text = format!(
+                                "{}array_has((SELECT array_agg(eddy_in.v) FROM ({subquery}) \
+                                 AS eddy_in(v)), {needle})",
+                                if *negated { "NOT " } else { "" }
+                            );
+                            match parse_expr(&text) {
+                                Some(e) => {
+                                    *expr = e;
+                                    self.0 += 1;
+                                }
+                                None => return ControlFlow::Break(()),
+                            }
+                        }
+                        _ => {}
                     }
                     ControlFlow::Continue(())
                 }
             }
-            if let sqlparser::ast::SetExpr::Select(select) = query.body.as_mut() {
-                let mut nulls = Nulls(0);
-                for item in &mut select.projection {
+            let mut nulls = Nulls(0);
+            for_each_select(query.body.as_mut(), &mut |select| {
+                let mut seen = std::collections::HashSet::new();
+                for (position, item) in select.projection.iter_mut().enumerate() {
                     let _ = item.visit(&mut nulls);
+                    // Unnamed items with the same text (`SELECT a, NULL, NULL`) get names of
+                    // their own: DataFusion wants distinct names, Postgres does not care.
+                    if let sqlparser::ast::SelectItem::UnnamedExpr(e) = item
+                        && !seen.insert(e.to_string())
+                    {
+                        *item = sqlparser::ast::SelectItem::ExprWithAlias {
+                            expr: e.clone(),
+                            alias: sqlparser::ast::Ident::new(format!("column{}", position + 1)),
+                        };
+                    }
                 }
-                self.0 += nulls.0;
+            });
+            if let Some(order_by) = query.order_by.as_mut() {
+                let _ = order_by.visit(&mut nulls);
             }
+            self.0 += nulls.0;
             ControlFlow::Continue(())
         }
         fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
@@ -176,6 +295,26 @@ pub fn catalog_rewrites(statement: &mut SqlStatement) -> Option<bool> {
                 return ControlFlow::Continue(());
             }
             let replacement = match expr {
+                // `CAST(format(...) AS regclass)`: a name computed as text, looked up.
+                Expr::Cast {
+                    expr: inner,
+                    data_type,
+                    ..
+                } if matches!(inner.as_ref(), Expr::Function(_) | Expr::BinaryOp { .. })
+                    && ["regclass", "regtype"]
+                        .iter()
+                        .any(|r| data_type.to_string().eq_ignore_ascii_case(r)) =>
+                {
+                    format!("to_{}({inner})", data_type.to_string().to_lowercase())
+                }
+                // The SQL-standard `user`: the session's user.
+                Expr::Function(f)
+                    if matches!(f.args, FunctionArguments::None)
+                        && f.name.to_string().eq_ignore_ascii_case("user") =>
+                {
+                    // Quoted: unquoted, `session_user` is a keyword without parentheses.
+                    "\"session_user\"()".to_string()
+                }
                 // `'f'::regproc`, which the library turns into an oid lookup in pg_proc; its
                 // copy of pg_type holds function names in regproc columns (as Postgres
                 // prints them), so the name is what compares.

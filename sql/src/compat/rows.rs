@@ -9,7 +9,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
-use datafusion_pg_catalog::pg_catalog::oid_field::{OID_ALIAS_KEY, kind};
+/// Field metadata marking a column of object ids (`oid`, `regclass`, ...).
+pub use datafusion_pg_catalog::pg_catalog::oid_field::OID_ALIAS_KEY;
+use datafusion_pg_catalog::pg_catalog::oid_field::kind;
 
 use crate::SqlResult;
 
