@@ -515,7 +515,9 @@ async fn a_lost_broker_shows_in_progress_and_stops_nothing_else() -> Result<()> 
     .await?;
     wait_for_value(&client, "SELECT n FROM n", "2", CAUGHT_UP).await?;
     drop(broker);
-    let deadline = std::time::Instant::now() + CAUGHT_UP;
+    // The client gives up on a broker after its own request deadline (about 45 s), longer
+    // still when the machine is busy running other suites.
+    let deadline = std::time::Instant::now() + 2 * CAUGHT_UP;
     loop {
         let error = query_rows(
             &client,

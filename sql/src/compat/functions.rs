@@ -12,7 +12,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int32Array, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Int64Type};
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::common::{DataFusionError, Result};
@@ -113,6 +113,26 @@ fn function(
     })
 }
 
+/// A function of one integer argument (an object id, a pid, a byte count), row by row:
+/// NULL in, NULL out.
+fn per_integer<T, A>(
+    name: &'static str,
+    returns: DataType,
+    volatility: Volatility,
+    f: impl Fn(i64) -> Option<T> + Send + Sync + 'static,
+) -> ScalarUDF
+where
+    A: Array + FromIterator<Option<T>> + 'static,
+{
+    function(name, &[1], returns, volatility, move |args, _| {
+        let values: A = integers(&args[0])?
+            .into_iter()
+            .map(|v| v.and_then(&f))
+            .collect();
+        Ok(Arc::new(values) as ArrayRef)
+    })
+}
+
 /// A column of text for every row.
 fn texts(rows: usize, value: impl Fn(usize) -> Option<String>) -> ArrayRef {
     Arc::new((0..rows).map(value).collect::<StringArray>())
@@ -186,26 +206,16 @@ pub fn install(state: SessionState) -> Result<SessionState> {
             |_, rows| Ok(texts(rows, |_| None)),
         ));
     }
-    ctx.register_udf(function(
+    ctx.register_udf(per_integer::<_, StringArray>(
         "pg_get_userbyid",
-        &[1],
         DataType::Utf8,
         Volatility::Stable,
-        |args, _| {
-            let oids = integers(&args[0])?;
-            Ok(Arc::new(
-                oids.iter()
-                    .map(|o| {
-                        o.map(|o| {
-                            if o == i64::from(OWNER_OID) {
-                                OWNER.to_string()
-                            } else {
-                                format!("unknown (OID={o})")
-                            }
-                        })
-                    })
-                    .collect::<StringArray>(),
-            ))
+        |oid| {
+            Some(if oid == i64::from(OWNER_OID) {
+                OWNER.to_string()
+            } else {
+                format!("unknown (OID={oid})")
+            })
         },
     ));
     // Everything in Eddy's schemas is visible on the (fixed) search path.
@@ -218,52 +228,28 @@ pub fn install(state: SessionState) -> Result<SessionState> {
         "pg_conversion_is_visible",
         "pg_ts_config_is_visible",
     ] {
-        ctx.register_udf(function(
+        ctx.register_udf(per_integer::<_, BooleanArray>(
             name,
-            &[1],
             DataType::Boolean,
             Volatility::Stable,
-            |args, _| {
-                Ok(Arc::new(
-                    integers(&args[0])?
-                        .iter()
-                        .map(|o| o.map(|_| true))
-                        .collect::<arrow::array::BooleanArray>(),
-                ))
-            },
+            |_| Some(true),
         ));
     }
     // Eddy has no logical replication: nothing is published.
-    ctx.register_udf(function(
+    ctx.register_udf(per_integer::<_, BooleanArray>(
         "pg_relation_is_publishable",
-        &[1],
         DataType::Boolean,
         Volatility::Stable,
-        |args, _| {
-            Ok(Arc::new(
-                integers(&args[0])?
-                    .iter()
-                    .map(|o| o.map(|_| false))
-                    .collect::<arrow::array::BooleanArray>(),
-            ))
-        },
+        |_| Some(false),
     ));
     // Eddy's storage is shared by all relations in one store; per-relation sizes are not
     // tracked, so they read as zero.
     for name in ["pg_table_size", "pg_indexes_size"] {
-        ctx.register_udf(function(
+        ctx.register_udf(per_integer::<_, Int64Array>(
             name,
-            &[1],
             DataType::Int64,
             Volatility::Stable,
-            |args, _| {
-                Ok(Arc::new(
-                    integers(&args[0])?
-                        .iter()
-                        .map(|o| o.map(|_| 0))
-                        .collect::<arrow::array::Int64Array>(),
-                ))
-            },
+            |_| Some(0),
         ));
     }
     ctx.register_udf(function(
@@ -363,38 +349,22 @@ pub fn install(state: SessionState) -> Result<SessionState> {
             ))
         },
     ));
-    ctx.register_udf(function(
+    ctx.register_udf(per_integer::<_, StringArray>(
         "pg_size_pretty",
-        &[1],
         DataType::Utf8,
         Volatility::Immutable,
-        |args, _| {
-            Ok(Arc::new(
-                integers(&args[0])?
-                    .iter()
-                    .map(|b| b.map(size_pretty))
-                    .collect::<StringArray>(),
-            ))
-        },
+        |bytes| Some(size_pretty(bytes)),
     ));
-    ctx.register_udf(function(
+    ctx.register_udf(per_integer::<_, StringArray>(
         "pg_encoding_to_char",
-        &[1],
         DataType::Utf8,
         Volatility::Stable,
-        |args, _| {
-            Ok(Arc::new(
-                integers(&args[0])?
-                    .iter()
-                    .map(|e| {
-                        e.map(|e| match e {
-                            0 => "SQL_ASCII",
-                            6 => "UTF8",
-                            _ => "",
-                        })
-                    })
-                    .collect::<StringArray>(),
-            ))
+        |encoding| {
+            Some(match encoding {
+                0 => "SQL_ASCII",
+                6 => "UTF8",
+                _ => "",
+            })
         },
     ));
     ctx.register_udf(function(
@@ -641,19 +611,11 @@ pub fn bind(
     sessions: &Arc<Sessions>,
 ) {
     let open = sessions.clone();
-    ctx.register_udf(function(
+    ctx.register_udf(per_integer::<_, BooleanArray>(
         "pg_cancel_backend",
-        &[1],
         DataType::Boolean,
         Volatility::Volatile,
-        move |args, _| {
-            let pids = integers(&args[0])?;
-            Ok(Arc::new(
-                pids.iter()
-                    .map(|p| p.map(|p| open.cancel(p as i32)))
-                    .collect::<arrow::array::BooleanArray>(),
-            ))
-        },
+        move |pid| Some(open.cancel(pid as i32)),
     ));
     let pid = client.pid;
     ctx.register_udf(function(

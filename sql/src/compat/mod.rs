@@ -15,9 +15,9 @@
 //! - [`session`]: a connection's settings (`SET`/`SHOW`/`RESET`) and every open session.
 //!
 //! The queries tools send lean on Postgres-only syntax (`'t'::regclass`,
-//! `OPERATOR(pg_catalog.~)`, `COLLATE pg_catalog.default`, `= ANY(array)`): a statement that
-//! reads catalog tables is parsed through `datafusion-pg-catalog`'s rewriting parser, which
-//! turns those into what DataFusion plans ([`parse_catalog_query`]).
+//! `OPERATOR(pg_catalog.~)`, `COLLATE pg_catalog.default`, `= ANY(array)`, `ARRAY(subquery)`):
+//! a statement that reads catalog tables is rewritten by `datafusion-pg-catalog`'s rules and
+//! [`rewrite`]'s into what DataFusion plans ([`parse_catalog_query`]).
 
 pub mod functions;
 pub mod information_schema;
