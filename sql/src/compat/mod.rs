@@ -25,6 +25,7 @@ pub mod pg_catalog;
 pub mod rewrite;
 pub mod rows;
 pub mod session;
+mod udf;
 
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use sqlparser::ast::Statement as SqlStatement;
