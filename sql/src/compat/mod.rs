@@ -21,6 +21,7 @@
 
 pub mod functions;
 pub mod information_schema;
+pub mod oids;
 pub mod pg_catalog;
 pub mod rewrite;
 pub mod rows;
