@@ -66,6 +66,12 @@ impl Snapshot {
 
     fn with(&self, rel: Arc<Relation>) -> Snapshot {
         let mut next = self.clone();
+        // A renamed relation leaves its old name free.
+        if let Some(old) = next.by_id.get(&rel.id)
+            && old.name != rel.name
+        {
+            next.by_name.remove(&old.name);
+        }
         next.by_name.insert(rel.name.clone(), rel.id);
         next.by_id.insert(rel.id, rel);
         next
@@ -141,8 +147,18 @@ impl Catalog {
 
     /// Makes a committed definition visible.
     pub fn install(&self, rel: Arc<Relation>) {
+        self.install_all([rel]);
+    }
+
+    /// Makes several committed definitions visible at once (new versions of existing ones
+    /// replace them, by id).
+    pub fn install_all(&self, rels: impl IntoIterator<Item = Arc<Relation>>) {
         let mut cur = self.current.write();
-        *cur = Arc::new(cur.with(rel));
+        let mut next = (**cur).clone();
+        for rel in rels {
+            next = next.with(rel);
+        }
+        *cur = Arc::new(next);
     }
 
     /// Forgets a committed drop.

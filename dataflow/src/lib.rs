@@ -13,7 +13,9 @@
 //! session they belong to, merging and splitting sessions as rows come and go.
 //!
 //! [`relations`] holds the on-disk layout of streams, tables and view contents, and reads
-//! them back as Arrow batches; [`codec`] is the row encoding they share.
+//! them back as Arrow batches; [`codec`] is the row encoding they share. [`progress`] is what
+//! the epoch driver commits about each relation as it goes, [`metrics`] the live figures it
+//! keeps in memory (rates, epoch durations, backfills).
 //!
 //! [`WriteBatch`]: eddy_storage::WriteBatch
 
@@ -22,6 +24,7 @@ pub mod codec;
 mod delta;
 mod error;
 mod join;
+pub mod metrics;
 mod operator;
 pub mod progress;
 pub mod relations;

@@ -95,12 +95,14 @@ impl EpochContext {
 pub struct StateWriter<'a> {
     prefix: Vec<u8>,
     batch: &'a mut WriteBatch,
+    sizes: &'a mut EntrySizes,
 }
 
 impl StateWriter<'_> {
     pub fn put(&mut self, key: &[u8], value: Vec<u8>) {
         let mut k = self.prefix.clone();
         k.extend_from_slice(key);
+        self.sizes.add(k.len() + value.len());
         self.batch.put(k, value);
     }
 
@@ -131,6 +133,23 @@ struct Node {
 #[derive(Default)]
 pub struct Dataflow {
     nodes: Vec<Node>,
+    /// Sizes of the state entries read at restore and written since.
+    sizes: EntrySizes,
+}
+
+/// How many state entries were seen and their bytes: their mean size times the number of
+/// entries held estimates the bytes of state (as Spark estimates its state stores' memory).
+#[derive(Clone, Copy, Debug, Default)]
+struct EntrySizes {
+    entries: u64,
+    bytes: u64,
+}
+
+impl EntrySizes {
+    fn add(&mut self, bytes: usize) {
+        self.entries += 1;
+        self.bytes += bytes as u64;
+    }
 }
 
 impl Dataflow {
@@ -198,6 +217,7 @@ impl Dataflow {
             let mut writer = StateWriter {
                 prefix: keys::state_prefix(view, id as u32),
                 batch,
+                sizes: &mut self.sizes,
             };
             node.operator.checkpoint(&mut writer)?;
         }
@@ -208,9 +228,13 @@ impl Dataflow {
     pub fn restore(&mut self, view: u64, store: &Store) -> DataflowResult<()> {
         for (id, node) in self.nodes.iter_mut().enumerate() {
             let prefix = keys::state_prefix(view, id as u32);
+            let sizes = &mut self.sizes;
             let mut entries = store.scan_prefix(&prefix).map(|r| {
-                r.map(|(k, v)| (k[keys::STATE_PREFIX_LEN..].to_vec(), v.to_vec()))
-                    .map_err(Into::into)
+                r.map(|(k, v)| {
+                    sizes.add(k.len() + v.len());
+                    (k[keys::STATE_PREFIX_LEN..].to_vec(), v.to_vec())
+                })
+                .map_err(Into::into)
             });
             node.operator.restore(&mut entries)?;
         }
@@ -227,6 +251,15 @@ impl Dataflow {
 
     pub fn state_rows(&self) -> usize {
         self.nodes.iter().map(|n| n.operator.state_rows()).sum()
+    }
+
+    /// The bytes its state takes in the store, estimated: entries held times the mean size
+    /// of the entries read and written.
+    pub fn state_bytes(&self) -> u64 {
+        match self.sizes.entries {
+            0 => 0,
+            n => self.state_rows() as u64 * (self.sizes.bytes / n),
+        }
     }
 
     /// Every node in order: what it reads and what it is.

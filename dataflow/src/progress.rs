@@ -28,6 +28,9 @@ pub struct Progress {
     /// Rows (or entries) of operator state held (materialized views).
     #[serde(default)]
     pub state_rows: u64,
+    /// Bytes of that state in the store, estimated (materialized views).
+    #[serde(default)]
+    pub state_bytes: u64,
     /// Streams fed by a replayable source: how far it has been read (for Nexmark, the
     /// number of the next event). The stream's contents are what the source yields up to it.
     #[serde(default)]

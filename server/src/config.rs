@@ -1,66 +1,121 @@
-//! Configuration: `config.toml`, overridden by `EDDY_*` environment variables, overridden by
-//! command-line flags. Unknown keys in the file are an error.
+//! Configuration: built-in defaults, then `config.toml` (given with `--config`), then
+//! `EDDY_*` environment variables, then command-line flags. Every key of the file has a
+//! variable and a flag of the same name (`late_rows_kept`: `EDDY_LATE_ROWS_KEPT`,
+//! `--late-rows-kept`), and `eddy --help` lists them. Unknown keys in the file are an error.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
 
 /// Eddy: a streaming SQL database that speaks the Postgres protocol.
-#[derive(Parser, Debug)]
-#[command(name = "eddy", version, about)]
+///
+/// Each setting is read from, in increasing precedence: its built-in default, the
+/// configuration file, its EDDY_* environment variable, its flag.
+#[derive(Parser, Debug, Default)]
+#[command(name = "eddy", version, about, long_about = None)]
 pub struct Args {
-    /// Address to accept Postgres connections on.
-    #[arg(long, env = "EDDY_LISTEN")]
-    pub listen: Option<String>,
-    /// Directory of the embedded store.
-    #[arg(long, env = "EDDY_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Configuration file (TOML).
+    /// Configuration file (TOML); its keys are the flags' names with underscores.
     #[arg(long, env = "EDDY_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Flush every epoch to disk before acknowledging its writes (true by default).
+    /// Address to accept Postgres connections on [default: 127.0.0.1:5544].
+    #[arg(long, env = "EDDY_LISTEN")]
+    pub listen: Option<String>,
+    /// Address of the HTTP endpoint (/metrics for Prometheus, /healthz); "off" disables it
+    /// [default: 127.0.0.1:5545].
+    #[arg(long, env = "EDDY_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
+    /// Directory of the embedded store, created if missing [default: ./eddy-data].
+    #[arg(long, env = "EDDY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Flush every epoch to disk before acknowledging its writes [default: true].
     #[arg(long, env = "EDDY_SYNC_COMMIT")]
     pub sync_commit: Option<bool>,
+    /// How many of its most recent late rows each stream keeps in eddy_catalog.late_rows
+    /// [default: 1000].
+    #[arg(long, env = "EDDY_LATE_ROWS_KEPT")]
+    pub late_rows_kept: Option<u64>,
+    /// On SIGTERM or Ctrl-C, how long to wait for running statements before closing their
+    /// connections, in seconds [default: 10].
+    #[arg(long, env = "EDDY_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 /// The settings the server runs with.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub listen: String,
+    /// None: no HTTP endpoint.
+    #[serde(deserialize_with = "address_or_off")]
+    pub http_listen: Option<String>,
     pub data_dir: PathBuf,
     pub sync_commit: bool,
     /// How many of its most recent late rows each stream keeps in `eddy_catalog.late_rows`.
     pub late_rows_kept: u64,
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:5544".into(),
+            http_listen: Some("127.0.0.1:5545".into()),
             data_dir: "./eddy-data".into(),
             sync_commit: true,
             late_rows_kept: 1000,
+            shutdown_grace_secs: 10,
         }
     }
 }
 
+/// "off" (or empty) is no address.
+fn off(address: String) -> Option<String> {
+    match address.trim() {
+        "" | "off" => None,
+        _ => Some(address),
+    }
+}
+
+fn address_or_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(off(String::deserialize(d)?))
+}
+
 impl Config {
-    /// Reads the file (if any), then applies environment variables and flags.
+    /// Reads the file (if any), then applies environment variables and flags (clap has
+    /// already merged those two).
     pub fn load(args: Args) -> anyhow::Result<Config> {
         let mut config = match &args.config {
             Some(path) => Self::from_file(path)?,
             None => Config::default(),
         };
-        if let Some(l) = args.listen {
-            config.listen = l;
+        let Args {
+            config: _,
+            listen,
+            http_listen,
+            data_dir,
+            sync_commit,
+            late_rows_kept,
+            shutdown_grace_secs,
+        } = args;
+        if let Some(v) = listen {
+            config.listen = v;
         }
-        if let Some(d) = args.data_dir {
-            config.data_dir = d;
+        if let Some(v) = http_listen {
+            config.http_listen = off(v);
         }
-        if let Some(s) = args.sync_commit {
-            config.sync_commit = s;
+        if let Some(v) = data_dir {
+            config.data_dir = v;
+        }
+        if let Some(v) = sync_commit {
+            config.sync_commit = v;
+        }
+        if let Some(v) = late_rows_kept {
+            config.late_rows_kept = v;
+        }
+        if let Some(v) = shutdown_grace_secs {
+            config.shutdown_grace_secs = v;
         }
         Ok(config)
     }
@@ -69,5 +124,72 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid {}: {e}", path.display()))
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("eddy").chain(args.iter().copied()))
+            .expect("valid arguments")
+    }
+
+    #[test]
+    fn the_shipped_file_holds_the_defaults() {
+        let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml");
+        let config = Config::from_file(Path::new(shipped)).expect("config.toml parses");
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn every_key_of_the_file_has_a_flag() {
+        let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml");
+        let text = std::fs::read_to_string(shipped).unwrap();
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        let help = <Args as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        for key in table.keys() {
+            let flag = format!("--{}", key.replace('_', "-"));
+            let var = format!("EDDY_{}", key.to_uppercase());
+            assert!(help.contains(&flag), "{flag} missing from --help");
+            assert!(help.contains(&var), "{var} missing from --help");
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("eddy.toml");
+        std::fs::write(&file, "late_rows_kept = 5\nhttp_listen = \"off\"\n").unwrap();
+        let path = file.to_str().unwrap();
+        let config = Config::load(parse(&["--config", path])).unwrap();
+        assert_eq!((config.late_rows_kept, config.http_listen), (5, None));
+        let config = Config::load(parse(&[
+            "--config",
+            path,
+            "--late-rows-kept",
+            "7",
+            "--http-listen",
+            "127.0.0.1:0",
+        ]))
+        .unwrap();
+        assert_eq!(config.late_rows_kept, 7);
+        assert_eq!(config.http_listen.as_deref(), Some("127.0.0.1:0"));
+    }
+
+    #[test]
+    fn unknown_keys_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("eddy.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1\"\nlisten_port = 5\n").unwrap();
+        let err = Config::load(parse(&["--config", file.to_str().unwrap()])).unwrap_err();
+        assert!(err.to_string().contains("listen_port"), "{err}");
     }
 }

@@ -5,6 +5,7 @@
 //! - [`engine`]: the epoch driver, the single writer that turns writes into committed epochs
 //!   and keeps every materialized view up to date.
 //! - [`handle`]: one module per statement family, from parsed statement to [`handle::Outcome`].
+//! - [`http`]: the operations endpoint (`/metrics` for Prometheus, `/healthz`).
 //! - [`pgwire`]: the protocol layer (the only module that imports `pgwire`), with the Arrow to
 //!   Postgres type mapping and the SQLSTATE mapping.
 //! - [`server`]: start-up (recovery) and the accept loop.
@@ -18,5 +19,6 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod handle;
+pub mod http;
 pub mod pgwire;
 pub mod server;

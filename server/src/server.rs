@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::engine::{Connectors, Driver, Engine, ViewPlanner};
+use crate::engine::{Connectors, Driver, DriverOptions, Engine, ViewPlanner};
 use crate::handle::{Shared, ddl};
 use crate::pgwire::Handlers;
 
@@ -57,7 +57,10 @@ impl ViewPlanner for Planner {
     }
 }
 
-/// Opens the store, recovers, and serves connections until `shutdown` resolves.
+/// Opens the store, recovers, and serves connections until `shutdown` resolves. Then shuts
+/// down gracefully: stops accepting connections, lets running statements finish (for up to
+/// the configured grace), commits every write already sent to the epoch driver, flushes the
+/// store and returns.
 pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()>,
@@ -77,8 +80,11 @@ pub async fn run(
     let driver_committed = committed.clone();
     let driver_store = store.clone();
     let driver_catalog = catalog.clone();
-    let sync = config.sync_commit;
-    let late_rows_kept = config.late_rows_kept;
+    let options = DriverOptions {
+        durable: config.sync_commit,
+        late_rows_kept: config.late_rows_kept,
+        metrics: query.metrics.clone(),
+    };
     let engine = Engine::new(tx, committed);
     let connectors = Connectors::new(
         tokio::runtime::Handle::current(),
@@ -92,8 +98,7 @@ pub async fn run(
                 driver_store,
                 driver_catalog,
                 Box::new(planner),
-                sync,
-                late_rows_kept,
+                options,
                 driver_committed,
                 Some(connectors),
             ) {
@@ -110,6 +115,7 @@ pub async fn run(
         catalog,
         store: store.clone(),
         query,
+        shutting_down: Default::default(),
     });
     // Recovery must finish before the first client is served.
     shared
@@ -118,7 +124,23 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("recovery failed: {e}"))?;
 
-    let listener = TcpListener::bind(&config.listen).await?;
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let endpoint = crate::http::Endpoint::new(shared.clone());
+    let http = match &config.http_listen {
+        Some(address) => {
+            let http = TcpListener::bind(address)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {address} (http_listen): {e}"))?;
+            info!(address = %http.local_addr()?, "serving /metrics and /healthz");
+            Some(AbortOnDrop(tokio::spawn(crate::http::serve(
+                http,
+                endpoint.clone(),
+            ))))
+        }
+        None => None,
+    };
     info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "listening");
     let handlers = Arc::new(Handlers::new(shared.clone()));
     tokio::pin!(shutdown);
@@ -141,10 +163,57 @@ pub async fn run(
             _ = &mut shutdown => break,
         }
     }
-    info!("shutting down");
+    drop(listener);
+    endpoint.stopping();
+    shared
+        .shutting_down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    info!("shutting down: no new connections");
+    let grace = config.shutdown_grace();
+    let deadline = tokio::time::Instant::now() + grace;
+    while running_statements(&shared) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let cut = running_statements(&shared);
+    if cut > 0 {
+        warn!(
+            statements = cut,
+            ?grace,
+            "statements still running are cut short"
+        );
+    }
+    // The driver commits everything sent before it stops; later writes fail as shutting down.
     shared.engine.shutdown().await;
     drop(handlers);
+    drop(http);
+    let store = shared.store.clone();
     drop(shared);
-    let _ = tokio::task::spawn_blocking(move || driver.join()).await;
+    match tokio::task::spawn_blocking(move || driver.join()).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => warn!(error = %e, "the epoch driver did not start"),
+        Ok(Err(_)) | Err(_) => warn!("the epoch driver failed"),
+    }
+    store.flush()?;
+    info!("stopped");
     Ok(())
+}
+
+/// Statements of clients that are running now.
+fn running_statements(shared: &Shared) -> usize {
+    shared
+        .query
+        .sessions
+        .list()
+        .iter()
+        .filter(|s| s.activity().state == "active")
+        .count()
+}
+
+/// Stops a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -22,7 +22,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use eddy_catalog::{Relation, RelationKind, Snapshot};
 use eddy_dataflow::relations::Layout;
-use eddy_storage::Store;
+use eddy_storage::{EpochPin, Store};
 use sqlparser::ast::Statement as SqlStatement;
 
 use crate::compat::{self, ClientSession, Sessions};
@@ -111,6 +111,8 @@ pub fn release(ctx: &SessionContext) {
 pub struct QueryEngine {
     base: SessionState,
     pub sessions: Arc<Sessions>,
+    /// The live figures of the pipeline (the epoch driver writes them).
+    pub metrics: Arc<eddy_dataflow::metrics::Metrics>,
     /// The session of work no client runs (planning views and writes).
     internal: Arc<ClientSession>,
 }
@@ -137,6 +139,7 @@ impl QueryEngine {
         Self {
             base,
             sessions: Arc::default(),
+            metrics: Arc::default(),
             internal: Arc::new(ClientSession::internal()),
         }
     }
@@ -160,6 +163,22 @@ impl QueryEngine {
         rows: Rows,
         client: &Arc<ClientSession>,
     ) -> SqlResult<SessionContext> {
+        self.session_pinned(statement, catalog, store, rows, client, None)
+            .await
+    }
+
+    /// [`QueryEngine::session_for`]; a query's rows are read at the epoch `pin` holds (the
+    /// caller pinned it before it took `catalog`, so that definitions and rows agree), or at
+    /// one pinned now.
+    pub async fn session_pinned(
+        &self,
+        statement: &SqlStatement,
+        catalog: &Arc<Snapshot>,
+        store: &Arc<Store>,
+        rows: Rows,
+        client: &Arc<ClientSession>,
+        pin: Option<EpochPin>,
+    ) -> SqlResult<SessionContext> {
         let (prepared, windows) = prepare(statement, rows.windowing())?;
         let df_stmt = DfStatement::Statement(Box::new(prepared));
         let references = self.base.resolve_table_references(&df_stmt)?;
@@ -172,7 +191,13 @@ impl QueryEngine {
         while let Some(r) = todo.pop() {
             let (schema, table) = match r.schema() {
                 Some(crate::system::SCHEMA) => {
-                    (&system, crate::system::table(r.table(), catalog, store)?)
+                    let from = crate::system::Sources {
+                        catalog,
+                        store,
+                        metrics: &self.metrics,
+                        sessions: &self.sessions,
+                    };
+                    (&system, crate::system::table(r.table(), &from)?)
                 }
                 Some(compat::PG_CATALOG) => (
                     &pg_catalog,
@@ -255,9 +280,10 @@ impl QueryEngine {
         state.config_mut().set_extension(Arc::new(Purpose(rows)));
         if rows == Rows::Load {
             // Pinned before any scan: every table of the query reads the same epoch.
+            let pin = pin.unwrap_or_else(|| store.pin());
             state
                 .config_mut()
-                .set_extension(Arc::new(ReadPin::new(store.pin())));
+                .set_extension(Arc::new(ReadPin::new(pin)));
         }
         let ctx = SessionContext::new_with_state(state);
         compat::functions::bind(&ctx, catalog, client, &self.sessions);

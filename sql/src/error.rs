@@ -19,6 +19,10 @@ pub enum SqlError {
     DuplicateColumn(String),
     #[error("{0}")]
     WrongObjectType(String),
+    /// A definition that cannot stand (a view reading itself, a replacement that changes
+    /// the columns others read).
+    #[error("{0}")]
+    InvalidDefinition(String),
     #[error("{0}")]
     DatatypeMismatch(String),
     #[error("{0}")]

@@ -10,15 +10,18 @@
 //!    [`windows`] rewrites the window table functions TUMBLE and HOP into plain SQL first.
 //!    [`subqueries`] turns one-row scalar subqueries into joins first.
 //!    [`point`] answers reads by key (`SELECT .. FROM view WHERE k = $1`) without a plan.
-//! 4. [`ddl`] turns column definitions into catalog columns.
+//! 4. [`ddl`] turns column definitions into catalog columns; [`alter`] rewrites the stored
+//!    definitions a rename touches.
 //! 5. [`sources`] checks connector options and replays a replayable stream's history;
 //!    [`sinks`] checks a sink's options against the relation it reads.
 //! 6. [`compat`] serves `pg_catalog`, `information_schema` and the system functions clients
 //!    and BI tools call, and keeps each connection's settings.
-//! 7. [`system`] serves the `eddy_catalog` system tables (progress, late rows, dead letters).
+//! 7. [`system`] serves the `eddy_catalog` system tables (progress, epochs, sessions, late
+//!    rows, dead letters) and the figures the metrics endpoint exports.
 //!
 //! Errors are [`SqlError`]s, one variant per kind of failure a client can tell apart.
 
+pub mod alter;
 pub mod compat;
 pub mod context;
 pub mod ddl;

@@ -35,8 +35,17 @@ pub enum Statement {
         name: String,
         query: Box<Query>,
         if_not_exists: bool,
+        /// `CREATE OR REPLACE`: an existing view of that name is rebuilt beside and swapped.
+        or_replace: bool,
         /// `EMIT ON WINDOW CLOSE` after the query.
         emit_on_window_close: bool,
+    },
+    /// `ALTER <kind> [IF EXISTS] name RENAME TO new_name`.
+    Rename {
+        kind: RelationKind,
+        name: String,
+        to: String,
+        if_exists: bool,
     },
     /// `CREATE SINK name FROM relation WITH (connector = ..., ...)`.
     CreateSink {
@@ -253,6 +262,32 @@ fn stream_columns(
     Ok((columns, watermark))
 }
 
+/// The rest of an ALTER of one of Eddy's kinds of relation (a table's other than RENAME are
+/// sqlparser's).
+fn alter(parser: &mut Parser<'_>) -> SqlResult<Option<Statement>> {
+    let Some(kind) = kind_keyword(parser) else {
+        return Ok(None);
+    };
+    let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+    let name = normalize_object_name(&parser.parse_object_name(false)?)?;
+    if parser.parse_keywords(&[Keyword::RENAME, Keyword::TO]) {
+        let to = normalize_object_name(&parser.parse_object_name(false)?)?;
+        return Ok(Some(Statement::Rename {
+            kind,
+            name,
+            to,
+            if_exists,
+        }));
+    }
+    if kind == RelationKind::Table {
+        return Ok(None);
+    }
+    Err(crate::SqlError::Unsupported(format!(
+        "this ALTER {}: Eddy alters a relation's name (RENAME TO)",
+        kind.sql_name()
+    )))
+}
+
 fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
     let start = parser.index();
     let keyword = |n: usize, k: Keyword| matches!(&parser.peek_nth_token(n).token, Token::Word(w) if w.keyword == k);
@@ -276,7 +311,12 @@ fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
         });
     }
     if parser.parse_keyword(Keyword::CREATE) {
-        if parser.parse_keyword(Keyword::STREAM) {
+        let or_replace = parser.parse_keywords(&[Keyword::OR, Keyword::REPLACE]);
+        let materialized = matches!(&parser.peek_token().token,
+            Token::Word(w) if w.keyword == Keyword::MATERIALIZED);
+        if or_replace && !materialized {
+            // CREATE OR REPLACE VIEW and the like are sqlparser's.
+        } else if parser.parse_keyword(Keyword::STREAM) {
             let if_not_exists =
                 parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
             let name = normalize_object_name(&parser.parse_object_name(false)?)?;
@@ -320,12 +360,22 @@ fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
             let name = normalize_object_name(&parser.parse_object_name(false)?)?;
             parser.expect_keyword_is(Keyword::AS)?;
             let (query, emit_on_window_close) = view_query(parser)?;
+            if or_replace && if_not_exists {
+                return Err(crate::SqlError::Syntax(
+                    "OR REPLACE and IF NOT EXISTS cannot be combined".into(),
+                ));
+            }
             return Ok(Statement::CreateMaterializedView {
                 name,
                 query,
                 if_not_exists,
+                or_replace,
                 emit_on_window_close,
             });
+        }
+    } else if parser.parse_keyword(Keyword::ALTER) {
+        if let Some(statement) = alter(parser)? {
+            return Ok(statement);
         }
     } else if parser.parse_keyword(Keyword::DROP) {
         if let Some(kind) = kind_keyword(parser) {
@@ -443,6 +493,47 @@ mod tests {
             if names == &["a".to_string(), "B".to_string()])
         );
         assert!(matches!(s[5], Statement::Flush));
+    }
+
+    #[test]
+    fn schema_changes_parse() {
+        let s = parse(
+            "ALTER MATERIALIZED VIEW v RENAME TO \"W\"; ALTER STREAM IF EXISTS s RENAME TO s2; \
+             CREATE OR REPLACE MATERIALIZED VIEW v AS SELECT 2; ALTER TABLE t RENAME TO u; \
+             ALTER TABLE t ADD COLUMN c INT; CREATE OR REPLACE VIEW x AS SELECT 1",
+        )
+        .unwrap();
+        assert!(
+            matches!(&s[0], Statement::Rename { kind: RelationKind::MaterializedView, name, to, if_exists: false }
+            if name == "v" && to == "W")
+        );
+        assert!(matches!(
+            &s[1],
+            Statement::Rename {
+                kind: RelationKind::Stream,
+                if_exists: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            &s[2],
+            Statement::CreateMaterializedView {
+                or_replace: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            &s[3],
+            Statement::Rename {
+                kind: RelationKind::Table,
+                ..
+            }
+        ));
+        assert!(matches!(&s[4], Statement::Sql(_)));
+        assert!(matches!(&s[5], Statement::Sql(_)));
+        assert!(parse("ALTER STREAM s ADD COLUMN c INT").is_err());
+        assert!(parse("ALTER MATERIALIZED VIEW v SET (x = 1)").is_err());
+        assert!(parse("CREATE OR REPLACE MATERIALIZED VIEW IF NOT EXISTS v AS SELECT 1").is_err());
     }
 
     #[test]

@@ -190,7 +190,13 @@ impl PointRead {
     /// Reads the matching rows at one epoch. `None`: a parameter is not of its column's
     /// type, and the general path must answer instead. Plan and read with one catalog
     /// snapshot.
-    pub fn execute(&self, store: &Store, params: &[ScalarValue]) -> SqlResult<Option<RecordBatch>> {
+    /// `pinned`: the caller holds the store's epoch already (no second hold is taken).
+    pub fn execute(
+        &self,
+        store: &Store,
+        params: &[ScalarValue],
+        pinned: bool,
+    ) -> SqlResult<Option<RecordBatch>> {
         let stored = self.relation.schema();
         let mut values: Vec<(usize, ScalarValue)> = Vec::with_capacity(self.bound.len());
         for (c, operand) in &self.bound {
@@ -216,7 +222,8 @@ impl PointRead {
         let mut rows: Vec<Vec<ScalarValue>> = Vec::new();
         {
             // One key is read atomically; a prefix scan must not see half of a commit.
-            let _one_epoch = (self.relation.kind != RelationKind::Table).then(|| store.read());
+            let _one_epoch =
+                (self.relation.kind != RelationKind::Table && !pinned).then(|| store.read());
             if self.relation.kind == RelationKind::Table {
                 let key: Vec<ScalarValue> = self
                     .relation

@@ -316,6 +316,35 @@ pub fn read_history(
     failed.map_or(Ok(None), Err)
 }
 
+/// How many rows [`read_history`] yields for a relation; None when its source regenerates
+/// them (their number is known only once generated). A table or a view is counted by a scan
+/// of its keys.
+pub fn history_len(store: &Store, rel: &Relation) -> SqlResult<Option<u64>> {
+    if Source::of(rel)?.is_some_and(|s| s.replayable().is_some()) {
+        return Ok(None);
+    }
+    let prefix = keys::rows_prefix(rel.id);
+    let len = match layout(rel) {
+        relations::Layout::Log => relations::next_log_seq(store, rel.id)?,
+        relations::Layout::Keyed => {
+            let mut n = 0;
+            for entry in store.scan_prefix(&prefix) {
+                entry?;
+                n += 1;
+            }
+            n
+        }
+        relations::Layout::Multiset => {
+            let mut n = 0;
+            for entry in store.scan_prefix(&prefix) {
+                n += relations::decode_count(&entry?.1)?.max(0) as u64;
+            }
+            n
+        }
+    };
+    Ok(Some(len))
+}
+
 /// Checks that a relation accepts rows from clients: a stream fed by a connector does not.
 pub fn check_writable(rel: &Relation) -> SqlResult<()> {
     match &rel.connector {

@@ -75,9 +75,22 @@ impl Store {
 
     /// Applies a batch atomically; with `durable` it is flushed to disk before returning.
     pub fn commit(&self, batch: WriteBatch, durable: bool) -> StorageResult<()> {
+        self.commit_and(batch, durable, || {})
+    }
+
+    /// [`Store::commit`], running `then` (a catalog change made visible) before any reader
+    /// can pin the new epoch: a reader that pins before it takes its catalog snapshot sees
+    /// definitions and rows of the same epoch.
+    pub fn commit_and(
+        &self,
+        batch: WriteBatch,
+        durable: bool,
+        then: impl FnOnce(),
+    ) -> StorageResult<()> {
         {
             let _exclusive = self.gate.write();
             self.db.apply_batch(batch.inner)?;
+            then();
         }
         if durable {
             self.db.flush()?;
@@ -108,6 +121,13 @@ impl Store {
         Ok(String::from_utf8_lossy(&v).into_owned())
     }
 
+    /// Writes everything committed so far to disk (what a commit that was not durable left
+    /// in memory).
+    pub fn flush(&self) -> StorageResult<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> StorageResult<u64> {
         Ok(self.db.size_on_disk()?)
@@ -119,17 +139,27 @@ impl Store {
 pub struct WriteBatch {
     inner: sled::Batch,
     ops: usize,
+    bytes: u64,
 }
 
 impl WriteBatch {
     pub fn put(&mut self, key: impl Into<IVec>, value: impl Into<IVec>) {
-        self.inner.insert(key.into(), value.into());
+        let (key, value) = (key.into(), value.into());
+        self.bytes += (key.len() + value.len()) as u64;
+        self.inner.insert(key, value);
         self.ops += 1;
     }
 
     pub fn delete(&mut self, key: impl Into<IVec>) {
-        self.inner.remove(key.into());
+        let key = key.into();
+        self.bytes += key.len() as u64;
+        self.inner.remove(key);
         self.ops += 1;
+    }
+
+    /// Bytes of the keys and values written (a deletion counts its key).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// Number of writes in the batch.

@@ -46,6 +46,7 @@ const LOG_TAIL_LINES: usize = 80;
 pub struct TestServer {
     child: Option<Child>,
     port: u16,
+    http_port: u16,
     home: PathBuf,
     /// Keeps a temporary home alive for as long as the server; declared last so the directory
     /// is removed only after the process is gone.
@@ -72,6 +73,7 @@ impl TestServer {
         let mut server = TestServer {
             child: None,
             port: 0,
+            http_port: 0,
             home,
             _temp: temp,
         };
@@ -85,11 +87,14 @@ impl TestServer {
             .with_context(|| format!("creating {}", self.home.display()))?;
         let binary = tokio::task::spawn_blocking(server_binary).await??;
         let port = free_port()?;
+        let http_port = free_port()?;
 
         let mut command = Command::new(&binary);
         command
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
+            .arg("--http-listen")
+            .arg(format!("127.0.0.1:{http_port}"))
             .arg("--data-dir")
             .arg(self.data_dir())
             .stdin(Stdio::null());
@@ -107,6 +112,7 @@ impl TestServer {
             .with_context(|| format!("starting {}", binary.display()))?;
         self.child = Some(child);
         self.port = port;
+        self.http_port = http_port;
         self.wait_until_ready().await
     }
 
@@ -146,6 +152,31 @@ impl TestServer {
     /// The port the server listens on (it changes on restart).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the server's HTTP endpoint (`/metrics`, `/healthz`).
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
+    /// A GET on the server's HTTP endpoint: the status and the body.
+    pub async fn http_get(&self, path: &str) -> Result<(u16, String)> {
+        let url = format!("http://127.0.0.1:{}{path}", self.http_port);
+        tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into();
+            let mut response = agent
+                .get(&url)
+                .call()
+                .with_context(|| format!("GET {url}"))?;
+            let status = response.status().as_u16();
+            let body = response.body_mut().read_to_string()?;
+            Ok((status, body))
+        })
+        .await?
     }
 
     /// The directory that holds the server's data and log.
@@ -297,7 +328,7 @@ fn free_port() -> Result<u16> {
 }
 
 /// The `eddy` binary to test, built at most once per test process.
-fn server_binary() -> Result<PathBuf> {
+pub fn server_binary() -> Result<PathBuf> {
     static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BINARY
         .get_or_init(|| locate_or_build().map_err(|e| format!("{e:#}")))

@@ -1,11 +1,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use arrow::array::{Array, RecordBatch};
 use datafusion::common::ScalarValue;
 use eddy_catalog::{Catalog, Relation, RelationKind, Snapshot};
 use eddy_dataflow::codec::{encode_row, row_values};
+use eddy_dataflow::metrics::{EpochKind, EpochRecord, Metrics, RelationEpoch};
 use eddy_dataflow::progress::Progress;
 use eddy_dataflow::relations::{self, decode_count};
 use eddy_dataflow::{Dataflow, Delta, EpochContext};
@@ -21,10 +22,16 @@ use super::sinks::SinkSpec;
 use super::tables::{Overlay, stage_table_write};
 use super::{Command, Committed, WriteOp, Written};
 
+mod alter;
 mod feeds;
 mod streams;
 
+pub use alter::Alter;
+
 use feeds::{SOURCE_POLL, SourceGroup, group_key};
+
+/// A write waiting for its epoch: what, when it reached the server, and whom to answer.
+type PendingWrite = (WriteOp, Instant, oneshot::Sender<SqlResult<Written>>);
 
 /// Rebuilds a materialized view's dataflow from its definition (at start-up, and to roll
 /// back in-memory state after a failed epoch).
@@ -47,17 +54,41 @@ pub(super) struct Epoch {
     pub overlay: Overlay,
     /// Streams whose progress (watermark, counts) this epoch changed.
     pub progressed: HashSet<u64>,
+    /// What it is for, for `eddy_catalog.epochs`.
+    kind: EpochKind,
+    started: (Instant, SystemTime),
+    /// When the oldest of its rows reached the server.
+    arrived: Option<Instant>,
+    /// Write commands folded into it.
+    writes: usize,
+    /// What each relation did in it.
+    work: HashMap<u64, RelationEpoch>,
 }
 
 impl Epoch {
-    fn new() -> Self {
+    pub(super) fn new(kind: EpochKind) -> Self {
         Self {
             batch: WriteBatch::default(),
             changes: HashMap::new(),
             overlay: Overlay::default(),
             progressed: HashSet::new(),
+            kind,
+            started: (Instant::now(), SystemTime::now()),
+            arrived: None,
+            writes: 0,
+            work: HashMap::new(),
         }
     }
+}
+
+/// How the driver runs: durability and what it keeps.
+pub struct DriverOptions {
+    /// Flush each epoch to disk before acknowledging it.
+    pub durable: bool,
+    /// How many of its most recent late rows each stream keeps.
+    pub late_rows_kept: u64,
+    /// Where the live figures go.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The single writer: owns every view's dataflow and the epoch counter.
@@ -83,6 +114,7 @@ pub struct Driver {
     connectors: Option<Connectors>,
     epoch: u64,
     durable: bool,
+    metrics: Arc<Metrics>,
 }
 
 /// The last committed epoch (0 before the first).
@@ -103,8 +135,7 @@ impl Driver {
         store: Arc<Store>,
         catalog: Arc<Catalog>,
         planner: Box<dyn ViewPlanner>,
-        durable: bool,
-        late_rows_kept: u64,
+        options: DriverOptions,
         committed: broadcast::Sender<Arc<Committed>>,
         connectors: Option<Connectors>,
     ) -> SqlResult<Self> {
@@ -116,13 +147,14 @@ impl Driver {
             views: BTreeMap::new(),
             next_seq: HashMap::new(),
             progress: HashMap::new(),
-            late_rows_kept,
+            late_rows_kept: options.late_rows_kept,
             committed,
             sources: BTreeMap::new(),
             sinks: BTreeMap::new(),
             connectors,
             epoch,
-            durable,
+            durable: options.durable,
+            metrics: options.metrics,
         };
         driver.reload()?;
         info!(epoch, views = driver.views.len(), "recovered");
@@ -172,11 +204,13 @@ impl Driver {
                 },
             };
             match first {
-                Command::Write { op, reply } => {
-                    let mut writes = vec![(op, reply)];
+                Command::Write { op, arrived, reply } => {
+                    let mut writes = vec![(op, arrived, reply)];
                     while writes.len() < MAX_WRITES_PER_EPOCH {
                         match rx.try_recv() {
-                            Ok(Command::Write { op, reply }) => writes.push((op, reply)),
+                            Ok(Command::Write { op, arrived, reply }) => {
+                                writes.push((op, arrived, reply))
+                            }
                             Ok(other) => {
                                 pending = Some(other);
                                 break;
@@ -208,6 +242,13 @@ impl Driver {
                     let r = self.drop_relations(kind, &names, if_exists, cascade);
                     let _ = reply.send(r);
                 }
+                Command::Alter { change, reply } => {
+                    let r = self.alter(change);
+                    if r.is_err() {
+                        self.recover();
+                    }
+                    let _ = reply.send(r);
+                }
                 Command::Flush { reply } => {
                     let _ = reply.send(());
                 }
@@ -224,15 +265,17 @@ impl Driver {
         }
     }
 
-    fn write_epoch(&mut self, writes: Vec<(WriteOp, oneshot::Sender<SqlResult<Written>>)>) {
-        let mut epoch = Epoch::new();
+    fn write_epoch(&mut self, writes: Vec<PendingWrite>) {
+        let mut epoch = Epoch::new(EpochKind::Write);
         let mut staged = Vec::with_capacity(writes.len());
         let mut ops = Vec::with_capacity(writes.len());
-        for (op, reply) in writes {
+        for (op, arrived, reply) in writes {
             match self.stage_write(&mut epoch, &op) {
                 Ok(n) => {
                     staged.push((reply, n));
-                    ops.push(op);
+                    ops.push((op, arrived));
+                    epoch.writes += 1;
+                    epoch.arrived = Some(epoch.arrived.map_or(arrived, |a| a.min(arrived)));
                 }
                 Err(e) => {
                     let _ = reply.send(Err(e));
@@ -256,8 +299,8 @@ impl Driver {
                     return;
                 }
                 debug!(error = %e, writes = staged.len(), "epoch failed; retrying writes one by one");
-                for (op, (reply, _)) in ops.into_iter().zip(staged) {
-                    self.write_epoch(vec![(op, reply)]);
+                for ((op, arrived), (reply, _)) in ops.into_iter().zip(staged) {
+                    self.write_epoch(vec![(op, arrived, reply)]);
                 }
             }
         }
@@ -344,24 +387,56 @@ impl Driver {
                 delta.consolidate()?
             };
             if !delta.is_empty() {
+                let rows = delta.len() as u64;
+                epoch.work.insert(
+                    rel,
+                    RelationEpoch {
+                        rows_in: rows,
+                        rows_out: rows,
+                        busy: epoch.started.0.elapsed(),
+                    },
+                );
                 changes.insert(rel, delta);
             }
         }
-        let context = self.epoch_context();
-        let next = self.epoch + 1;
         for rel in epoch.progressed.drain() {
             if let Some(p) = self.progress.get(&rel) {
                 epoch.batch.put(keys::progress(rel), p.encode());
             }
         }
+        self.run_views(&snapshot, &mut changes, &mut epoch, None)?;
+        self.commit(epoch)?;
+        self.publish(changes, vec![]);
+        Ok(())
+    }
+
+    /// Runs every view (but `skip`) whose sources changed over the changes, in order (a
+    /// view's own sources before it), adding each view's change to `changes`; stages what
+    /// they store and the sinks' outbox entries.
+    fn run_views(
+        &mut self,
+        snapshot: &Snapshot,
+        changes: &mut HashMap<u64, Delta>,
+        epoch: &mut Epoch,
+        skip: Option<u64>,
+    ) -> SqlResult<()> {
+        let context = self.epoch_context();
+        let next = self.epoch + 1;
         for (&id, flow) in self.views.iter_mut() {
-            if !flow.sources().iter().any(|s| changes.contains_key(s)) {
+            if Some(id) == skip || !flow.sources().iter().any(|s| changes.contains_key(s)) {
                 continue;
             }
             let view = snapshot
                 .by_id(id)
                 .ok_or_else(|| SqlError::Internal(format!("view {id} vanished")))?;
-            let out = flow.apply(&changes, &context)?;
+            let began = Instant::now();
+            let rows_in = flow
+                .sources()
+                .iter()
+                .filter_map(|s| changes.get(s))
+                .map(|d| d.len() as u64)
+                .sum();
+            let out = flow.apply(changes, &context)?;
             // An append-only view's rows are all insertions: nothing to cancel out.
             let out = match view.append_only {
                 true => out,
@@ -377,6 +452,14 @@ impl Driver {
             )?;
             flow.checkpoint(id, &mut epoch.batch)?;
             record_view_progress(flow, id, next, &mut epoch.batch);
+            epoch.work.insert(
+                id,
+                RelationEpoch {
+                    rows_in,
+                    rows_out: out.len() as u64,
+                    busy: began.elapsed(),
+                },
+            );
             if !out.is_empty() {
                 changes.insert(id, out);
             }
@@ -389,8 +472,6 @@ impl Driver {
                 );
             }
         }
-        self.commit(epoch.batch)?;
-        self.publish(changes, vec![]);
         Ok(())
     }
 
@@ -406,15 +487,51 @@ impl Driver {
         }
     }
 
-    fn commit(&mut self, mut batch: WriteBatch) -> SqlResult<()> {
+    /// Commits an epoch's writes and records its figures.
+    fn commit(&mut self, epoch: Epoch) -> SqlResult<()> {
+        self.commit_and(epoch, || {})
+    }
+
+    /// [`Driver::commit`], running `then` (a catalog change made visible) before any reader
+    /// can see the epoch.
+    fn commit_and(&mut self, epoch: Epoch, then: impl FnOnce()) -> SqlResult<()> {
+        let Epoch {
+            mut batch,
+            kind,
+            started,
+            arrived,
+            writes,
+            work,
+            ..
+        } = epoch;
         self.epoch += 1;
         batch.put(keys::meta(EPOCH), self.epoch.to_be_bytes().to_vec());
-        let writes = batch.len();
-        self.store.commit(batch, self.durable)?;
-        debug!(epoch = self.epoch, writes, "epoch committed");
+        let (entries, bytes) = (batch.len(), batch.bytes());
+        self.store.commit_and(batch, self.durable, then)?;
+        debug!(epoch = self.epoch, entries, bytes, "epoch committed");
         if let Some(c) = &self.connectors {
             c.sinks.committed(self.epoch);
         }
+        let snapshot = self.catalog.snapshot();
+        let rows = work
+            .iter()
+            .filter(|(id, _)| {
+                snapshot
+                    .by_id(**id)
+                    .is_some_and(|r| r.kind != RelationKind::MaterializedView)
+            })
+            .map(|(_, w)| w.rows_in)
+            .sum();
+        let record = EpochRecord {
+            id: self.epoch,
+            kind,
+            started: started.1,
+            duration: started.0.elapsed(),
+            rows,
+            bytes,
+            writes,
+        };
+        self.metrics.record_epoch(record, arrived, &work);
         Ok(())
     }
 
@@ -436,22 +553,25 @@ impl Driver {
                 return Err(SqlError::UnknownRelation(format!("relation {dep}")));
             }
         }
-        let mut batch = WriteBatch::default();
-        relation.id = self.catalog.allocate_id(&mut batch);
+        let mut epoch = Epoch::new(EpochKind::Create);
+        relation.id = self.catalog.allocate_id(&mut epoch.batch);
         let id = relation.id;
-        self.catalog.stage_put(&relation, &mut batch);
+        self.catalog.stage_put(&relation, &mut epoch.batch);
         let fed = Source::of(&relation)?;
         if let Some(mut flow) = dataflow {
             for source in flow.sources() {
                 self.progress_of(source)?;
             }
-            let replayed = self.backfill(&snapshot, &relation, &mut flow, &mut batch)?;
-            self.commit(batch)?;
-            self.progress.extend(replayed);
+            // The backfill shows in the progress table until its epoch is on disk.
+            let done = self
+                .backfill(&snapshot, &relation, &mut flow, &mut epoch)
+                .and_then(|replayed| self.commit(epoch).map(|()| replayed));
+            self.metrics.backfill_finished(&relation.name);
+            self.progress.extend(done?);
             self.views.insert(id, flow);
         } else if relation.kind == RelationKind::Sink {
-            self.snapshot_for_sink(&snapshot, &relation, &mut batch)?;
-            self.commit(batch)?;
+            self.snapshot_for_sink(&snapshot, &relation, &mut epoch.batch)?;
+            self.commit(epoch)?;
         } else if let Some(source) = fed.as_ref().filter(|s| s.replayable().is_some()) {
             // A stream joining a group starts where the group is, its history replayed.
             let offset = self.sources.get(&group_key(source)).map_or(0, |g| g.offset);
@@ -461,11 +581,11 @@ impl Driver {
                 source_offset: Some(offset),
                 ..Progress::default()
             };
-            batch.put(keys::progress(id), progress.encode());
-            self.commit(batch)?;
+            epoch.batch.put(keys::progress(id), progress.encode());
+            self.commit(epoch)?;
             self.progress.insert(id, progress);
         } else {
-            self.commit(batch)?;
+            self.commit(epoch)?;
         }
         let reload = fed.is_some() || relation.kind == RelationKind::Sink;
         self.catalog.install(Arc::new(relation));
@@ -506,29 +626,70 @@ impl Driver {
         Ok(())
     }
 
-    /// Feeds a new view everything its sources hold, chunk by chunk. Answers the progress of
-    /// the replayable sources it replayed, up to date (to install once committed).
+    /// Feeds a new view everything its sources hold and stages what it then stores. Answers
+    /// the progress of the replayable sources it replayed, up to date (to install once
+    /// committed).
     fn backfill(
         &mut self,
         snapshot: &Snapshot,
         view: &Relation,
         flow: &mut Dataflow,
-        batch: &mut WriteBatch,
+        epoch: &mut Epoch,
     ) -> SqlResult<Vec<(u64, Progress)>> {
+        let (out, replayed) = self.build(snapshot, view, flow, epoch)?;
+        store_view_change(
+            &self.store,
+            &mut self.next_seq,
+            view,
+            &out,
+            &mut epoch.batch,
+        )?;
+        flow.checkpoint(view.id, &mut epoch.batch)?;
+        record_view_progress(flow, view.id, self.epoch + 1, &mut epoch.batch);
+        Ok(replayed)
+    }
+
+    /// Feeds a view's dataflow everything its sources hold, chunk by chunk, its progress in
+    /// the live figures. Answers the view's contents (consolidated, in its declared types)
+    /// and the progress of the replayable sources it replayed.
+    fn build(
+        &mut self,
+        snapshot: &Snapshot,
+        view: &Relation,
+        flow: &mut Dataflow,
+        epoch: &mut Epoch,
+    ) -> SqlResult<(Delta, Vec<(u64, Progress)>)> {
+        let began = Instant::now();
+        let mut sources = Vec::new();
+        for source in flow.sources() {
+            let rel = snapshot
+                .by_id(source)
+                .ok_or_else(|| SqlError::UnknownRelation(source.to_string()))?
+                .clone();
+            sources.push(rel);
+        }
+        let mut total = Some(0);
+        for rel in &sources {
+            let len = sources::history_len(&self.store, rel)?;
+            total = total.zip(len).map(|(t, n)| t + n);
+        }
+        let metrics = self.metrics.clone();
+        metrics.backfill_started(&view.name, total);
+        let mut read = 0u64;
         let mut replayed = Vec::new();
         // The history is read at the sources' current watermarks: whatever they closed is
         // final.
         let context = self.epoch_context();
         let mut outputs = vec![flow.apply(&HashMap::new(), &context)?];
         let mut after = context.clone();
-        for source in flow.sources() {
-            let rel = snapshot
-                .by_id(source)
-                .ok_or_else(|| SqlError::UnknownRelation(source.to_string()))?
-                .clone();
+        for rel in sources {
+            let source = rel.id;
             let history = sources::read_history(&self.store, &rel, BACKFILL_CHUNK, |chunk| {
+                let rows = chunk.num_rows() as u64;
                 let changes = HashMap::from([(source, Delta::inserts(chunk))]);
                 outputs.push(flow.apply(&changes, &context)?);
+                read += rows;
+                metrics.backfill_advanced(&view.name, rows);
                 Ok(true)
             })?;
             // A replayed stream's figures are now those of its whole history.
@@ -539,7 +700,7 @@ impl Driver {
                 if let Some(w) = progress.watermark {
                     after.watermarks.insert(source, w);
                 }
-                batch.put(keys::progress(source), progress.encode());
+                epoch.batch.put(keys::progress(source), progress.encode());
                 replayed.push((source, progress));
             }
         }
@@ -552,10 +713,15 @@ impl Driver {
             view,
             Delta::concat(&flow.schema(), &outputs)?.consolidate()?,
         )?;
-        store_view_change(&self.store, &mut self.next_seq, view, &out, batch)?;
-        flow.checkpoint(view.id, batch)?;
-        record_view_progress(flow, view.id, self.epoch + 1, batch);
-        Ok(replayed)
+        epoch.work.insert(
+            view.id,
+            RelationEpoch {
+                rows_in: read,
+                rows_out: out.len() as u64,
+                busy: began.elapsed(),
+            },
+        );
+        Ok((out, replayed))
     }
 
     fn drop_relations(
@@ -598,13 +764,14 @@ impl Driver {
         if doomed.is_empty() {
             return Ok(vec![]);
         }
-        let mut batch = WriteBatch::default();
+        let mut epoch = Epoch::new(EpochKind::Drop);
         for rel in doomed.values() {
-            self.catalog.stage_delete(rel.id, &mut batch);
-            relations::stage_drop(&self.store, rel.id, &mut batch)?;
-            Dataflow::stage_drop(rel.id, &self.store, &mut batch)?;
+            self.catalog.stage_delete(rel.id, &mut epoch.batch);
+            relations::stage_drop(&self.store, rel.id, &mut epoch.batch)?;
+            Dataflow::stage_drop(rel.id, &self.store, &mut epoch.batch)?;
         }
-        self.commit(batch)?;
+        self.commit(epoch)?;
+        self.metrics.forget(doomed.keys().copied());
         self.publish(HashMap::new(), doomed.keys().copied().collect());
         let mut dropped = Vec::new();
         for rel in doomed.values().rev() {
@@ -624,6 +791,7 @@ fn record_view_progress(flow: &Dataflow, view: u64, epoch: u64, batch: &mut Writ
     let progress = Progress {
         epoch,
         state_rows: flow.state_rows() as u64,
+        state_bytes: flow.state_bytes(),
         ..Progress::default()
     };
     batch.put(keys::progress(view), progress.encode());

@@ -27,7 +27,7 @@ use eddy_dataflow::Delta;
 use eddy_sql::{SqlError, SqlResult};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-pub use driver::{Driver, ViewPlanner, committed_epoch};
+pub use driver::{Alter, Driver, DriverOptions, ViewPlanner, committed_epoch};
 pub use readers::Readers;
 pub use sinks::SinkWriters;
 
@@ -160,6 +160,8 @@ impl Connectors {
 pub enum Command {
     Write {
         op: WriteOp,
+        /// When it reached the server (the epoch's lag counts from its oldest write).
+        arrived: std::time::Instant,
         reply: oneshot::Sender<SqlResult<Written>>,
     },
     /// Creates a relation; a materialized view comes with its dataflow and is backfilled
@@ -178,6 +180,12 @@ pub enum Command {
         if_exists: bool,
         cascade: bool,
         reply: oneshot::Sender<SqlResult<Vec<String>>>,
+    },
+    /// Changes definitions (a rename, a view's new version); answers false when IF EXISTS
+    /// made it a no-op.
+    Alter {
+        change: Alter,
+        reply: oneshot::Sender<SqlResult<bool>>,
     },
     /// Answers once every earlier command has committed.
     Flush { reply: oneshot::Sender<()> },
@@ -213,7 +221,9 @@ impl Engine {
 
     /// Applies a write; returns what it did once it has committed.
     pub async fn write(&self, op: WriteOp) -> SqlResult<Written> {
-        self.call(|reply| Command::Write { op, reply }).await?
+        let arrived = std::time::Instant::now();
+        self.call(|reply| Command::Write { op, arrived, reply })
+            .await?
     }
 
     pub async fn create(
@@ -248,10 +258,19 @@ impl Engine {
         .await?
     }
 
+    pub async fn alter(&self, change: Alter) -> SqlResult<bool> {
+        self.call(|reply| Command::Alter { change, reply }).await?
+    }
+
     /// Stops the driver once everything sent before has committed, even while sessions
     /// (idle clients, subscriptions) still hold the engine.
     pub async fn shutdown(&self) {
         let _ = self.tx.send(Command::Shutdown).await;
+    }
+
+    /// Whether the epoch driver still takes commands.
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
     }
 
     pub async fn flush(&self) -> SqlResult<()> {

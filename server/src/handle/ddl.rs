@@ -7,6 +7,7 @@ use arrow::datatypes::SchemaRef;
 use eddy_catalog::{Column, RelId, Relation, RelationKind, Snapshot, SqlType};
 use eddy_dataflow::codec::is_storable;
 use eddy_dataflow::{Dataflow, Input};
+use eddy_sql::compat::session::ClientSession;
 use eddy_sql::context::{QueryEngine, Rows};
 use eddy_sql::names::normalize_object_name;
 use eddy_sql::parser::Statement;
@@ -17,8 +18,13 @@ use sqlparser::ast::{Query, Statement as SqlStatement};
 
 use super::naming::postgres_names;
 use super::{Outcome, Shared};
+use crate::engine::Alter;
 
-pub async fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
+pub async fn execute(
+    shared: &Shared,
+    session: &ClientSession,
+    stmt: &Statement,
+) -> SqlResult<Outcome> {
     match stmt {
         Statement::CreateStream {
             name,
@@ -79,6 +85,7 @@ pub async fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
             name,
             query,
             if_not_exists,
+            or_replace,
             emit_on_window_close,
         } => {
             let snapshot = shared.catalog.snapshot();
@@ -92,14 +99,27 @@ pub async fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
                 *emit_on_window_close,
             )
             .await?;
-            let done = created(
-                shared,
-                rel,
-                flow,
-                *if_not_exists,
-                "CREATE MATERIALIZED VIEW",
-            )
-            .await?;
+            let view = rel.name.clone();
+            let tag = "CREATE MATERIALIZED VIEW";
+            let done = match (flow, *or_replace && snapshot.get(&view).is_some()) {
+                (Some(dataflow), true) => {
+                    let replacing = async {
+                        shared
+                            .engine
+                            .alter(Alter::Replace {
+                                view: Box::new(rel),
+                                dataflow,
+                            })
+                            .await
+                            .map(|_| Outcome::done(tag))
+                    };
+                    report_backfill(shared, session, &view, replacing).await?
+                }
+                (flow, _) => {
+                    let creating = created(shared, rel, flow, *if_not_exists, tag);
+                    report_backfill(shared, session, &view, creating).await?
+                }
+            };
             Ok(notes.into_iter().rev().fold(done, |outcome, note| {
                 Outcome::Notice(note, Box::new(outcome))
             }))
@@ -144,6 +164,20 @@ pub async fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
             if_exists,
             cascade,
         } => drop(shared, *kind, names, *if_exists, *cascade).await,
+        Statement::Rename {
+            kind,
+            name,
+            to,
+            if_exists,
+        } => {
+            let change = Alter::Rename {
+                kind: *kind,
+                name: name.clone(),
+                to: to.clone(),
+                if_exists: *if_exists,
+            };
+            altered(shared, change, &format!("ALTER {}", kind.sql_name()), name).await
+        }
         _ => Err(SqlError::Internal("not a DDL statement".into())),
     }
 }
@@ -220,6 +254,55 @@ fn new_relation(
         connector: None,
         append_only: false,
     }
+}
+
+/// How often a client creating a view hears how far its backfill has come.
+const BACKFILL_NOTICE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Awaits a view's creation, telling the client every [`BACKFILL_NOTICE_EVERY`] how far its
+/// backfill has come (nothing for a backfill shorter than that).
+async fn report_backfill(
+    shared: &Shared,
+    session: &ClientSession,
+    view: &str,
+    creating: impl std::future::Future<Output = SqlResult<Outcome>>,
+) -> SqlResult<Outcome> {
+    tokio::pin!(creating);
+    let mut every = tokio::time::interval(BACKFILL_NOTICE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    let mut told = None;
+    loop {
+        tokio::select! {
+            done = &mut creating => return done,
+            _ = every.tick() => {
+                let Some(b) = shared.query.metrics.backfill(view) else { continue };
+                if told == Some(b.done) {
+                    continue;
+                }
+                told = Some(b.done);
+                let message = match (b.total, b.percent()) {
+                    (Some(total), Some(percent)) => format!(
+                        "materialized view \"{view}\": backfilled {} of {total} rows ({percent:.0}%)",
+                        b.done
+                    ),
+                    _ => format!("materialized view \"{view}\": backfilled {} rows", b.done),
+                };
+                session.notice(message);
+            }
+        }
+    }
+}
+
+/// Applies a change of definitions; a no-op (IF EXISTS) gets a notice, as in Postgres.
+async fn altered(shared: &Shared, change: Alter, tag: &str, name: &str) -> SqlResult<Outcome> {
+    if shared.engine.alter(change).await? {
+        return Ok(Outcome::done(tag));
+    }
+    Ok(Outcome::Notice(
+        format!("relation \"{name}\" does not exist, skipping"),
+        Box::new(Outcome::done(tag)),
+    ))
 }
 
 async fn created(

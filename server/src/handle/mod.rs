@@ -30,6 +30,9 @@ pub struct Shared {
     pub catalog: Arc<Catalog>,
     pub store: Arc<Store>,
     pub query: QueryEngine,
+    /// Set when a graceful shutdown begins: statements not yet started are refused (57P01)
+    /// so that the running ones can drain.
+    pub shutting_down: std::sync::atomic::AtomicBool,
 }
 
 /// The result of a statement, before it is put on the wire.
@@ -87,7 +90,8 @@ pub async fn execute(
         Statement::CreateStream { .. }
         | Statement::CreateMaterializedView { .. }
         | Statement::CreateSink { .. }
-        | Statement::Drop { .. } => ddl::execute(shared, stmt).await,
+        | Statement::Rename { .. }
+        | Statement::Drop { .. } => ddl::execute(shared, session, stmt).await,
         Statement::ExplainView {
             query,
             emit_on_window_close,
@@ -177,6 +181,7 @@ fn write_kind(stmt: &Statement) -> Option<String> {
         Statement::CreateMaterializedView { .. } => "CREATE MATERIALIZED VIEW",
         Statement::CreateSink { .. } => "CREATE SINK",
         Statement::Drop { .. } => "DROP",
+        Statement::Rename { .. } => "ALTER",
         Statement::Sql(s) => match **s {
             SqlStatement::Insert(_) => "INSERT",
             SqlStatement::Update(_) => "UPDATE",

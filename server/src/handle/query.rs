@@ -22,9 +22,12 @@ pub async fn execute(
     stmt: &SqlStatement,
     params: &[ScalarValue],
 ) -> SqlResult<Outcome> {
+    // The epoch is pinned before the catalog is read: a definition swapped in by an epoch
+    // (CREATE OR REPLACE) is seen with that epoch's rows, never with an older one's.
+    let pin = shared.store.pin();
     let snapshot = shared.catalog.snapshot();
     if let Some(read) = PointRead::plan(stmt, &snapshot)
-        && let Some(batch) = read.execute(&shared.store, params)?
+        && let Some(batch) = read.execute(&shared.store, params, true)?
     {
         return Ok(Outcome::Rows {
             schema: read.schema(),
@@ -34,7 +37,14 @@ pub async fn execute(
     }
     let ctx = shared
         .query
-        .session_for(stmt, &snapshot, &shared.store, Rows::Load, session)
+        .session_pinned(
+            stmt,
+            &snapshot,
+            &shared.store,
+            Rows::Load,
+            session,
+            Some(pin),
+        )
         .await?;
     let mut plan = shared.query.plan(&ctx, stmt).await?;
     if !params.is_empty() {

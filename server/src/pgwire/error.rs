@@ -12,6 +12,7 @@ pub fn sqlstate(e: &SqlError) -> &'static str {
         SqlError::UnknownColumn(_) => "42703",
         SqlError::DuplicateColumn(_) => "42701",
         SqlError::WrongObjectType(_) => "42809",
+        SqlError::InvalidDefinition(_) => "42P17",
         SqlError::DatatypeMismatch(_) => "42804",
         SqlError::InvalidText(_) => "22P02",
         SqlError::Unsupported(_) => "0A000",

@@ -319,14 +319,20 @@ impl<T> Drop for AbortOnDrop<T> {
 
 /// Runs a statement for a client: transaction state, activity and the statement timeout.
 /// The statement runs as a task of its own, so that a timeout or a cancel request answers
-/// the client at once even while the statement is busy computing.
-async fn run<C: ClientInfo>(
+/// the client at once even while the statement is busy computing, and the NOTICE messages
+/// it sends on the way (a backfill's progress) reach the client as they come.
+async fn run<C>(
     shared: &Arc<Shared>,
     client: &mut C,
     text: &str,
     stmt: &Statement,
     params: &[datafusion::common::ScalarValue],
-) -> SqlResult<Outcome> {
+) -> SqlResult<Outcome>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
     let session = client_session(client);
     if let Some(outcome) = in_failed_transaction(client, stmt) {
         if let Ok(Outcome::TransactionEnd(_)) = &outcome {
@@ -335,19 +341,40 @@ async fn run<C: ClientInfo>(
         }
         return outcome;
     }
+    if shared
+        .shutting_down
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        return Err(SqlError::ShuttingDown);
+    }
     session.begin_statement(text);
+    let mut notices = session.listen_notices();
     let task = {
         let (shared, session) = (shared.clone(), session.clone());
         let (stmt, params) = (stmt.clone(), params.to_vec());
         tokio::spawn(async move { handle::execute(&shared, &session, &stmt, &params).await })
     };
     let mut task = AbortOnDrop(task);
+    let finishing = async {
+        loop {
+            tokio::select! {
+                done = &mut task.0 => break done,
+                Some(message) = notices.recv() => {
+                    // A client gone away shows when the statement's answer is sent.
+                    let _ = notice(client, &message).await;
+                }
+            }
+        }
+    };
     let finished = match session.statement_timeout() {
-        Some(limit) => tokio::time::timeout(limit, &mut task.0)
+        Some(limit) => tokio::time::timeout(limit, finishing)
             .await
             .map_err(|_| SqlError::StatementTimeout),
-        None => Ok((&mut task.0).await),
+        None => Ok(finishing.await),
     };
+    while let Ok(message) = notices.try_recv() {
+        let _ = notice(client, &message).await;
+    }
     let result = match finished {
         Ok(Ok(result)) => result,
         Ok(Err(join)) => Err(SqlError::Internal(format!("statement failed: {join}"))),

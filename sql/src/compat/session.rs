@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::{SqlError, SqlResult};
 
@@ -413,6 +414,8 @@ pub struct ClientSession {
     read_only: AtomicBool,
     /// The secret a cancel request for this session must carry.
     cancel_key: Vec<u8>,
+    /// Where NOTICE messages of the running statement go, while the protocol layer listens.
+    notices: Mutex<Option<UnboundedSender<String>>>,
 }
 
 /// A change a client should be told about (ParameterStatus).
@@ -433,6 +436,22 @@ impl ClientSession {
             }),
             read_only: AtomicBool::new(false),
             cancel_key: Vec::new(),
+            notices: Mutex::new(None),
+        }
+    }
+
+    /// Listens to the NOTICE messages of the statements run from now on.
+    pub fn listen_notices(&self) -> UnboundedReceiver<String> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.notices.lock() = Some(tx);
+        rx
+    }
+
+    /// Tells the client something while its statement runs (a long backfill's progress).
+    /// Nobody may listen (work no client runs): the message is then dropped.
+    pub fn notice(&self, message: impl Into<String>) {
+        if let Some(tx) = self.notices.lock().as_ref() {
+            let _ = tx.send(message.into());
         }
     }
 

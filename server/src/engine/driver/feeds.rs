@@ -9,6 +9,8 @@ use eddy_sql::sources::{self, Source};
 use eddy_sql::{SqlError, SqlResult};
 use tracing::error;
 
+use eddy_dataflow::metrics::EpochKind;
+
 use super::{Driver, Epoch, SinkSpec};
 
 /// Longest nap while a paced source waits for its next block (commands still come first).
@@ -145,7 +147,7 @@ impl Driver {
         let read = self.read_relations();
         let snapshot = self.catalog.snapshot();
         let watched = self.committed.receiver_count() > 0;
-        let mut epoch = Epoch::new();
+        let mut epoch = Epoch::new(EpochKind::Source);
         let mut advanced = Vec::new();
         let keys: Vec<String> = self.sources.keys().cloned().collect();
         for key in keys {

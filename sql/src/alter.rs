@@ -1,0 +1,219 @@
+//! Schema changes at the level of stored definitions: a renamed relation's own `CREATE`
+//! text, and the queries and `CREATE` texts of the relations that name it.
+//!
+//! A view's query is stored as text and planned again at each start, so a rename rewrites
+//! the queries that read the relation: `FROM old` becomes `FROM new AS old`, which keeps
+//! every qualified column (`old.x`) of the query valid without touching it.
+
+use std::ops::ControlFlow;
+
+use eddy_catalog::{Relation, RelationKind};
+use sqlparser::ast::{Ident, ObjectName, TableAlias, TableFactor, VisitMut, VisitorMut};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::keywords::Keyword;
+use sqlparser::tokenizer::{Token, Tokenizer};
+
+use crate::names::normalize_object_name;
+use crate::parser::{self, Statement};
+use crate::{SqlError, SqlResult};
+
+/// An identifier as it must be written to name `name` (quoted unless it reads back as
+/// itself unquoted).
+pub fn quote_ident(name: &str) -> Ident {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && sqlparser::keywords::ALL_KEYWORDS
+            .binary_search(&name.to_ascii_uppercase().as_str())
+            .is_err();
+    match plain {
+        true => Ident::new(name),
+        false => Ident::with_quote('"', name),
+    }
+}
+
+/// The definitions that change when relation `old` is renamed to `new`: the relation itself
+/// and every relation whose definition names it (views reading it, sinks delivering it).
+pub fn renamed(
+    relations: impl IntoIterator<Item = Relation>,
+    target: u64,
+    old: &str,
+    new: &str,
+) -> SqlResult<Vec<Relation>> {
+    let mut out = Vec::new();
+    for mut rel in relations {
+        if rel.id == target {
+            rel.name = new.to_string();
+            // A view's own query does not name it: only its CREATE text changes.
+            rel.create_sql = replace_word_after(&rel.create_sql, &create_prefix(&rel), new)?;
+            out.push(rel);
+        } else if rel.depends_on.contains(&target) {
+            match rel.kind {
+                RelationKind::Sink => {
+                    rel.create_sql = replace_word_after(&rel.create_sql, &[Keyword::FROM], new)?;
+                }
+                _ => {
+                    let query = rel.query.as_deref().unwrap_or_default();
+                    let query = rename_in_query(query, old, new)?;
+                    let emit = match rel.emit_on_window_close {
+                        true => " EMIT ON WINDOW CLOSE",
+                        false => "",
+                    };
+                    rel.create_sql = format!(
+                        "CREATE {} {} AS {query}{emit}",
+                        rel.kind.sql_name(),
+                        quote_ident(&rel.name)
+                    );
+                    rel.query = Some(query);
+                }
+            }
+            out.push(rel);
+        }
+    }
+    Ok(out)
+}
+
+/// The keywords before a relation's name in its CREATE text.
+fn create_prefix(rel: &Relation) -> Vec<Keyword> {
+    match rel.kind {
+        RelationKind::MaterializedView => vec![Keyword::CREATE, Keyword::VIEW],
+        RelationKind::View => vec![Keyword::CREATE, Keyword::VIEW],
+        RelationKind::Table => vec![Keyword::CREATE, Keyword::TABLE],
+        RelationKind::Stream => vec![Keyword::CREATE, Keyword::STREAM],
+        // SINK is no keyword: the name follows CREATE's next word.
+        RelationKind::Sink => vec![Keyword::CREATE],
+    }
+}
+
+/// `sql` with the object name that follows the last of `keywords` (and an `IF NOT EXISTS`)
+/// replaced by `new`.
+fn replace_word_after(sql: &str, keywords: &[Keyword], new: &str) -> SqlResult<String> {
+    let dialect = PostgreSqlDialect {};
+    let mut tokens = Tokenizer::new(&dialect, sql)
+        .tokenize()
+        .map_err(|e| SqlError::Internal(format!("stored definition does not tokenize: {e}")))?;
+    let is_word = |t: &Token| matches!(t, Token::Word(_));
+    let keyword_at = |t: &Token, k: Keyword| matches!(t, Token::Word(w) if w.keyword == k);
+    // Past each keyword in turn.
+    let mut at = 0;
+    for k in keywords {
+        at += tokens[at..]
+            .iter()
+            .position(|t| keyword_at(t, *k))
+            .ok_or_else(|| SqlError::Internal(format!("stored definition lacks {k:?}")))?
+            + 1;
+    }
+    let sink = keywords == [Keyword::CREATE];
+    let mut words_skipped = 0;
+    loop {
+        let Some(t) = tokens.get(at) else {
+            return Err(SqlError::Internal("stored definition has no name".into()));
+        };
+        let skip = !is_word(t)
+            || (sink && words_skipped == 0)
+            || keyword_at(t, Keyword::IF)
+            || keyword_at(t, Keyword::NOT)
+            || keyword_at(t, Keyword::EXISTS);
+        if !skip {
+            break;
+        }
+        words_skipped += usize::from(is_word(t));
+        at += 1;
+    }
+    tokens[at] = Token::make_word(&quote_ident(new).to_string(), None);
+    Ok(tokens.iter().map(ToString::to_string).collect())
+}
+
+/// A query's text with every table reference to `old` reading `new` instead, under the old
+/// name as its alias (unless it had one).
+pub fn rename_in_query(query: &str, old: &str, new: &str) -> SqlResult<String> {
+    let mut statements = parser::parse(query)?;
+    let (Some(Statement::Sql(statement)), true) = (statements.pop(), statements.is_empty()) else {
+        return Err(SqlError::Internal(format!(
+            "stored query is not one statement: {query}"
+        )));
+    };
+    let mut statement = *statement;
+    let mut renamer = Renamer { old, new };
+    let _ = statement.visit(&mut renamer);
+    Ok(statement.to_string())
+}
+
+struct Renamer<'a> {
+    old: &'a str,
+    new: &'a str,
+}
+
+impl VisitorMut for Renamer<'_> {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table { name, alias, .. } = factor
+            && normalize_object_name(name).is_ok_and(|n| n == self.old)
+        {
+            *name = ObjectName::from(vec![quote_ident(self.new)]);
+            if alias.is_none() {
+                *alias = Some(TableAlias {
+                    explicit: true,
+                    name: quote_ident(self.old),
+                    columns: vec![],
+                    at: None,
+                });
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_read_the_new_name_under_the_old() {
+        let q = rename_in_query(
+            "SELECT v.k, count(*) FROM v JOIN w AS x ON v.k = x.k GROUP BY v.k",
+            "v",
+            "Renamed",
+        )
+        .unwrap();
+        assert_eq!(
+            q,
+            "SELECT v.k, count(*) FROM \"Renamed\" AS v JOIN w AS x ON v.k = x.k GROUP BY v.k"
+        );
+        let q = rename_in_query("SELECT * FROM v AS a, (SELECT 1 FROM v) AS b", "v", "n").unwrap();
+        assert_eq!(q, "SELECT * FROM n AS a, (SELECT 1 FROM n AS v) AS b");
+    }
+
+    #[test]
+    fn create_texts_name_the_new_name() {
+        let replaced = |sql, keywords: &[Keyword]| replace_word_after(sql, keywords, "b2").unwrap();
+        let view = [Keyword::CREATE, Keyword::VIEW];
+        assert_eq!(
+            replaced("CREATE MATERIALIZED VIEW a AS SELECT a FROM t", &view),
+            "CREATE MATERIALIZED VIEW b2 AS SELECT a FROM t"
+        );
+        assert_eq!(
+            replaced(
+                "CREATE TABLE IF NOT EXISTS a (a INT)",
+                &[Keyword::CREATE, Keyword::TABLE]
+            ),
+            "CREATE TABLE IF NOT EXISTS b2 (a INT)"
+        );
+        assert_eq!(
+            replaced("CREATE SINK a FROM v WITH (x = 'a')", &[Keyword::CREATE]),
+            "CREATE SINK b2 FROM v WITH (x = 'a')"
+        );
+        assert_eq!(
+            replaced("CREATE SINK a FROM v WITH (x = 'a')", &[Keyword::FROM]),
+            "CREATE SINK a FROM b2 WITH (x = 'a')"
+        );
+        assert_eq!(quote_ident("Big").to_string(), "\"Big\"");
+        assert_eq!(quote_ident("select").to_string(), "\"select\"");
+        assert_eq!(quote_ident("plain_1").to_string(), "plain_1");
+    }
+}
