@@ -17,22 +17,11 @@ use crate::names::normalize_object_name;
 use crate::parser::{self, Statement};
 use crate::{SqlError, SqlResult};
 
-/// An identifier as it must be written to name `name` (quoted unless it reads back as
-/// itself unquoted).
+/// An identifier that names `name` (quoted where it must be).
 pub fn quote_ident(name: &str) -> Ident {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && sqlparser::keywords::ALL_KEYWORDS
-            .binary_search(&name.to_ascii_uppercase().as_str())
-            .is_err();
-    match plain {
-        true => Ident::new(name),
-        false => Ident::with_quote('"', name),
+    match crate::names::quote_identifier(name).starts_with('"') {
+        true => Ident::with_quote('"', name),
+        false => Ident::new(name),
     }
 }
 

@@ -8,6 +8,35 @@ use crate::{SqlError, SqlResult};
 /// The schema every user relation lives in.
 pub const DEFAULT_SCHEMA: &str = "public";
 
+/// An identifier as it must be written to name `name`, the way Postgres' `quote_ident` writes
+/// it: as is when it is lower case letters, digits and underscores (not starting with a digit)
+/// and no reserved word, else in double quotes.
+pub fn quote_identifier(name: &str) -> String {
+    use sqlparser::keywords::{
+        ALL_KEYWORDS, ALL_KEYWORDS_INDEX, RESERVED_FOR_COLUMN_ALIAS, RESERVED_FOR_TABLE_ALIAS,
+    };
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let reserved = || {
+        ALL_KEYWORDS
+            .binary_search(&name.to_ascii_uppercase().as_str())
+            .is_ok_and(|i| {
+                let k = ALL_KEYWORDS_INDEX[i];
+                RESERVED_FOR_TABLE_ALIAS.contains(&k) || RESERVED_FOR_COLUMN_ALIAS.contains(&k)
+            })
+    };
+    if plain && !reserved() {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
 pub fn normalize_ident(ident: &Ident) -> String {
     match ident.quote_style {
         Some(_) => ident.value.clone(),

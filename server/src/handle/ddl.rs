@@ -89,6 +89,14 @@ pub async fn execute(
             emit_on_window_close,
         } => {
             let snapshot = shared.catalog.snapshot();
+            if *or_replace
+                && let Some(existing) = snapshot.get(name)
+                && existing.kind != RelationKind::MaterializedView
+            {
+                return Err(SqlError::WrongObjectType(format!(
+                    "\"{name}\" is not a materialized view"
+                )));
+            }
             let (rel, flow, notes) = plan_view(
                 &shared.query,
                 &shared.store,

@@ -281,7 +281,7 @@ fn format_text(pattern: &str, values: &[Option<&str>]) -> Result<String> {
             .ok_or_else(|| DataFusionError::Execution("too few arguments for format()".into()))?;
         match (spec, value) {
             (Some('s'), v) => out.push_str(v.unwrap_or("")),
-            (Some('I'), Some(v)) => out.push_str(&quote_identifier(v)),
+            (Some('I'), Some(v)) => out.push_str(&crate::names::quote_identifier(v)),
             (Some('I'), None) => {
                 return Err(DataFusionError::Execution(
                     "null values cannot be formatted as an SQL identifier".into(),
@@ -298,23 +298,6 @@ fn format_text(pattern: &str, values: &[Option<&str>]) -> Result<String> {
         }
     }
     Ok(out)
-}
-
-/// An identifier as Postgres quotes it: as is when it is lower case letters, digits and
-/// underscores (not starting with a digit), else in double quotes.
-fn quote_identifier(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
 }
 
 /// An argument's values as JSON: numbers and booleans as themselves, the rest as text.

@@ -1,0 +1,298 @@
+//! Schema changes of a running pipeline: renames that views over the renamed relation
+//! survive (across a restart too), and CREATE OR REPLACE MATERIALIZED VIEW swapping a new
+//! version in while readers read, downstream views, a sink and a subscriber following with
+//! nothing sent again.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use eddy_tests::{
+    TestServer, execute, postgres_client, postgres_url, query_rows, sorted_rows, unique_name,
+    wait_for_same_rows,
+};
+use futures::{StreamExt, pin_mut};
+use tokio_postgres::SimpleQueryMessage;
+use tokio_postgres::error::SqlState;
+
+fn rows(values: &[&[&str]]) -> Vec<Vec<String>> {
+    values
+        .iter()
+        .map(|r| r.iter().map(|v| v.to_string()).collect())
+        .collect()
+}
+
+async fn sqlstate(client: &tokio_postgres::Client, sql: &str) -> Result<SqlState> {
+    let err = client
+        .simple_query(sql)
+        .await
+        .err()
+        .with_context(|| format!("`{sql}` succeeded"))?;
+    err.code()
+        .cloned()
+        .with_context(|| format!("`{sql}` failed without a SQLSTATE: {err}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn renames_keep_every_view_working() -> Result<()> {
+    let mut server = TestServer::start().await?;
+    let client = server.client().await?;
+    execute(&client, "CREATE STREAM s (k BIGINT, v BIGINT)").await?;
+    execute(
+        &client,
+        "CREATE MATERIALIZED VIEW per_k AS SELECT s.k, sum(s.v) AS total FROM s GROUP BY s.k",
+    )
+    .await?;
+    execute(
+        &client,
+        "CREATE MATERIALIZED VIEW big AS SELECT per_k.k, total FROM per_k WHERE total > 10",
+    )
+    .await?;
+    execute(&client, "INSERT INTO s VALUES (1, 5), (2, 20)").await?;
+
+    execute(&client, "ALTER MATERIALIZED VIEW per_k RENAME TO totals").await?;
+    execute(&client, "ALTER STREAM s RENAME TO events").await?;
+    assert_eq!(
+        sorted_rows(&client, "SELECT k, total FROM totals").await?,
+        rows(&[&["1", "5"], &["2", "20"]])
+    );
+    assert_eq!(
+        sqlstate(&client, "SELECT * FROM per_k").await?,
+        SqlState::UNDEFINED_TABLE
+    );
+    // The views over the renamed relations read them under their new names.
+    execute(&client, "INSERT INTO events VALUES (1, 10)").await?;
+    assert_eq!(
+        sorted_rows(&client, "SELECT k, total FROM big").await?,
+        rows(&[&["1", "15"], &["2", "20"]])
+    );
+    let create = query_rows(&client, "SHOW CREATE MATERIALIZED VIEW big").await?;
+    ensure!(create[0][1].contains("FROM totals AS per_k"), "{create:?}");
+    let create = query_rows(&client, "SHOW CREATE MATERIALIZED VIEW totals").await?;
+    ensure!(
+        create[0][1].starts_with("CREATE MATERIALIZED VIEW totals AS"),
+        "{create:?}"
+    );
+    assert_eq!(
+        sorted_rows(
+            &client,
+            "SELECT relname FROM pg_class WHERE relname IN ('per_k', 'totals', 's', 'events')"
+        )
+        .await?,
+        rows(&[&["events"], &["totals"]])
+    );
+
+    // What cannot be renamed is refused, with Postgres' codes.
+    let cases = [
+        (
+            "ALTER MATERIALIZED VIEW nothing RENAME TO x",
+            SqlState::UNDEFINED_TABLE,
+        ),
+        (
+            "ALTER MATERIALIZED VIEW totals RENAME TO big",
+            SqlState::DUPLICATE_TABLE,
+        ),
+        (
+            "ALTER TABLE events RENAME TO t2",
+            SqlState::WRONG_OBJECT_TYPE,
+        ),
+        (
+            "ALTER STREAM events ADD COLUMN c INT",
+            SqlState::FEATURE_NOT_SUPPORTED,
+        ),
+    ];
+    for (sql, code) in cases {
+        assert_eq!(sqlstate(&client, sql).await?, code, "{sql}");
+    }
+    let (notified, mut notices) = server.client_with_notices().await?;
+    execute(
+        &notified,
+        "ALTER MATERIALIZED VIEW IF EXISTS nothing RENAME TO x",
+    )
+    .await?;
+    let notice = tokio::time::timeout(Duration::from_secs(5), notices.recv()).await?;
+    ensure!(
+        notice.is_some_and(|n| n.contains("does not exist, skipping")),
+        "no notice for IF EXISTS"
+    );
+
+    // The rewritten definitions are planned again at start-up.
+    drop((client, notified));
+    server.kill()?;
+    server.restart().await?;
+    let client = server.client().await?;
+    execute(&client, "INSERT INTO events VALUES (2, 1), (3, 11)").await?;
+    assert_eq!(
+        sorted_rows(&client, "SELECT k, total FROM big").await?,
+        rows(&[&["1", "15"], &["2", "21"], &["3", "11"]])
+    );
+    Ok(())
+}
+
+/// Rows of the history: key `i % 100`, value `i`.
+const HISTORY: i64 = 20_000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replace_swaps_a_view_whole_while_it_is_read() -> Result<()> {
+    let mut server = TestServer::start().await?;
+    let client = server.client().await?;
+    let pg = postgres_client().await?;
+    let target = unique_name("replaced");
+    execute(&client, "CREATE STREAM s (k BIGINT, v BIGINT)").await?;
+    let values: Vec<String> = (0..HISTORY)
+        .map(|i| format!("({}, {i})", i % 100))
+        .collect();
+    execute(
+        &client,
+        &format!("INSERT INTO s VALUES {}", values.join(", ")),
+    )
+    .await?;
+    execute(
+        &client,
+        "CREATE MATERIALIZED VIEW v AS SELECT k, count(*) AS n FROM s GROUP BY k",
+    )
+    .await?;
+    execute(
+        &client,
+        "CREATE MATERIALIZED VIEW total AS SELECT sum(n) AS n, count(*) AS keys FROM v",
+    )
+    .await?;
+    execute(
+        &client,
+        &format!(
+            "CREATE SINK v_pg FROM v WITH (connector = 'postgres', url = '{}', \
+             table = '{target}', output_mode = 'update')",
+            postgres_url()
+        ),
+    )
+    .await?;
+    let in_pg = format!("SELECT k, n FROM {target}");
+    wait_for_same_rows(
+        (&client, "SELECT k, n FROM v"),
+        (&pg, &in_pg),
+        Duration::from_secs(30),
+    )
+    .await?;
+
+    // A subscriber from before the swap.
+    let subscriber = server.client().await?;
+    let changes = subscriber
+        .simple_query_raw("SUBSCRIBE TO v WITH (snapshot = false)")
+        .await?;
+
+    // Readers read all along; each read is the old version or the new one, whole.
+    let old = vec!["100".to_string(), HISTORY.to_string()];
+    let new = vec!["99".to_string(), (HISTORY - HISTORY / 100).to_string()];
+    let reading = {
+        let reader = server.client().await?;
+        let (old, new) = (old.clone(), new.clone());
+        tokio::spawn(async move {
+            let mut seen = BTreeSet::new();
+            loop {
+                let got = query_rows(&reader, "SELECT count(*), sum(n) FROM v").await?;
+                let got = got.into_iter().next().context("one row")?;
+                ensure!(got == old || got == new, "a read saw {got:?}");
+                seen.insert(got.clone());
+                if got == new {
+                    return anyhow::Ok(seen);
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    execute(
+        &client,
+        "CREATE OR REPLACE MATERIALIZED VIEW v AS SELECT k, count(*) AS n FROM s \
+         WHERE k <> 7 GROUP BY k",
+    )
+    .await?;
+    let seen = tokio::time::timeout(Duration::from_secs(60), reading).await???;
+    ensure!(seen.contains(&old), "no read before the swap: {seen:?}");
+
+    // Downstream: the view over it, the sink's table, and the subscriber got the difference.
+    assert_eq!(
+        query_rows(&client, "SELECT n, keys FROM total").await?,
+        vec![vec![
+            (HISTORY - HISTORY / 100).to_string(),
+            "99".to_string()
+        ]]
+    );
+    wait_for_same_rows(
+        (&client, "SELECT k, n FROM v"),
+        (&pg, &in_pg),
+        Duration::from_secs(30),
+    )
+    .await?;
+    pin_mut!(changes);
+    let first = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(message) = changes.next().await {
+            if let SimpleQueryMessage::Row(row) = message? {
+                return Ok::<_, anyhow::Error>(
+                    (1..row.len())
+                        .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+        anyhow::bail!("the subscription ended")
+    })
+    .await??;
+    assert_eq!(first, ["delete", "7", &(HISTORY / 100).to_string()]);
+
+    // What would break what reads the view is refused.
+    let cases = [
+        (
+            "CREATE OR REPLACE MATERIALIZED VIEW v AS SELECT k FROM s GROUP BY k",
+            SqlState::INVALID_OBJECT_DEFINITION,
+        ),
+        (
+            "CREATE OR REPLACE MATERIALIZED VIEW v AS SELECT v.k, v.n FROM total, v",
+            SqlState::INVALID_OBJECT_DEFINITION,
+        ),
+        (
+            "CREATE OR REPLACE MATERIALIZED VIEW s AS SELECT 1 AS x",
+            SqlState::WRONG_OBJECT_TYPE,
+        ),
+    ];
+    for (sql, code) in cases {
+        assert_eq!(sqlstate(&client, sql).await?, code, "{sql}");
+    }
+    // Without a view of that name, OR REPLACE creates one.
+    execute(
+        &client,
+        "CREATE OR REPLACE MATERIALIZED VIEW fresh AS SELECT count(*) AS n FROM s",
+    )
+    .await?;
+    assert_eq!(
+        query_rows(&client, "SELECT n FROM fresh").await?,
+        vec![vec![HISTORY.to_string()]]
+    );
+
+    // The new version is the one that survives a crash and keeps being maintained.
+    drop(client);
+    server.kill()?;
+    server.restart().await?;
+    let client = server.client().await?;
+    execute(&client, "INSERT INTO s VALUES (7, 0), (8, 0)").await?;
+    assert_eq!(
+        query_rows(&client, "SELECT count(*), sum(n) FROM v").await?,
+        vec![vec![
+            "99".to_string(),
+            (HISTORY - HISTORY / 100 + 1).to_string()
+        ]]
+    );
+    // The oracle: the view equals its new definition run as a batch query over the stream.
+    assert_eq!(
+        sorted_rows(&client, "SELECT k, n FROM v").await?,
+        sorted_rows(&client, "SELECT k, count(*) FROM s WHERE k <> 7 GROUP BY k").await?
+    );
+    wait_for_same_rows(
+        (&client, "SELECT k, n FROM v"),
+        (&pg, &in_pg),
+        Duration::from_secs(30),
+    )
+    .await?;
+    pg.simple_query(&format!("DROP TABLE IF EXISTS {target}"))
+        .await?;
+    Ok(())
+}
