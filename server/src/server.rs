@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::engine::{Connectors, Driver, DriverOptions, Engine, ViewPlanner};
 use crate::handle::{Shared, ddl};
-use crate::pgwire::Handlers;
+use crate::pgwire::{AbortOnDrop, Handlers};
 
 /// Plans views for the driver on the async runtime.
 struct Planner {
@@ -207,13 +207,4 @@ fn running_statements(shared: &Shared) -> usize {
         .iter()
         .filter(|s| s.activity().state == "active")
         .count()
-}
-
-/// Stops a background task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

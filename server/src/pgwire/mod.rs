@@ -307,9 +307,9 @@ fn in_failed_transaction<C: ClientInfo>(
     })
 }
 
-/// Aborts a spawned statement when its connection stops waiting for it (a cancel request,
-/// a timeout, the client leaving).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+/// Aborts a spawned task when dropped: a statement whose connection stops waiting for it (a
+/// cancel request, a timeout, the client leaving), the HTTP endpoint at shutdown.
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
