@@ -91,6 +91,11 @@ pub struct Relation {
     /// projections, filters, unions and inner joins): stored as a log, like a stream.
     #[serde(default)]
     pub append_only: bool,
+    /// Materialized views: how many leading columns of a relation it reads the view sees,
+    /// for each relation widened by `ALTER ... ADD COLUMN` since the view was defined (the
+    /// view is planned, and fed, as if the relation had only those). Absent: all of them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub input_columns: BTreeMap<RelId, usize>,
 }
 
 /// A stream's connector: its name and every option as written (keys in lower case).

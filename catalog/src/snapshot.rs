@@ -64,6 +64,22 @@ impl Snapshot {
             .fold(Snapshot::default(), |s, r| s.with(Arc::new(r)))
     }
 
+    /// The definitions as a view defined before some of its inputs were widened sees them:
+    /// each relation of its [`input_columns`](Relation::input_columns) cut to the columns it
+    /// had then.
+    pub fn as_seen_by(self: &Arc<Self>, view: &Relation) -> Arc<Snapshot> {
+        let mut seen = None::<Snapshot>;
+        for (&id, &width) in &view.input_columns {
+            let current = seen.as_ref().map_or(&**self, |s| s);
+            if let Some(rel) = current.by_id(id).filter(|r| r.columns.len() > width) {
+                let mut narrow = (**rel).clone();
+                narrow.columns.truncate(width);
+                seen = Some(current.with(Arc::new(narrow)));
+            }
+        }
+        seen.map_or_else(|| self.clone(), Arc::new)
+    }
+
     fn with(&self, rel: Arc<Relation>) -> Snapshot {
         let mut next = self.clone();
         // A renamed relation leaves its old name free.
@@ -191,6 +207,7 @@ mod tests {
             emit_on_window_close: false,
             connector: None,
             append_only: false,
+            input_columns: Default::default(),
         }
     }
 
@@ -219,5 +236,25 @@ mod tests {
         assert_eq!(order, vec!["w", "v", "s"]);
         let mut batch = WriteBatch::default();
         assert_eq!(reloaded.allocate_id(&mut batch), w + 1);
+    }
+
+    #[test]
+    fn a_view_sees_its_inputs_as_wide_as_they_were() {
+        let mut stream = rel(1, "s", RelationKind::Stream, vec![]);
+        let extra = Column {
+            name: "b".into(),
+            ..stream.columns[0].clone()
+        };
+        stream.columns.push(extra);
+        let mut view = rel(2, "v", RelationKind::MaterializedView, vec![1]);
+        let snap = Arc::new(Snapshot::from_relations([stream, view.clone()]));
+        assert!(Arc::ptr_eq(&snap.as_seen_by(&view), &snap));
+        view.input_columns.insert(1, 1);
+        let seen = snap.as_seen_by(&view);
+        assert_eq!(seen.resolve("s").unwrap().columns.len(), 1);
+        assert_eq!(snap.resolve("s").unwrap().columns.len(), 2);
+        let json = serde_json::to_string(&view).unwrap();
+        let back: Relation = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.input_columns, view.input_columns);
     }
 }

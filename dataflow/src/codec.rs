@@ -348,15 +348,20 @@ pub fn compare_values(a: &ScalarValue, b: &ScalarValue) -> std::cmp::Ordering {
     }
 }
 
-/// Decodes a row of known width.
+/// Decodes a row of `width` values. Relations only ever widen (`ALTER ... ADD COLUMN`
+/// appends columns), so a row stored with fewer gets NULL for the columns it lacks, and a
+/// reader that knows fewer (it resolved the relation before the change) gets the leading
+/// ones.
 pub fn decode_row(buf: &[u8], width: usize) -> DataflowResult<Vec<ScalarValue>> {
-    let mut d = Decoder::new(buf);
-    let row = (0..width)
-        .map(|_| d.value())
-        .collect::<DataflowResult<Vec<_>>>()?;
-    if !d.is_empty() {
-        return Err(DataflowError::Corrupt("trailing bytes after row".into()));
+    if buf.is_empty() && width > 0 {
+        return Err(DataflowError::Corrupt("empty row".into()));
     }
+    let mut d = Decoder::new(buf);
+    let mut row = Vec::with_capacity(width);
+    while !d.is_empty() {
+        row.push(d.value()?);
+    }
+    row.resize(width, ScalarValue::Null);
     Ok(row)
 }
 
@@ -390,6 +395,26 @@ pub fn batch_from_rows(
         schema.clone(),
         columns,
         &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len())),
+    )?)
+}
+
+/// A batch of a relation's rows made before `ALTER ... ADD COLUMN` widened the relation (a
+/// statement planned before it), with NULL in the columns added since.
+pub fn widened(batch: &RecordBatch, schema: &SchemaRef) -> DataflowResult<RecordBatch> {
+    let have = batch.num_columns();
+    if have >= schema.fields().len() {
+        return Ok(batch.clone());
+    }
+    let mut columns = batch.columns().to_vec();
+    columns.extend(
+        schema.fields()[have..]
+            .iter()
+            .map(|f| arrow::array::new_null_array(f.data_type(), batch.num_rows())),
+    );
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )?)
 }
 

@@ -53,6 +53,31 @@ impl Delta {
         self.batch.schema()
     }
 
+    /// The change as a reader that knows `schema` sees it: a relation widened by `ALTER ...
+    /// ADD COLUMN` appends its new columns, and views, sinks and subscriptions defined before
+    /// keep reading the leading columns they were defined over.
+    pub fn leading(self, schema: &SchemaRef) -> DataflowResult<Delta> {
+        let width = schema.fields().len();
+        if self.batch.num_columns() == width {
+            return Ok(self);
+        }
+        let columns = self.batch.columns().get(..width).ok_or_else(|| {
+            crate::DataflowError::Corrupt(format!(
+                "a change of {} columns for a reader of {width}",
+                self.batch.num_columns()
+            ))
+        })?;
+        let batch = RecordBatch::try_new_with_options(
+            schema.clone(),
+            columns.to_vec(),
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(self.weights.len())),
+        )?;
+        Ok(Delta {
+            batch,
+            weights: self.weights,
+        })
+    }
+
     /// Concatenates deltas of one schema.
     pub fn concat(schema: &SchemaRef, parts: &[Delta]) -> DataflowResult<Delta> {
         match parts {

@@ -179,6 +179,21 @@ impl Dataflow {
         out
     }
 
+    /// The relations it reads, each with how many of its columns the dataflow was planned
+    /// over (the fewest, should it read one twice).
+    pub fn source_widths(&self) -> HashMap<u64, usize> {
+        let mut out: HashMap<u64, usize> = HashMap::new();
+        for input in self.nodes.iter().flat_map(|n| n.inputs.iter()) {
+            if let Input::Source { relation, schema } = input {
+                let width = schema.fields().len();
+                out.entry(*relation)
+                    .and_modify(|w| *w = (*w).min(width))
+                    .or_insert(width);
+            }
+        }
+        out
+    }
+
     pub fn schema(&self) -> SchemaRef {
         self.nodes
             .last()
@@ -199,13 +214,13 @@ impl Dataflow {
                 .inputs
                 .iter()
                 .map(|i| match i {
-                    Input::Source { relation, schema } => changes
-                        .get(relation)
-                        .cloned()
-                        .unwrap_or_else(|| Delta::empty(schema.clone())),
-                    Input::Node(n) => outputs[*n].clone(),
+                    Input::Source { relation, schema } => match changes.get(relation) {
+                        Some(change) => change.clone().leading(schema),
+                        None => Ok(Delta::empty(schema.clone())),
+                    },
+                    Input::Node(n) => Ok(outputs[*n].clone()),
                 })
-                .collect();
+                .collect::<DataflowResult<_>>()?;
             outputs.push(node.operator.apply(&inputs, epoch)?);
         }
         Ok(outputs.pop().expect("a dataflow has a node"))

@@ -72,25 +72,52 @@ fn log_block_rows(block: &[u8]) -> DataflowResult<u32> {
     Ok(u32::from_le_bytes(head))
 }
 
-/// Appends the rows of a log block to `rows`.
+/// Appends the rows of a log block to `rows`, each `width` values wide. Blocks do not
+/// record their width: it is the block's values over its rows, so that a block written
+/// before `ALTER STREAM ... ADD COLUMN` widened the stream still reads (the added columns
+/// NULL in its rows), and a reader that knows fewer columns gets the leading ones.
 fn decode_log_block(
     block: &[u8],
     width: usize,
     rows: &mut Vec<Vec<ScalarValue>>,
 ) -> DataflowResult<()> {
-    let n = log_block_rows(block)?;
+    let n = log_block_rows(block)? as usize;
+    // Nearly every block is as wide as the reader: decoded straight into rows.
+    let start = rows.len();
     let mut d = Decoder::new(&block[4..]);
+    rows.reserve(n);
     for _ in 0..n {
-        rows.push(
-            (0..width)
-                .map(|_| d.value())
-                .collect::<DataflowResult<Vec<_>>>()?,
-        );
+        match (0..width).map(|_| d.value()).collect() {
+            Ok(row) => rows.push(row),
+            Err(_) => break,
+        }
     }
-    if !d.is_empty() {
-        return Err(DataflowError::Corrupt(
-            "trailing bytes after log block".into(),
-        ));
+    if rows.len() - start == n && d.is_empty() {
+        return Ok(());
+    }
+    rows.truncate(start);
+    let mut d = Decoder::new(&block[4..]);
+    let mut values = Vec::with_capacity(n * width);
+    while !d.is_empty() {
+        values.push(d.value()?);
+    }
+    let stored = values.len().checked_div(n).unwrap_or(0);
+    if n == 0 || stored == 0 || stored * n != values.len() {
+        return Err(DataflowError::Corrupt(format!(
+            "log block of {n} rows holds {} values, for rows of {width}",
+            values.len()
+        )));
+    }
+    let mut values = values.into_iter();
+    for _ in 0..n {
+        let mut row = Vec::with_capacity(width);
+        row.extend(values.by_ref().take(stored.min(width)));
+        row.resize(width, ScalarValue::Null);
+        values
+            .by_ref()
+            .take(stored.saturating_sub(width))
+            .for_each(drop);
+        rows.push(row);
     }
     Ok(())
 }
@@ -336,5 +363,59 @@ mod tests {
         let read = arrow::compute::concat_batches(&first.schema(), &read).unwrap();
         let expected = arrow::compute::concat_batches(&first.schema(), &[first, second]).unwrap();
         assert_eq!(read, expected);
+    }
+
+    /// Rows written before a column was added read with it NULL, from log blocks and from
+    /// keyed rows alike; rows wider than the schema are corrupt.
+    #[test]
+    fn rows_stored_before_a_column_was_added_read_with_it_null() {
+        let store = Store::temporary().unwrap();
+        let narrow = rows(0, 3);
+        let mut wide_fields = narrow.schema().fields().to_vec();
+        wide_fields.push(Arc::new(Field::new("extra", DataType::Int64, true)));
+        let wide: SchemaRef = Arc::new(Schema::new(wide_fields));
+        let late = RecordBatch::try_new(
+            wide.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![3])),
+                Arc::new(StringArray::from(vec!["n3"])),
+                Arc::new(Int64Array::from(vec![30])),
+            ],
+        )
+        .unwrap();
+        let mut batch = WriteBatch::default();
+        for (seq, block) in encode_log_blocks(std::slice::from_ref(&narrow), 0).unwrap() {
+            batch.put(keys::row(7, &seq.to_be_bytes()), block);
+        }
+        for (seq, block) in encode_log_blocks(std::slice::from_ref(&late), 3).unwrap() {
+            batch.put(keys::row(7, &seq.to_be_bytes()), block);
+        }
+        let old_row = crate::codec::encode_row(&[ScalarValue::Int64(Some(1))]).unwrap();
+        batch.put(keys::row(8, b"k"), old_row.clone());
+        store.commit(batch, false).unwrap();
+
+        let read = read_all(&store, 7, Layout::Log, &wide).unwrap();
+        let read = arrow::compute::concat_batches(&wide, &read).unwrap();
+        let extra: Vec<Option<i64>> = read
+            .column(2)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(extra, vec![None, None, None, Some(30)]);
+        assert_eq!(read.column(0).len(), 4);
+
+        let row = crate::codec::decode_row(&old_row, 3).unwrap();
+        assert_eq!(row[0], ScalarValue::Int64(Some(1)));
+        assert!(row[1].is_null() && row[2].is_null());
+        // A reader that knows fewer columns gets the leading ones.
+        let first: SchemaRef = Arc::new(narrow.schema().project(&[0]).unwrap());
+        let read = read_all(&store, 7, Layout::Log, &first).unwrap();
+        let read = arrow::compute::concat_batches(&first, &read).unwrap();
+        assert_eq!(read.num_columns(), 1);
+        assert_eq!(read.column(0).len(), 4);
+        assert_eq!(crate::codec::decode_row(&old_row, 0).unwrap(), vec![]);
+        assert!(crate::codec::decode_row(&old_row[..old_row.len() - 1], 1).is_err());
     }
 }

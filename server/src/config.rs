@@ -3,11 +3,14 @@
 //! variable and a flag of the same name (`late_rows_kept`: `EDDY_LATE_ROWS_KEPT`,
 //! `--late-rows-kept`), and `eddy --help` lists them. Unknown keys in the file are an error.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
+
+use crate::auth::AuthMethod;
 
 /// Eddy: a streaming SQL database that speaks the Postgres protocol.
 ///
@@ -40,6 +43,38 @@ pub struct Args {
     /// connections, in seconds [default: 10].
     #[arg(long, env = "EDDY_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// How clients authenticate: "trust" (anyone, as any user) or "scram-sha-256" (a
+    /// password, Postgres' method) [default: trust].
+    #[arg(long, env = "EDDY_AUTH")]
+    pub auth: Option<AuthMethod>,
+    /// Users who may log in with a password, as name=password pairs separated by commas (the
+    /// file's `[users]` table takes any characters); more are made with CREATE ROLE ...
+    /// PASSWORD [default: none].
+    #[arg(long, env = "EDDY_USERS", value_parser = parse_users)]
+    pub users: Option<BTreeMap<String, String>>,
+    /// PEM file of the server's TLS certificate (chain); with tls_key_file, clients may use
+    /// TLS (sslmode=require) [default: none].
+    #[arg(long, env = "EDDY_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM file of the private key of tls_cert_file [default: none].
+    #[arg(long, env = "EDDY_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Refuse clients that do not use TLS [default: false].
+    #[arg(long, env = "EDDY_TLS_REQUIRED")]
+    pub tls_required: Option<bool>,
+}
+
+/// `name=password,name=password`.
+fn parse_users(text: &str) -> Result<BTreeMap<String, String>, String> {
+    text.split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((name, password)) if !name.trim().is_empty() => {
+                Ok((name.trim().to_string(), password.to_string()))
+            }
+            _ => Err(format!("\"{pair}\" is not name=password")),
+        })
+        .collect()
 }
 
 /// The settings the server runs with.
@@ -55,6 +90,12 @@ pub struct Config {
     /// How many of its most recent late rows each stream keeps in `eddy_catalog.late_rows`.
     pub late_rows_kept: u64,
     pub shutdown_grace_secs: u64,
+    pub auth: AuthMethod,
+    /// Users of the configuration and their passwords.
+    pub users: BTreeMap<String, String>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub tls_required: bool,
 }
 
 impl Default for Config {
@@ -66,6 +107,11 @@ impl Default for Config {
             sync_commit: true,
             late_rows_kept: 1000,
             shutdown_grace_secs: 10,
+            auth: AuthMethod::Trust,
+            users: BTreeMap::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_required: false,
         }
     }
 }
@@ -98,6 +144,11 @@ impl Config {
             sync_commit,
             late_rows_kept,
             shutdown_grace_secs,
+            auth,
+            users,
+            tls_cert_file,
+            tls_key_file,
+            tls_required,
         } = args;
         if let Some(v) = listen {
             config.listen = v;
@@ -117,7 +168,44 @@ impl Config {
         if let Some(v) = shutdown_grace_secs {
             config.shutdown_grace_secs = v;
         }
+        if let Some(v) = auth {
+            config.auth = v;
+        }
+        if let Some(v) = users {
+            config.users = v;
+        }
+        if let Some(v) = tls_cert_file {
+            config.tls_cert_file = Some(v);
+        }
+        if let Some(v) = tls_key_file {
+            config.tls_key_file = Some(v);
+        }
+        if let Some(v) = tls_required {
+            config.tls_required = v;
+        }
+        config.check()?;
         Ok(config)
+    }
+
+    /// Settings that cannot work together.
+    fn check(&self) -> anyhow::Result<()> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(_), None) | (None, Some(_)) => {
+                anyhow::bail!("tls_cert_file and tls_key_file go together")
+            }
+            (None, None) if self.tls_required => {
+                anyhow::bail!("tls_required needs tls_cert_file and tls_key_file")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The certificate and key files, when TLS is configured.
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        Some((
+            self.tls_cert_file.as_deref()?,
+            self.tls_key_file.as_deref()?,
+        ))
     }
 
     fn from_file(path: &Path) -> anyhow::Result<Config> {
@@ -155,7 +243,11 @@ mod tests {
         let help = <Args as clap::CommandFactory>::command()
             .render_long_help()
             .to_string();
-        for key in table.keys() {
+        let documented = ["tls_cert_file", "tls_key_file"];
+        for key in table.keys().map(String::as_str).chain(documented) {
+            let documented =
+                text.contains(&format!("{key} =")) || text.contains(&format!("[{key}]"));
+            assert!(documented, "{key} undocumented");
             let flag = format!("--{}", key.replace('_', "-"));
             let var = format!("EDDY_{}", key.to_uppercase());
             assert!(help.contains(&flag), "{flag} missing from --help");
@@ -182,6 +274,29 @@ mod tests {
         .unwrap();
         assert_eq!(config.late_rows_kept, 7);
         assert_eq!(config.http_listen.as_deref(), Some("127.0.0.1:0"));
+    }
+
+    #[test]
+    fn security_settings_come_from_the_file_variables_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("eddy.toml");
+        std::fs::write(
+            &file,
+            "auth = \"scram-sha-256\"\n[users]\nann = \"a,b=c\"\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let config = Config::load(parse(&["--config", path])).unwrap();
+        assert_eq!(config.auth, AuthMethod::ScramSha256);
+        assert_eq!(config.users["ann"], "a,b=c");
+        let config = Config::load(parse(&["--config", path, "--users", "bob=x=y, cy=z"])).unwrap();
+        assert_eq!(config.users.len(), 2);
+        assert_eq!((&*config.users["bob"], &*config.users["cy"]), ("x=y", "z"));
+        assert!(Args::try_parse_from(["eddy", "--users", "nopassword"]).is_err());
+        assert!(Args::try_parse_from(["eddy", "--auth", "md5"]).is_err());
+        let err = Config::load(parse(&["--tls-required", "true"])).unwrap_err();
+        assert!(err.to_string().contains("tls_cert_file"), "{err}");
+        assert!(Config::load(parse(&["--tls-cert-file", "c.pem"])).is_err());
     }
 
     #[test]

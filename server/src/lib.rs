@@ -15,6 +15,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -12,10 +12,11 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::auth::{AuthMethod, Roles};
 use crate::config::Config;
 use crate::engine::{Connectors, Driver, DriverOptions, Engine, ViewPlanner};
 use crate::handle::{Shared, ddl};
-use crate::pgwire::{AbortOnDrop, Handlers};
+use crate::pgwire::{AbortOnDrop, Handlers, Security};
 
 /// Plans views for the driver on the async runtime.
 struct Planner {
@@ -44,10 +45,11 @@ impl ViewPlanner for Planner {
                 )));
             }
         };
+        // Planned over its inputs as wide as they were when it was defined.
         let (_, flow, _) = self.runtime.block_on(ddl::plan_view(
             &self.query,
             &self.store,
-            catalog,
+            &catalog.as_seen_by(view),
             &view.name,
             &query,
             true,
@@ -110,11 +112,28 @@ pub async fn run(
             }
         })?;
 
+    let roles = Arc::new(Roles::new(store.clone(), &config.users));
+    let users = roles.names()?;
+    if config.auth == AuthMethod::ScramSha256 && users.is_empty() {
+        anyhow::bail!(
+            "auth = \"scram-sha-256\" needs a user to log in as: set users (EDDY_USERS=name=password)"
+        );
+    }
+    query.sessions.set_roles(users);
+    let tls = match config.tls_files() {
+        Some((cert, key)) => Some(crate::auth::tls_acceptor(cert, key)?),
+        None => None,
+    };
+    let security = Security {
+        passwords: (config.auth == AuthMethod::ScramSha256).then(|| roles.clone()),
+        tls_required: config.tls_required,
+    };
     let shared = Arc::new(Shared {
         engine,
         catalog,
         store: store.clone(),
         query,
+        roles,
         shutting_down: Default::default(),
     });
     // Recovery must finish before the first client is served.
@@ -141,8 +160,14 @@ pub async fn run(
         }
         None => None,
     };
-    info!(address = %listener.local_addr()?, data_dir = %config.data_dir.display(), "listening");
-    let handlers = Arc::new(Handlers::new(shared.clone()));
+    info!(
+        address = %listener.local_addr()?,
+        data_dir = %config.data_dir.display(),
+        auth = ?config.auth,
+        tls = tls.is_some(),
+        "listening"
+    );
+    let handlers = Arc::new(Handlers::new(shared.clone(), security));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -151,8 +176,9 @@ pub async fn run(
                     Ok((socket, _)) => {
                         let _ = socket.set_nodelay(true);
                         let handlers = handlers.clone();
+                        let tls = tls.clone();
                         tokio::spawn(async move {
-                            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                                 warn!(error = %e, "connection closed with an error");
                             }
                         });

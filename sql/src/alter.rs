@@ -48,15 +48,7 @@ pub fn renamed(
                 _ => {
                     let query = rel.query.as_deref().unwrap_or_default();
                     let query = rename_in_query(query, old, new)?;
-                    let emit = match rel.emit_on_window_close {
-                        true => " EMIT ON WINDOW CLOSE",
-                        false => "",
-                    };
-                    rel.create_sql = format!(
-                        "CREATE {} {} AS {query}{emit}",
-                        rel.kind.sql_name(),
-                        quote_ident(&rel.name)
-                    );
+                    rel.create_sql = view_create_sql(&rel, &query);
                     rel.query = Some(query);
                 }
             }
@@ -64,6 +56,19 @@ pub fn renamed(
         }
     }
     Ok(out)
+}
+
+/// A view's CREATE text for a new version of its query.
+pub fn view_create_sql(view: &Relation, query: &str) -> String {
+    let emit = match view.emit_on_window_close {
+        true => " EMIT ON WINDOW CLOSE",
+        false => "",
+    };
+    format!(
+        "CREATE {} {} AS {query}{emit}",
+        view.kind.sql_name(),
+        quote_ident(&view.name)
+    )
 }
 
 /// The keywords before a relation's name in its CREATE text.
@@ -120,13 +125,7 @@ fn replace_word_after(sql: &str, keywords: &[Keyword], new: &str) -> SqlResult<S
 /// A query's text with every table reference to `old` reading `new` instead, under the old
 /// name as its alias (unless it had one).
 pub fn rename_in_query(query: &str, old: &str, new: &str) -> SqlResult<String> {
-    let mut statements = parser::parse(query)?;
-    let (Some(Statement::Sql(statement)), true) = (statements.pop(), statements.is_empty()) else {
-        return Err(SqlError::Internal(format!(
-            "stored query is not one statement: {query}"
-        )));
-    };
-    let mut statement = *statement;
+    let mut statement = one_statement(query)?;
     let mut renamer = Renamer { old, new };
     let _ = statement.visit(&mut renamer);
     Ok(statement.to_string())
@@ -153,6 +152,106 @@ impl VisitorMut for Renamer<'_> {
                     at: None,
                 });
             }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// A query's text with every plain table reference to `relation` reading only the given
+/// columns of it: `FROM s` becomes `FROM (SELECT a, b FROM s) AS s`. A plain view keeps its
+/// columns this way when a relation it reads gains some (as Postgres fixes a view's `*` when
+/// the view is created).
+pub fn narrow_in_query(query: &str, relation: &str, columns: &[String]) -> SqlResult<String> {
+    let list: Vec<String> = columns.iter().map(|c| quote_ident(c).to_string()).collect();
+    let narrow = format!("SELECT {} FROM {}", list.join(", "), quote_ident(relation));
+    let subquery = match parser::parse(&narrow)?.pop() {
+        Some(Statement::Sql(s)) => match *s {
+            sqlparser::ast::Statement::Query(q) => q,
+            other => return Err(SqlError::Internal(format!("not a query: {other}"))),
+        },
+        _ => return Err(SqlError::Internal(format!("not a query: {narrow}"))),
+    };
+    let mut statement = one_statement(query)?;
+    let mut narrower = Narrower { relation, subquery };
+    let _ = statement.visit(&mut narrower);
+    Ok(statement.to_string())
+}
+
+/// A relation's `CREATE` text with a column definition added at the end of its list.
+pub fn add_column_sql(create_sql: &str, column: &str) -> SqlResult<String> {
+    let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, create_sql)
+        .tokenize()
+        .map_err(|e| SqlError::Internal(format!("stored definition does not tokenize: {e}")))?;
+    let open = tokens
+        .iter()
+        .position(|t| *t == Token::LParen)
+        .ok_or_else(|| SqlError::Internal("stored definition has no column list".into()))?;
+    let mut depth = 0usize;
+    let mut close = None;
+    for (i, t) in tokens.iter().enumerate().skip(open) {
+        match t {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let close =
+        close.ok_or_else(|| SqlError::Internal("stored column list is not closed".into()))?;
+    let text = |ts: &[Token]| ts.iter().map(ToString::to_string).collect::<String>();
+    Ok(format!(
+        "{}, {column}{}",
+        text(&tokens[..close]),
+        text(&tokens[close..])
+    ))
+}
+
+fn one_statement(query: &str) -> SqlResult<sqlparser::ast::Statement> {
+    let mut statements = parser::parse(query)?;
+    match (statements.pop(), statements.is_empty()) {
+        (Some(Statement::Sql(statement)), true) => Ok(*statement),
+        _ => Err(SqlError::Internal(format!(
+            "stored query is not one statement: {query}"
+        ))),
+    }
+}
+
+struct Narrower<'a> {
+    relation: &'a str,
+    subquery: Box<sqlparser::ast::Query>,
+}
+
+impl VisitorMut for Narrower<'_> {
+    type Break = ();
+
+    // After the factor's own children: the subquery put in its place is not visited again.
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } = factor
+            && normalize_object_name(name).is_ok_and(|n| n == self.relation)
+        {
+            let alias = alias.take().unwrap_or_else(|| TableAlias {
+                explicit: true,
+                name: quote_ident(self.relation),
+                columns: vec![],
+                at: None,
+            });
+            *factor = TableFactor::Derived {
+                lateral: false,
+                subquery: self.subquery.clone(),
+                alias: Some(alias),
+                sample: None,
+            };
         }
         ControlFlow::Continue(())
     }
@@ -204,5 +303,28 @@ mod tests {
         assert_eq!(quote_ident("Big").to_string(), "\"Big\"");
         assert_eq!(quote_ident("select").to_string(), "\"select\"");
         assert_eq!(quote_ident("plain_1").to_string(), "plain_1");
+    }
+
+    #[test]
+    fn plain_views_keep_the_columns_they_had() {
+        let q = narrow_in_query(
+            "SELECT * FROM s JOIN t AS x ON s.k = x.k WHERE s.k IN (SELECT k FROM s AS y)",
+            "s",
+            &["k".into(), "Big".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            q,
+            "SELECT * FROM (SELECT k, \"Big\" FROM s) AS s JOIN t AS x ON s.k = x.k \
+             WHERE s.k IN (SELECT k FROM (SELECT k, \"Big\" FROM s) AS y)"
+        );
+        assert_eq!(
+            add_column_sql(
+                "CREATE STREAM s (a INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (x = '(')",
+                "b NUMERIC(10, 2)"
+            )
+            .unwrap(),
+            "CREATE STREAM s (a INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND, b NUMERIC(10, 2)) WITH (x = '(')"
+        );
     }
 }

@@ -17,6 +17,9 @@ pub enum SqlError {
     UnknownColumn(String),
     #[error("{0}")]
     DuplicateColumn(String),
+    /// An object other than a relation or column that already exists (a role).
+    #[error("{0}")]
+    DuplicateObject(String),
     #[error("{0}")]
     WrongObjectType(String),
     /// A definition that cannot stand (a view reading itself, a replacement that changes

@@ -47,6 +47,14 @@ pub enum Statement {
         to: String,
         if_exists: bool,
     },
+    /// `ALTER STREAM | TABLE [IF EXISTS] name ADD [COLUMN] [IF NOT EXISTS] column type`.
+    AddColumn {
+        kind: RelationKind,
+        name: String,
+        if_exists: bool,
+        column: Box<ColumnDef>,
+        if_not_exists: bool,
+    },
     /// `CREATE SINK name FROM relation WITH (connector = ..., ...)`.
     CreateSink {
         name: String,
@@ -279,12 +287,37 @@ fn alter(parser: &mut Parser<'_>) -> SqlResult<Option<Statement>> {
             if_exists,
         }));
     }
-    if kind == RelationKind::Table {
-        return Ok(None);
+    let adds_constraint = |p: &Parser<'_>| {
+        matches!(&p.peek_token().token, Token::Word(w) if matches!(w.keyword,
+            Keyword::CONSTRAINT | Keyword::PRIMARY | Keyword::UNIQUE | Keyword::FOREIGN | Keyword::CHECK))
+    };
+    if matches!(kind, RelationKind::Stream | RelationKind::Table)
+        && parser.parse_keyword(Keyword::ADD)
+    {
+        let column_word = parser.parse_keyword(Keyword::COLUMN);
+        if !column_word && adds_constraint(parser) {
+            return Err(crate::SqlError::Unsupported(format!(
+                "ALTER {} ... ADD of a constraint: a relation's key is set when it is created",
+                kind.sql_name()
+            )));
+        }
+        let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+        let column = parser.parse_column_def()?;
+        return Ok(Some(Statement::AddColumn {
+            kind,
+            name,
+            if_exists,
+            column: Box::new(column),
+            if_not_exists,
+        }));
     }
     Err(crate::SqlError::Unsupported(format!(
-        "this ALTER {}: Eddy alters a relation's name (RENAME TO)",
-        kind.sql_name()
+        "this ALTER {}: Eddy alters a relation's name (RENAME TO){}",
+        kind.sql_name(),
+        match kind {
+            RelationKind::Stream | RelationKind::Table => " and adds columns (ADD COLUMN)",
+            _ => "",
+        }
     )))
 }
 
@@ -529,9 +562,22 @@ mod tests {
                 ..
             }
         ));
-        assert!(matches!(&s[4], Statement::Sql(_)));
+        assert!(matches!(&s[4], Statement::AddColumn { .. }));
         assert!(matches!(&s[5], Statement::Sql(_)));
-        assert!(parse("ALTER STREAM s ADD COLUMN c INT").is_err());
+        let s = parse(
+            "ALTER STREAM s ADD COLUMN c INT; ALTER TABLE IF EXISTS t ADD IF NOT EXISTS \"D\" TEXT",
+        )
+        .unwrap();
+        assert!(
+            matches!(&s[0], Statement::AddColumn { kind: RelationKind::Stream, name, column, if_exists: false, if_not_exists: false }
+            if name == "s" && column.name.value == "c")
+        );
+        assert!(
+            matches!(&s[1], Statement::AddColumn { kind: RelationKind::Table, column, if_exists: true, if_not_exists: true, .. }
+            if column.name.value == "D")
+        );
+        assert!(parse("ALTER TABLE t ADD PRIMARY KEY (a)").is_err());
+        assert!(parse("ALTER MATERIALIZED VIEW v ADD COLUMN c INT").is_err());
         assert!(parse("ALTER MATERIALIZED VIEW v SET (x = 1)").is_err());
         assert!(parse("CREATE OR REPLACE MATERIALIZED VIEW IF NOT EXISTS v AS SELECT 1").is_err());
     }

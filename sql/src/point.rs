@@ -447,6 +447,7 @@ mod tests {
             emit_on_window_close: false,
             connector: None,
             append_only: false,
+            input_columns: Default::default(),
         };
         let table = Relation {
             id: 8,

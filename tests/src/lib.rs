@@ -48,6 +48,8 @@ pub struct TestServer {
     port: u16,
     http_port: u16,
     home: PathBuf,
+    /// Flags given to the server besides its addresses and data directory.
+    args: Vec<String>,
     /// Keeps a temporary home alive for as long as the server; declared last so the directory
     /// is removed only after the process is gone.
     _temp: Option<TempDir>,
@@ -60,21 +62,29 @@ impl TestServer {
             .prefix("eddy-test-")
             .tempdir()
             .context("creating a temporary directory for the server")?;
-        Self::launch(temp.path().to_path_buf(), Some(temp)).await
+        Self::launch(temp.path().to_path_buf(), Some(temp), vec![]).await
     }
 
     /// Starts a server in `home` (created if needed), reusing whatever data a previous server
     /// left there. The caller owns the directory.
     pub async fn start_in(home: impl Into<PathBuf>) -> Result<Self> {
-        Self::launch(home.into(), None).await
+        Self::launch(home.into(), None, vec![]).await
     }
 
-    async fn launch(home: PathBuf, temp: Option<TempDir>) -> Result<Self> {
+    /// Starts a server in `home` with more flags (`--auth scram-sha-256`, say), kept across
+    /// restarts.
+    pub async fn start_with(home: impl Into<PathBuf>, args: &[&str]) -> Result<Self> {
+        let args = args.iter().map(|a| a.to_string()).collect();
+        Self::launch(home.into(), None, args).await
+    }
+
+    async fn launch(home: PathBuf, temp: Option<TempDir>, args: Vec<String>) -> Result<Self> {
         let mut server = TestServer {
             child: None,
             port: 0,
             http_port: 0,
             home,
+            args,
             _temp: temp,
         };
         server.boot().await?;
@@ -97,6 +107,7 @@ impl TestServer {
             .arg(format!("127.0.0.1:{http_port}"))
             .arg("--data-dir")
             .arg(self.data_dir())
+            .args(&self.args)
             .stdin(Stdio::null());
         if std::env::var_os("EDDY_TEST_LOG").is_none() {
             let mut log = OpenOptions::new()

@@ -215,26 +215,43 @@ async fn figures_follow_a_known_workload() -> Result<()> {
     Ok(())
 }
 
-/// A view over a long history tells its creator how far its backfill has come, and shows
-/// as backfilling in the progress table until it is built.
+/// A long COPY tells its client how many rows have arrived; a view over a long history tells
+/// its creator how far its backfill has come, and shows as backfilling in the progress table
+/// until it is built.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_backfill_reports_its_progress() -> Result<()> {
     const ROWS: usize = 3_000_000;
     let server = TestServer::start().await?;
-    let client = server.client().await?;
+    let (client, mut load_notices) = server.client_with_notices().await?;
     execute(&client, "CREATE STREAM hist (k BIGINT, v BIGINT)").await?;
     let sink = client.copy_in("COPY hist FROM STDIN (FORMAT csv)").await?;
     futures::pin_mut!(sink);
     let mut chunk = String::new();
+    let mut chunks = 0;
     for i in 0..ROWS {
         chunk.push_str(&format!("{},{}\n", i % 1000, i));
         if chunk.len() > 1 << 20 {
             sink.send(bytes::Bytes::from(std::mem::take(&mut chunk)))
                 .await?;
+            chunks += 1;
+            // A slow client: the COPY lasts long enough to report what it has received.
+            if chunks == 1 {
+                tokio::time::sleep(Duration::from_millis(1100)).await;
+            }
         }
     }
     sink.send(bytes::Bytes::from(chunk)).await?;
     assert_eq!(sink.finish().await?, ROWS as u64);
+    let received = load_notices.try_recv()?;
+    let rows: u64 = received
+        .strip_prefix("COPY into \"hist\": ")
+        .and_then(|rest| rest.split(' ').next())
+        .with_context(|| format!("not a COPY progress notice: {received}"))?
+        .parse()?;
+    ensure!(
+        rows > 0 && rows < ROWS as u64,
+        "COPY reported {rows} rows received"
+    );
 
     let (creator, mut notices) = server.client_with_notices().await?;
     let watcher = server.client().await?;

@@ -1,7 +1,8 @@
 //! Schema changes of a running pipeline: renames that views over the renamed relation
-//! survive (across a restart too), and CREATE OR REPLACE MATERIALIZED VIEW swapping a new
+//! survive (across a restart too), CREATE OR REPLACE MATERIALIZED VIEW swapping a new
 //! version in while readers read, downstream views, a sink and a subscriber following with
-//! nothing sent again.
+//! nothing sent again, and ADD COLUMN widening a stream and a table under views, a sink and a
+//! subscriber that keep their columns.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -14,6 +15,22 @@ use eddy_tests::{
 use futures::{StreamExt, pin_mut};
 use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::error::SqlState;
+
+/// The first row a subscription sends, without its epoch: the operation, then the values.
+async fn first_change(changes: tokio_postgres::SimpleQueryStream) -> Result<Vec<String>> {
+    pin_mut!(changes);
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(message) = changes.next().await {
+            if let SimpleQueryMessage::Row(row) = message? {
+                return Ok((1..row.len())
+                    .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                    .collect());
+            }
+        }
+        anyhow::bail!("the subscription ended")
+    })
+    .await?
+}
 
 fn rows(values: &[&[&str]]) -> Vec<Vec<String>> {
     values
@@ -97,7 +114,7 @@ async fn renames_keep_every_view_working() -> Result<()> {
             SqlState::WRONG_OBJECT_TYPE,
         ),
         (
-            "ALTER STREAM events ADD COLUMN c INT",
+            "ALTER MATERIALIZED VIEW totals ADD COLUMN c INT",
             SqlState::FEATURE_NOT_SUPPORTED,
         ),
     ];
@@ -223,20 +240,7 @@ async fn replace_swaps_a_view_whole_while_it_is_read() -> Result<()> {
         Duration::from_secs(30),
     )
     .await?;
-    pin_mut!(changes);
-    let first = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(message) = changes.next().await {
-            if let SimpleQueryMessage::Row(row) = message? {
-                return Ok::<_, anyhow::Error>(
-                    (1..row.len())
-                        .map(|i| row.get(i).unwrap_or("NULL").to_string())
-                        .collect::<Vec<_>>(),
-                );
-            }
-        }
-        anyhow::bail!("the subscription ended")
-    })
-    .await??;
+    let first = first_change(changes).await?;
     assert_eq!(first, ["delete", "7", &(HISTORY / 100).to_string()]);
 
     // What would break what reads the view is refused.
@@ -289,6 +293,224 @@ async fn replace_swaps_a_view_whole_while_it_is_read() -> Result<()> {
     wait_for_same_rows(
         (&client, "SELECT k, n FROM v"),
         (&pg, &in_pg),
+        Duration::from_secs(30),
+    )
+    .await?;
+    pg.simple_query(&format!("DROP TABLE IF EXISTS {target}"))
+        .await?;
+    Ok(())
+}
+
+/// The column names of a relation as a query of all of it returns them.
+async fn column_names(client: &tokio_postgres::Client, relation: &str) -> Result<Vec<String>> {
+    let statement = client
+        .prepare(&format!("SELECT * FROM {relation}"))
+        .await
+        .with_context(|| format!("describing {relation}"))?;
+    Ok(statement
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect())
+}
+
+/// Each view equals its definition run as a batch query, and keeps its columns.
+async fn views_match_their_queries(client: &tokio_postgres::Client) -> Result<()> {
+    let oracles = [
+        ("everything", "SELECT k, v FROM s", &["k", "v"][..]),
+        (
+            "per_k",
+            "SELECT k, count(*), sum(v) FROM s GROUP BY k",
+            &["k", "n", "total"],
+        ),
+        (
+            "joined",
+            "SELECT s.k, s.v, t.id, t.name FROM s JOIN t ON s.k = t.id",
+            &["k", "v", "id", "name"],
+        ),
+        ("plain", "SELECT k, v FROM s WHERE v > 1", &["k", "v"]),
+        (
+            "by_note",
+            "SELECT note, count(*) FROM s GROUP BY note",
+            &["note", "n"],
+        ),
+    ];
+    for (view, batch, columns) in oracles {
+        assert_eq!(column_names(client, view).await?, columns, "{view}");
+        assert_eq!(
+            sorted_rows(client, &format!("SELECT * FROM {view}")).await?,
+            sorted_rows(client, batch).await?,
+            "{view} differs from `{batch}`"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn add_column_widens_relations_and_what_reads_them_keeps_its_columns() -> Result<()> {
+    let mut server = TestServer::start().await?;
+    let client = server.client().await?;
+    let pg = postgres_client().await?;
+    let target = unique_name("widened");
+    for sql in [
+        "CREATE STREAM s (k BIGINT, v BIGINT)",
+        "CREATE TABLE t (id BIGINT PRIMARY KEY, name TEXT)",
+        "INSERT INTO t VALUES (1, 'one'), (2, 'two')",
+        "INSERT INTO s VALUES (1, 1), (1, 2), (2, 3), (3, 4)",
+        "CREATE MATERIALIZED VIEW everything AS SELECT * FROM s",
+        "CREATE MATERIALIZED VIEW per_k AS SELECT k, count(*) AS n, sum(v) AS total FROM s GROUP BY k",
+        "CREATE MATERIALIZED VIEW joined AS SELECT * FROM s JOIN t ON s.k = t.id",
+        "CREATE VIEW plain AS SELECT * FROM s WHERE v > 1",
+    ] {
+        execute(&client, sql).await?;
+    }
+    execute(
+        &client,
+        &format!(
+            "CREATE SINK s_pg FROM s WITH (connector = 'postgres', url = '{}', \
+             table = '{target}', output_mode = 'append')",
+            postgres_url()
+        ),
+    )
+    .await?;
+    // A statement planned before the change, and a subscriber from before it.
+    let prepared = client
+        .prepare("INSERT INTO s VALUES ($1, $2)")
+        .await
+        .context("preparing an INSERT")?;
+    let subscriber = server.client().await?;
+    let changes = subscriber
+        .simple_query_raw("SUBSCRIBE TO s WITH (snapshot = false)")
+        .await
+        .context("subscribing")?;
+
+    execute(&client, "ALTER STREAM s ADD COLUMN note TEXT").await?;
+    execute(&client, "ALTER TABLE t ADD tier INT").await?;
+    assert_eq!(column_names(&client, "s").await?, ["k", "v", "note"]);
+    assert_eq!(column_names(&client, "t").await?, ["id", "name", "tier"]);
+    let create = query_rows(&client, "SHOW CREATE STREAM s").await?;
+    ensure!(create[0][1].contains("note TEXT"), "{create:?}");
+
+    // Old rows read with NULL in the new column; new rows carry it.
+    execute(
+        &client,
+        "INSERT INTO s VALUES (1, 10, 'hello'), (2, 20, NULL)",
+    )
+    .await?;
+    execute(&client, "INSERT INTO s (k, v) VALUES (3, 30)").await?;
+    client
+        .execute(&prepared, &[&2i64, &40i64])
+        .await
+        .map_err(|e| anyhow::anyhow!("a statement prepared before ADD COLUMN: {e:?}"))?;
+    execute(&client, "INSERT INTO t VALUES (3, 'three', 7)").await?;
+    execute(&client, "UPDATE t SET tier = 1 WHERE id = 1").await?;
+    assert_eq!(
+        sorted_rows(&client, "SELECT k, v, note FROM s WHERE v >= 10 OR k = 1").await?,
+        rows(&[
+            &["1", "1", "NULL"],
+            &["1", "10", "hello"],
+            &["1", "2", "NULL"],
+            &["2", "20", "NULL"],
+            &["2", "40", "NULL"],
+            &["3", "30", "NULL"],
+        ])
+    );
+    assert_eq!(
+        sorted_rows(&client, "SELECT * FROM t").await?,
+        rows(&[
+            &["1", "one", "1"],
+            &["2", "two", "NULL"],
+            &["3", "three", "7"]
+        ])
+    );
+    // A view created after the change reads the new column over the whole history.
+    execute(
+        &client,
+        "CREATE MATERIALIZED VIEW by_note AS SELECT note, count(*) AS n FROM s GROUP BY note",
+    )
+    .await?;
+    views_match_their_queries(&client).await?;
+
+    // The subscriber and the sink keep the columns they began with.
+    let first = first_change(changes).await?;
+    assert_eq!(first, ["insert", "1", "10"]);
+    wait_for_same_rows(
+        (&client, "SELECT k, v FROM s"),
+        (&pg, &format!("SELECT k, v FROM {target}")),
+        Duration::from_secs(30),
+    )
+    .await?;
+
+    // What cannot be added is refused with Postgres' codes; IF [NOT] EXISTS skips.
+    execute(
+        &client,
+        "CREATE STREAM bid WITH (connector = 'nexmark', events = '10')",
+    )
+    .await?;
+    let cases = [
+        (
+            "ALTER STREAM s ADD COLUMN k INT",
+            SqlState::DUPLICATE_COLUMN,
+        ),
+        (
+            "ALTER STREAM s ADD COLUMN strict INT NOT NULL",
+            SqlState::FEATURE_NOT_SUPPORTED,
+        ),
+        (
+            "ALTER TABLE t ADD COLUMN id2 INT PRIMARY KEY",
+            SqlState::FEATURE_NOT_SUPPORTED,
+        ),
+        (
+            "ALTER STREAM bid ADD COLUMN c INT",
+            SqlState::FEATURE_NOT_SUPPORTED,
+        ),
+        (
+            "ALTER STREAM nothing ADD COLUMN c INT",
+            SqlState::UNDEFINED_TABLE,
+        ),
+        (
+            "ALTER STREAM t ADD COLUMN c INT",
+            SqlState::WRONG_OBJECT_TYPE,
+        ),
+    ];
+    for (sql, code) in cases {
+        assert_eq!(sqlstate(&client, sql).await?, code, "{sql}");
+    }
+    let (notified, mut notices) = server.client_with_notices().await?;
+    for (sql, expected) in [
+        (
+            "ALTER STREAM s ADD COLUMN IF NOT EXISTS note INT",
+            "already exists, skipping",
+        ),
+        (
+            "ALTER STREAM IF EXISTS nothing ADD COLUMN c INT",
+            "does not exist, skipping",
+        ),
+    ] {
+        execute(&notified, sql).await?;
+        let notice = tokio::time::timeout(Duration::from_secs(5), notices.recv()).await?;
+        ensure!(
+            notice.as_deref().is_some_and(|n| n.contains(expected)),
+            "{sql}: {notice:?}"
+        );
+    }
+    assert_eq!(column_names(&client, "s").await?, ["k", "v", "note"]);
+
+    // The views are planned again at start-up as they were defined, and go on.
+    drop((client, notified));
+    server.kill()?;
+    server.restart().await?;
+    let client = server.client().await?;
+    execute(
+        &client,
+        "INSERT INTO s VALUES (1, 50, 'again'), (3, 60, NULL)",
+    )
+    .await?;
+    execute(&client, "DELETE FROM t WHERE id = 2").await?;
+    views_match_their_queries(&client).await?;
+    wait_for_same_rows(
+        (&client, "SELECT k, v FROM s"),
+        (&pg, &format!("SELECT k, v FROM {target}")),
         Duration::from_secs(30),
     )
     .await?;

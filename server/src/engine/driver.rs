@@ -467,12 +467,17 @@ impl Driver {
             }
         }
         for (&sink, from) in &self.sinks {
-            if let Some(change) = changes.get(from) {
-                epoch.batch.put(
-                    keys::outbox(sink, next, 0),
-                    relations::encode_change(change, false)?,
-                );
-            }
+            let Some(change) = changes.get(from) else {
+                continue;
+            };
+            // A sink keeps the columns its relation had when it was created.
+            let encoded = match snapshot.by_id(sink) {
+                Some(s) if s.columns.len() < change.batch.num_columns() => {
+                    relations::encode_change(&change.clone().leading(&s.schema())?, false)?
+                }
+                _ => relations::encode_change(change, false)?,
+            };
+            epoch.batch.put(keys::outbox(sink, next, 0), encoded);
         }
         Ok(())
     }

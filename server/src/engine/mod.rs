@@ -181,11 +181,11 @@ pub enum Command {
         cascade: bool,
         reply: oneshot::Sender<SqlResult<Vec<String>>>,
     },
-    /// Changes definitions (a rename, a view's new version); answers false when IF EXISTS
-    /// made it a no-op.
+    /// Changes definitions (a rename, a view's new version, a new column); answers the
+    /// NOTICE to give when IF [NOT] EXISTS made it a no-op.
     Alter {
         change: Alter,
-        reply: oneshot::Sender<SqlResult<bool>>,
+        reply: oneshot::Sender<SqlResult<Option<String>>>,
     },
     /// Answers once every earlier command has committed.
     Flush { reply: oneshot::Sender<()> },
@@ -258,7 +258,7 @@ impl Engine {
         .await?
     }
 
-    pub async fn alter(&self, change: Alter) -> SqlResult<bool> {
+    pub async fn alter(&self, change: Alter) -> SqlResult<Option<String>> {
         self.call(|reply| Command::Alter { change, reply }).await?
     }
 

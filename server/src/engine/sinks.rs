@@ -15,8 +15,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::datatypes::SchemaRef;
 use eddy_catalog::Relation;
 use eddy_connectors::{OutputMode, SinkChange};
+use eddy_dataflow::Delta;
 use eddy_dataflow::relations::decode_change;
 use eddy_sql::SqlError;
 use eddy_sql::sinks::SinkTarget;
@@ -141,12 +143,13 @@ async fn deliver(
     let instance = store.instance_id().map_err(|e| e.to_string())?;
     let sink_id = format!("{}/{instance}/{}", spec.sink.name, spec.sink.id);
     let mut sink = target
-        .open(&spec.from.columns, &spec.sink.primary_key, &sink_id)
+        .open(&spec.sink.columns, &spec.sink.primary_key, &sink_id)
         .await
         .map_err(|e| e.to_string())?;
     let mut delivered = sink.delivered().await.map_err(|e| e.to_string())?;
     info!(sink = %spec.sink.name, ?delivered, "delivering");
-    let schema = spec.from.schema();
+    // The sink's columns: those its relation had when the sink was created.
+    let schema = spec.sink.schema();
     loop {
         // Whatever commits from here on wakes the next round.
         committed.borrow_and_update();
@@ -177,7 +180,7 @@ async fn deliver(
         if let Some((_, last)) = pending.last()
             && delivered.is_none_or(|d| *last > d)
         {
-            let change = whole(store, &spec.from)?;
+            let change = whole(store, &spec.from, &schema)?;
             sink.deliver(*last, &change, true)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -210,8 +213,9 @@ fn forget(store: &Store, key: &[u8]) -> Result<(), String> {
     store.commit(batch, false).map_err(|e| e.to_string())
 }
 
-/// A relation's whole contents as of the last committed epoch, as one change of inserts.
-fn whole(store: &Store, rel: &Relation) -> Result<SinkChange, String> {
+/// A relation's whole contents as of the last committed epoch, as one change of inserts of
+/// the sink's columns.
+fn whole(store: &Store, rel: &Relation, schema: &SchemaRef) -> Result<SinkChange, String> {
     let mut batches = Vec::new();
     {
         // One epoch: a scan must not see half of a commit.
@@ -224,6 +228,10 @@ fn whole(store: &Store, rel: &Relation) -> Result<SinkChange, String> {
     }
     let rows =
         arrow::compute::concat_batches(&rel.schema(), &batches).map_err(|e| e.to_string())?;
+    let rows = Delta::inserts(rows)
+        .leading(schema)
+        .map_err(|e| e.to_string())?
+        .batch;
     Ok(SinkChange {
         weights: vec![1; rows.num_rows()],
         rows,

@@ -186,7 +186,10 @@ fn insert(
     rows: &[RecordBatch],
     on_conflict: &OnConflict,
 ) -> SqlResult<()> {
+    let schema = rel.schema();
     for batch in rows {
+        // Rows of a statement planned before the table gained columns.
+        let batch = &eddy_dataflow::codec::widened(batch, &schema)?;
         check_not_null(rel, batch)?;
         for i in 0..batch.num_rows() {
             let row = values(batch, i)?;

@@ -1,14 +1,16 @@
 //! COPY ... FROM STDIN and COPY ... TO STDOUT in text and CSV formats.
 //!
-//! FROM: the client's data is collected whole, parsed into text columns, and cast to the
-//! target's types with strict casts (a malformed value fails the COPY with 22P02 and loads
-//! nothing); then it is written as one epoch, like a multi-row INSERT.
+//! FROM: the client's data is collected whole (a NOTICE every second tells how many rows have
+//! arrived), parsed into text columns, and cast to the target's types with strict casts (a
+//! malformed value fails the COPY with 22P02 and loads nothing); then it is written as one
+//! epoch, like a multi-row INSERT.
 //!
 //! TO: the relation (or query) is read at one epoch like a SELECT and sent as COPY data, one
 //! line per row.
 
 use std::io::Cursor;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -27,6 +29,45 @@ use super::{Outcome, Shared, resolve};
 pub enum CopyFormat {
     Text,
     Csv,
+}
+
+/// How often a COPY FROM STDIN tells the client how much it has received.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// A COPY FROM STDIN in progress: its target and the data received so far.
+pub struct Incoming {
+    pub target: CopyTarget,
+    pub data: Vec<u8>,
+    lines: u64,
+    reported: Instant,
+}
+
+impl Incoming {
+    pub fn new(target: CopyTarget) -> Self {
+        Self {
+            target,
+            data: Vec::new(),
+            lines: 0,
+            reported: Instant::now(),
+        }
+    }
+
+    /// Takes a chunk of the client's data; answers a progress message (for a NOTICE) at most
+    /// every [`PROGRESS_EVERY`].
+    pub fn receive(&mut self, chunk: &[u8]) -> Option<String> {
+        self.data.extend_from_slice(chunk);
+        self.lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+        if self.reported.elapsed() < PROGRESS_EVERY {
+            return None;
+        }
+        self.reported = Instant::now();
+        Some(format!(
+            "COPY into \"{}\": {} rows received ({:.1} MB)",
+            self.target.relation.name,
+            self.lines,
+            self.data.len() as f64 / 1e6
+        ))
+    }
 }
 
 /// Where a COPY FROM STDIN goes, and how its data is written.

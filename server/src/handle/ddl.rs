@@ -184,7 +184,39 @@ pub async fn execute(
                 to: to.clone(),
                 if_exists: *if_exists,
             };
-            altered(shared, change, &format!("ALTER {}", kind.sql_name()), name).await
+            altered(shared, change, &format!("ALTER {}", kind.sql_name())).await
+        }
+        Statement::AddColumn {
+            kind,
+            name,
+            if_exists,
+            column,
+            if_not_exists,
+        } => {
+            let (mut columns, key) = ddl::columns(std::slice::from_ref(&**column), &[])?;
+            let added = columns.remove(0);
+            if !key.is_empty() {
+                return Err(SqlError::Unsupported(format!(
+                    "ADD COLUMN \"{}\" PRIMARY KEY: a relation's key is set when it is created",
+                    added.name
+                )));
+            }
+            if !added.nullable {
+                return Err(SqlError::Unsupported(format!(
+                    "ADD COLUMN \"{}\" NOT NULL: the rows already stored would hold NULL in it \
+                     (add it without NOT NULL)",
+                    added.name
+                )));
+            }
+            let change = Alter::AddColumn {
+                kind: *kind,
+                name: name.clone(),
+                if_exists: *if_exists,
+                column: added,
+                definition: column.to_string(),
+                if_not_exists: *if_not_exists,
+            };
+            altered(shared, change, &format!("ALTER {}", kind.sql_name())).await
         }
         _ => Err(SqlError::Internal("not a DDL statement".into())),
     }
@@ -261,6 +293,7 @@ fn new_relation(
         emit_on_window_close: false,
         connector: None,
         append_only: false,
+        input_columns: Default::default(),
     }
 }
 
@@ -303,14 +336,11 @@ async fn report_backfill(
 }
 
 /// Applies a change of definitions; a no-op (IF EXISTS) gets a notice, as in Postgres.
-async fn altered(shared: &Shared, change: Alter, tag: &str, name: &str) -> SqlResult<Outcome> {
-    if shared.engine.alter(change).await? {
-        return Ok(Outcome::done(tag));
-    }
-    Ok(Outcome::Notice(
-        format!("relation \"{name}\" does not exist, skipping"),
-        Box::new(Outcome::done(tag)),
-    ))
+async fn altered(shared: &Shared, change: Alter, tag: &str) -> SqlResult<Outcome> {
+    Ok(match shared.engine.alter(change).await? {
+        None => Outcome::done(tag),
+        Some(skipped) => Outcome::Notice(skipped, Box::new(Outcome::done(tag))),
+    })
 }
 
 async fn created(

@@ -20,8 +20,8 @@ use eddy_sql::context::Rows;
 use eddy_sql::names::{normalize_ident, normalize_object_name};
 use eddy_sql::{SqlError, SqlResult};
 use sqlparser::ast::{
-    Assignment, AssignmentTarget, Expr as SqlExpr, FromTable, Insert, OnConflictAction, OnInsert,
-    SetExpr, Statement as SqlStatement, TableFactor, TableObject, TableWithJoins,
+    Assignment, AssignmentTarget, Expr as SqlExpr, FromTable, Insert, ObjectName, OnConflictAction,
+    OnInsert, SetExpr, Statement as SqlStatement, TableFactor, TableObject, TableWithJoins,
 };
 
 use crate::engine::{OnConflict, WriteOp};
@@ -254,6 +254,7 @@ async fn insert(
         }
         Some(other) => return Err(SqlError::Unsupported(format!("{other}"))),
     };
+    let ins = &with_implied_columns(ins, &rel);
     let rows = match literal_rows(ins, &rel)? {
         Some(batch) => vec![batch],
         None => planned_rows(shared, ins, &rel, params).await?,
@@ -422,6 +423,24 @@ async fn planned_rows(
         .collect()
 }
 
+/// The INSERT with its target columns named when it names none and its VALUES rows are
+/// shorter than the relation: as in Postgres, they go to the leading columns and the rest are
+/// NULL (which keeps an INSERT written before `ADD COLUMN` working after it).
+fn with_implied_columns(ins: &Insert, rel: &Relation) -> Insert {
+    let mut ins = ins.clone();
+    let width = match ins.source.as_deref().map(|q| q.body.as_ref()) {
+        Some(SetExpr::Values(values)) => values.rows.first().map_or(0, |row| row.len()),
+        _ => 0,
+    };
+    if ins.columns.is_empty() && width > 0 && width < rel.columns.len() {
+        ins.columns = rel.columns[..width]
+            .iter()
+            .map(|c| ObjectName::from(vec![eddy_sql::alter::quote_ident(&c.name)]))
+            .collect();
+    }
+    ins
+}
+
 /// The positions of the columns an INSERT's values go to, in the order given; None when a
 /// named column is unknown or named twice (the planner reports those).
 fn target_columns(ins: &Insert, rel: &Relation) -> Option<Vec<usize>> {
@@ -469,6 +488,11 @@ pub async fn describe_params(
         return Ok(vec![]);
     };
     let mut plain = ins.clone();
+    if let TableObject::TableName(name) = &ins.table
+        && let Ok(rel) = resolve(shared, &normalize_object_name(name)?)
+    {
+        plain = with_implied_columns(&plain, &rel);
+    }
     plain.on = None;
     let plain = SqlStatement::Insert(plain);
     let snapshot = shared.catalog.snapshot();

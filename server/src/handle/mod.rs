@@ -5,6 +5,7 @@ pub mod ddl;
 pub mod dml;
 pub mod naming;
 pub mod query;
+pub mod roles;
 pub mod session;
 pub mod show;
 pub mod subscribe;
@@ -30,6 +31,8 @@ pub struct Shared {
     pub catalog: Arc<Catalog>,
     pub store: Arc<Store>,
     pub query: QueryEngine,
+    /// The users who may log in with a password.
+    pub roles: Arc<crate::auth::Roles>,
     /// Set when a graceful shutdown begins: statements not yet started are refused (57P01)
     /// so that the running ones can drain.
     pub shutting_down: std::sync::atomic::AtomicBool,
@@ -91,6 +94,7 @@ pub async fn execute(
         | Statement::CreateMaterializedView { .. }
         | Statement::CreateSink { .. }
         | Statement::Rename { .. }
+        | Statement::AddColumn { .. }
         | Statement::Drop { .. } => ddl::execute(shared, session, stmt).await,
         Statement::ExplainView {
             query,
@@ -126,6 +130,12 @@ async fn execute_sql(
         SqlStatement::CreateTable(_) | SqlStatement::CreateView(_) => {
             ddl::execute_sql(shared, stmt).await
         }
+        SqlStatement::CreateRole(_)
+        | SqlStatement::AlterRole { .. }
+        | SqlStatement::Drop {
+            object_type: sqlparser::ast::ObjectType::Role,
+            ..
+        } => roles::execute(shared, stmt),
         SqlStatement::Drop { .. } => ddl::execute_sql(shared, stmt).await,
         SqlStatement::Insert(_) | SqlStatement::Update(_) | SqlStatement::Delete(_) => {
             dml::execute(shared, stmt, params).await
@@ -181,7 +191,7 @@ fn write_kind(stmt: &Statement) -> Option<String> {
         Statement::CreateMaterializedView { .. } => "CREATE MATERIALIZED VIEW",
         Statement::CreateSink { .. } => "CREATE SINK",
         Statement::Drop { .. } => "DROP",
-        Statement::Rename { .. } => "ALTER",
+        Statement::Rename { .. } | Statement::AddColumn { .. } => "ALTER",
         Statement::Sql(s) => match **s {
             SqlStatement::Insert(_) => "INSERT",
             SqlStatement::Update(_) => "UPDATE",
@@ -189,6 +199,8 @@ fn write_kind(stmt: &Statement) -> Option<String> {
             SqlStatement::Copy { to: false, .. } => "COPY",
             SqlStatement::CreateTable(_) => "CREATE TABLE",
             SqlStatement::CreateView(_) => "CREATE VIEW",
+            SqlStatement::CreateRole(_) => "CREATE ROLE",
+            SqlStatement::AlterRole { .. } => "ALTER ROLE",
             SqlStatement::Drop { .. } => "DROP",
             _ => return None,
         },

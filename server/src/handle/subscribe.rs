@@ -210,6 +210,9 @@ impl Subscription {
             let Some(delta) = committed.changes.get(&self.relation.id) else {
                 continue;
             };
+            // The columns the relation had when the subscription began (it may have gained
+            // some since).
+            let delta = &delta.clone().leading(&self.relation.schema())?;
             if self.mode == OutputMode::Complete {
                 self.absorb(delta)?;
                 let rows: Vec<Vec<ScalarValue>> = self

@@ -11,6 +11,7 @@ pub fn sqlstate(e: &SqlError) -> &'static str {
         SqlError::DuplicateRelation(_) => "42P07",
         SqlError::UnknownColumn(_) => "42703",
         SqlError::DuplicateColumn(_) => "42701",
+        SqlError::DuplicateObject(_) => "42710",
         SqlError::WrongObjectType(_) => "42809",
         SqlError::InvalidDefinition(_) => "42P17",
         SqlError::DatatypeMismatch(_) => "42804",

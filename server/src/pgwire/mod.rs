@@ -5,8 +5,8 @@
 pub mod encode;
 pub mod error;
 mod params;
+mod startup;
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -14,8 +14,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use futures::{Sink, SinkExt, stream};
 use parking_lot::Mutex;
-use pgwire::api::auth::noop::NoopStartupHandler;
-use pgwire::api::auth::{self, ServerParameterProvider, StartupHandler};
+use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
@@ -27,20 +26,22 @@ use pgwire::api::results::{
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::data::RowDescription;
 use pgwire::messages::response::{NoticeResponse, TransactionStatus};
 use pgwire::messages::startup::{ParameterStatus, SecretKey};
-use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use eddy_sql::compat::ClientSession;
 use eddy_sql::parser::{self, Statement};
 use eddy_sql::{SqlError, SqlResult};
 
-use crate::handle::copy::{CopyFormat, CopyTarget};
+use crate::handle::copy::{CopyFormat, Incoming};
 use crate::handle::subscribe::Subscription;
 use crate::handle::{self, Outcome, Shared};
 use error::to_pg;
+pub use startup::Security;
+use startup::Startup;
 
 /// The handlers of every connection.
 pub struct Handlers {
@@ -48,10 +49,11 @@ pub struct Handlers {
     parser: Arc<Parser>,
     /// Every connection by its process id and secret key, for cancel requests.
     connections: Arc<ConnectionManager>,
+    security: Security,
 }
 
 impl Handlers {
-    pub fn new(shared: Arc<Shared>) -> Self {
+    pub fn new(shared: Arc<Shared>, security: Security) -> Self {
         let parser = Arc::new(Parser {
             shared: shared.clone(),
         });
@@ -67,6 +69,7 @@ impl Handlers {
             shared,
             parser,
             connections,
+            security,
         }
     }
 }
@@ -85,10 +88,12 @@ impl PgWireServerHandlers for Handlers {
         })
     }
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        Arc::new(Trust {
-            shared: self.shared.clone(),
-            connections: self.connections.clone(),
-        })
+        // Per connection: a password exchange keeps its state in the handler.
+        Arc::new(Startup::new(
+            self.shared.clone(),
+            self.connections.clone(),
+            &self.security,
+        ))
     }
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         Arc::new(DefaultCancelHandler::new(self.connections.clone()))
@@ -100,71 +105,6 @@ impl PgWireServerHandlers for Handlers {
         })
     }
 }
-
-/// Trust authentication: any user, no password, on the database `eddy` or its alias
-/// `postgres` (a client that names no database gets `eddy`). Start-up registers the
-/// connection (its key cancels its running statement), makes its session from the startup
-/// parameters, and reports the session's settings as Postgres does.
-struct Trust {
-    shared: Arc<Shared>,
-    connections: Arc<ConnectionManager>,
-}
-
-/// Where pgwire's default pid and key generator comes from.
-struct Keys;
-
-impl NoopStartupHandler for Keys {}
-
-#[async_trait]
-impl StartupHandler for Trust {
-    async fn on_startup<C>(
-        &self,
-        client: &mut C,
-        message: PgWireFrontendMessage,
-    ) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let PgWireFrontendMessage::Startup(startup) = &message else {
-            return Ok(());
-        };
-        if let Some(database) = startup.parameters.get("database")
-            && !DATABASES.contains(&database.as_str())
-        {
-            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                "FATAL".into(),
-                "3D000".into(),
-                format!("database \"{database}\" does not exist"),
-            ))));
-        }
-        auth::protocol_negotiation(client, startup).await?;
-        auth::save_startup_parameters_to_metadata(client, startup);
-        let (pid, secret) = Keys.pid_secret_key_generator().generate(client);
-        client.set_pid_and_secret_key(pid, secret.clone());
-        let (handle, guard) = self.connections.register(pid, secret);
-        client.session_extensions().insert(handle);
-        client.session_extensions().insert(guard);
-        let session = registered(&self.shared, client);
-        auth::finish_authentication(client, &Reported(session)).await
-    }
-}
-
-/// The parameters a server reports at start-up, from the new session's settings.
-struct Reported(Arc<ClientSession>);
-
-impl ServerParameterProvider for Reported {
-    fn server_parameters<C: ClientInfo>(&self, _client: &C) -> Option<HashMap<String, String>> {
-        let mut reported: HashMap<String, String> = self.0.reported().into_iter().collect();
-        reported.insert("session_authorization".into(), self.0.user.clone());
-        reported.insert("in_hot_standby".into(), "off".into());
-        Some(reported)
-    }
-}
-
-/// The databases a client may connect to: Eddy's one database and its alias.
-const DATABASES: [&str; 2] = [eddy_sql::context::DATABASE, "postgres"];
 
 /// A prepared statement: the parsed statement with its parameter and result types.
 #[derive(Clone)]
@@ -273,7 +213,7 @@ fn client_session<C: ClientInfo>(client: &C) -> Arc<ClientSession> {
 }
 
 /// Makes a connection's session at start-up and registers it for `pg_stat_activity`.
-fn registered<C: ClientInfo>(shared: &Shared, client: &C) -> Arc<ClientSession> {
+pub(crate) fn registered<C: ClientInfo>(shared: &Shared, client: &C) -> Arc<ClientSession> {
     let session = client_session(client);
     shared.query.sessions.register(&session);
     session
@@ -392,7 +332,7 @@ where
 /// The per-connection COPY in progress.
 #[derive(Default)]
 struct CopyState {
-    inner: Mutex<Option<(CopyTarget, Vec<u8>)>>,
+    inner: Mutex<Option<Incoming>>,
 }
 
 struct Connection {
@@ -500,7 +440,7 @@ impl Connection {
                 let state = client
                     .session_extensions()
                     .get_or_insert_with(CopyState::default);
-                *state.inner.lock() = Some((target, Vec::new()));
+                *state.inner.lock() = Some(Incoming::new(target));
                 Response::CopyIn(CopyResponse::new(0, columns, stream::empty()))
             }
             Outcome::Notice(message, inner) => {
@@ -700,8 +640,13 @@ impl CopyHandler for Connection {
         let state = client
             .session_extensions()
             .get_or_insert_with(CopyState::default);
-        if let Some((_, buf)) = state.inner.lock().as_mut() {
-            buf.extend_from_slice(&data.data);
+        let progress = state
+            .inner
+            .lock()
+            .as_mut()
+            .and_then(|copy| copy.receive(&data.data));
+        if let Some(message) = progress {
+            notice(client, &message).await?;
         }
         Ok(())
     }
@@ -716,7 +661,7 @@ impl CopyHandler for Connection {
             .session_extensions()
             .get_or_insert_with(CopyState::default);
         let taken = state.inner.lock().take();
-        let Some((target, data)) = taken else {
+        let Some(Incoming { target, data, .. }) = taken else {
             return Err(to_pg(&SqlError::Internal("no COPY in progress".into())));
         };
         let written = handle::copy::finish(&self.shared, &target, &data)

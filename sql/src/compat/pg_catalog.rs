@@ -133,8 +133,8 @@ pub fn table(
         "pg_index" => pg_index(&relations)?,
         "pg_constraint" => pg_constraint(&relations)?,
         "pg_database" => pg_database()?,
-        "pg_roles" => pg_roles(client)?,
-        "pg_user" => pg_user(client)?,
+        "pg_roles" => pg_roles(client, sessions)?,
+        "pg_user" => pg_user(client, sessions)?,
         "pg_settings" => pg_settings(client)?,
         "pg_tables" => pg_tables(&relations)?,
         "pg_views" => pg_views(&relations)?,
@@ -487,17 +487,26 @@ fn pg_database() -> SqlResult<Arc<dyn TableProvider>> {
     t.finish()
 }
 
-/// The roles: the owner of everything, and the connected user when it is another name
-/// (trust authentication admits any).
-fn roles(client: &ClientSession) -> Vec<(i32, String)> {
-    let mut roles = vec![(OWNER_OID, OWNER.to_string())];
-    if client.user != OWNER {
-        roles.push((FIRST_OBJECT_OID - 1, client.user.clone()));
+/// The roles: the owner of everything, the users who may log in with a password, and the
+/// connected user when it is none of those (trust authentication admits any).
+fn roles(client: &ClientSession, sessions: &Sessions) -> Vec<(i32, String)> {
+    let mut names = sessions.roles();
+    if !names.contains(&client.user) {
+        names.push(client.user.clone());
     }
+    names.retain(|n| n != OWNER);
+    names.sort();
+    let mut roles = vec![(OWNER_OID, OWNER.to_string())];
+    roles.extend(
+        names
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| (FIRST_OBJECT_OID - 1 - i as i32, name)),
+    );
     roles
 }
 
-fn pg_roles(client: &ClientSession) -> SqlResult<Arc<dyn TableProvider>> {
+fn pg_roles(client: &ClientSession, sessions: &Sessions) -> SqlResult<Arc<dyn TableProvider>> {
     let mut t = TableBuilder::new(&[
         ("rolname", Col::Text),
         ("rolsuper", Col::Bool),
@@ -513,7 +522,7 @@ fn pg_roles(client: &ClientSession) -> SqlResult<Arc<dyn TableProvider>> {
         ("rolconfig", Col::TextArray),
         ("oid", Col::Oid),
     ]);
-    for (oid, name) in roles(client) {
+    for (oid, name) in roles(client, sessions) {
         t.row(&[
             ("rolname", text(name)),
             ("rolsuper", boolean(true)),
@@ -529,7 +538,7 @@ fn pg_roles(client: &ClientSession) -> SqlResult<Arc<dyn TableProvider>> {
     t.finish()
 }
 
-fn pg_user(client: &ClientSession) -> SqlResult<Arc<dyn TableProvider>> {
+fn pg_user(client: &ClientSession, sessions: &Sessions) -> SqlResult<Arc<dyn TableProvider>> {
     let mut t = TableBuilder::new(&[
         ("usename", Col::Text),
         ("usesysid", Col::Oid),
@@ -541,7 +550,7 @@ fn pg_user(client: &ClientSession) -> SqlResult<Arc<dyn TableProvider>> {
         ("valuntil", Col::Ts),
         ("useconfig", Col::TextArray),
     ]);
-    for (oid, name) in roles(client) {
+    for (oid, name) in roles(client, sessions) {
         t.row(&[
             ("usename", text(name)),
             ("usesysid", int(oid)),

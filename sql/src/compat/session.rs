@@ -650,6 +650,8 @@ type Canceller = Box<dyn Fn(i32, &[u8]) + Send + Sync>;
 pub struct Sessions {
     open: Mutex<BTreeMap<i32, Weak<ClientSession>>>,
     canceller: std::sync::OnceLock<Canceller>,
+    /// The users who may log in with a password, for `pg_roles` (kept by the server).
+    roles: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -679,6 +681,15 @@ impl Sessions {
             }
             None => false,
         }
+    }
+
+    /// The users who may log in with a password, as they now are.
+    pub fn set_roles(&self, names: Vec<String>) {
+        *self.roles.lock() = names;
+    }
+
+    pub fn roles(&self) -> Vec<String> {
+        self.roles.lock().clone()
     }
 
     pub fn register(&self, session: &Arc<ClientSession>) {

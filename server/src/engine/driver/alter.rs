@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use eddy_catalog::{Relation, RelationKind, Snapshot};
+use eddy_catalog::{Column, Relation, RelationKind, Snapshot};
 use eddy_dataflow::codec::{encode_row, row_values};
 use eddy_dataflow::metrics::EpochKind;
 use eddy_dataflow::relations::{self, Layout};
@@ -18,6 +18,7 @@ use eddy_sql::sources;
 use eddy_sql::{SqlError, SqlResult, alter};
 use eddy_storage::{WriteBatch, keys};
 
+use super::ddl::pin_input_widths;
 use super::{BACKFILL_CHUNK, Driver, Epoch, record_view_progress, store_view_change};
 
 /// A change of definitions.
@@ -34,19 +35,59 @@ pub enum Alter {
         view: Box<Relation>,
         dataflow: Dataflow,
     },
+    /// `ALTER STREAM | TABLE name ADD COLUMN`: `column` as the catalog keeps it, and
+    /// `definition` as the relation's CREATE text shows it.
+    AddColumn {
+        kind: RelationKind,
+        name: String,
+        if_exists: bool,
+        column: Column,
+        definition: String,
+        if_not_exists: bool,
+    },
 }
 
 impl Driver {
-    /// Applies a change of definitions; answers false when IF EXISTS made it a no-op.
-    pub(super) fn alter(&mut self, change: Alter) -> SqlResult<bool> {
+    /// Applies a change of definitions; answers the NOTICE to give when IF [NOT] EXISTS made
+    /// it a no-op.
+    pub(super) fn alter(&mut self, change: Alter) -> SqlResult<Option<String>> {
+        let missing = |name: &str| Some(format!("relation \"{name}\" does not exist, skipping"));
         match change {
             Alter::Rename {
                 kind,
                 name,
                 to,
                 if_exists,
-            } => self.rename(kind, &name, &to, if_exists),
-            Alter::Replace { view, dataflow } => self.replace(*view, dataflow).map(|()| true),
+            } => Ok(match self.rename(kind, &name, &to, if_exists)? {
+                true => None,
+                false => missing(&name),
+            }),
+            Alter::Replace { view, dataflow } => self.replace(*view, dataflow).map(|()| None),
+            Alter::AddColumn {
+                kind,
+                name,
+                if_exists,
+                column,
+                definition,
+                if_not_exists,
+            } => {
+                let snapshot = self.catalog.snapshot();
+                let Some(rel) = Self::existing(&snapshot, kind, &name, if_exists)? else {
+                    return Ok(missing(&name));
+                };
+                if rel.column_index(&column.name).is_some() {
+                    let exists = format!(
+                        "column \"{}\" of relation \"{name}\" already exists",
+                        column.name
+                    );
+                    return match if_not_exists {
+                        true => Ok(Some(format!("{exists}, skipping"))),
+                        false => Err(SqlError::DuplicateColumn(exists)),
+                    };
+                }
+                self.add_column(&snapshot, &rel, column, &definition)
+                    .map(|()| None)
+            }
         }
     }
 
@@ -88,6 +129,15 @@ impl Driver {
             name,
             to,
         )?;
+        self.redefine(changed)?;
+        // Connectors and sink writers know their relations by definition.
+        self.load_connectors()?;
+        Ok(true)
+    }
+
+    /// Commits new definitions of existing relations in an epoch of their own; they become
+    /// visible together with it.
+    fn redefine(&mut self, changed: Vec<Relation>) -> SqlResult<()> {
         let mut epoch = Epoch::new(EpochKind::Alter);
         for r in &changed {
             self.catalog.stage_put(r, &mut epoch.batch);
@@ -95,10 +145,53 @@ impl Driver {
         let catalog = self.catalog.clone();
         self.commit_and(epoch, move || {
             catalog.install_all(changed.into_iter().map(Arc::new))
-        })?;
-        // Connectors and sink writers know their relations by definition.
-        self.load_connectors()?;
-        Ok(true)
+        })
+    }
+
+    /// Adds a column at the end of a stream's or table's columns, NULL in the rows it holds.
+    /// What reads the relation keeps the columns it was defined over: a materialized view
+    /// records how many it reads ([`Relation::input_columns`]) and its dataflow takes the
+    /// leading ones of each change, a plain view reads a subquery of the old columns, and
+    /// sinks and subscriptions keep their own columns. Rows, state and positions stay as
+    /// they are: nothing is rewritten.
+    fn add_column(
+        &mut self,
+        snapshot: &Snapshot,
+        rel: &Relation,
+        column: Column,
+        definition: &str,
+    ) -> SqlResult<()> {
+        if let Some(connector) = &rel.connector {
+            return Err(SqlError::Unsupported(format!(
+                "adding a column to {} \"{}\", which connector '{}' feeds (its reader decodes \
+                 the columns it was created with); create a new {} with the column instead",
+                rel.kind, rel.name, connector.name, rel.kind
+            )));
+        }
+        let before: Vec<String> = rel.columns.iter().map(|c| c.name.clone()).collect();
+        let mut widened = rel.clone();
+        widened.columns.push(column);
+        widened.create_sql = alter::add_column_sql(&rel.create_sql, definition)?;
+        let mut changed = vec![widened];
+        for reader in snapshot.dependents(rel.id) {
+            let mut reader = (**reader).clone();
+            match reader.kind {
+                RelationKind::MaterializedView => {
+                    reader.input_columns.entry(rel.id).or_insert(before.len());
+                }
+                RelationKind::View => {
+                    let query = reader.query.as_deref().unwrap_or_default();
+                    let query = alter::narrow_in_query(query, &rel.name, &before)?;
+                    reader.create_sql = alter::view_create_sql(&reader, &query);
+                    reader.query = Some(query);
+                }
+                _ => continue,
+            }
+            changed.push(reader);
+        }
+        self.redefine(changed)?;
+        tracing::info!(relation = %rel.name, columns = before.len() + 1, "column added");
+        Ok(())
     }
 
     /// Builds a materialized view's new version beside the old one (readers keep the old
@@ -108,6 +201,7 @@ impl Driver {
     /// being sent again.
     fn replace(&mut self, mut view: Relation, mut flow: Dataflow) -> SqlResult<()> {
         let snapshot = self.catalog.snapshot();
+        pin_input_widths(&snapshot, &mut view, &flow);
         let old = Self::existing(&snapshot, RelationKind::MaterializedView, &view.name, false)?
             .expect("an existing view");
         let id = old.id;

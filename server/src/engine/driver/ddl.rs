@@ -38,6 +38,9 @@ impl Driver {
                 return Err(SqlError::UnknownRelation(format!("relation {dep}")));
             }
         }
+        if let Some(flow) = &dataflow {
+            pin_input_widths(&snapshot, &mut relation, flow);
+        }
         let mut epoch = Epoch::new(EpochKind::Create);
         relation.id = self.catalog.allocate_id(&mut epoch.batch);
         let id = relation.id;
@@ -269,5 +272,19 @@ impl Driver {
         }
         self.load_connectors()?;
         Ok(dropped)
+    }
+}
+
+/// Records, for each relation a view's dataflow reads with fewer columns than the relation
+/// has now (it was planned before an `ADD COLUMN` committed), the columns it reads, so that
+/// the view is planned alike at the next start.
+pub(super) fn pin_input_widths(snapshot: &Snapshot, view: &mut Relation, flow: &Dataflow) {
+    for (source, width) in flow.source_widths() {
+        if snapshot
+            .by_id(source)
+            .is_some_and(|r| r.columns.len() > width)
+        {
+            view.input_columns.insert(source, width);
+        }
     }
 }

@@ -9,7 +9,7 @@ use eddy_catalog::Relation;
 use eddy_connectors::SourceBatch;
 use eddy_dataflow::Delta;
 use eddy_dataflow::progress::{DeadLetterRecord, LateRow, Progress};
-use eddy_dataflow::relations;
+use eddy_dataflow::{codec, relations};
 use eddy_sql::{SqlError, SqlResult};
 use eddy_storage::keys;
 
@@ -33,6 +33,19 @@ impl Driver {
         rows: &[RecordBatch],
         log: bool,
     ) -> SqlResult<Written> {
+        // Rows of a statement planned before the stream gained columns.
+        let widened: Vec<RecordBatch>;
+        let rows = match rows.iter().any(|b| b.num_columns() < rel.columns.len()) {
+            true => {
+                let schema = rel.schema();
+                widened = rows
+                    .iter()
+                    .map(|b| codec::widened(b, &schema))
+                    .collect::<Result<_, _>>()?;
+                &widened[..]
+            }
+            false => rows,
+        };
         for batch in rows {
             check_not_null(rel, batch)?;
         }
