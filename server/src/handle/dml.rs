@@ -426,19 +426,20 @@ async fn planned_rows(
 /// The INSERT with its target columns named when it names none and its VALUES rows are
 /// shorter than the relation: as in Postgres, they go to the leading columns and the rest are
 /// NULL (which keeps an INSERT written before `ADD COLUMN` working after it).
-fn with_implied_columns(ins: &Insert, rel: &Relation) -> Insert {
-    let mut ins = ins.clone();
+fn with_implied_columns<'a>(ins: &'a Insert, rel: &Relation) -> Cow<'a, Insert> {
     let width = match ins.source.as_deref().map(|q| q.body.as_ref()) {
         Some(SetExpr::Values(values)) => values.rows.first().map_or(0, |row| row.len()),
         _ => 0,
     };
-    if ins.columns.is_empty() && width > 0 && width < rel.columns.len() {
-        ins.columns = rel.columns[..width]
-            .iter()
-            .map(|c| ObjectName::from(vec![eddy_sql::alter::quote_ident(&c.name)]))
-            .collect();
+    if !ins.columns.is_empty() || width == 0 || width >= rel.columns.len() {
+        return Cow::Borrowed(ins);
     }
-    ins
+    let mut ins = ins.clone();
+    ins.columns = rel.columns[..width]
+        .iter()
+        .map(|c| ObjectName::from(vec![eddy_sql::alter::quote_ident(&c.name)]))
+        .collect();
+    Cow::Owned(ins)
 }
 
 /// The positions of the columns an INSERT's values go to, in the order given; None when a
@@ -491,7 +492,7 @@ pub async fn describe_params(
     if let TableObject::TableName(name) = &ins.table
         && let Ok(rel) = resolve(shared, &normalize_object_name(name)?)
     {
-        plain = with_implied_columns(&plain, &rel);
+        plain = with_implied_columns(&plain, &rel).into_owned();
     }
     plain.on = None;
     let plain = SqlStatement::Insert(plain);
