@@ -1,4 +1,5 @@
-"""Real Python drivers against a running Eddy: psycopg 3, psycopg2, asyncpg, SQLAlchemy.
+"""Real Python drivers against a running Eddy: psycopg 3, psycopg2, asyncpg, SQLAlchemy, and
+the metadata pgcli reads for its completions.
 
 Run by tests/tests/drivers.rs, which starts the server and creates the objects below, then
 runs `python drivers.py <port>`. Each check prints `ok <name>`; the first failure raises with
@@ -46,6 +47,15 @@ def psycopg3(port):
         # The driver's type introspection reads pg_type.
         info = TypeInfo.fetch(conn, "numeric")
         check("TypeInfo numeric", (info.oid, info.array_oid), (1700, 1231))
+        # A list parameter compared with ANY, sent as an array literal of unknown type.
+        rows = conn.execute(
+            "SELECT name FROM users WHERE id = ANY(%s) ORDER BY id", ([1, 2],)
+        ).fetchall()
+        check("ANY(int list)", rows, [("ann",), ("bob",)])
+        rows = conn.execute(
+            "SELECT id FROM users WHERE name = ANY(%s) ORDER BY id", (["bob", "x y"],)
+        ).fetchall()
+        check("ANY(text list)", rows, [(2,)])
         # A transaction block.
         with conn.transaction():
             conn.execute("INSERT INTO users VALUES (%s, %s, %s)", (10, "ed", Decimal("1.5")))
@@ -163,9 +173,37 @@ def sqlalchemy_inspect(port):
     print("ok sqlalchemy")
 
 
+def pgcli_metadata(port):
+    """What pgcli reads to complete names, and its backslash commands (through pgspecial)."""
+    from pgcli.pgexecute import PGExecute
+    from pgspecial.main import PGSpecial
+
+    pg = PGExecute("eddy", "analyst", None, "127.0.0.1", port, None)
+    check("pgcli search_path", pg.search_path()[0], "public")
+    check("pgcli schemata", "public" in pg.schemata(), True)
+    public = lambda rows: sorted(r[1] for r in rows if r[0] == "public")
+    check("pgcli tables", public(pg.tables()), ["clicks", "users"])
+    check("pgcli views", public(pg.views()), ["heavy", "per_user"])
+    columns = {(r[1], r[2], r[3]) for r in pg.table_columns() if r[0] == "public"}
+    check("pgcli columns", ("users", "price", "numeric") in columns, True)
+    check("pgcli view columns", {r[2] for r in pg.view_columns() if r[1] == "per_user"}, {"user_id", "n"})
+    check("pgcli databases", pg.databases(), ["eddy"])
+    check("pgcli foreign keys", list(pg.foreignkeys()), [])
+    lower = [f for f in pg.functions() if f.func_name == "lower"]
+    check("pgcli functions", [f.return_type for f in lower][:1], ["text"])
+    list(pg.datatypes())
+    special = PGSpecial()
+    for command, want in [("\\dm", [("public", "per_user", "materialized view", "eddy")]),
+                          ("SELECT n FROM per_user WHERE user_id = 1", [(2,)])]:
+        for _title, cur, _headers, _status, *_ in pg.run(command, pgspecial=special):
+            check(f"pgcli {command}", [tuple(r) for r in cur], want)
+    print("ok pgcli")
+
+
 def main():
     port = int(sys.argv[1])
     psycopg3(port)
+    pgcli_metadata(port)
     psycopg2_driver(port)
     sqlalchemy_inspect(port)
     asyncio.run(asyncpg_checks(port))

@@ -123,7 +123,7 @@ async fn python_drivers_introspect_and_read() -> Result<()> {
         out.status.success(),
         "the drivers failed:\n{stdout}\n{stderr}"
     );
-    for driver in ["psycopg3", "psycopg2", "asyncpg", "sqlalchemy"] {
+    for driver in ["psycopg3", "pgcli", "psycopg2", "asyncpg", "sqlalchemy"] {
         ensure!(
             stdout.lines().any(|l| l == format!("ok {driver}")),
             "{driver} did not report:\n{stdout}"

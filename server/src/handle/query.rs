@@ -83,6 +83,7 @@ pub async fn describe(
     let plan = shared.query.plan(&ctx, stmt).await?;
     let mut types = plan.get_parameter_types()?;
     infer_from_casts(&plan, &mut types)?;
+    infer_array_operands(&plan, &mut types)?;
     let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
     Ok((positional(types), Some(statement_names(stmt, &schema))))
 }
@@ -104,6 +105,32 @@ pub fn positional(
         out[n - 1] = t;
     }
     out
+}
+
+/// `x = ANY($1)` (planned as `array_has($1, x)`) leaves the placeholder untyped, or typed as
+/// x; it is an array of x's type.
+pub fn infer_array_operands(
+    plan: &datafusion::logical_expr::LogicalPlan,
+    types: &mut std::collections::HashMap<String, Option<DataType>>,
+) -> SqlResult<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Expr, ExprSchemable};
+    plan.apply_with_subqueries(|node| {
+        let schemas: Vec<_> = node.inputs().iter().map(|i| i.schema().clone()).collect();
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e
+                    && matches!(f.name(), "array_has" | "array_contains")
+                    && let [Expr::Placeholder(p), element] = f.args.as_slice()
+                    && let Some(t) = schemas.iter().find_map(|s| element.get_type(s).ok())
+                {
+                    types.insert(p.id.clone(), Some(DataType::new_list(t, true)));
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    Ok(())
 }
 
 /// `$1::BIGINT` leaves the placeholder itself untyped in DataFusion; take the cast's type.

@@ -143,9 +143,19 @@ impl QueryParser for Parser {
             return Ok(None);
         };
         let session = client_session(client);
-        let (params, schema) = handle::describe(&self.shared, &session, &statement)
+        let (mut params, schema) = handle::describe(&self.shared, &session, &statement)
             .await
             .map_err(|e| to_pg(&e))?;
+        for i in params::array_operands(&statement) {
+            if let Some(slot) = params.get_mut(i) {
+                let element = match slot.take() {
+                    Some(DataType::List(item)) => item.data_type().clone(),
+                    Some(scalar) => scalar,
+                    None => DataType::Utf8,
+                };
+                *slot = Some(DataType::new_list(element, true));
+            }
+        }
         Ok(Some(Prepared {
             text: sql.to_string(),
             statement: Some(statement),

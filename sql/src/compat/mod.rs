@@ -77,7 +77,13 @@ pub fn parse_catalog_query(sql: &str) -> Option<Vec<SqlStatement>> {
     // answers Grafana's search path, for one, with an empty list).
     let dialect = sqlparser::dialect::PostgreSqlDialect {};
     let statements: Vec<SqlStatement> = match sqlparser::parser::Parser::parse_sql(&dialect, sql) {
-        Ok(s) => s.into_iter().map(|s| PARSER.rewrite(s)).collect(),
+        Ok(s) => s
+            .into_iter()
+            .map(|mut s| {
+                rewrite::type_array_placeholders(&mut s);
+                PARSER.rewrite(s)
+            })
+            .collect(),
         Err(e) => {
             tracing::debug!("catalog query left to the plain parser ({e}): {sql}");
             return None;

@@ -219,6 +219,18 @@ pub fn catalog_rewrites(statement: &mut SqlStatement) -> Option<bool> {
                             *expr = Expr::value(sqlparser::ast::Value::Null);
                             self.0 += 1;
                         }
+                        // What `unnest` got is an array: a typed NULL, which unnests to no
+                        // rows (an untyped one cannot be planned).
+                        Expr::Function(f)
+                            if f.name.to_string().eq_ignore_ascii_case("unnest")
+                                && matches!(&f.args, sqlparser::ast::FunctionArguments::List(l)
+                                    if l.args.len() == 1 && l.args[0].to_string() == "NULL") =>
+                        {
+                            match parse_expr("unnest(CAST(NULL AS TEXT[]))") {
+                                Some(e) => *expr = e,
+                                None => return ControlFlow::Break(()),
+                            }
+                        }
                         // DataFusion plans `x IN (subquery)` only as a filter: elsewhere
                         // it is a lookup in the subquery's rows, gathered once.
                         Expr::InSubquery {
@@ -414,6 +426,49 @@ pub fn catalog_rewrites(statement: &mut SqlStatement) -> Option<bool> {
         return None;
     }
     Some(arrays.0 > 0)
+}
+
+/// Rewrites ahead of the library's rules:
+/// - `relkind = ANY($1)`: the parameter is an array, as Postgres reads it by the context.
+///   Typed so (`CAST($1 AS TEXT[])`: tools compare names and kinds this way), the lookup
+///   plans before the value is bound, whatever the library's rules make of the comparison.
+/// - `oid::regtype::text` is the type's name (`bigint`), not its number.
+pub fn type_array_placeholders(statement: &mut SqlStatement) {
+    use sqlparser::ast::{Expr, VisitMut, VisitorMut};
+    use std::ops::ControlFlow;
+
+    struct Arrays;
+    impl VisitorMut for Arrays {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if let Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } = expr
+                && matches!(right.as_ref(), Expr::Value(v)
+                    if matches!(v.value, sqlparser::ast::Value::Placeholder(_)))
+                && let Some(cast) = parse_expr(&format!("CAST({right} AS TEXT[])"))
+            {
+                **right = cast;
+            }
+            // `atttypid::regtype::text` is the type's name, as format_type writes it.
+            if let Expr::Cast {
+                expr: inner,
+                data_type: outer,
+                ..
+            } = expr
+                && outer.to_string().eq_ignore_ascii_case("text")
+                && let Expr::Cast {
+                    expr: oid,
+                    data_type: regtype,
+                    ..
+                } = inner.as_ref()
+                && regtype.to_string().eq_ignore_ascii_case("regtype")
+                && let Some(name) = parse_expr(&format!("format_type({oid}, NULL)"))
+            {
+                *expr = name;
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = statement.visit(&mut Arrays);
 }
 
 /// Postgres names the column of a function that returns single values (`unnest`,

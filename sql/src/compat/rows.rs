@@ -45,7 +45,7 @@ pub enum Col {
 pub const VECTOR_TYPE_KEY: &str = "pg.vector";
 
 impl Col {
-    fn field(self, name: &str) -> Field {
+    pub(crate) fn field(self, name: &str) -> Field {
         let t = match self {
             Col::Oid | Col::I32 => DataType::Int32,
             Col::Text => DataType::Utf8,

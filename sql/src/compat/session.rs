@@ -164,6 +164,16 @@ const PARAMS: &[Param] = &[
         LOCALE,
         "Sets the display format for interval values.",
     ),
+    // Eddy compiles no queries: off, and setting it changes nothing (asyncpg turns it off
+    // before its type introspection).
+    param(
+        "jit",
+        "off",
+        Kind::Bool,
+        false,
+        "Query Tuning / Other Planner Options",
+        "Allow JIT compilation.",
+    ),
     param(
         "is_superuser",
         "on",
