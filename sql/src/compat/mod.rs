@@ -25,6 +25,7 @@ pub mod oids;
 pub mod pg_catalog;
 pub mod rewrite;
 pub mod rows;
+mod server_catalogs;
 pub mod session;
 mod udf;
 
