@@ -366,7 +366,7 @@ mod tests {
     }
 
     /// Rows written before a column was added read with it NULL, from log blocks and from
-    /// keyed rows alike; rows wider than the schema are corrupt.
+    /// keyed rows alike; a reader that knows fewer columns gets the leading ones.
     #[test]
     fn rows_stored_before_a_column_was_added_read_with_it_null() {
         let store = Store::temporary().unwrap();

@@ -81,11 +81,11 @@ pub fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
             for name in names {
                 let name = eddy_sql::names::normalize_object_name(name)?;
                 if !roles.create(&name, password.as_deref(), *if_not_exists)? {
-                    return done_with_notice(
-                        shared,
+                    // Nothing changed: the roles others see stay as they are.
+                    return Ok(Outcome::Notice(
                         format!("role \"{name}\" already exists, skipping"),
-                        "CREATE ROLE",
-                    );
+                        Box::new(Outcome::done("CREATE ROLE")),
+                    ));
                 }
             }
             Outcome::done("CREATE ROLE")
@@ -129,21 +129,15 @@ pub fn execute(shared: &Shared, stmt: &Statement) -> SqlResult<Outcome> {
                     skipped.push(format!("role \"{name}\" does not exist, skipping"));
                 }
             }
-            shared.query.sessions.set_roles(roles.names()?);
-            return Ok(skipped
+            skipped
                 .into_iter()
                 .rev()
                 .fold(Outcome::done("DROP ROLE"), |done, notice| {
                     Outcome::Notice(notice, Box::new(done))
-                }));
+                })
         }
         _ => return Err(SqlError::Internal("not a role statement".into())),
     };
     shared.query.sessions.set_roles(roles.names()?);
     Ok(outcome)
-}
-
-fn done_with_notice(shared: &Shared, notice: String, tag: &str) -> SqlResult<Outcome> {
-    shared.query.sessions.set_roles(shared.roles.names()?);
-    Ok(Outcome::Notice(notice, Box::new(Outcome::done(tag))))
 }

@@ -212,7 +212,14 @@ impl Subscription {
             };
             // The columns the relation had when the subscription began (it may have gained
             // some since).
-            let delta = &delta.clone().leading(&self.relation.schema())?;
+            let widened;
+            let delta = match delta.batch.num_columns() > self.relation.columns.len() {
+                true => {
+                    widened = delta.clone().leading(&self.relation.schema())?;
+                    &widened
+                }
+                false => delta,
+            };
             if self.mode == OutputMode::Complete {
                 self.absorb(delta)?;
                 let rows: Vec<Vec<ScalarValue>> = self
