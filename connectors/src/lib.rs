@@ -13,6 +13,9 @@
 //! - [`file`], the lines of the files in a folder, likewise, each file's byte offset
 //!   committed with the epoch.
 //!
+//! A table declared with a connector mirrors an external table: [`postgres_source`] reads a
+//! PostgreSQL table and applies the difference from its previous read, by primary key.
+//!
 //! And sinks, which push a relation's changes out, each delivery exactly once: [`postgres`]
 //! (one transaction per delivery, with its position recorded in the same transaction),
 //! [`redis_sink`] (a MULTI/EXEC per delivery, likewise) and [`kafka_sink`] (keyed upserts or
@@ -26,6 +29,7 @@ pub mod kafka_sink;
 pub mod nexmark;
 mod options;
 pub mod postgres;
+pub mod postgres_source;
 pub mod redis_sink;
 
 use arrow::array::RecordBatch;
@@ -131,7 +135,7 @@ pub enum ConnectorError {
         option: String,
         known: String,
     },
-    #[error("unknown connector \"{0}\" (known: kafka, nexmark)")]
+    #[error("unknown connector \"{0}\" (streams: kafka, file, nexmark; tables: postgres)")]
     UnknownConnector(String),
     /// The external system could not be reached (or failed a request).
     #[error("{0}")]

@@ -89,26 +89,7 @@ impl PostgresSink {
         key: &[usize],
         sink_id: &str,
     ) -> ConnectorResult<Self> {
-        let unreachable = |e: String| {
-            ConnectorError::Unavailable(format!(
-                "cannot connect to PostgreSQL at {}: {e}",
-                redact(&config.url)
-            ))
-        };
-        let pg_config: tokio_postgres::Config = config.url.parse().map_err(|e| {
-            ConnectorError::invalid(
-                "url",
-                &redact(&config.url),
-                &format!("a PostgreSQL URL ({e})"),
-            )
-        })?;
-        let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, pg_config.connect(NoTls))
-            .await
-            .map_err(|_| unreachable("timed out".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
-        let connection = tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let (client, connection) = connect(&config.url).await?;
         let sink = Self {
             client,
             connection,
@@ -330,13 +311,41 @@ fn literal(column: &ArrayRef, row: usize, sql_type: &SqlType) -> ConnectorResult
     Ok(format!("'{}'::{sql_type}", text.replace('\'', "''")))
 }
 
+/// Connects to the database at `url`, its connection driven by a task of its own.
+pub(crate) async fn connect(
+    url: &str,
+) -> ConnectorResult<(tokio_postgres::Client, JoinHandle<()>)> {
+    let unreachable = |e: String| {
+        ConnectorError::Unavailable(format!(
+            "cannot connect to PostgreSQL at {}: {e}",
+            redact(url)
+        ))
+    };
+    let pg_config: tokio_postgres::Config = url.parse().map_err(|e| {
+        ConnectorError::invalid("url", &redact(url), &format!("a PostgreSQL URL ({e})"))
+    })?;
+    let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, pg_config.connect(NoTls))
+        .await
+        .map_err(|_| unreachable("timed out".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    // Values are read and written in UTC, whatever the database's default.
+    client
+        .batch_execute("SET TimeZone = 'UTC'")
+        .await
+        .map_err(failed)?;
+    Ok((client, connection))
+}
+
 /// An identifier, quoted.
-fn quote(name: &str) -> String {
+pub(crate) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A possibly schema-qualified name, each part quoted (a part already in quotes is kept).
-fn quote_qualified(name: &str) -> String {
+pub(crate) fn quote_qualified(name: &str) -> String {
     name.split('.')
         .map(|part| {
             let part = part.trim();
@@ -350,7 +359,7 @@ fn quote_qualified(name: &str) -> String {
 }
 
 /// The URL without its password, for messages.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];

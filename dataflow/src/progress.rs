@@ -46,6 +46,10 @@ pub struct Progress {
     /// Records the stream's source could not read, ever.
     #[serde(default)]
     pub dead_letters: u64,
+    /// Tables that mirror an external table: when a read of it was last applied
+    /// (microseconds since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced: Option<i64>,
     /// Why the stream's source is not reading (unreachable, failed), until it reads again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_error: Option<String>,

@@ -26,6 +26,9 @@ pub enum SqlError {
     /// the columns others read).
     #[error("{0}")]
     InvalidDefinition(String),
+    /// A table definition that cannot work (42P16), e.g. a mirrored table without a key.
+    #[error("{0}")]
+    InvalidTableDefinition(String),
     #[error("{0}")]
     DatatypeMismatch(String),
     #[error("{0}")]

@@ -14,6 +14,7 @@ use eddy_connectors::file::{FileReader, FileSource};
 use eddy_connectors::format::RecordDecoder;
 use eddy_connectors::kafka::{KafkaReader, KafkaSource};
 use eddy_connectors::nexmark::{self, NexmarkSource};
+use eddy_connectors::postgres_source::PostgresTableSource;
 use eddy_dataflow::progress::{self, Progress};
 use eddy_dataflow::relations;
 use eddy_storage::{Store, keys};
@@ -345,13 +346,68 @@ pub fn history_len(store: &Store, rel: &Relation) -> SqlResult<Option<u64>> {
     Ok(Some(len))
 }
 
-/// Checks that a relation accepts rows from clients: a stream fed by a connector does not.
+/// Checks that a relation accepts rows from clients: a stream fed by a connector, or a
+/// table mirrored from one, does not.
 pub fn check_writable(rel: &Relation) -> SqlResult<()> {
     match &rel.connector {
+        Some(c) if rel.kind == eddy_catalog::RelationKind::Table => {
+            Err(SqlError::WrongObjectType(format!(
+                "table \"{}\" mirrors its {} connector's table; it takes no INSERT, UPDATE, \
+                 DELETE or COPY (change the upstream table instead)",
+                rel.name, c.name
+            )))
+        }
         Some(c) => Err(SqlError::WrongObjectType(format!(
             "stream \"{}\" is fed by its {} connector; it takes no INSERT or COPY",
             rel.name, c.name
         ))),
         None => Ok(()),
+    }
+}
+
+/// The connector a CREATE TABLE's options declare (None without options): a table can
+/// mirror a PostgreSQL table, by its primary key.
+pub fn table_connector(
+    table: &str,
+    primary_key: &[usize],
+    options: &[SqlOption],
+) -> SqlResult<Option<Connector>> {
+    if options.is_empty() {
+        return Ok(None);
+    }
+    let map = option_map(options, "table")?;
+    let name = match map.get("connector").map(|c| c.to_ascii_lowercase()) {
+        Some(name) if name == "postgres" => name,
+        Some(name) if ["kafka", "file", "nexmark"].contains(&name.as_str()) => {
+            return Err(SqlError::InvalidParameter(format!(
+                "connector \"{name}\" feeds streams, not tables: use CREATE STREAM {table} (...) \
+                 WITH (connector = '{name}', ...)"
+            )));
+        }
+        Some(other) => return Err(ConnectorError::UnknownConnector(other).into()),
+        None => {
+            let key = map.keys().next().expect("options are not empty");
+            return Err(SqlError::InvalidParameter(format!(
+                "table option \"{key}\" needs a connector (WITH (connector = 'postgres', ...))"
+            )));
+        }
+    };
+    if primary_key.is_empty() {
+        return Err(SqlError::InvalidTableDefinition(format!(
+            "table \"{table}\" mirrors a PostgreSQL table by its key: declare a PRIMARY KEY"
+        )));
+    }
+    let connector = Connector { name, options: map };
+    PostgresTableSource::from_options(&connector.options)?;
+    Ok(Some(connector))
+}
+
+/// The PostgreSQL table a table mirrors, if it has a connector.
+pub fn mirror_of(rel: &Relation) -> SqlResult<Option<PostgresTableSource>> {
+    match (&rel.kind, &rel.connector) {
+        (eddy_catalog::RelationKind::Table, Some(c)) => {
+            Ok(Some(PostgresTableSource::from_options(&c.options)?))
+        }
+        _ => Ok(None),
     }
 }

@@ -335,6 +335,23 @@ impl Driver {
                 epoch.progressed.insert(rel.id);
                 Ok(Written::default())
             }
+            WriteOp::Sync {
+                relation,
+                upstream_rows,
+                ..
+            } => {
+                let rows = stage_table_write(&self.store, &snapshot, epoch, op)?;
+                let mut progress = self.progress_of(*relation)?;
+                progress.rows = *upstream_rows;
+                progress.synced = Some(chrono::Utc::now().timestamp_micros());
+                progress.source_error = None;
+                self.progress.insert(*relation, progress);
+                epoch.progressed.insert(*relation);
+                Ok(Written {
+                    rows,
+                    ..Written::default()
+                })
+            }
             other => Ok(Written {
                 rows: stage_table_write(&self.store, &snapshot, epoch, other)?,
                 ..Written::default()

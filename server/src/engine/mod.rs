@@ -12,6 +12,7 @@
 //! epoch's writes one at a time so that only the offending write fails.
 
 mod driver;
+mod mirrors;
 mod readers;
 mod sinks;
 mod tables;
@@ -73,6 +74,18 @@ pub enum WriteOp {
     Ingest {
         relation: u64,
         batch: Arc<SourceBatch>,
+    },
+    /// A read of the external table a table mirrors, as its difference from the table:
+    /// `upserts` replace the rows under their keys, `deletes` (rows as last read) remove
+    /// theirs, and with `whole` (a first read) every row whose key is not among `upserts`
+    /// goes too. Applying it again changes nothing.
+    Sync {
+        relation: u64,
+        upserts: RecordBatch,
+        deletes: RecordBatch,
+        whole: bool,
+        /// Rows the external table held.
+        upstream_rows: u64,
     },
     /// Why a stream's source is not reading, or a sink not delivering (None: it works
     /// again), shown in its progress.

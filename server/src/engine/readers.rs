@@ -1,4 +1,5 @@
-//! Readers: the tasks that feed streams from external systems (Kafka, files), one per stream.
+//! Readers: the tasks that feed streams from external systems (Kafka, files), one per
+//! stream, and those that keep mirrored tables in sync ([`mirrors`]).
 //!
 //! A reader starts from the positions committed in its stream's progress and hands each
 //! batch it reads to the epoch driver as a [`WriteOp::Ingest`], waiting for the commit before
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eddy_catalog::Relation;
+use eddy_connectors::postgres_source::PostgresTableSource;
 use eddy_dataflow::progress::Progress;
 use eddy_sql::SqlError;
 use eddy_sql::sources::Source;
@@ -24,12 +26,12 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::{Engine, WriteOp};
+use super::{Engine, WriteOp, mirrors};
 
 /// How long a reader waits for records before it looks at its partitions' idleness again.
 const POLL: Duration = Duration::from_millis(200);
-const FIRST_RETRY: Duration = Duration::from_millis(200);
-const LAST_RETRY: Duration = Duration::from_secs(10);
+pub(super) const FIRST_RETRY: Duration = Duration::from_millis(200);
+pub(super) const LAST_RETRY: Duration = Duration::from_secs(10);
 
 /// The running readers, by stream.
 pub struct Readers {
@@ -49,11 +51,17 @@ impl Readers {
         }
     }
 
-    /// Runs a reader for every stream given (by id) that reads an external source, and
-    /// stops the readers of streams no longer given.
-    pub fn sync(&mut self, streams: &BTreeMap<u64, (Arc<Relation>, Source)>) {
+    /// Runs a reader for every stream given (by id) that reads an external source and for
+    /// every table that mirrors an external table, and stops the readers of relations no
+    /// longer given.
+    pub fn sync(
+        &mut self,
+        streams: &BTreeMap<u64, (Arc<Relation>, Source)>,
+        mirrors: &BTreeMap<u64, (Arc<Relation>, PostgresTableSource)>,
+    ) {
         self.running.retain(|id, task| {
-            let keep = streams.contains_key(id) && !task.is_finished();
+            let keep =
+                (streams.contains_key(id) || mirrors.contains_key(id)) && !task.is_finished();
             if !keep {
                 task.abort();
             }
@@ -68,6 +76,17 @@ impl Readers {
                 source.clone(),
                 self.engine.clone(),
                 self.store.clone(),
+            ));
+            self.running.insert(*id, task);
+        }
+        for (id, (rel, source)) in mirrors {
+            if self.running.contains_key(id) {
+                continue;
+            }
+            let task = self.runtime.spawn(mirrors::mirror_table(
+                rel.clone(),
+                source.clone(),
+                self.engine.clone(),
             ));
             self.running.insert(*id, task);
         }
@@ -159,7 +178,7 @@ async fn read_from_committed(
 }
 
 /// Records the source's error in the stream's progress when it changed.
-async fn report(
+pub(super) async fn report(
     engine: &Engine,
     rel: &Relation,
     status: &mut Option<String>,

@@ -1,4 +1,5 @@
-//! Staging table writes: inserts (with ON CONFLICT), updates and deletes.
+//! Staging table writes: inserts (with ON CONFLICT), updates and deletes, and the reads of
+//! the external table a mirrored table follows.
 //!
 //! A table's rows are keyed by the encoded primary key, or by a hidden row id when it has
 //! none. Writes of one epoch see each other through the [`Overlay`]; each write is staged
@@ -118,7 +119,8 @@ pub fn stage_table_write(
     let rel_id = match op {
         WriteOp::Insert { relation, .. }
         | WriteOp::Update { relation, .. }
-        | WriteOp::Delete { relation, .. } => *relation,
+        | WriteOp::Delete { relation, .. }
+        | WriteOp::Sync { relation, .. } => *relation,
         WriteOp::Append { .. } | WriteOp::Ingest { .. } | WriteOp::Status { .. } => {
             unreachable!("stream writes and statuses are staged by the driver")
         }
@@ -131,6 +133,9 @@ pub fn stage_table_write(
             "\"{}\" is not a table",
             rel.name
         )));
+    }
+    if !matches!(op, WriteOp::Sync { .. }) {
+        eddy_sql::sources::check_writable(rel)?;
     }
     let mut view = View {
         store,
@@ -149,6 +154,12 @@ pub fn stage_table_write(
             ..
         } => update(&mut view, rel, predicate.as_ref(), assignments)?,
         WriteOp::Delete { predicate, .. } => delete(&mut view, rel, predicate.as_ref())?,
+        WriteOp::Sync {
+            upserts,
+            deletes,
+            whole,
+            ..
+        } => sync(&mut view, rel, upserts, deletes, *whole)?,
         WriteOp::Append { .. } | WriteOp::Ingest { .. } | WriteOp::Status { .. } => {
             unreachable!()
         }
@@ -366,6 +377,52 @@ fn delete(
     for (key, old) in rows {
         view.delete(key, old);
         view.affected += 1;
+    }
+    Ok(())
+}
+
+/// Applies a read of the external table a table mirrors (see [`WriteOp::Sync`]). A row
+/// equal to the stored one under its key changes nothing, so a read applied twice, or a
+/// first read after a restart, yields only what really changed.
+fn sync(
+    view: &mut View<'_>,
+    rel: &Arc<Relation>,
+    upserts: &RecordBatch,
+    deletes: &RecordBatch,
+    whole: bool,
+) -> SqlResult<()> {
+    check_not_null(rel, upserts)?;
+    let mut read = std::collections::HashSet::new();
+    for i in 0..upserts.num_rows() {
+        let row = values(upserts, i)?;
+        let key = key_of(rel, &row)?;
+        let existing = view.get(&key)?;
+        if whole {
+            read.insert(key.clone());
+        }
+        if existing.as_deref() == Some(encode_row(&row)?.as_slice()) {
+            continue;
+        }
+        if let Some(old) = existing {
+            view.delete(key.clone(), decode_row(&old, rel.columns.len())?);
+        }
+        view.put(key, row)?;
+        view.affected += 1;
+    }
+    for i in 0..deletes.num_rows() {
+        let key = key_of(rel, &values(deletes, i)?)?;
+        if let Some(old) = view.get(&key)? {
+            view.delete(key, decode_row(&old, rel.columns.len())?);
+            view.affected += 1;
+        }
+    }
+    if whole {
+        for (key, old) in view.scan(rel)? {
+            if !read.contains(&key) {
+                view.delete(key, old);
+                view.affected += 1;
+            }
+        }
     }
     Ok(())
 }

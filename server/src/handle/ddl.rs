@@ -14,7 +14,7 @@ use eddy_sql::parser::Statement;
 use eddy_sql::streaming::ViewOptions;
 use eddy_sql::{SqlError, SqlResult, ddl, sources, streaming};
 use eddy_storage::Store;
-use sqlparser::ast::{Query, Statement as SqlStatement};
+use sqlparser::ast::{CreateTableOptions, Query, Statement as SqlStatement};
 
 use super::naming::postgres_names;
 use super::{Outcome, Shared};
@@ -230,7 +230,13 @@ pub async fn execute_sql(shared: &Shared, stmt: &SqlStatement) -> SqlResult<Outc
             }
             let name = normalize_object_name(&ct.name)?;
             let (columns, pk) = ddl::columns(&ct.columns, &ct.constraints)?;
-            let rel = new_relation(
+            let options = match &ct.table_options {
+                CreateTableOptions::None => &[][..],
+                CreateTableOptions::With(options) => options.as_slice(),
+                other => return Err(SqlError::Unsupported(format!("table options {other}"))),
+            };
+            let connector = sources::table_connector(&name, &pk, options)?;
+            let mut rel = new_relation(
                 &name,
                 RelationKind::Table,
                 columns,
@@ -239,7 +245,21 @@ pub async fn execute_sql(shared: &Shared, stmt: &SqlStatement) -> SqlResult<Outc
                 vec![],
                 stmt.to_string(),
             );
-            created(shared, rel, None, ct.if_not_exists, "CREATE TABLE").await
+            rel.connector = connector;
+            let mirror = sources::mirror_of(&rel)?;
+            let Some(mirror) = mirror.filter(|_| shared.catalog.snapshot().get(&name).is_none())
+            else {
+                return created(shared, rel, None, ct.if_not_exists, "CREATE TABLE").await;
+            };
+            // The upstream table must answer with the columns now; the table is then loaded
+            // before CREATE returns.
+            mirror.check(&rel.columns).await?;
+            let outcome = created(shared, rel, None, ct.if_not_exists, "CREATE TABLE").await?;
+            let loaded = first_sync(shared, &name).await?;
+            Ok(match loaded {
+                Some(note) => Outcome::Notice(note, Box::new(outcome)),
+                None => outcome,
+            })
         }
         SqlStatement::CreateView(cv) => {
             let name = normalize_object_name(&cv.name)?;
@@ -268,6 +288,31 @@ pub async fn execute_sql(shared: &Shared, stmt: &SqlStatement) -> SqlResult<Outc
             Err(SqlError::Unsupported(format!("DROP {object_type}")))
         }
         _ => Err(SqlError::Internal("not a DDL statement".into())),
+    }
+}
+
+/// How long CREATE TABLE waits for a mirrored table's first load.
+const FIRST_SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits until a mirrored table's first read is applied; a NOTICE when it is not in time
+/// (the table then fills once it is; its progress says why it waits).
+async fn first_sync(shared: &Shared, name: &str) -> SqlResult<Option<String>> {
+    let id = shared.catalog.snapshot().resolve(name)?.id;
+    let deadline = std::time::Instant::now() + FIRST_SYNC_WAIT;
+    loop {
+        let progress = eddy_dataflow::progress::Progress::load(&shared.store, id)?;
+        if progress.as_ref().is_some_and(|p| p.synced.is_some()) {
+            return Ok(None);
+        }
+        let failed = progress.as_ref().and_then(|p| p.source_error.clone());
+        if failed.is_some() || std::time::Instant::now() > deadline {
+            let why = failed.unwrap_or_else(|| "its first read takes long".into());
+            return Ok(Some(format!(
+                "table \"{name}\" is not loaded yet ({why}); it fills once its upstream \
+                 table is read, see eddy_catalog.progress"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

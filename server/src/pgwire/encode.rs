@@ -195,6 +195,51 @@ fn timestamp_text(t: &NaiveDateTime, zone: bool) -> String {
     s
 }
 
+/// Postgres' text form of an interval (IntervalStyle `postgres`): `1 year 2 mons 3 days
+/// 04:05:06.5`. After a negative part, a positive one carries its `+`; the time part shows
+/// when it is not zero or nothing else does, its fraction only as far as it is non-zero.
+pub fn interval_text(months: i32, days: i32, micros: i64) -> String {
+    let mut out = String::new();
+    let mut after_negative = false;
+    for (value, unit) in [
+        (i64::from(months / 12), "year"),
+        (i64::from(months % 12), "mon"),
+        (i64::from(days), "day"),
+    ] {
+        if value == 0 {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        let sign = if after_negative && value > 0 { "+" } else { "" };
+        let plural = if value == 1 { "" } else { "s" };
+        out.push_str(&format!("{sign}{value} {unit}{plural}"));
+        after_negative = value < 0;
+    }
+    if out.is_empty() || micros != 0 {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        let sign = match (micros < 0, after_negative) {
+            (true, _) => "-",
+            (false, true) => "+",
+            (false, false) => "",
+        };
+        let total = micros.unsigned_abs();
+        let (hours, rest) = (total / 3_600_000_000, total % 3_600_000_000);
+        let (minutes, rest) = (rest / 60_000_000, rest % 60_000_000);
+        let (seconds, fraction) = (rest / 1_000_000, rest % 1_000_000);
+        out.push_str(&format!("{sign}{hours:02}:{minutes:02}:{seconds:02}"));
+        if fraction != 0 {
+            let digits = format!("{fraction:06}");
+            out.push('.');
+            out.push_str(digits.trim_end_matches('0'));
+        }
+    }
+    out
+}
+
 fn time_text(t: &NaiveTime) -> String {
     let mut s = t.format("%H:%M:%S").to_string();
     let micros = t.nanosecond() / 1000;
@@ -311,6 +356,9 @@ fn encode_value(
         }
         DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano) => {
             let v = array.as_primitive::<IntervalMonthDayNanoType>().value(i);
+            if text {
+                return enc.encode_field(&interval_text(v.months, v.days, v.nanoseconds / 1000));
+            }
             let iv = pg_interval::Interval::new(v.months, v.days, v.nanoseconds / 1000);
             enc.encode_field(&iv)
         }
@@ -499,4 +547,30 @@ pub fn copy_line(row: &DataRow, layout: &CopyLayout) -> bytes::Bytes {
     }
     out.push(b'\n');
     out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interval_text;
+
+    #[test]
+    fn intervals_read_as_postgres_writes_them() {
+        const HOUR: i64 = 3_600_000_000;
+        for (months, days, micros, text) in [
+            (
+                14,
+                3,
+                4 * HOUR + 306_500_000,
+                "1 year 2 mons 3 days 04:05:06.5",
+            ),
+            (0, 0, 0, "00:00:00"),
+            (1, 1, 0, "1 mon 1 day"),
+            (0, -1, 2 * HOUR, "-1 days +02:00:00"),
+            (0, 1, -2 * HOUR, "1 day -02:00:00"),
+            (-13, 0, 0, "-1 years -1 mons"),
+            (0, 0, 100 * HOUR + 1, "100:00:00.000001"),
+        ] {
+            assert_eq!(interval_text(months, days, micros), text);
+        }
+    }
 }

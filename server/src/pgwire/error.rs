@@ -14,6 +14,7 @@ pub fn sqlstate(e: &SqlError) -> &'static str {
         SqlError::DuplicateObject(_) => "42710",
         SqlError::WrongObjectType(_) => "42809",
         SqlError::InvalidDefinition(_) => "42P17",
+        SqlError::InvalidTableDefinition(_) => "42P16",
         SqlError::DatatypeMismatch(_) => "42804",
         SqlError::InvalidText(_) => "22P02",
         SqlError::Unsupported(_) => "0A000",

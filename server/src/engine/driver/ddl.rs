@@ -75,7 +75,9 @@ impl Driver {
         } else {
             self.commit(epoch)?;
         }
-        let reload = fed.is_some() || relation.kind == RelationKind::Sink;
+        let reload = fed.is_some()
+            || relation.kind == RelationKind::Sink
+            || (relation.kind == RelationKind::Table && relation.connector.is_some());
         self.catalog.install(Arc::new(relation));
         if reload {
             self.load_connectors()?;

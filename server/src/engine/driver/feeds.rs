@@ -93,8 +93,14 @@ impl Driver {
             }
         }
         self.sources = groups;
+        let mut mirrors = BTreeMap::new();
+        for rel in snapshot.of_kind(RelationKind::Table) {
+            if let Some(source) = sources::mirror_of(rel)? {
+                mirrors.insert(rel.id, (rel.clone(), source));
+            }
+        }
         if let Some(c) = &mut self.connectors {
-            c.readers.sync(&external);
+            c.readers.sync(&external, &mirrors);
         }
         let mut sinks = BTreeMap::new();
         for sink in snapshot.of_kind(RelationKind::Sink) {
