@@ -28,6 +28,7 @@ pub mod ddl;
 mod error;
 pub mod literals;
 pub mod names;
+pub mod over;
 pub mod parser;
 pub mod point;
 pub mod sinks;

@@ -330,6 +330,27 @@ fn column(name: &str, index: usize) -> Arc<dyn PhysicalExpr> {
     ))
 }
 
+/// A window expression that numbers rows (ROW_NUMBER, RANK or DENSE_RANK, unfiltered).
+fn numbering(expr: &Expr) -> Option<(Numbering, &datafusion::logical_expr::expr::WindowFunction)> {
+    let expr = match expr {
+        Expr::Alias(a) => a.expr.as_ref(),
+        e => e,
+    };
+    let Expr::WindowFunction(call) = expr else {
+        return None;
+    };
+    let numbering = match call.fun.name() {
+        "row_number" => Numbering::RowNumber,
+        "rank" => Numbering::Rank,
+        "dense_rank" => Numbering::DenseRank,
+        _ => return None,
+    };
+    call.params
+        .filter
+        .is_none()
+        .then_some((numbering, call.as_ref()))
+}
+
 fn unsupported(what: impl Into<String>) -> SqlError {
     SqlError::Unsupported(format!(
         "{} in a materialized view is not supported yet",
@@ -560,36 +581,20 @@ impl Planner<'_> {
         }
     }
 
-    /// A window node that numbers rows: ROW_NUMBER, RANK or DENSE_RANK over a partition.
+    /// A window node. One that only numbers rows (ROW_NUMBER, RANK or DENSE_RANK over a
+    /// partition, possibly cut by a filter above it) is a [`TopN`]; any other is evaluated per
+    /// partition by an [`OverWindow`](eddy_dataflow::OverWindow).
     fn ranking(&mut self, w: &datafusion::logical_expr::Window) -> SqlResult<Input> {
         use datafusion::logical_expr::expr::WindowFunction as Call;
-        let [expr] = w.window_expr.as_slice() else {
-            return Err(unsupported(
-                "several window functions (OVER) in one query level",
-            ));
-        };
-        let expr = match expr {
-            Expr::Alias(a) => a.expr.as_ref(),
-            e => e,
-        };
-        let Expr::WindowFunction(call) = expr else {
-            return Err(unsupported(format!("window expression {expr}")));
-        };
-        let Call { fun, params } = call.as_ref();
-        let numbering = match fun.name() {
-            "row_number" => Numbering::RowNumber,
-            "rank" => Numbering::Rank,
-            "dense_rank" => Numbering::DenseRank,
-            other => {
-                return Err(unsupported(format!(
-                    "window function {other}() (OVER); row_number(), rank() and dense_rank() \
-                     are maintained"
-                )));
+        let (numbering, call) = match w.window_expr.as_slice() {
+            [expr] if numbering(expr).is_some() => numbering(expr).expect("a numbering"),
+            _ => {
+                let op = crate::over::window_operator(self.state, w)?;
+                let input = self.build(&w.input)?;
+                return Ok(self.node(Box::new(op), vec![input]));
             }
         };
-        if params.filter.is_some() {
-            return Err(unsupported(format!("{}() FILTER (WHERE ...)", fun.name())));
-        }
+        let Call { params, .. } = call;
         let schema = w.input.schema();
         let partition = params
             .partition_by

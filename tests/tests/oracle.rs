@@ -247,6 +247,30 @@ fn views() -> Vec<OracleView> {
             "SELECT id, label, w FROM dim ORDER BY w DESC NULLS LAST, id LIMIT 3",
             2,
         ),
+        // Window functions per partition. Rows tied in a window's ORDER BY are equal in
+        // every column the view shows, so any order among them gives the same rows.
+        OracleView::new(
+            "running_per_k",
+            "SELECT k, g, v, sum(v) OVER (PARTITION BY k ORDER BY v, g \
+             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS running, \
+             count(*) OVER (PARTITION BY k ORDER BY v, g) AS upto FROM ev",
+            0,
+        ),
+        OracleView::new(
+            "neighbours_per_g",
+            "SELECT g, k, v, lag(v) OVER (PARTITION BY g ORDER BY k, v) AS prev, \
+             lead(v, 2, -1) OVER (PARTITION BY g ORDER BY k, v) AS next2 FROM ev WHERE v > 20",
+            4,
+        ),
+        OracleView::new(
+            "dim_windows",
+            "SELECT label, id, w, sum(w) OVER (PARTITION BY label ORDER BY id) AS running, \
+             avg(w) OVER (PARTITION BY label ORDER BY id ROWS BETWEEN 1 PRECEDING \
+             AND 1 FOLLOWING) AS smooth, \
+             first_value(id) OVER (PARTITION BY label ORDER BY w NULLS FIRST, id) AS lightest \
+             FROM dim",
+            1,
+        ),
         OracleView::new(
             "late_join",
             "SELECT d.label, count(DISTINCT e.k) AS keys, min(e.v) AS lo \
