@@ -12,13 +12,28 @@ use eddy_tests::{
     TestServer, execute, postgres_client, postgres_url, query_rows, sorted_rows, unique_name,
     wait_for_same_rows,
 };
-use futures::{StreamExt, pin_mut};
+use futures::StreamExt;
 use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::error::SqlState;
 
 /// The first row a subscription sends, without its epoch: the operation, then the values.
-async fn first_change(changes: tokio_postgres::SimpleQueryStream) -> Result<Vec<String>> {
-    pin_mut!(changes);
+type Changes = std::pin::Pin<Box<tokio_postgres::SimpleQueryStream>>;
+
+/// Starts a subscription and waits for its row description: a subscription describes its
+/// rows once it listens, so from then on it is a subscriber "from before" what follows.
+async fn subscribe(client: &tokio_postgres::Client, sql: &str) -> Result<Changes> {
+    let mut changes = Box::pin(client.simple_query_raw(sql).await.context("subscribing")?);
+    let described = tokio::time::timeout(Duration::from_secs(20), changes.next())
+        .await?
+        .context("the subscription ended")??;
+    ensure!(
+        matches!(described, SimpleQueryMessage::RowDescription(_)),
+        "a subscription began with something other than its row description"
+    );
+    Ok(changes)
+}
+
+async fn first_change(mut changes: Changes) -> Result<Vec<String>> {
     tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(message) = changes.next().await {
             if let SimpleQueryMessage::Row(row) = message? {
@@ -193,9 +208,7 @@ async fn replace_swaps_a_view_whole_while_it_is_read() -> Result<()> {
 
     // A subscriber from before the swap.
     let subscriber = server.client().await?;
-    let changes = subscriber
-        .simple_query_raw("SUBSCRIBE TO v WITH (snapshot = false)")
-        .await?;
+    let changes = subscribe(&subscriber, "SUBSCRIBE TO v WITH (snapshot = false)").await?;
 
     // Readers read all along; each read is the old version or the new one, whole.
     let old = vec!["100".to_string(), HISTORY.to_string()];
@@ -379,10 +392,7 @@ async fn add_column_widens_relations_and_what_reads_them_keeps_its_columns() -> 
         .await
         .context("preparing an INSERT")?;
     let subscriber = server.client().await?;
-    let changes = subscriber
-        .simple_query_raw("SUBSCRIBE TO s WITH (snapshot = false)")
-        .await
-        .context("subscribing")?;
+    let changes = subscribe(&subscriber, "SUBSCRIBE TO s WITH (snapshot = false)").await?;
 
     execute(&client, "ALTER STREAM s ADD COLUMN note TEXT").await?;
     execute(&client, "ALTER TABLE t ADD tier INT").await?;
