@@ -365,6 +365,8 @@ impl Drop for KafkaReader {
 /// further back (doubling the distance) until the batch holding the offset comes back, and
 /// only then are the records before the offset dropped. A true gap (a compacted log) shows
 /// as a batch that starts past the offset right after the batch before it: it is accepted.
+/// The same holds when the offset lies inside the partition's last batch: the fetch then
+/// comes back empty although the partition's high watermark is past the offset.
 async fn fetch_partition(pc: Arc<PartitionClient>, mut offset: i64, tx: mpsc::Sender<Fetched>) {
     let partition = pc.partition();
     // How far before `offset` the next fetch starts, and whether it starts right after a
@@ -374,17 +376,22 @@ async fn fetch_partition(pc: Arc<PartitionClient>, mut offset: i64, tx: mpsc::Se
     loop {
         let asked = Instant::now();
         let from = offset - back;
-        let records = match pc
+        let (records, high_watermark) = match pc
             .fetch_records(from, 1..FETCH_MAX_BYTES, FETCH_WAIT_MS)
             .await
         {
-            Ok((records, _high_watermark)) => records,
+            Ok(fetched) => fetched,
             Err(e) => {
                 let _ = tx.send((partition, Err(e.to_string()))).await;
                 return;
             }
         };
         let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            if high_watermark > offset && from > 0 && !after_batch {
+                // Records from `offset` on exist, but no batch starts at or after it.
+                back = (back * 2).max(16).min(offset);
+                continue;
+            }
             (back, after_batch) = (0, false);
             if asked.elapsed() < EMPTY_FETCH_PAUSE {
                 // A broker that answers an empty fetch at once (without waiting for

@@ -4,9 +4,15 @@
 //! watermark is the slowest partition's (an idle one stops counting), and CREATE checks the
 //! broker and topic.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
+use datafusion::arrow::array::{Array, Int64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use eddy_connectors::SourceReader;
+use eddy_connectors::kafka::{KafkaReader, KafkaSource};
 use eddy_tests::kafka::KafkaBroker;
 use eddy_tests::{
     TestServer, compare_rows, execute, postgres_client, postgres_url, query_rows, sorted_rows,
@@ -539,5 +545,56 @@ async fn a_lost_broker_shows_in_progress_and_stops_nothing_else() -> Result<()> 
     ensure!(n == vec![vec!["2"]], "{n:?}");
     execute(&client, "CREATE TABLE t (id BIGINT PRIMARY KEY)").await?;
     execute(&client, "INSERT INTO t VALUES (1)").await?;
+    Ok(())
+}
+
+/// A restart can resume a partition in the middle of a batch (an epoch took part of it).
+/// When that batch is the partition's last, a fetch from the offset may come back empty
+/// although records follow it: the reader must still hand out the rest of the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_resumed_inside_the_last_batch_reads_the_rest_of_it() -> Result<()> {
+    let broker = KafkaBroker::start().await?;
+    broker.create_topic("batched", 1).await?;
+    let values: Vec<String> = (0..20).map(|n| format!(r#"{{"n": {n}}}"#)).collect();
+    // One produce request: one batch of offsets 0..20.
+    broker.producer("batched").await?.send(0, &values).await?;
+    let options = BTreeMap::from(
+        [("brokers", broker.address()), ("topic", "batched".into())]
+            .map(|(k, v)| (k.to_string(), v)),
+    );
+    let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
+    for resume_at in [1, 7, 19] {
+        let mut reader = KafkaReader::open(
+            KafkaSource::from_options(&options)?,
+            schema.clone(),
+            &BTreeMap::from([(0, resume_at)]),
+        )
+        .await?;
+        let mut read = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while read.len() < (20 - resume_at) as usize && Instant::now() < deadline {
+            let Some(batch) = reader.next_batch(Duration::from_millis(200)).await? else {
+                continue;
+            };
+            for part in batch.parts {
+                ensure!(
+                    part.from == resume_at + read.len() as i64,
+                    "a batch from offset {} after {} records read from {resume_at}",
+                    part.from,
+                    read.len()
+                );
+                let column = part.rows.column(0);
+                let n = column
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .expect("n is BIGINT");
+                read.extend((0..n.len()).map(|i| n.value(i)));
+            }
+        }
+        ensure!(
+            read == (resume_at..20).collect::<Vec<_>>(),
+            "resumed at {resume_at}, read {read:?}"
+        );
+    }
     Ok(())
 }
