@@ -26,8 +26,10 @@ use crate::codec::{self, Decoder, decode_row, encode_row};
 use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
 use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
 
+mod expiry;
 mod not_in;
 
+pub use expiry::TimeBound;
 use not_in::NULL_KEY;
 
 /// The rows of one side that share a join key: encoded row -> (values, multiplicity).
@@ -41,6 +43,9 @@ struct Side {
     index: FastMap<Vec<u8>, Bucket>,
     /// (key, row) pairs changed since the last checkpoint.
     dirty: FastSet<(Vec<u8>, Vec<u8>)>,
+    /// With a time bound: the column of the rows' event time, and the rows by that time.
+    time_column: Option<usize>,
+    times: expiry::TimeIndex,
 }
 
 impl Side {
@@ -48,17 +53,24 @@ impl Side {
         let row_bytes = encode_row(&row)?;
         let bucket = self.index.entry(key.to_vec()).or_default();
         let entry = bucket.entry(row_bytes.clone()).or_insert((row, 0));
+        let was = entry.1;
         entry.1 += w;
-        if entry.1 < 0 {
+        let now = entry.1;
+        if now < 0 {
             return Err(DataflowError::Internal(
                 "join side holds a negative row".into(),
             ));
         }
-        if entry.1 == 0 {
+        let timed = self.time_column.is_some();
+        let arrived = (timed && was == 0 && now > 0).then(|| entry.0.clone());
+        if now == 0 {
             bucket.remove(&row_bytes);
             if bucket.is_empty() {
                 self.index.remove(key);
             }
+        }
+        if let Some(values) = arrived {
+            self.index_time(key, &row_bytes, &values);
         }
         self.dirty.insert((key.to_vec(), row_bytes));
         Ok(())
@@ -159,6 +171,8 @@ pub struct Join {
     /// With `null_aware`: rows on the right, and those among them whose key is NULL.
     right_rows: i64,
     right_nulls: i64,
+    /// Frees rows behind the watermarks (interval joins of streams).
+    time_bound: Option<TimeBound>,
 }
 
 impl Join {
@@ -214,6 +228,7 @@ impl Join {
             null_aware: false,
             right_rows: 0,
             right_nulls: 0,
+            time_bound: None,
         }
     }
 
@@ -531,8 +546,13 @@ impl Operator for Join {
                 false if keys.is_empty() => format!("{:?} cross join{residual}", self.kind),
                 false => format!("{:?} join on {}{residual}", self.kind, keys.join(" AND ")),
             },
-            state: StateBound::Grows("every row of both inputs, by join key".into()),
-            watermark: None,
+            state: match self.time_bound {
+                Some(b) if b.bounds_both() => StateBound::Bounded(
+                    "the rows of both inputs until the other input's watermark passes them".into(),
+                ),
+                _ => StateBound::Grows("every row of both inputs, by join key".into()),
+            },
+            watermark: self.time_bound.map(|b| b.left_stream),
         }
     }
 
@@ -540,7 +560,9 @@ impl Operator for Join {
         if self.null_aware {
             return self.apply_not_in(inputs, epoch);
         }
-        self.apply_equi(inputs, epoch)
+        let out = self.apply_equi(inputs, epoch)?;
+        self.expire(epoch);
+        Ok(out)
     }
 
     fn schema(&self) -> SchemaRef {
@@ -576,6 +598,7 @@ impl Operator for Join {
             };
             let row = decode_row(&row_bytes, width)?;
             let w = Decoder::new(&v).i64()?;
+            side.index_time(&key, &row_bytes, &row);
             side.index
                 .entry(key)
                 .or_default()

@@ -44,7 +44,7 @@ pub(crate) type FastSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 pub use aggregate::{AggKind, AggSpec, Aggregate};
 pub use delta::Delta;
 pub use error::{DataflowError, DataflowResult};
-pub use join::{Join, JoinKind};
+pub use join::{Join, JoinKind, TimeBound};
 pub use operator::{Dataflow, EpochContext, Explain, Input, Operator, StateBound, StateWriter};
 pub use over::OverWindow;
 pub use session::SessionWindow;

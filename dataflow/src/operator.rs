@@ -83,6 +83,10 @@ impl std::fmt::Display for StateBound {
 #[derive(Clone, Debug, Default)]
 pub struct EpochContext {
     pub watermarks: HashMap<u64, i64>,
+    /// The changes are part of a relation's history, fed in parts (a new view's backfill):
+    /// rows of other inputs, or of later parts, are still to come even where the watermark
+    /// says they are late, so no state may be freed on the strength of it.
+    pub replaying: bool,
 }
 
 impl EpochContext {

@@ -385,6 +385,7 @@ mod tests {
     fn at(watermark_seconds: i64) -> EpochContext {
         EpochContext {
             watermarks: HashMap::from([(7, watermark_seconds * 1_000_000)]),
+            replaying: false,
         }
     }
 

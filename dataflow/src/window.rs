@@ -214,6 +214,7 @@ mod tests {
     fn at(wm: i64) -> EpochContext {
         EpochContext {
             watermarks: std::collections::HashMap::from([(7, wm)]),
+            replaying: false,
         }
     }
 

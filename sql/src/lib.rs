@@ -26,6 +26,7 @@ pub mod compat;
 pub mod context;
 pub mod ddl;
 mod error;
+pub mod interval_join;
 pub mod literals;
 pub mod names;
 pub mod over;

@@ -16,6 +16,7 @@ use eddy_dataflow::{
     SessionWindow, SortColumn, TopN, Union,
 };
 
+use crate::interval_join;
 use crate::windows::{WindowFunction, WindowKind, session_index};
 use crate::{SqlError, SqlResult};
 
@@ -143,7 +144,9 @@ pub fn unbounded_state(plan: &LogicalPlan, catalog: &Snapshot) -> Vec<String> {
     let _ = plan.apply(|node| {
         match node {
             LogicalPlan::Join(j)
-                if append_only(&j.left, catalog) && append_only(&j.right, catalog) =>
+                if append_only(&j.left, catalog)
+                    && append_only(&j.right, catalog)
+                    && !interval_join::time_bound(j, catalog).is_some_and(|b| b.bounds_both()) =>
             {
                 notes.push(format!(
                     "the join of streams {} and {} keeps every row of both in its state, which \
@@ -558,6 +561,16 @@ impl Planner<'_> {
                         return Err(unsupported(format!("a null-aware {} JOIN", j.join_type)));
                     }
                     false => op,
+                };
+                // An interval join of streams frees rows behind the watermarks.
+                let op = match interval_join::time_bound(j, self.catalog) {
+                    Some(bound)
+                        if append_only(&j.left, self.catalog)
+                            && append_only(&j.right, self.catalog) =>
+                    {
+                        op.with_time_bound(bound)
+                    }
+                    _ => op,
                 };
                 Ok(self.node(Box::new(op), vec![left, right]))
             }

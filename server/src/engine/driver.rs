@@ -376,6 +376,7 @@ impl Driver {
                 .iter()
                 .filter_map(|(id, p)| p.watermark.map(|w| (*id, w)))
                 .collect(),
+            replaying: false,
         }
     }
 

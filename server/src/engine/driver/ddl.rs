@@ -170,9 +170,10 @@ impl Driver {
         let mut replayed = Vec::new();
         // The history is read at the sources' current watermarks: whatever they closed is
         // final.
-        let context = self.epoch_context();
+        let mut context = self.epoch_context();
         let mut outputs = vec![flow.apply(&HashMap::new(), &context)?];
         let mut after = context.clone();
+        context.replaying = true;
         for rel in sources {
             let source = rel.id;
             let history = sources::read_history(&self.store, &rel, BACKFILL_CHUNK, |chunk| {
@@ -195,11 +196,10 @@ impl Driver {
                 replayed.push((source, progress));
             }
         }
-        if !replayed.is_empty() {
-            // A replay may have moved a stream's watermark past the one the history was read
-            // at (a stream nothing read lags): windows it closed close now.
-            outputs.push(flow.apply(&HashMap::new(), &after)?);
-        }
+        // Now that the whole history is in, state the watermarks make useless can go; and a
+        // replay may have moved a stream's watermark past the one the history was read at
+        // (a stream nothing read lags): windows it closed close now.
+        outputs.push(flow.apply(&HashMap::new(), &after)?);
         let out = declared(
             view,
             Delta::concat(&flow.schema(), &outputs)?.consolidate()?,

@@ -1,0 +1,115 @@
+//! Interval joins free their state behind the watermarks.
+//!
+//! An inner join of two streams whose condition bounds the distance between their event
+//! times (`b.ts BETWEEN a.ts AND a.ts + INTERVAL '1 hour'`: `lower <= l.ts - r.ts <= upper`)
+//! can forget a row once no row still to come can match it. Rows still to come are at or
+//! after their stream's watermark (later ones are dropped as late), so a left row is done
+//! once `l.ts - lower < wm(right)` and a right row once `r.ts + upper < wm(left)`. Dropping a
+//! row from the state changes nothing the join has emitted; a stream never retracts it.
+
+use std::collections::BTreeMap;
+
+use datafusion::common::ScalarValue;
+
+use super::{Join, Side};
+use crate::operator::EpochContext;
+use crate::window::micros;
+
+/// How far apart the event times of matching rows can be, and which streams' watermarks
+/// decide that rows can no longer match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeBound {
+    /// The event-time column of the left input, and the stream whose watermark it follows.
+    pub left_column: usize,
+    pub left_stream: u64,
+    pub right_column: usize,
+    pub right_stream: u64,
+    /// Bounds of `l.ts - r.ts` in microseconds (None: unbounded that way).
+    pub lower: Option<i64>,
+    pub upper: Option<i64>,
+}
+
+impl TimeBound {
+    /// The rows of each side that no future row of the other side can match: left rows
+    /// before the first bound, right rows before the second.
+    fn horizons(&self, epoch: &EpochContext) -> (Option<i64>, Option<i64>) {
+        let left = self
+            .lower
+            .zip(epoch.watermark(self.right_stream))
+            .map(|(lower, wm)| wm.saturating_add(lower));
+        let right = self
+            .upper
+            .zip(epoch.watermark(self.left_stream))
+            .map(|(upper, wm)| wm.saturating_sub(upper));
+        (left, right)
+    }
+
+    /// Whether both sides' state is bounded.
+    pub fn bounds_both(&self) -> bool {
+        self.lower.is_some() && self.upper.is_some()
+    }
+}
+
+/// A side's rows by event time, for freeing them in time order: time -> (key, row).
+pub(super) type TimeIndex = BTreeMap<i64, Vec<(Vec<u8>, Vec<u8>)>>;
+
+impl Side {
+    /// Notes where a row is in time, when the side's rows expire (rows without a time stay
+    /// until deleted).
+    pub(super) fn index_time(&mut self, key: &[u8], row: &[u8], values: &[ScalarValue]) {
+        let Some(column) = self.time_column else {
+            return;
+        };
+        if let Some(t) = values.get(column).and_then(micros) {
+            self.times
+                .entry(t)
+                .or_default()
+                .push((key.to_vec(), row.to_vec()));
+        }
+    }
+
+    /// Forgets every row whose time is before `horizon`; returns how many were forgotten.
+    fn forget_before(&mut self, horizon: i64) -> usize {
+        let kept = self.times.split_off(&horizon);
+        let gone = std::mem::replace(&mut self.times, kept);
+        let mut forgotten = 0;
+        for (key, row) in gone.into_values().flatten() {
+            let Some(bucket) = self.index.get_mut(&key) else {
+                continue;
+            };
+            if bucket.remove(&row).is_some() {
+                forgotten += 1;
+                self.dirty.insert((key.clone(), row));
+            }
+            if bucket.is_empty() {
+                self.index.remove(&key);
+            }
+        }
+        forgotten
+    }
+}
+
+impl Join {
+    /// Bounds the join's state by its inputs' event times (an inner join of append-only
+    /// inputs only: see the module documentation).
+    pub fn with_time_bound(mut self, bound: TimeBound) -> Self {
+        self.left.time_column = Some(bound.left_column);
+        self.right.time_column = Some(bound.right_column);
+        self.time_bound = Some(bound);
+        self
+    }
+
+    /// Frees the rows no future row can match, after an epoch's changes are applied.
+    pub(super) fn expire(&mut self, epoch: &EpochContext) {
+        let Some(bound) = self.time_bound.filter(|_| !epoch.replaying) else {
+            return;
+        };
+        let (left, right) = bound.horizons(epoch);
+        if let Some(h) = left {
+            self.left.forget_before(h);
+        }
+        if let Some(h) = right {
+            self.right.forget_before(h);
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Interval joins: the bound an inner join's condition puts on the distance between its
+//! inputs' event times (`b.ts BETWEEN a.ts AND a.ts + INTERVAL '1 hour'`, or any mix of
+//! `<`, `<=`, `>`, `>=` and `=` between two event-time columns give or take an interval),
+//! found in the plan, so that the join frees rows behind the watermarks.
+//!
+//! Both columns must be event times of streams: columns a WATERMARK is declared on, passed
+//! through projections and filters unchanged. Conditions on other columns, or between other
+//! pairs, only narrow the matches further, so a bound from some of the conjuncts is safe.
+
+use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{BinaryExpr, Expr, Join, JoinType, LogicalPlan, Operator};
+use eddy_catalog::{RelationKind, Snapshot};
+use eddy_dataflow::TimeBound;
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// The time bound of a join, if its condition has one between two streams' event times.
+pub fn time_bound(j: &Join, catalog: &Snapshot) -> Option<TimeBound> {
+    if j.join_type != JoinType::Inner {
+        return None;
+    }
+    let mut bound: Option<TimeBound> = None;
+    for conjunct in split_conjunction(j.filter.as_ref()?) {
+        for (a, op, b) in comparisons(conjunct) {
+            let Some((l, r, op, k)) = oriented(j, a, op, b) else {
+                continue;
+            };
+            let b = match &mut bound {
+                Some(b) if (b.left_column, b.right_column) == (l, r) => b,
+                Some(_) => continue,
+                None => {
+                    let (Some(left_stream), Some(right_stream)) = (
+                        event_time(&j.left, l, catalog),
+                        event_time(&j.right, r, catalog),
+                    ) else {
+                        continue;
+                    };
+                    bound.insert(TimeBound {
+                        left_column: l,
+                        left_stream,
+                        right_column: r,
+                        right_stream,
+                        lower: None,
+                        upper: None,
+                    })
+                }
+            };
+            // `l - r op k`.
+            if matches!(op, Operator::Gt | Operator::GtEq | Operator::Eq) {
+                b.lower = Some(b.lower.map_or(k, |x| x.max(k)));
+            }
+            if matches!(op, Operator::Lt | Operator::LtEq | Operator::Eq) {
+                b.upper = Some(b.upper.map_or(k, |x| x.min(k)));
+            }
+        }
+    }
+    bound
+}
+
+/// The comparisons a conjunct makes: `a op b` (a BETWEEN is two).
+fn comparisons(e: &Expr) -> Vec<(&Expr, Operator, &Expr)> {
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(
+                op,
+                Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq | Operator::Eq
+            ) =>
+        {
+            vec![(left.as_ref(), *op, right.as_ref())]
+        }
+        Expr::Between(b) if !b.negated => vec![
+            (b.expr.as_ref(), Operator::GtEq, b.low.as_ref()),
+            (b.expr.as_ref(), Operator::LtEq, b.high.as_ref()),
+        ],
+        _ => vec![],
+    }
+}
+
+/// `a op b` as `left column - right column op k` (column indexes in their inputs), when one
+/// side is a left column and the other a right column, each give or take an interval.
+fn oriented(j: &Join, a: &Expr, op: Operator, b: &Expr) -> Option<(usize, usize, Operator, i64)> {
+    let (ca, oa) = shifted(a)?;
+    let (cb, ob) = shifted(b)?;
+    let at = |schema: &DFSchema, c: &Column| schema.index_of_column(c).ok();
+    match (at(j.left.schema(), ca), at(j.right.schema(), cb)) {
+        // l + oa op r + ob  =>  l - r op ob - oa
+        (Some(l), Some(r)) => Some((l, r, op, ob.checked_sub(oa)?)),
+        _ => {
+            let l = at(j.left.schema(), cb)?;
+            let r = at(j.right.schema(), ca)?;
+            // r + oa op l + ob  =>  l - r (op swapped) oa - ob
+            Some((l, r, op.swap()?, oa.checked_sub(ob)?))
+        }
+    }
+}
+
+/// A column give or take a constant interval: `ts`, `ts + INTERVAL '1 hour'`, `ts - ...`.
+fn shifted(e: &Expr) -> Option<(&Column, i64)> {
+    match e {
+        Expr::Column(c) => Some((c, 0)),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match (op, left.as_ref()) {
+            (Operator::Plus, _) => match (shifted(left), interval(right)) {
+                (Some((c, o)), Some(i)) => Some((c, o.checked_add(i)?)),
+                _ => {
+                    let (c, o) = shifted(right)?;
+                    Some((c, o.checked_add(interval(left)?)?))
+                }
+            },
+            (Operator::Minus, _) => {
+                let (c, o) = shifted(left)?;
+                Some((c, o.checked_sub(interval(right)?)?))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A constant interval in microseconds (one of whole days and time; months vary in length).
+fn interval(e: &Expr) -> Option<i64> {
+    let Expr::Literal(v, _) = e else {
+        return None;
+    };
+    match v {
+        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => (v.days as i64)
+            .checked_mul(MICROS_PER_DAY)?
+            .checked_add(v.nanoseconds / 1_000),
+        ScalarValue::IntervalDayTime(Some(v)) => (v.days as i64)
+            .checked_mul(MICROS_PER_DAY)?
+            .checked_add(v.milliseconds as i64 * 1_000),
+        ScalarValue::DurationMicrosecond(Some(v)) => Some(*v),
+        ScalarValue::DurationMillisecond(Some(v)) => v.checked_mul(1_000),
+        ScalarValue::DurationSecond(Some(v)) => v.checked_mul(1_000_000),
+        ScalarValue::DurationNanosecond(Some(v)) => Some(v / 1_000),
+        _ => None,
+    }
+}
+
+/// The stream whose watermark column the plan's column `index` is, passed through unchanged.
+fn event_time(plan: &LogicalPlan, index: usize, catalog: &Snapshot) -> Option<u64> {
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            let rel = catalog.get(scan.table_name.table())?;
+            let column = match &scan.projection {
+                Some(p) => *p.get(index)?,
+                None => index,
+            };
+            (rel.kind == RelationKind::Stream && rel.watermark?.column == column).then_some(rel.id)
+        }
+        LogicalPlan::Projection(p) => {
+            let mut e = p.expr.get(index)?;
+            while let Expr::Alias(a) = e {
+                e = a.expr.as_ref();
+            }
+            let Expr::Column(c) = e else {
+                return None;
+            };
+            event_time(&p.input, p.input.schema().index_of_column(c).ok()?, catalog)
+        }
+        LogicalPlan::Filter(f) => event_time(&f.input, index, catalog),
+        LogicalPlan::SubqueryAlias(s) => event_time(&s.input, index, catalog),
+        _ => None,
+    }
+}
