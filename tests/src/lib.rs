@@ -91,8 +91,23 @@ impl TestServer {
         Ok(server)
     }
 
-    /// Starts the process on a free port and waits until it accepts connections.
+    /// Starts the process on a free port and waits until it accepts connections. A port
+    /// found free can be taken by another test's server before this one binds it: then the
+    /// server exits at once, and it is started again on other ports.
     async fn boot(&mut self) -> Result<()> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.boot_once().await {
+                Err(e) if attempts < 5 && self.current_log().contains("Address already in use") => {
+                    eprintln!("retrying the server's start on other ports: {e}");
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn boot_once(&mut self) -> Result<()> {
         std::fs::create_dir_all(&self.home)
             .with_context(|| format!("creating {}", self.home.display()))?;
         let binary = tokio::task::spawn_blocking(server_binary).await??;
@@ -138,9 +153,16 @@ impl TestServer {
                     self.log_tail()
                 );
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
+            // Something answering on the port is this server only once it says it listens
+            // (another test's server may have taken the port first); with the log elsewhere
+            // or filtered, an answer has to do.
+            let own = std::env::var_os("EDDY_TEST_LOG").is_some()
+                || std::env::var_os("RUST_LOG").is_some()
+                || self.current_log().contains("listening");
+            if own
+                && tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                    .await
+                    .is_ok()
             {
                 return Ok(());
             }
@@ -305,6 +327,15 @@ impl TestServer {
     }
 
     /// The last lines of the server log, for error messages.
+    /// The log of the server's latest start.
+    fn current_log(&self) -> String {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        match log.rfind("=== starting") {
+            Some(i) => log[i..].to_string(),
+            None => log,
+        }
+    }
+
     pub fn log_tail(&self) -> String {
         match std::fs::read_to_string(self.log_path()) {
             Ok(log) => {
