@@ -3,9 +3,12 @@
 //! `<`, `<=`, `>`, `>=` and `=` between two event-time columns give or take an interval),
 //! found in the plan, so that the join frees rows behind the watermarks.
 //!
-//! Both columns must be event times of streams: columns a WATERMARK is declared on, passed
-//! through projections and filters unchanged. Conditions on other columns, or between other
-//! pairs, only narrow the matches further, so a bound from some of the conjuncts is safe.
+//! Both columns must follow event times of streams: a column a WATERMARK is declared on,
+//! passed through projections, filters and unions, or a window bound computed from it
+//! (TUMBLE and HOP windows are `date_bin` of the event time, give or take intervals), so
+//! equal windows (`a.window_start = b.window_start`) bound a join too. Conditions on other
+//! columns, or between other pairs, only narrow the matches further, so a bound from some of
+//! the conjuncts is safe.
 
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::logical_expr::utils::split_conjunction;
@@ -21,38 +24,41 @@ pub fn time_bound(j: &Join, catalog: &Snapshot) -> Option<TimeBound> {
         return None;
     }
     let mut bound: Option<TimeBound> = None;
-    for conjunct in split_conjunction(j.filter.as_ref()?) {
-        for (a, op, b) in comparisons(conjunct) {
-            let Some((l, r, op, k)) = oriented(j, a, op, b) else {
-                continue;
-            };
-            let b = match &mut bound {
-                Some(b) if (b.left_column, b.right_column) == (l, r) => b,
-                Some(_) => continue,
-                None => {
-                    let (Some(left_stream), Some(right_stream)) = (
-                        event_time(&j.left, l, catalog),
-                        event_time(&j.right, r, catalog),
-                    ) else {
-                        continue;
-                    };
-                    bound.insert(TimeBound {
-                        left_column: l,
-                        left_stream,
-                        right_column: r,
-                        right_stream,
-                        lower: None,
-                        upper: None,
-                    })
-                }
-            };
-            // `l - r op k`.
-            if matches!(op, Operator::Gt | Operator::GtEq | Operator::Eq) {
-                b.lower = Some(b.lower.map_or(k, |x| x.max(k)));
+    // The equi-join keys (`a.window_start = b.window_start`), then the other conditions.
+    let keys = j.on.iter().map(|(l, r)| (l, Operator::Eq, r));
+    let filter = j.filter.iter().flat_map(split_conjunction);
+    for (a, op, b) in keys.chain(filter.flat_map(comparisons)) {
+        let Some((l, r, op, k)) = oriented(j, a, op, b) else {
+            continue;
+        };
+        let b = match &mut bound {
+            Some(b) if (b.left_column, b.right_column) == (l, r) => b,
+            Some(_) => continue,
+            None => {
+                let (Some((left_stream, left_floor)), Some((right_stream, right_floor))) = (
+                    event_time(&j.left, l, catalog),
+                    event_time(&j.right, r, catalog),
+                ) else {
+                    continue;
+                };
+                bound.insert(TimeBound {
+                    left_column: l,
+                    left_stream,
+                    left_floor,
+                    right_column: r,
+                    right_stream,
+                    right_floor,
+                    lower: None,
+                    upper: None,
+                })
             }
-            if matches!(op, Operator::Lt | Operator::LtEq | Operator::Eq) {
-                b.upper = Some(b.upper.map_or(k, |x| x.min(k)));
-            }
+        };
+        // `l - r op k`.
+        if matches!(op, Operator::Gt | Operator::GtEq | Operator::Eq) {
+            b.lower = Some(b.lower.map_or(k, |x| x.max(k)));
+        }
+        if matches!(op, Operator::Lt | Operator::LtEq | Operator::Eq) {
+            b.upper = Some(b.upper.map_or(k, |x| x.min(k)));
         }
     }
     bound
@@ -137,8 +143,12 @@ fn interval(e: &Expr) -> Option<i64> {
     }
 }
 
-/// The stream whose watermark column the plan's column `index` is, passed through unchanged.
-fn event_time(plan: &LogicalPlan, index: usize, catalog: &Snapshot) -> Option<u64> {
+/// The stream whose event time the plan's column `index` follows from below, and how far
+/// below it may lie: the column is at least `ts + floor` (floor <= 0) for every row. The
+/// event time itself has floor 0; `date_bin(size, ts, origin)` (a window's start) lies
+/// within `size` below it; adding or subtracting a constant interval moves the floor; a
+/// UNION ALL (HOP's windows) takes the lowest floor of its inputs.
+fn event_time(plan: &LogicalPlan, index: usize, catalog: &Snapshot) -> Option<(u64, i64)> {
     match plan {
         LogicalPlan::TableScan(scan) => {
             let rel = catalog.get(scan.table_name.table())?;
@@ -146,20 +156,49 @@ fn event_time(plan: &LogicalPlan, index: usize, catalog: &Snapshot) -> Option<u6
                 Some(p) => *p.get(index)?,
                 None => index,
             };
-            (rel.kind == RelationKind::Stream && rel.watermark?.column == column).then_some(rel.id)
+            (rel.kind == RelationKind::Stream && rel.watermark?.column == column)
+                .then_some((rel.id, 0))
         }
-        LogicalPlan::Projection(p) => {
-            let mut e = p.expr.get(index)?;
-            while let Expr::Alias(a) = e {
-                e = a.expr.as_ref();
-            }
-            let Expr::Column(c) = e else {
-                return None;
-            };
-            event_time(&p.input, p.input.schema().index_of_column(c).ok()?, catalog)
-        }
+        LogicalPlan::Projection(p) => derived_time(p.expr.get(index)?, &p.input, catalog),
         LogicalPlan::Filter(f) => event_time(&f.input, index, catalog),
         LogicalPlan::SubqueryAlias(s) => event_time(&s.input, index, catalog),
+        LogicalPlan::Union(u) => {
+            let mut found: Option<(u64, i64)> = None;
+            for input in &u.inputs {
+                let (stream, floor) = event_time(input, index, catalog)?;
+                match found {
+                    Some((s, _)) if s != stream => return None,
+                    Some((_, f)) => found = Some((stream, f.min(floor))),
+                    None => found = Some((stream, floor)),
+                }
+            }
+            found
+        }
+        _ => None,
+    }
+}
+
+/// [`event_time`] of an expression over a plan's columns.
+fn derived_time(e: &Expr, input: &LogicalPlan, catalog: &Snapshot) -> Option<(u64, i64)> {
+    match e {
+        Expr::Alias(a) => derived_time(&a.expr, input, catalog),
+        Expr::Column(c) => event_time(input, input.schema().index_of_column(c).ok()?, catalog),
+        Expr::ScalarFunction(f) if f.name() == "date_bin" => {
+            let [size, ts, ..] = f.args.as_slice() else {
+                return None;
+            };
+            let (stream, floor) = derived_time(ts, input, catalog)?;
+            Some((stream, floor.checked_sub(interval(size)?)?))
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (stream, floor) = derived_time(left, input, catalog)?;
+            let shift = interval(right)?;
+            match op {
+                Operator::Plus => Some((stream, floor.checked_add(shift)?.min(0))),
+                Operator::Minus => Some((stream, floor.checked_sub(shift)?)),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }

@@ -1,11 +1,12 @@
 //! Interval joins free their state behind the watermarks.
 //!
 //! An inner join of two streams whose condition bounds the distance between their event
-//! times (`b.ts BETWEEN a.ts AND a.ts + INTERVAL '1 hour'`: `lower <= l.ts - r.ts <= upper`)
-//! can forget a row once no row still to come can match it. Rows still to come are at or
-//! after their stream's watermark (later ones are dropped as late), so a left row is done
-//! once `l.ts - lower < wm(right)` and a right row once `r.ts + upper < wm(left)`. Dropping a
-//! row from the state changes nothing the join has emitted; a stream never retracts it.
+//! times (`b.ts BETWEEN a.ts AND a.ts + INTERVAL '1 hour'`: `lower <= l.ts - r.ts <= upper`,
+//! or equal windows of both) can forget a row once no row still to come can match it. Rows
+//! still to come are at or after their stream's watermark (later ones are dropped as late),
+//! so a left row is done once `l.ts - lower < wm(right)` and a right row once
+//! `r.ts + upper < wm(left)`. Dropping a row from the state changes nothing the join has
+//! emitted; a stream never retracts it.
 
 use std::collections::BTreeMap;
 
@@ -15,32 +16,43 @@ use super::{Join, Side};
 use crate::operator::EpochContext;
 use crate::window::micros;
 
-/// How far apart the event times of matching rows can be, and which streams' watermarks
-/// decide that rows can no longer match.
+/// How far apart the times of matching rows can be, and which streams' watermarks decide
+/// that rows can no longer match.
+///
+/// The time columns follow their streams' event time `ts` from below: a column's value is
+/// never less than `ts + floor` (`floor` is 0 for the event time itself, minus the window
+/// size for a window's start). Rows still to come have `ts` at or after their watermark, so
+/// their column is at or after `watermark + floor`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimeBound {
-    /// The event-time column of the left input, and the stream whose watermark it follows.
+    /// The time column of the left input, the stream whose watermark it follows, and its
+    /// floor (microseconds, at most 0).
     pub left_column: usize,
     pub left_stream: u64,
+    pub left_floor: i64,
     pub right_column: usize,
     pub right_stream: u64,
-    /// Bounds of `l.ts - r.ts` in microseconds (None: unbounded that way).
+    pub right_floor: i64,
+    /// Bounds of `l - r` over the two columns, in microseconds (None: unbounded that way).
     pub lower: Option<i64>,
     pub upper: Option<i64>,
 }
 
 impl TimeBound {
     /// The rows of each side that no future row of the other side can match: left rows
-    /// before the first bound, right rows before the second.
+    /// before the first time, right rows before the second.
     fn horizons(&self, epoch: &EpochContext) -> (Option<i64>, Option<i64>) {
+        // A left row needs a right row at or before `l - lower`; those to come are at or
+        // after `wm(right) + right_floor`.
         let left = self
             .lower
             .zip(epoch.watermark(self.right_stream))
-            .map(|(lower, wm)| wm.saturating_add(lower));
+            .map(|(lower, wm)| wm.saturating_add(self.right_floor).saturating_add(lower));
+        // A right row needs a left row at or before `r + upper`.
         let right = self
             .upper
             .zip(epoch.watermark(self.left_stream))
-            .map(|(upper, wm)| wm.saturating_sub(upper));
+            .map(|(upper, wm)| wm.saturating_add(self.left_floor).saturating_sub(upper));
         (left, right)
     }
 
