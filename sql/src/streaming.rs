@@ -161,6 +161,16 @@ pub fn unbounded_state(plan: &LogicalPlan, catalog: &Snapshot) -> Vec<String> {
                     cut.push(name);
                 }
             }
+            LogicalPlan::Window(w)
+                if append_only(&w.input, catalog)
+                    && !matches!(w.window_expr.as_slice(), [e] if numbering(e).is_some()) =>
+            {
+                notes.push(format!(
+                    "the window functions over stream {} keep every row of each partition in \
+                     their state, which grows without bound",
+                    scan_names(&w.input)
+                ));
+            }
             LogicalPlan::Window(w) if append_only(&w.input, catalog) => {
                 let ranked = w.schema.fields().last().map(|f| f.name().clone());
                 if ranked.is_some_and(|r| !cut.contains(&r)) {

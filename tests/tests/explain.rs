@@ -107,6 +107,21 @@ async fn explain_shows_operators_and_what_bounds_their_state() -> Result<()> {
     .await?;
     ensure!(!plan.iter().any(|l| l.starts_with("NOTICE")), "{plan:#?}");
 
+    // Other window functions recompute a partition per change, and over a stream keep it all.
+    let plan = explain(
+        &client,
+        "SELECT user_id, ts, lag(ts) OVER (PARTITION BY user_id ORDER BY ts) AS prev FROM clicks",
+    )
+    .await?;
+    ensure!(
+        plan.iter()
+            .any(|l| l.contains("OverWindow: lag") && l.contains("each recomputed when it changes"))
+            && plan.last().is_some_and(|l| {
+                l.starts_with("NOTICE: the window functions over stream clicks keep every row")
+            }),
+        "{plan:#?}"
+    );
+
     // Nothing was created, and what cannot be maintained is refused as at CREATE.
     ensure!(
         query_rows(&client, "SHOW MATERIALIZED VIEWS")
