@@ -19,6 +19,8 @@
 //! - `kafka`: Kafka JSON into a GROUP BY view (events per CPU second, beside COPY of the same
 //!   rows), and the latency from producing a record to its row in a PostgreSQL sink table.
 //!
+//! - `operators`: a join, a top-N and a count(DISTINCT) view over a million keys of state:
+//!   changes/s, state bytes per entry and single-change latency, beside a stateless filter.
 //! - `compat`: connection set-up and psql's `\d` listing and `\d name` queries over 20 tables
 //!   and 20 views. Peer: the same on PostgreSQL with the same relations.
 //!
@@ -28,6 +30,7 @@
 mod compat;
 mod kafka;
 mod nexmark;
+mod operators;
 
 use std::time::{Duration, Instant};
 
@@ -124,6 +127,21 @@ enum Workload {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
+    /// Stateful operators over a large state: changes/s, bytes per entry, one-change latency.
+    Operators {
+        /// Entries of state each operator starts from.
+        #[arg(long, default_value_t = 1_000_000)]
+        keys: u64,
+        /// Changes per timed batch.
+        #[arg(long, default_value_t = 100_000)]
+        changes: u64,
+        /// Timed batches (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Single-row changes to time.
+        #[arg(long, default_value_t = 200)]
+        singles: usize,
+    },
     /// Connection set-up and psql's catalog queries (`\d`, `\d name`).
     Compat {
         /// Connections and catalog queries to time.
@@ -169,6 +187,12 @@ async fn main() -> Result<()> {
             rate,
             seconds,
         } => kafka::kafka(events, rate, seconds, &args.peer).await,
+        Workload::Operators {
+            keys,
+            changes,
+            reps,
+            singles,
+        } => operators::operators(keys, changes, reps, singles).await,
         Workload::Compat { reps } => compat::compat(reps, &peer, &args.peer).await,
         Workload::All => {
             copy(1_000_000, 5, &peer).await?;

@@ -46,6 +46,8 @@ struct Side {
     /// With a time bound: the column of the rows' event time, and the rows by that time.
     time_column: Option<usize>,
     times: expiry::TimeIndex,
+    /// Distinct rows held (counted as they come and go: progress asks every epoch).
+    held: usize,
 }
 
 impl Side {
@@ -63,6 +65,11 @@ impl Side {
         }
         let timed = self.time_column.is_some();
         let arrived = (timed && was == 0 && now > 0).then(|| entry.0.clone());
+        match (was, now) {
+            (0, n) if n > 0 => self.held += 1,
+            (w, 0) if w > 0 => self.held -= 1,
+            _ => {}
+        }
         if now == 0 {
             bucket.remove(&row_bytes);
             if bucket.is_empty() {
@@ -91,7 +98,7 @@ impl Side {
     }
 
     fn rows(&self) -> usize {
-        self.index.values().map(|b| b.len()).sum()
+        self.held
     }
 }
 
@@ -599,10 +606,14 @@ impl Operator for Join {
             let row = decode_row(&row_bytes, width)?;
             let w = Decoder::new(&v).i64()?;
             side.index_time(&key, &row_bytes, &row);
-            side.index
+            let replaced = side
+                .index
                 .entry(key)
                 .or_default()
                 .insert(row_bytes, (row, w));
+            if replaced.is_none() {
+                side.held += 1;
+            }
         }
         let count = |b: &Bucket| b.values().map(|(_, n)| *n).sum::<i64>();
         self.right_rows = self.right.index.values().map(count).sum();

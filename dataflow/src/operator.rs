@@ -115,6 +115,14 @@ impl StateWriter<'_> {
         k.extend_from_slice(key);
         self.batch.delete(k);
     }
+
+    /// Writes how many copies of an entry are held; none deletes it.
+    pub fn count(&mut self, key: &[u8], held: i64) {
+        match held {
+            0 => self.delete(key),
+            n => self.put(key, n.to_le_bytes().to_vec()),
+        }
+    }
 }
 
 /// Where an operator's input comes from.

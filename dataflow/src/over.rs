@@ -207,11 +207,7 @@ impl Operator for OverWindow {
                 .get(&key)
                 .and_then(|rows| rows.get(&row))
                 .map_or(0, |(_, n)| *n);
-            if held == 0 {
-                state.delete(&row);
-            } else {
-                state.put(&row, held.to_le_bytes().to_vec());
-            }
+            state.count(&row, held);
         }
         Ok(())
     }

@@ -320,11 +320,7 @@ impl Operator for SessionWindow {
                 }
                 None => 0,
             };
-            if held == 0 {
-                state.delete(&row);
-            } else {
-                state.put(&row, held.to_le_bytes().to_vec());
-            }
+            state.count(&row, held);
         }
         Ok(())
     }

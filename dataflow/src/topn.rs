@@ -316,11 +316,7 @@ impl Operator for TopN {
                 .get(&key)
                 .and_then(|rows| rows.get(&place))
                 .map_or(0, |(_, n)| *n);
-            if held == 0 {
-                state.delete(&place.row);
-            } else {
-                state.put(&place.row, held.to_le_bytes().to_vec());
-            }
+            state.count(&place.row, held);
         }
         Ok(())
     }

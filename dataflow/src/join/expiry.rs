@@ -91,6 +91,7 @@ impl Side {
             };
             if bucket.remove(&row).is_some() {
                 forgotten += 1;
+                self.held -= 1;
                 self.dirty.insert((key.clone(), row));
             }
             if bucket.is_empty() {

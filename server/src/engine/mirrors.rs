@@ -19,7 +19,7 @@ use eddy_connectors::postgres_source::{self, PostgresTableSource, TextRow};
 use eddy_sql::{SqlError, SqlResult};
 use tracing::{info, warn};
 
-use super::readers::{FIRST_RETRY, LAST_RETRY, report};
+use super::readers::{FIRST_RETRY, retry_after};
 use super::{Engine, WriteOp};
 use crate::handle::cast_to_column;
 
@@ -34,14 +34,9 @@ pub(super) async fn mirror_table(rel: Arc<Relation>, source: PostgresTableSource
             Ok(never) => match never {},
         };
         warn!(table = %rel.name, error = %failure, retry_in = ?pause, "cannot sync the table");
-        if report(&engine, &rel, &mut status, Some(failure))
-            .await
-            .is_err()
-        {
+        if !retry_after(&engine, &rel, &mut status, failure, &mut pause).await {
             return;
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(LAST_RETRY);
     }
 }
 

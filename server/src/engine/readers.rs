@@ -31,7 +31,7 @@ use super::{Engine, WriteOp, mirrors};
 /// How long a reader waits for records before it looks at its partitions' idleness again.
 const POLL: Duration = Duration::from_millis(200);
 pub(super) const FIRST_RETRY: Duration = Duration::from_millis(200);
-pub(super) const LAST_RETRY: Duration = Duration::from_secs(10);
+const LAST_RETRY: Duration = Duration::from_secs(10);
 
 /// The running readers, by stream.
 pub struct Readers {
@@ -116,15 +116,27 @@ async fn read_source(rel: Arc<Relation>, source: Source, engine: Engine, store: 
             Stop::Unavailable(e) => e,
         };
         warn!(stream = %rel.name, error = %failure, retry_in = ?pause, "cannot read the stream's source");
-        if report(&engine, &rel, &mut status, Some(failure))
-            .await
-            .is_err()
-        {
+        if !retry_after(&engine, &rel, &mut status, failure, &mut pause).await {
             return;
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(LAST_RETRY);
     }
+}
+
+/// Records why a source cannot be read (in the relation's progress) and waits before the
+/// next try, the pause doubling up to [`LAST_RETRY`]; false when the server is stopping.
+pub(super) async fn retry_after(
+    engine: &Engine,
+    rel: &Relation,
+    status: &mut Option<String>,
+    failure: String,
+    pause: &mut Duration,
+) -> bool {
+    if report(engine, rel, status, Some(failure)).await.is_err() {
+        return false;
+    }
+    tokio::time::sleep(*pause).await;
+    *pause = (*pause * 2).min(LAST_RETRY);
+    true
 }
 
 enum Stop {
@@ -178,7 +190,7 @@ async fn read_from_committed(
 }
 
 /// Records the source's error in the stream's progress when it changed.
-pub(super) async fn report(
+async fn report(
     engine: &Engine,
     rel: &Relation,
     status: &mut Option<String>,
