@@ -51,9 +51,15 @@ impl View<'_> {
     }
 
     fn put(&mut self, key: Vec<u8>, row: Vec<ScalarValue>) -> SqlResult<()> {
-        self.local.rows.insert(key, Some(encode_row(&row)?));
-        self.deltas.push((row, 1));
+        let encoded = encode_row(&row)?;
+        self.put_encoded(key, row, encoded);
         Ok(())
+    }
+
+    /// [`View::put`] of a row already encoded.
+    fn put_encoded(&mut self, key: Vec<u8>, row: Vec<ScalarValue>, encoded: Vec<u8>) {
+        self.local.rows.insert(key, Some(encoded));
+        self.deltas.push((row, 1));
     }
 
     fn delete(&mut self, key: Vec<u8>, old: Vec<ScalarValue>) {
@@ -400,13 +406,14 @@ fn sync(
         if whole {
             read.insert(key.clone());
         }
-        if existing.as_deref() == Some(encode_row(&row)?.as_slice()) {
+        let encoded = encode_row(&row)?;
+        if existing.as_ref() == Some(&encoded) {
             continue;
         }
         if let Some(old) = existing {
             view.delete(key.clone(), decode_row(&old, rel.columns.len())?);
         }
-        view.put(key, row)?;
+        view.put_encoded(key, row, encoded);
         view.affected += 1;
     }
     for i in 0..deletes.num_rows() {
