@@ -96,6 +96,11 @@ pub struct Relation {
     /// view is planned, and fed, as if the relation had only those). Absent: all of them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub input_columns: BTreeMap<RelId, usize>,
+    /// Materialized views: `WITH (trigger = ...)`, in microseconds. The view takes its
+    /// sources' changes once per interval; 0 is `'asap'` (every epoch). Absent: the
+    /// server's `trigger` setting decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_micros: Option<u64>,
 }
 
 /// A stream's connector: its name and every option as written (keys in lower case).

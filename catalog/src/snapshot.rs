@@ -208,6 +208,7 @@ mod tests {
             connector: None,
             append_only: false,
             input_columns: Default::default(),
+            trigger_micros: None,
         }
     }
 

@@ -28,6 +28,8 @@ pub enum EpochKind {
     Drop,
     /// An ALTER, or a CREATE OR REPLACE swapping a view's new version in.
     Alter,
+    /// Views with a trigger interval taking what arrived since their last run.
+    Trigger,
 }
 
 impl EpochKind {
@@ -38,6 +40,7 @@ impl EpochKind {
             EpochKind::Create => "create",
             EpochKind::Drop => "drop",
             EpochKind::Alter => "alter",
+            EpochKind::Trigger => "trigger",
         }
     }
 }

@@ -194,13 +194,25 @@ impl Dataflow {
     /// The relations it reads, each with how many of its columns the dataflow was planned
     /// over (the fewest, should it read one twice).
     pub fn source_widths(&self) -> HashMap<u64, usize> {
-        let mut out: HashMap<u64, usize> = HashMap::new();
+        self.source_schemas()
+            .into_iter()
+            .map(|(relation, schema)| (relation, schema.fields().len()))
+            .collect()
+    }
+
+    /// The relations it reads, each with the schema of the columns the dataflow was planned
+    /// over (the narrowest, should it read one twice): what it takes of each change.
+    pub fn source_schemas(&self) -> HashMap<u64, SchemaRef> {
+        let mut out: HashMap<u64, SchemaRef> = HashMap::new();
         for input in self.nodes.iter().flat_map(|n| n.inputs.iter()) {
             if let Input::Source { relation, schema } = input {
-                let width = schema.fields().len();
                 out.entry(*relation)
-                    .and_modify(|w| *w = (*w).min(width))
-                    .or_insert(width);
+                    .and_modify(|s| {
+                        if schema.fields().len() < s.fields().len() {
+                            *s = schema.clone();
+                        }
+                    })
+                    .or_insert_with(|| schema.clone());
             }
         }
         out

@@ -230,6 +230,7 @@ pub fn stage_drop(
         keys::late_prefix(rel),
         keys::dead_prefix(rel),
         keys::outbox_prefix(rel),
+        keys::pending_prefix(rel),
     ] {
         for entry in store.scan_prefix(&prefix) {
             batch.delete(entry?.0);

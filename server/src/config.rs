@@ -39,6 +39,11 @@ pub struct Args {
     /// [default: 1000].
     #[arg(long, env = "EDDY_LATE_ROWS_KEPT")]
     pub late_rows_kept: Option<u64>,
+    /// How often materialized views that name no trigger take their sources' changes:
+    /// "asap" (in every epoch, as soon as input waits) or an interval such as "5 seconds"
+    /// [default: asap].
+    #[arg(long, env = "EDDY_TRIGGER")]
+    pub trigger: Option<String>,
     /// On SIGTERM or Ctrl-C, how long to wait for running statements before closing their
     /// connections, in seconds [default: 10].
     #[arg(long, env = "EDDY_SHUTDOWN_GRACE_SECS")]
@@ -89,6 +94,8 @@ pub struct Config {
     pub sync_commit: bool,
     /// How many of its most recent late rows each stream keeps in `eddy_catalog.late_rows`.
     pub late_rows_kept: u64,
+    /// The trigger of views that name none: "asap" or an interval.
+    pub trigger: String,
     pub shutdown_grace_secs: u64,
     pub auth: AuthMethod,
     /// Users of the configuration and their passwords.
@@ -106,6 +113,7 @@ impl Default for Config {
             data_dir: "./eddy-data".into(),
             sync_commit: true,
             late_rows_kept: 1000,
+            trigger: "asap".into(),
             shutdown_grace_secs: 10,
             auth: AuthMethod::Trust,
             users: BTreeMap::new(),
@@ -143,6 +151,7 @@ impl Config {
             data_dir,
             sync_commit,
             late_rows_kept,
+            trigger,
             shutdown_grace_secs,
             auth,
             users,
@@ -164,6 +173,9 @@ impl Config {
         }
         if let Some(v) = late_rows_kept {
             config.late_rows_kept = v;
+        }
+        if let Some(v) = trigger {
+            config.trigger = v;
         }
         if let Some(v) = shutdown_grace_secs {
             config.shutdown_grace_secs = v;
@@ -189,6 +201,7 @@ impl Config {
 
     /// Settings that cannot work together.
     fn check(&self) -> anyhow::Result<()> {
+        self.trigger_interval()?;
         match (&self.tls_cert_file, &self.tls_key_file) {
             (Some(_), None) | (None, Some(_)) => {
                 anyhow::bail!("tls_cert_file and tls_key_file go together")
@@ -212,6 +225,11 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid {}: {e}", path.display()))
+    }
+
+    /// The trigger interval of views that name none (zero: as soon as input waits).
+    pub fn trigger_interval(&self) -> anyhow::Result<Duration> {
+        eddy_sql::triggers::parse(&self.trigger).map_err(|e| anyhow::anyhow!("trigger: {e}"))
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -274,6 +292,19 @@ mod tests {
         .unwrap();
         assert_eq!(config.late_rows_kept, 7);
         assert_eq!(config.http_listen.as_deref(), Some("127.0.0.1:0"));
+    }
+
+    #[test]
+    fn the_trigger_is_asap_or_an_interval() {
+        let config = Config::load(parse(&[])).unwrap();
+        assert_eq!(config.trigger_interval().unwrap(), Duration::ZERO);
+        let config = Config::load(parse(&["--trigger", "250 ms"])).unwrap();
+        assert_eq!(
+            config.trigger_interval().unwrap(),
+            Duration::from_millis(250)
+        );
+        let refused = Config::load(parse(&["--trigger", "sometimes"])).unwrap_err();
+        assert!(refused.to_string().contains("trigger"), "{refused}");
     }
 
     #[test]

@@ -86,6 +86,7 @@ pub async fn run(
         durable: config.sync_commit,
         late_rows_kept: config.late_rows_kept,
         metrics: query.metrics.clone(),
+        trigger: config.trigger_interval()?,
     };
     let engine = Engine::new(tx, committed);
     let connectors = Connectors::new(

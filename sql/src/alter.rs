@@ -64,8 +64,12 @@ pub fn view_create_sql(view: &Relation, query: &str) -> String {
         true => " EMIT ON WINDOW CLOSE",
         false => "",
     };
+    let with = match view.trigger_micros {
+        Some(micros) => format!(" WITH (trigger = '{}')", crate::triggers::text(micros)),
+        None => String::new(),
+    };
     format!(
-        "CREATE {} {} AS {query}{emit}",
+        "CREATE {} {}{with} AS {query}{emit}",
         view.kind.sql_name(),
         quote_ident(&view.name)
     )

@@ -11,7 +11,7 @@
 //!    [`subqueries`] turns one-row scalar subqueries into joins first.
 //!    [`point`] answers reads by key (`SELECT .. FROM view WHERE k = $1`) without a plan.
 //! 4. [`ddl`] turns column definitions into catalog columns; [`alter`] rewrites the stored
-//!    definitions a rename touches.
+//!    definitions a rename touches; [`triggers`] reads a view's trigger interval.
 //! 5. [`sources`] checks connector options and replays a replayable stream's history;
 //!    [`sinks`] checks a sink's options against the relation it reads.
 //! 6. [`compat`] serves `pg_catalog`, `information_schema` and the system functions clients
@@ -38,6 +38,7 @@ pub mod streaming;
 pub mod subqueries;
 pub mod system;
 pub mod table;
+pub mod triggers;
 pub mod windows;
 
 pub use error::{SqlError, SqlResult};

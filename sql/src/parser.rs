@@ -39,6 +39,8 @@ pub enum Statement {
         or_replace: bool,
         /// `EMIT ON WINDOW CLOSE` after the query.
         emit_on_window_close: bool,
+        /// `WITH (trigger = '5 seconds')` before `AS`.
+        options: Vec<SqlOption>,
     },
     /// `ALTER <kind> [IF EXISTS] name RENAME TO new_name`.
     Rename {
@@ -391,6 +393,11 @@ fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
             let if_not_exists =
                 parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
             let name = normalize_object_name(&parser.parse_object_name(false)?)?;
+            let options = if parser.peek_keyword(Keyword::WITH) {
+                parser.parse_options(Keyword::WITH)?
+            } else {
+                vec![]
+            };
             parser.expect_keyword_is(Keyword::AS)?;
             let (query, emit_on_window_close) = view_query(parser)?;
             if or_replace && if_not_exists {
@@ -404,6 +411,7 @@ fn parse_one(parser: &mut Parser<'_>) -> SqlResult<Statement> {
                 if_not_exists,
                 or_replace,
                 emit_on_window_close,
+                options,
             });
         }
     } else if parser.parse_keyword(Keyword::ALTER) {
@@ -586,9 +594,14 @@ mod tests {
     fn watermarks_and_emit_on_window_close_parse() {
         let s = parse(
             "CREATE STREAM r (sensor INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '10 seconds'); \
-             CREATE MATERIALIZED VIEW v AS SELECT 1 FROM r EMIT ON WINDOW CLOSE",
+             CREATE MATERIALIZED VIEW v AS SELECT 1 FROM r EMIT ON WINDOW CLOSE; \
+             CREATE MATERIALIZED VIEW IF NOT EXISTS w WITH (trigger = '5 seconds') AS SELECT 1",
         )
         .unwrap();
+        assert!(
+            matches!(&s[2], Statement::CreateMaterializedView { name, options, if_not_exists: true, .. }
+            if name == "w" && options.len() == 1)
+        );
         assert!(
             matches!(&s[0], Statement::CreateStream { columns, watermark: Some(w), .. }
             if columns.len() == 2 && w.column.value == "ts")

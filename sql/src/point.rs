@@ -448,6 +448,7 @@ mod tests {
             connector: None,
             append_only: false,
             input_columns: Default::default(),
+            trigger_micros: None,
         };
         let table = Relation {
             id: 8,

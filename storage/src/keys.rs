@@ -11,6 +11,7 @@
 //! | late | `0x06 rel_id seq` | one late row of a stream (JSON), the most recent ones only |
 //! | outbox | `0x08 sink_id epoch chunk` | a change a sink has yet to deliver (encoded rows and weights) |
 //! | dead | `0x07 rel_id seq` | one record a stream's source could not read (JSON), the most recent ones only |
+//! | pending | `0x09 view_id epoch source_id` | a source's change a view with a trigger interval has yet to take (encoded rows and weights) |
 
 const META: u8 = 0x01;
 const CATALOG: u8 = 0x02;
@@ -20,6 +21,7 @@ const PROGRESS: u8 = 0x05;
 const LATE: u8 = 0x06;
 const DEAD: u8 = 0x07;
 const OUTBOX: u8 = 0x08;
+const PENDING: u8 = 0x09;
 
 /// A named cell in the meta space.
 pub fn meta(name: &str) -> Vec<u8> {
@@ -134,6 +136,25 @@ pub fn outbox(sink: u64, epoch: u64, chunk: u64) -> Vec<u8> {
     k.extend_from_slice(&epoch.to_be_bytes());
     k.extend_from_slice(&chunk.to_be_bytes());
     k
+}
+
+/// The prefix under which the changes a view with a trigger interval has yet to take live,
+/// in the order of the epochs that made them.
+pub fn pending_prefix(view: u64) -> Vec<u8> {
+    tagged(PENDING, view)
+}
+
+/// One source's change in one epoch, waiting for a view's next trigger.
+pub fn pending(view: u64, epoch: u64, source: u64) -> Vec<u8> {
+    let mut k = pending_prefix(view);
+    k.extend_from_slice(&epoch.to_be_bytes());
+    k.extend_from_slice(&source.to_be_bytes());
+    k
+}
+
+/// The source of a [`pending`] key.
+pub fn pending_source(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(17..25)?.try_into().ok()?))
 }
 
 /// The (epoch, chunk) of an [`outbox`] key.

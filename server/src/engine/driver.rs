@@ -1,6 +1,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use arrow::array::{Array, RecordBatch};
 use datafusion::common::ScalarValue;
@@ -26,10 +26,12 @@ mod alter;
 mod ddl;
 mod feeds;
 mod streams;
+mod triggers;
 
 pub use alter::Alter;
 
-use feeds::{SOURCE_POLL, SourceGroup};
+use feeds::SourceGroup;
+use triggers::{Trigger, TriggerStep, trigger_step};
 
 /// A write waiting for its epoch: what, when it reached the server, and whom to answer.
 type PendingWrite = (WriteOp, Instant, oneshot::Sender<SqlResult<Written>>);
@@ -62,6 +64,9 @@ pub(super) struct Epoch {
     arrived: Option<Instant>,
     /// Write commands folded into it.
     writes: usize,
+    /// Views with a trigger interval that take their pending changes in it (a trigger
+    /// epoch); the others stage theirs.
+    ticking: Vec<u64>,
     /// What each relation did in it.
     work: HashMap<u64, RelationEpoch>,
 }
@@ -77,6 +82,7 @@ impl Epoch {
             started: (Instant::now(), SystemTime::now()),
             arrived: None,
             writes: 0,
+            ticking: Vec::new(),
             work: HashMap::new(),
         }
     }
@@ -90,6 +96,9 @@ pub struct DriverOptions {
     pub late_rows_kept: u64,
     /// Where the live figures go.
     pub metrics: Arc<Metrics>,
+    /// The trigger interval of views that name none (zero: every epoch, as soon as input
+    /// waits).
+    pub trigger: Duration,
 }
 
 /// The single writer: owns every view's dataflow and the epoch counter.
@@ -113,6 +122,10 @@ pub struct Driver {
     /// The tasks that feed streams from external systems and deliver sinks (None: neither
     /// runs).
     connectors: Option<Connectors>,
+    /// Materialized views with a trigger interval, and when their pending changes are due.
+    triggers: HashMap<u64, Trigger>,
+    /// The server's trigger interval, for views that name none (zero: as soon as input waits).
+    default_trigger: Duration,
     epoch: u64,
     durable: bool,
     metrics: Arc<Metrics>,
@@ -153,6 +166,8 @@ impl Driver {
             sources: BTreeMap::new(),
             sinks: BTreeMap::new(),
             connectors,
+            triggers: HashMap::new(),
+            default_trigger: options.trigger,
             epoch,
             durable: options.durable,
             metrics: options.metrics,
@@ -173,35 +188,65 @@ impl Driver {
             flow.restore(view.id, &self.store)?;
             self.views.insert(view.id, flow);
         }
+        self.reload_triggers()?;
         // Groups are rebuilt at their committed offsets; a failed one stays stopped.
         self.load_connectors()
     }
 
     /// Serves commands until every sender is gone.
     pub fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        // Waits for a command or the next timed epoch, whichever comes first.
+        let timer = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(timer) => timer,
+            Err(e) => panic!("the epoch driver cannot make its timer: {e}"),
+        };
         let mut pending: Option<Command> = None;
         loop {
+            // A view's tick comes before further commands: a steady flow of writes must not
+            // hold it back.
+            if self.trigger_due().is_some_and(|due| due <= Instant::now()) {
+                self.trigger_epoch();
+                continue;
+            }
             let first = match pending.take() {
                 Some(c) => c,
-                None => match self.source_due() {
+                None => match [self.source_due(), self.trigger_due()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                {
                     None => match rx.blocking_recv() {
                         Some(c) => c,
                         None => break,
                     },
-                    // Sources have work: commands first, then a source epoch when due.
-                    Some(due) => match rx.try_recv() {
-                        Ok(c) => c,
-                        Err(TryRecvError::Disconnected) => break,
-                        Err(TryRecvError::Empty) => {
-                            let now = Instant::now();
-                            if due > now {
-                                std::thread::sleep((due - now).min(SOURCE_POLL));
-                            } else {
-                                self.source_epoch();
+                    Some(due) => {
+                        // Timed work waits: commands first, then its epoch when due.
+                        let waited = match rx.try_recv() {
+                            Ok(c) => Ok(Some(c)),
+                            Err(TryRecvError::Disconnected) => Ok(None),
+                            Err(TryRecvError::Empty) if due <= Instant::now() => Err(()),
+                            Err(TryRecvError::Empty) => timer.block_on(async {
+                                tokio::time::timeout_at(due.into(), rx.recv())
+                                    .await
+                                    .map_err(|_| ())
+                            }),
+                        };
+                        match waited {
+                            Ok(Some(c)) => c,
+                            Ok(None) => break,
+                            Err(()) => {
+                                if self.trigger_due().is_some_and(|d| d <= Instant::now()) {
+                                    self.trigger_epoch();
+                                } else if self.source_due().is_some_and(|d| d <= Instant::now()) {
+                                    self.source_epoch();
+                                }
+                                continue;
                             }
-                            continue;
                         }
-                    },
+                    }
                 },
             };
             match first {
@@ -442,21 +487,41 @@ impl Driver {
         let context = self.epoch_context();
         let next = self.epoch + 1;
         for (&id, flow) in self.views.iter_mut() {
+            if Some(id) == skip {
+                continue;
+            }
+            // A view with a trigger interval stages its share until its tick.
+            let taken = match trigger_step(
+                &self.store,
+                snapshot,
+                self.triggers.get_mut(&id),
+                id,
+                flow,
+                changes,
+                epoch.ticking.contains(&id),
+                next,
+                &mut epoch.batch,
+            )? {
+                Some(TriggerStep::Wait) => continue,
+                Some(TriggerStep::Run(input)) => Some(input),
+                None => None,
+            };
+            let input = taken.as_ref().unwrap_or(changes);
             // Rows of its sources' changes: none, and the view has nothing to do.
             let rows_in: u64 = flow
                 .sources()
                 .iter()
-                .filter_map(|s| changes.get(s))
+                .filter_map(|s| input.get(s))
                 .map(|d| d.len() as u64)
                 .sum();
-            if Some(id) == skip || rows_in == 0 {
+            if rows_in == 0 {
                 continue;
             }
             let view = snapshot
                 .by_id(id)
                 .ok_or_else(|| SqlError::Internal(format!("view {id} vanished")))?;
             let began = Instant::now();
-            let out = flow.apply(changes, &context)?;
+            let out = flow.apply(input, &context)?;
             // An append-only view's rows are all insertions: nothing to cancel out.
             let out = match view.append_only {
                 true => out,

@@ -87,7 +87,9 @@ pub async fn execute(
             if_not_exists,
             or_replace,
             emit_on_window_close,
+            options,
         } => {
+            let trigger = eddy_sql::triggers::view_options(options)?;
             let snapshot = shared.catalog.snapshot();
             if *or_replace
                 && let Some(existing) = snapshot.get(name)
@@ -107,6 +109,12 @@ pub async fn execute(
                 *emit_on_window_close,
             )
             .await?;
+            let mut rel = rel;
+            if trigger.is_some() {
+                rel.trigger_micros = trigger;
+                rel.create_sql =
+                    eddy_sql::alter::view_create_sql(&rel, rel.query.as_deref().unwrap_or(""));
+            }
             let view = rel.name.clone();
             let tag = "CREATE MATERIALIZED VIEW";
             let done = match (flow, *or_replace && snapshot.get(&view).is_some()) {
@@ -339,6 +347,7 @@ fn new_relation(
         connector: None,
         append_only: false,
         input_columns: Default::default(),
+        trigger_micros: None,
     }
 }
 

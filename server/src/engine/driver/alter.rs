@@ -132,6 +132,7 @@ impl Driver {
         self.redefine(changed)?;
         // Connectors and sink writers know their relations by definition.
         self.load_connectors()?;
+        self.load_triggers()?;
         Ok(true)
     }
 
@@ -297,6 +298,8 @@ impl Driver {
         let dropped = if same_shape { vec![] } else { vec![id] };
         self.publish(changes, dropped);
         self.load_connectors()?;
+        self.reset_trigger(id);
+        self.load_triggers()?;
         tracing::info!(view = %installed.name, "materialized view replaced");
         Ok(())
     }

@@ -82,6 +82,7 @@ impl Driver {
         if reload {
             self.load_connectors()?;
         }
+        self.load_triggers()?;
         Ok(true)
     }
 
@@ -273,6 +274,7 @@ impl Driver {
             dropped.push(rel.name.clone());
         }
         self.load_connectors()?;
+        self.load_triggers()?;
         Ok(dropped)
     }
 }

@@ -13,9 +13,6 @@ use eddy_dataflow::metrics::EpochKind;
 
 use super::{Driver, Epoch, SinkSpec};
 
-/// Longest nap while a paced source waits for its next block (commands still come first).
-pub(super) const SOURCE_POLL: Duration = Duration::from_millis(2);
-
 /// Replayable streams whose sources have equal keys share one sequence.
 pub(super) fn group_key(source: &Source) -> String {
     match source.replayable() {
