@@ -134,8 +134,20 @@ impl QueryEngine {
             .with_config(config)
             .with_default_features()
             .build();
-        let base = crate::compat::functions::install(base)
+        let mut base = crate::compat::functions::install(base)
             .expect("the Postgres catalog functions install on a fresh session state");
+        // approx_distinct under the name Spark, Flink and RisingWave give it.
+        let approx = datafusion::functions_aggregate::approx_distinct::approx_distinct_udaf();
+        datafusion::execution::FunctionRegistry::register_udaf(
+            &mut base,
+            Arc::new(
+                approx
+                    .as_ref()
+                    .clone()
+                    .with_aliases(["approx_count_distinct"]),
+            ),
+        )
+        .expect("an aggregate function registers on a fresh session state");
         Self {
             base,
             sessions: Arc::default(),

@@ -143,6 +143,17 @@ fn classify_plan_message(m: String) -> SqlError {
     {
         return SqlError::DatatypeMismatch(m);
     }
+    if m.contains("Correlated scalar subquery must be aggregated") {
+        return SqlError::Unsupported(
+            "a correlated scalar subquery whose rows are not aggregated (it would need to \
+             yield at most one row per outer row): aggregate it, as in (SELECT max(x) FROM t \
+             WHERE t.k = o.k), or write the lookup as a LEFT JOIN"
+                .into(),
+        );
+    }
+    if m.to_ascii_lowercase().contains("correlated") {
+        return SqlError::Unsupported(m);
+    }
     if m.contains("Invalid function") || m.contains("not found") {
         return SqlError::UnknownColumn(m);
     }

@@ -718,8 +718,11 @@ impl Planner<'_> {
             "stddev" => AggKind::Stddev { sample: true },
             "stddev_pop" => AggKind::Stddev { sample: false },
             "string_agg" => AggKind::StringAgg,
+            // Maintained exactly: the count of distinct values is within any approximation.
+            "approx_distinct" => AggKind::Count,
             other => return Err(unsupported(format!("aggregate function {other}()"))),
         };
+        let distinct = params.distinct || func.name() == "approx_distinct";
         let mut separator = String::new();
         let args = match (kind, params.args.as_slice()) {
             (AggKind::StringAgg, [value, Expr::Literal(sep, _)]) => {
@@ -769,7 +772,7 @@ impl Planner<'_> {
         Ok(AggSpec {
             kind,
             arg,
-            distinct: params.distinct,
+            distinct,
             filter,
             output_type,
             separator,

@@ -165,6 +165,13 @@ fn views() -> Vec<OracleView> {
             2,
         ),
         OracleView::new(
+            "correlated_lookups",
+            "SELECT k, v, (SELECT max(w) FROM dim d WHERE d.id = e.k) AS top_w, \
+             (SELECT count(*) FROM dim d WHERE d.id = e.k AND d.w > 2) AS heavy \
+             FROM ev e WHERE v > (SELECT min(w) * 5 FROM dim d WHERE d.id = e.k)",
+            1,
+        ),
+        OracleView::new(
             "labels_per_weight",
             "SELECT w, string_agg(label, ', ' ORDER BY label) AS labels, \
              string_agg(DISTINCT label, '|' ORDER BY label) AS kinds FROM dim GROUP BY w",
@@ -270,6 +277,47 @@ fn views() -> Vec<OracleView> {
              first_value(id) OVER (PARTITION BY label ORDER BY w NULLS FIRST, id) AS lightest \
              FROM dim",
             1,
+        ),
+        OracleView::new(
+            "stream_and_table_union_all",
+            "SELECT k AS id, 'ev' AS side FROM ev WHERE v > 50 \
+             UNION ALL SELECT id, 'dim' AS side FROM dim WHERE w > 2",
+            0,
+        ),
+        OracleView::new(
+            "keys_union",
+            "SELECT k AS id FROM ev UNION SELECT id FROM dim",
+            2,
+        ),
+        OracleView::new(
+            "dim_except_big",
+            "SELECT id FROM dim EXCEPT SELECT k FROM ev WHERE v > 70",
+            0,
+        ),
+        OracleView::new(
+            "dim_intersect_small",
+            "SELECT id FROM dim INTERSECT SELECT k FROM ev WHERE v < 30",
+            3,
+        ),
+        OracleView::new(
+            "filters_and_cases",
+            "SELECT g, count(*) FILTER (WHERE v > 50) AS big, \
+             sum(CASE WHEN v % 2 = 0 THEN v ELSE 0 END) AS even_sum, \
+             max(COALESCE(v, -1)) AS hi, \
+             count(DISTINCT k) FILTER (WHERE v < 40) AS small_keys FROM ev GROUP BY g",
+            0,
+        ),
+        OracleView::new(
+            "chain_of_three",
+            "SELECT e.k, e.v, d1.label, d2.label AS next_label FROM ev e \
+             JOIN dim d1 ON e.k = d1.id JOIN dim d2 ON d1.w = d2.id WHERE e.v > 40",
+            1,
+        ),
+        OracleView::new(
+            "stream_self_join",
+            "SELECT a.k, count(*) AS pairs, max(b.v - a.v) AS gap FROM ev a \
+             JOIN ev b ON a.k = b.k AND a.v < b.v WHERE a.g = 'a' AND b.g = 'c' GROUP BY a.k",
+            4,
         ),
         OracleView::new(
             "late_join",

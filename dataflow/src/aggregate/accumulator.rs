@@ -180,7 +180,11 @@ pub(super) fn finish(
                 .keys()
                 .next_back()
                 .map_or_else(null, |v| cast_to(&v.0, &spec.output_type)),
-            AggKind::Count => Ok(ScalarValue::Int64(Some(values.len() as i64))),
+            // count(DISTINCT x), and approx_count_distinct(x) kept exact.
+            AggKind::Count => cast_to(
+                &ScalarValue::Int64(Some(values.len() as i64)),
+                &spec.output_type,
+            ),
             AggKind::StringAgg => {
                 if values.is_empty() {
                     return null();

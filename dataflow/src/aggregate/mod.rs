@@ -6,7 +6,8 @@
 //! below 2^53); min, max, bool_and, bool_or and DISTINCT keep the multiset of values so that
 //! deleting the current minimum reveals the next one. Over input that is never retracted (a
 //! stream, an append-only view) min, max, bool_and and bool_or keep the extreme alone.
-//! string_agg keeps the multiset too, and joins its values in ascending order. A group whose row count drops to zero
+//! string_agg keeps the multiset too, and joins its values in ascending order.
+//! approx_count_distinct is count(DISTINCT), exact. A group whose row count drops to zero
 //! disappears (except for the single group of an aggregate without GROUP BY, which always has
 //! its row, as in SQL). The accumulators are in [`accumulator`].
 //!
