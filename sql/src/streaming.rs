@@ -720,6 +720,23 @@ impl Planner<'_> {
             "string_agg" => AggKind::StringAgg,
             // Maintained exactly: the count of distinct values is within any approximation.
             "approx_distinct" => AggKind::Count,
+            "array_agg" => {
+                return Err(unsupported(
+                    "aggregate function array_agg() (string_agg(x::text, ',' ORDER BY x) is \
+                     maintained)",
+                ));
+            }
+            name @ ("first_value" | "last_value") => {
+                let (which, order) = match name {
+                    "first_value" => ("first", ""),
+                    _ => ("last", " DESC"),
+                };
+                return Err(unsupported(format!(
+                    "aggregate function {name}() (keep the {which} row of each group with \
+                     ROW_NUMBER() OVER (PARTITION BY .. ORDER BY ..{order}) = 1, which is \
+                     maintained, or use min/max when the order is the value's own)"
+                )));
+            }
             other => return Err(unsupported(format!("aggregate function {other}()"))),
         };
         let distinct = params.distinct || func.name() == "approx_distinct";

@@ -314,6 +314,11 @@ fn views() -> Vec<OracleView> {
             1,
         ),
         OracleView::new(
+            "two_column_key",
+            "SELECT e.k, e.v, d.label FROM ev e JOIN dim d ON e.k = d.id AND e.v % 5 = d.w",
+            0,
+        ),
+        OracleView::new(
             "stream_self_join",
             "SELECT a.k, count(*) AS pairs, max(b.v - a.v) AS gap FROM ev a \
              JOIN ev b ON a.k = b.k AND a.v < b.v WHERE a.g = 'a' AND b.g = 'c' GROUP BY a.k",
