@@ -238,9 +238,8 @@ impl Driver {
                             Ok(Some(c)) => c,
                             Ok(None) => break,
                             Err(()) => {
-                                if self.trigger_due().is_some_and(|d| d <= Instant::now()) {
-                                    self.trigger_epoch();
-                                } else if self.source_due().is_some_and(|d| d <= Instant::now()) {
+                                // A tick that came runs at the top of the loop.
+                                if self.source_due().is_some_and(|d| d <= Instant::now()) {
                                     self.source_epoch();
                                 }
                                 continue;
