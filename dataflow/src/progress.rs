@@ -53,6 +53,17 @@ pub struct Progress {
     /// Why the stream's source is not reading (unreachable, failed), until it reads again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_error: Option<String>,
+    /// Materialized views with a trigger interval: rows of their sources' changes waiting
+    /// for the next tick.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pending_rows: u64,
+    /// ... and when that tick comes (microseconds since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_trigger: Option<i64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One part (a Kafka partition) of a stream's source.

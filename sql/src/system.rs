@@ -131,6 +131,9 @@ pub struct Figures {
     /// A sink's changes not yet delivered (outbox entries).
     pub backlog: Option<u64>,
     pub error: Option<String>,
+    /// A view with a trigger interval: rows waiting for its next tick, and when it comes.
+    pub pending_rows: Option<u64>,
+    pub next_trigger: Option<SystemTime>,
 }
 
 /// The figures of every stream, table, materialized view and sink, then of every view
@@ -191,6 +194,10 @@ pub fn figures(from: &Sources<'_>) -> SqlResult<Vec<Figures>> {
             dead_letters: p.dead_letters,
             backlog,
             error: p.source_error,
+            pending_rows: stateful.then_some(p.pending_rows),
+            next_trigger: p.next_trigger.and_then(|t| {
+                SystemTime::UNIX_EPOCH.checked_add(Duration::from_micros(u64::try_from(t).ok()?))
+            }),
         });
     }
     // Views still being built are not in the catalog yet.
@@ -230,6 +237,8 @@ fn progress(from: &Sources<'_>) -> SqlResult<TableBuilder> {
         ("dead_letters", SqlType::BigInt),
         ("backlog", SqlType::BigInt),
         ("source_error", SqlType::Text),
+        ("pending_rows", SqlType::BigInt),
+        ("next_trigger", SqlType::Timestamptz),
     ]);
     for f in figures(from)? {
         let b = f.backfill.as_ref();
@@ -259,6 +268,8 @@ fn progress(from: &Sources<'_>) -> SqlResult<TableBuilder> {
             ("dead_letters", big(Some(f.dead_letters))),
             ("backlog", big(f.backlog)),
             ("source_error", text(f.error.as_deref())),
+            ("pending_rows", big(f.pending_rows)),
+            ("next_trigger", moment(f.next_trigger)),
         ])?;
     }
     Ok(t)

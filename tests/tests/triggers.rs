@@ -1,7 +1,7 @@
 //! Trigger intervals: a view `WITH (trigger = '2 seconds')` shows what it showed at its last
 //! tick until the next one, then equals its batch query over everything written; writes still
-//! commit at once and `'asap'` views follow them at once; the changes waiting for a tick
-//! survive a kill -9; a server-wide `--trigger`; a view whose pending changes fail stops with
+//! commit at once and `'asap'` views follow them at once; `eddy_catalog.progress` shows what
+//! waits and until when; the changes waiting for a tick survive a kill -9; a server-wide `--trigger`; a view whose pending changes fail stops with
 //! the reason in its progress row and goes on once replaced; bad options give 22023.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -48,6 +48,17 @@ async fn trigger_epochs(client: &Client) -> Result<i64> {
     )
     .await?;
     Ok(rows[0][0].parse()?)
+}
+
+/// What waits for per_plan's next tick: the rows, and whether a tick is set.
+async fn waiting(client: &Client) -> Result<Vec<String>> {
+    let rows = query_rows(
+        client,
+        "SELECT pending_rows, next_trigger IS NOT NULL FROM eddy_catalog.progress \
+         WHERE relation = 'per_plan'",
+    )
+    .await?;
+    Ok(rows.into_iter().next().unwrap_or_default())
 }
 
 /// Each round's writes (several statements, inserts, an update and a delete) reach the
@@ -135,6 +146,11 @@ async fn a_view_with_a_trigger_moves_once_per_interval() -> Result<()> {
                 now == before && now_doubled == before_doubled,
                 "round {round}: per_plan moved before its tick: {before:?} -> {now:?}"
             );
+            let waiting = waiting(&client).await?;
+            ensure!(
+                waiting[0] != "0" && waiting[1] == "t",
+                "round {round}: per_plan's progress before its tick: {waiting:?}"
+            );
             checked_before_tick += 1;
         }
         if round == 4 {
@@ -154,6 +170,11 @@ async fn a_view_with_a_trigger_moves_once_per_interval() -> Result<()> {
         .await?;
         compare_rows(&doubled, &expected)
             .map_err(|d| anyhow::anyhow!("round {round}: doubled: {d}"))?;
+        let waiting = waiting(&client).await?;
+        ensure!(
+            waiting == ["0", "f"],
+            "round {round}: per_plan's progress after its tick: {waiting:?}"
+        );
         // Up to seven statements, one trigger epoch.
         let after = trigger_epochs(&client).await?;
         ensure!(

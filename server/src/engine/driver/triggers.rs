@@ -211,7 +211,7 @@ pub(super) fn trigger_step(
     }
     let schemas = flow.source_schemas();
     if !ticking {
-        let mut staged = false;
+        let mut staged = 0;
         for (source, schema) in &schemas {
             if let Some(change) = changes.get(source).filter(|c| !c.is_empty()) {
                 let part = change.clone().leading(schema)?;
@@ -219,11 +219,18 @@ pub(super) fn trigger_step(
                     keys::pending(view, next_epoch, *source),
                     encode_change(&part, false)?,
                 );
-                staged = true;
+                staged += part.len() as u64;
             }
         }
-        if staged && trigger.due.is_none() {
-            trigger.due = Some(triggers::next_tick(now_micros(), trigger.every));
+        if staged > 0 {
+            let due = *trigger
+                .due
+                .get_or_insert_with(|| triggers::next_tick(now_micros(), trigger.every));
+            // What waits, and until when, in the view's progress row.
+            let mut progress = Progress::load(store, view)?.unwrap_or_default();
+            progress.pending_rows += staged;
+            progress.next_trigger = i64::try_from(due).ok();
+            batch.put(keys::progress(view), progress.encode());
         }
         return Ok(Some(TriggerStep::Wait));
     }
