@@ -727,15 +727,28 @@ impl Planner<'_> {
                 ));
             }
             name @ ("first_value" | "last_value") => {
-                let (which, order) = match name {
-                    "first_value" => ("first", ""),
-                    _ => ("last", " DESC"),
+                let [o] = params.order_by.as_slice() else {
+                    return Err(unsupported(format!(
+                        "{name}() as an aggregate without exactly one ORDER BY expression \
+                         (write {name}(x ORDER BY t))"
+                    )));
                 };
-                return Err(unsupported(format!(
-                    "aggregate function {name}() (keep the {which} row of each group with \
-                     ROW_NUMBER() OVER (PARTITION BY .. ORDER BY ..{order}) = 1, which is \
-                     maintained, or use min/max when the order is the value's own)"
-                )));
+                if params.distinct
+                    || matches!(
+                        params.null_treatment,
+                        Some(datafusion::logical_expr::expr::NullTreatment::IgnoreNulls)
+                    )
+                {
+                    return Err(unsupported(format!(
+                        "{name}(DISTINCT ..) or {name}(.. IGNORE NULLS) as an aggregate"
+                    )));
+                }
+                // last_value by an order is first_value by the reversed order.
+                let last = name == "last_value";
+                AggKind::FirstBy {
+                    descending: o.asc == last,
+                    nulls_first: o.nulls_first != last,
+                }
             }
             other => return Err(unsupported(format!("aggregate function {other}()"))),
         };
@@ -765,7 +778,8 @@ impl Planner<'_> {
         // The values come out in ascending order: an ORDER BY on the value itself is that.
         let ordered_by_value = kind == AggKind::StringAgg
             && matches!(params.order_by.as_slice(), [o] if o.asc && Some(&o.expr) == args.first());
-        if !params.order_by.is_empty() && !ordered_by_value {
+        let first_by = matches!(kind, AggKind::FirstBy { .. });
+        if !params.order_by.is_empty() && !ordered_by_value && !first_by {
             return Err(unsupported(format!(
                 "{}(... ORDER BY ...) (string_agg(x, sep ORDER BY x) is maintained)",
                 func.name()
@@ -786,6 +800,10 @@ impl Planner<'_> {
             .as_ref()
             .map(|f| self.physical(f, schema))
             .transpose()?;
+        let order = match (first_by, params.order_by.first()) {
+            (true, Some(o)) => Some(self.physical(&o.expr, schema)?),
+            _ => None,
+        };
         Ok(AggSpec {
             kind,
             arg,
@@ -793,6 +811,7 @@ impl Planner<'_> {
             filter,
             output_type,
             separator,
+            order,
         })
     }
 }

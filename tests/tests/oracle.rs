@@ -319,6 +319,13 @@ fn views() -> Vec<OracleView> {
             0,
         ),
         OracleView::new(
+            "first_and_last_by_id",
+            "SELECT label, first_value(w ORDER BY id) AS first_w, \
+             last_value(w ORDER BY id) AS last_w, \
+             first_value(label ORDER BY id DESC NULLS FIRST) AS newest FROM dim GROUP BY label",
+            2,
+        ),
+        OracleView::new(
             "stream_self_join",
             "SELECT a.k, count(*) AS pairs, max(b.v - a.v) AS gap FROM ev a \
              JOIN ev b ON a.k = b.k AND a.v < b.v WHERE a.g = 'a' AND b.g = 'c' GROUP BY a.k",

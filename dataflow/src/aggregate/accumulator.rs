@@ -135,6 +135,8 @@ pub(super) enum Acc {
     /// Min, max, bool_and and bool_or over input that is never retracted: the extreme
     /// alone (which no deletion can take away).
     Extreme(Option<Ordered>),
+    /// first_value by an order: the multiset of (order, value) pairs, NULLs included.
+    Ranked(BTreeMap<(Ordered, Ordered), i64>),
     /// Variance and standard deviation: how many values, their sum and their sum of squares.
     Moments {
         n: i64,
@@ -158,6 +160,10 @@ pub(super) fn finish(
             _ => sum.to_scalar(&spec.output_type),
         },
         Acc::Moments { n, sum, squares } => spread(spec, *n, *sum, *squares),
+        Acc::Ranked(ranked) => match first_by(spec.kind, ranked) {
+            Some(value) => cast_to(value, &spec.output_type),
+            None => null(),
+        },
         Acc::Extreme(v) => v
             .as_ref()
             .map_or_else(null, |v| cast_to(&v.0, &spec.output_type)),
@@ -207,6 +213,9 @@ pub(super) fn finish(
                     &spec.output_type,
                 )
             }
+            AggKind::FirstBy { .. } => Err(DataflowError::Internal(
+                "first_value kept as a multiset of values".into(),
+            )),
             AggKind::Sum | AggKind::Avg => {
                 if values.is_empty() {
                     return null();
@@ -327,6 +336,52 @@ pub(super) fn extend_extreme(
         *extreme = Some(v);
     }
     Ok(())
+}
+
+/// The value first_value picks: pairs are kept in ascending order (a NULL order sorts
+/// before every value), so the first row is at one end or the other, past the NULL orders
+/// when they go last.
+fn first_by(kind: AggKind, ranked: &BTreeMap<(Ordered, Ordered), i64>) -> Option<&ScalarValue> {
+    let AggKind::FirstBy {
+        descending,
+        nulls_first,
+    } = kind
+    else {
+        return None;
+    };
+    let null_order = |((order, _), _): &(&(Ordered, Ordered), &i64)| order.0.is_null();
+    let pick = match (descending, nulls_first) {
+        (false, true) => ranked.iter().next(),
+        (false, false) => ranked
+            .iter()
+            .find(|e| !null_order(e))
+            .or_else(|| ranked.iter().next()),
+        (true, true) => ranked
+            .iter()
+            .find(null_order)
+            .or_else(|| ranked.iter().next_back()),
+        (true, false) => ranked
+            .iter()
+            .next_back()
+            .filter(|e| !null_order(e))
+            .or_else(|| ranked.iter().next()),
+    };
+    pick.map(|((_, value), _)| &value.0)
+}
+
+/// Takes a weighted (order, value) pair into first_value's multiset.
+pub(super) fn bump_ranked(
+    ranked: &mut BTreeMap<(Ordered, Ordered), i64>,
+    order: Ordered,
+    value: Ordered,
+    w: i64,
+) {
+    let key = (order, value);
+    let count = ranked.entry(key.clone()).or_insert(0);
+    *count += w;
+    if *count == 0 {
+        ranked.remove(&key);
+    }
 }
 
 pub(super) fn bump(values: &mut BTreeMap<Ordered, i64>, v: ScalarValue, w: i64) {

@@ -7,7 +7,10 @@
 //! deleting the current minimum reveals the next one. Over input that is never retracted (a
 //! stream, an append-only view) min, max, bool_and and bool_or keep the extreme alone.
 //! string_agg keeps the multiset too, and joins its values in ascending order.
-//! approx_count_distinct is count(DISTINCT), exact. A group whose row count drops to zero
+//! approx_count_distinct is count(DISTINCT), exact. first_value and last_value by an order
+//! keep the multiset of (order, value) pairs, NULL values included, and take the value at
+//! the end the order (and its NULLS FIRST/LAST) names; last_value is first_value by the
+//! reversed order. A group whose row count drops to zero
 //! disappears (except for the single group of an aggregate without GROUP BY, which always has
 //! its row, as in SQL). The accumulators are in [`accumulator`].
 //!
@@ -28,7 +31,9 @@ use crate::window::Expiry;
 mod accumulator;
 
 use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
-use accumulator::{Acc, Num, Ordered, as_f64, bump, extend_extreme, finish, keeps_smallest};
+use accumulator::{
+    Acc, Num, Ordered, as_f64, bump, bump_ranked, extend_extreme, finish, keeps_smallest,
+};
 
 /// Which aggregate function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +54,13 @@ pub enum AggKind {
     },
     /// `string_agg(x, separator)`, the values in ascending order (so `ORDER BY x` or none).
     StringAgg,
+    /// `first_value(x ORDER BY o)`: `x` of the row that comes first by `o` (`last_value`
+    /// is first_value with the order reversed). NULL values count; ties between equal
+    /// orders go to the smallest value.
+    FirstBy {
+        descending: bool,
+        nulls_first: bool,
+    },
 }
 
 /// One aggregate of the output row.
@@ -62,6 +74,8 @@ pub struct AggSpec {
     pub output_type: DataType,
     /// `string_agg`'s separator.
     pub separator: String,
+    /// `first_value`'s `ORDER BY` expression.
+    pub order: Option<Arc<dyn PhysicalExpr>>,
 }
 
 #[derive(Clone, Debug)]
@@ -179,6 +193,7 @@ impl Aggregate {
                 {
                     Acc::Extreme(None)
                 }
+                (AggKind::FirstBy { .. }, _) => Acc::Ranked(BTreeMap::new()),
                 _ => Acc::Values(BTreeMap::new()),
             })
             .collect()
@@ -243,6 +258,11 @@ impl Operator for Aggregate {
             .iter()
             .map(|a| a.filter.as_ref().map(|e| evaluate(e, input)).transpose())
             .collect::<DataflowResult<_>>()?;
+        let orders: Vec<Option<ArrayRef>> = self
+            .aggs
+            .iter()
+            .map(|a| a.order.as_ref().map(|e| evaluate(e, input)).transpose())
+            .collect::<DataflowResult<_>>()?;
 
         // The output row of every touched group as it was before this epoch.
         let mut before: FastMap<Vec<u8>, Option<Vec<ScalarValue>>> = FastMap::default();
@@ -286,6 +306,13 @@ impl Operator for Aggregate {
                 {
                     continue;
                 }
+                if let (Acc::Ranked(ranked), Some(a), Some(o)) = (&mut *acc, &args[j], &orders[j]) {
+                    // first_value counts NULL values too.
+                    let order = Ordered(ScalarValue::try_from_array(o, i)?);
+                    let value = Ordered(ScalarValue::try_from_array(a, i)?);
+                    bump_ranked(ranked, order, value, w);
+                    continue;
+                }
                 let value = match &args[j] {
                     None => None,
                     Some(a) => {
@@ -311,6 +338,11 @@ impl Operator for Aggregate {
                         value.expect("min/max have an argument"),
                         w,
                     )?,
+                    Acc::Ranked(_) => {
+                        return Err(DataflowError::Internal(
+                            "first_value without its argument or order".into(),
+                        ));
+                    }
                     Acc::Moments { n, sum, squares } => {
                         let x = as_f64(value.as_ref().expect("variance has an argument"))?;
                         let w = w as f64;
@@ -392,6 +424,14 @@ impl Operator for Aggregate {
                                     v.extend(1i64.to_le_bytes());
                                 }
                             }
+                            Acc::Ranked(ranked) => {
+                                v.extend((ranked.len() as u64).to_le_bytes());
+                                for ((order, value), count) in ranked {
+                                    encode_value(&order.0, &mut v)?;
+                                    encode_value(&value.0, &mut v)?;
+                                    v.extend(count.to_le_bytes());
+                                }
+                            }
                             Acc::Moments { n, sum, squares } => {
                                 v.extend(n.to_le_bytes());
                                 v.extend(sum.to_bits().to_le_bytes());
@@ -440,6 +480,15 @@ impl Operator for Aggregate {
                             extend_extreme(extreme, keeps_smallest(spec_kind), v, c)?;
                         }
                     }
+                    Acc::Ranked(ranked) => {
+                        let len = d.i64()? as u64;
+                        for _ in 0..len {
+                            let order = d.value()?;
+                            let value = d.value()?;
+                            let c = d.i64()?;
+                            ranked.insert((Ordered(order), Ordered(value)), c);
+                        }
+                    }
                     Acc::Moments { n, sum, squares } => {
                         *n = d.i64()?;
                         *sum = f64::from_bits(d.i64()? as u64);
@@ -486,6 +535,7 @@ mod tests {
             filter: None,
             output_type: out,
             separator: String::new(),
+            order: None,
         }
     }
 
@@ -542,6 +592,51 @@ mod tests {
             sorted(&out),
             s(&[(1, "1|1|5|5|5|1|5"), (-1, "1|3|19|5|7|2|6.333333333333333")])
         );
+    }
+
+    /// `SELECT k, first_value(v ORDER BY t), last_value(v ORDER BY t) GROUP BY k`, the
+    /// second as first_value by the reversed order, as the planner makes it.
+    #[test]
+    fn first_and_last_by_an_order_follow_deletes() {
+        let input = schema(&["k:Int64", "t:Int64", "v:Int64"]);
+        let out = schema(&["k:Int64", "first:Int64", "last:Int64"]);
+        let by_t = |descending: bool, nulls_first: bool| AggSpec {
+            order: col("t", 1),
+            ..spec(
+                AggKind::FirstBy {
+                    descending,
+                    nulls_first,
+                },
+                col("v", 2),
+                false,
+                DataType::Int64,
+            )
+        };
+        let mut a = Aggregate::new(
+            vec![col("k", 0).unwrap()],
+            vec![by_t(false, false), by_t(true, true)],
+            &input,
+            out,
+        )
+        .unwrap();
+        let columns = ["k:Int64", "t:Int64", "v:Int64"];
+        // A NULL order sorts last ascending, so it is the last row; a NULL value counts.
+        let out = a
+            .apply_now(&[delta(
+                &columns,
+                &[
+                    (1, "1|2|20"),
+                    (1, "1|1|10"),
+                    (1, "1|NULL|99"),
+                    (1, "2|5|NULL"),
+                ],
+            )])
+            .unwrap();
+        assert_eq!(sorted(&out), s(&[(1, "1|10|99"), (1, "2|NULL|NULL")]));
+        let out = a
+            .apply_now(&[delta(&columns, &[(-1, "1|1|10"), (-1, "1|NULL|99")])])
+            .unwrap();
+        assert_eq!(sorted(&out), s(&[(-1, "1|10|99"), (1, "1|20|20")]));
     }
 
     #[test]
