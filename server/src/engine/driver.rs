@@ -441,14 +441,7 @@ impl Driver {
             let relation = snapshot
                 .by_id(rel)
                 .ok_or_else(|| SqlError::Internal(format!("relation {rel} vanished")))?;
-            let delta = Delta::concat(&relation.schema(), &parts)?;
-            // A stream only inserts: there is nothing to cancel out, and operators take
-            // repeated rows as they come.
-            let delta = if relation.kind == RelationKind::Stream {
-                delta
-            } else {
-                delta.consolidate()?
-            };
+            let delta = combined(relation.kind, &relation.schema(), &parts)?;
             if !delta.is_empty() {
                 let rows = delta.len() as u64;
                 epoch.work.insert(
@@ -751,6 +744,21 @@ fn materialize(
         }
     }
     Ok(())
+}
+
+/// A relation's changes over one or more epochs as one change. A stream only inserts: there
+/// is nothing to cancel out, and operators take repeated rows as they come; other relations'
+/// changes are consolidated, so that a row inserted and deleted again is no change.
+pub(super) fn combined(
+    kind: RelationKind,
+    schema: &arrow::datatypes::SchemaRef,
+    parts: &[Delta],
+) -> SqlResult<Delta> {
+    let delta = Delta::concat(schema, parts)?;
+    Ok(match kind {
+        RelationKind::Stream => delta,
+        _ => delta.consolidate()?,
+    })
 }
 
 /// Rejects NULLs in NOT NULL columns.

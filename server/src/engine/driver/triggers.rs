@@ -23,7 +23,7 @@ use eddy_sql::{SqlError, SqlResult, triggers};
 use eddy_storage::{Store, WriteBatch, keys};
 use tracing::warn;
 
-use super::{Driver, Epoch};
+use super::{Driver, Epoch, combined};
 
 /// A view's trigger: its interval, and when the changes waiting for it are taken.
 #[derive(Clone, Debug)]
@@ -179,9 +179,8 @@ impl Driver {
     }
 }
 
-/// What a view with a trigger does with its sources' changes in an epoch: None when it
-/// takes no part (no trigger, or it runs as every view does); otherwise, whether it runs now
-/// (its tick came: the changes to apply are returned) or stages them for its next tick.
+/// What a view with a trigger interval does in an epoch: run now (its tick came) over the
+/// changes returned, or wait (its share staged for its next tick, or it stopped).
 pub(super) enum TriggerStep {
     /// Staged for later (or stopped): the view does not run in this epoch.
     Wait,
@@ -258,13 +257,10 @@ pub(super) fn trigger_step(
     }
     let mut input = HashMap::with_capacity(parts.len());
     for (source, parts) in parts {
-        let schema = &schemas[&source];
-        let delta = Delta::concat(schema, &parts)?;
-        // A stream only inserts; other relations' changes over several epochs may cancel.
-        let stream = snapshot
+        let kind = snapshot
             .by_id(source)
-            .is_some_and(|r| r.kind == RelationKind::Stream);
-        let delta = if stream { delta } else { delta.consolidate()? };
+            .map_or(RelationKind::Table, |r| r.kind);
+        let delta = combined(kind, &schemas[&source], &parts)?;
         if !delta.is_empty() {
             input.insert(source, delta);
         }
