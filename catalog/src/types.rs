@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,8 @@ pub enum SqlType {
     Interval,
     Json,
     Jsonb,
+    /// A one-dimensional array of another type (`integer[]`, `text[]`).
+    Array(Box<SqlType>),
 }
 
 impl SqlType {
@@ -55,6 +58,18 @@ impl SqlType {
             SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             SqlType::Timestamptz => DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
             SqlType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
+            // Elements as DataFusion's array functions make them: untagged, nullable.
+            SqlType::Array(element) => {
+                DataType::List(Arc::new(Field::new("item", element.arrow_type(), true)))
+            }
+        }
+    }
+
+    /// The type of an array's elements, or `None` for a scalar type.
+    pub fn element(&self) -> Option<&SqlType> {
+        match self {
+            SqlType::Array(element) => Some(element),
+            _ => None,
         }
     }
 
@@ -76,7 +91,12 @@ impl SqlType {
         {
             return Some(t);
         }
-        SqlType::from_arrow(field.data_type())
+        match field.data_type() {
+            DataType::List(element) | DataType::LargeList(element) => {
+                Some(SqlType::Array(Box::new(SqlType::from_field(element)?)))
+            }
+            other => SqlType::from_arrow(other),
+        }
     }
 
     /// The Postgres type that best holds an Arrow type.
@@ -106,6 +126,9 @@ impl SqlType {
             DataType::Timestamp(_, Some(_)) => SqlType::Timestamptz,
             DataType::Interval(_) | DataType::Duration(_) => SqlType::Interval,
             DataType::Null => SqlType::Text,
+            DataType::List(element) | DataType::LargeList(element) => {
+                SqlType::Array(Box::new(SqlType::from_arrow(element.data_type())?))
+            }
             _ => return None,
         })
     }
@@ -113,7 +136,13 @@ impl SqlType {
     /// Parses a Postgres type name as written in DDL (lower case, without modifiers) plus
     /// the modifiers separately handled by the SQL layer.
     pub fn from_name(name: &str) -> Option<SqlType> {
-        let lower = name.to_ascii_lowercase();
+        let lower = name.trim().to_ascii_lowercase();
+        // `integer[]` as written in DDL, `_int4` as `pg_type` names it.
+        if let Some(element) = lower.strip_suffix("[]").or_else(|| lower.strip_prefix('_')) {
+            return SqlType::from_name(element)
+                .filter(|e| e.element().is_none())
+                .map(|e| SqlType::Array(Box::new(e)));
+        }
         Some(match lower.as_str() {
             "smallint" | "int2" => SqlType::SmallInt,
             "int" | "integer" | "int4" => SqlType::Int,
@@ -161,6 +190,7 @@ impl fmt::Display for SqlType {
             SqlType::Interval => f.write_str("interval"),
             SqlType::Json => f.write_str("json"),
             SqlType::Jsonb => f.write_str("jsonb"),
+            SqlType::Array(element) => write!(f, "{element}[]"),
         }
     }
 }
@@ -187,6 +217,8 @@ mod tests {
             SqlType::Interval,
             SqlType::Json,
             SqlType::Jsonb,
+            SqlType::Array(Box::new(SqlType::Int)),
+            SqlType::Array(Box::new(SqlType::Timestamptz)),
         ] {
             assert_eq!(SqlType::from_name(&t.to_string()), Some(t.clone()), "{t}");
         }
@@ -199,5 +231,15 @@ mod tests {
         assert_eq!(SqlType::from_field(&f), Some(SqlType::Jsonb));
         let plain = Field::new("s", DataType::Utf8, true);
         assert_eq!(SqlType::from_field(&plain), Some(SqlType::Text));
+    }
+
+    #[test]
+    fn arrays_are_named_as_postgres_names_them() {
+        let ints = SqlType::Array(Box::new(SqlType::Int));
+        assert_eq!(ints.to_string(), "integer[]");
+        assert_eq!(SqlType::from_name("_int4"), Some(ints.clone()));
+        assert_eq!(SqlType::from_name("int4[]"), Some(ints.clone()));
+        assert_eq!(SqlType::from_name("integer[][]"), None);
+        assert_eq!(SqlType::from_arrow(&ints.arrow_type()), Some(ints));
     }
 }

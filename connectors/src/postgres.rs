@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use arrow::array::{Array, ArrayRef};
+use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::DataType;
 use arrow::util::display::array_value_to_string;
 use eddy_catalog::{Column, SqlType};
@@ -297,9 +297,29 @@ fn literal(column: &ArrayRef, row: usize, sql_type: &SqlType) -> ConnectorResult
     if column.is_null(row) {
         return Ok("NULL".to_string());
     }
+    let text = match column.data_type() {
+        // An array literal: every element quoted, which Postgres reads for any element type.
+        DataType::List(_) => {
+            let values = column.as_list::<i32>().value(row);
+            let items = (0..values.len())
+                .map(|j| match values.is_null(j) {
+                    true => Ok("NULL".to_string()),
+                    false => value_text(&values, j)
+                        .map(|t| format!("\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\""))),
+                })
+                .collect::<ConnectorResult<Vec<_>>>()?;
+            format!("{{{}}}", items.join(","))
+        }
+        _ => value_text(column, row)?,
+    };
+    Ok(format!("'{}'::{sql_type}", text.replace('\'', "''")))
+}
+
+/// A non-NULL value as Postgres reads it in a literal.
+fn value_text(column: &ArrayRef, row: usize) -> ConnectorResult<String> {
     let text = array_value_to_string(column, row)
         .map_err(|e| ConnectorError::Invalid(format!("cannot render a value: {e}")))?;
-    let text = match column.data_type() {
+    Ok(match column.data_type() {
         DataType::Float32 | DataType::Float64 => match text.as_str() {
             "inf" => "Infinity".to_string(),
             "-inf" => "-Infinity".to_string(),
@@ -307,8 +327,7 @@ fn literal(column: &ArrayRef, row: usize, sql_type: &SqlType) -> ConnectorResult
         },
         DataType::Binary | DataType::LargeBinary => format!("\\x{text}"),
         _ => text,
-    };
-    Ok(format!("'{}'::{sql_type}", text.replace('\'', "''")))
+    })
 }
 
 /// Connects to the database at `url`, its connection driven by a task of its own.
@@ -387,7 +406,7 @@ fn failed(e: tokio_postgres::Error) -> ConnectorError {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{BinaryArray, Float64Array, StringArray};
+    use arrow::array::{BinaryArray, Float64Array, ListBuilder, StringArray, StringBuilder};
 
     use super::*;
 
@@ -405,6 +424,13 @@ mod tests {
         assert_eq!(
             literal(&bytes, 0, &SqlType::Bytea).unwrap(),
             "'\\x00ff'::bytea"
+        );
+        let mut lists = ListBuilder::new(StringBuilder::new());
+        lists.append_value([Some("a \"b\""), None, Some("it's")]);
+        let lists: ArrayRef = Arc::new(lists.finish());
+        assert_eq!(
+            literal(&lists, 0, &SqlType::Array(Box::new(SqlType::Text))).unwrap(),
+            "'{\"a \\\"b\\\"\",NULL,\"it''s\"}'::text[]"
         );
     }
 

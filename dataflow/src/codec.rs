@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, new_empty_array};
+use arrow::array::{Array, ArrayRef, RecordBatch, new_empty_array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, IntervalMonthDayNano, SchemaRef, TimeUnit};
 use datafusion::common::ScalarValue;
@@ -48,6 +48,7 @@ mod tag {
     pub const DURATION_NS: u8 = 29;
     pub const TIME32_MS: u8 = 30;
     pub const TIME32_S: u8 = 31;
+    pub const LIST: u8 = 32;
 }
 
 /// Appends one value's encoding.
@@ -150,6 +151,27 @@ pub fn encode_value(v: &ScalarValue, out: &mut Vec<u8>) -> DataflowResult<()> {
             opt(out, tag::DURATION_US, x, |x, o| o.extend(x.to_le_bytes()))
         }
         S::DurationNanosecond(x) => opt(out, tag::DURATION_NS, x, |x, o| o.extend(x.to_le_bytes())),
+        S::List(list) => {
+            // The element type travels as a typed NULL, so an empty or NULL list decodes
+            // to its type without the schema.
+            out.push(tag::LIST);
+            let DataType::List(element) = list.data_type() else {
+                return Err(DataflowError::Internal(
+                    "a list scalar of another type".into(),
+                ));
+            };
+            encode_value(&ScalarValue::try_new_null(element.data_type())?, out)?;
+            if list.is_null(0) {
+                out.push(0);
+            } else {
+                out.push(1);
+                let values = list.value(0);
+                out.extend((values.len() as u32).to_le_bytes());
+                for j in 0..values.len() {
+                    encode_value(&ScalarValue::try_from_array(&values, j)?, out)?;
+                }
+            }
+        }
         other => {
             return Err(DataflowError::Unsupported(format!(
                 "storing values of type {}",
@@ -333,6 +355,20 @@ impl<'a> Decoder<'a> {
             }),
             tag::DURATION_US => fixed!(DurationMicrosecond, i64),
             tag::DURATION_NS => fixed!(DurationNanosecond, i64),
+            tag::LIST => {
+                let element = self.value()?.data_type();
+                if self.present()? {
+                    let n = u32::from_le_bytes(self.array()?) as usize;
+                    let values = (0..n)
+                        .map(|_| self.value())
+                        .collect::<DataflowResult<Vec<_>>>()?;
+                    S::List(S::new_list_nullable(&values, &element))
+                } else {
+                    S::try_new_null(&DataType::List(Arc::new(
+                        arrow::datatypes::Field::new_list_field(element, true),
+                    )))?
+                }
+            }
             other => return Err(DataflowError::Corrupt(format!("unknown value tag {other}"))),
         })
     }
@@ -473,7 +509,8 @@ pub fn is_storable(dt: &DataType) -> bool {
             | DataType::Timestamp(..)
             | DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano)
             | DataType::Duration(TimeUnit::Microsecond | TimeUnit::Nanosecond)
-    )
+    ) || matches!(dt, DataType::List(element) if is_storable(element.data_type())
+            && !matches!(element.data_type(), DataType::List(_)))
 }
 
 #[cfg(test)]
@@ -506,6 +543,25 @@ mod tests {
             ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(1, 2, 3))),
             ScalarValue::Null,
         ]);
+    }
+
+    #[test]
+    fn lists_round_trip_with_their_element_type() {
+        let ints = [ScalarValue::Int32(Some(1)), ScalarValue::Int32(None)];
+        let texts = [ScalarValue::Utf8(Some("a,b".into()))];
+        round_trip(vec![
+            ScalarValue::List(ScalarValue::new_list_nullable(&ints, &DataType::Int32)),
+            ScalarValue::List(ScalarValue::new_list_nullable(&[], &DataType::Int64)),
+            ScalarValue::List(ScalarValue::new_list_nullable(&texts, &DataType::Utf8)),
+            ScalarValue::try_new_null(&DataType::List(Arc::new(Field::new_list_field(
+                DataType::Float64,
+                true,
+            ))))
+            .unwrap(),
+        ]);
+        assert!(is_storable(&DataType::new_list(DataType::Utf8, true)));
+        let nested = DataType::new_list(DataType::new_list(DataType::Utf8, true), true);
+        assert!(!is_storable(&nested));
     }
 
     #[test]

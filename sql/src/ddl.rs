@@ -45,7 +45,14 @@ pub fn sql_type(dt: &DataType) -> SqlResult<SqlType> {
         DataType::JSON => SqlType::Json,
         DataType::JSONB => SqlType::Jsonb,
         DataType::Custom(name, _) => SqlType::from_name(&name.to_string())
+            .filter(|t| t.element().is_none())
             .ok_or_else(|| SqlError::Unsupported(format!("type \"{name}\"")))?,
+        DataType::Array(_) => {
+            return Err(SqlError::Unsupported(format!(
+                "array column type \"{dt}\" in CREATE TABLE or CREATE STREAM (views and \
+                 queries can compute arrays, with array_agg for instance)"
+            )));
+        }
         other => {
             return Err(SqlError::Unsupported(format!(
                 "column type \"{other}\" is not supported"

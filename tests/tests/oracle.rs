@@ -326,6 +326,13 @@ fn views() -> Vec<OracleView> {
             2,
         ),
         OracleView::new(
+            "arrays_by_id",
+            "SELECT label, array_agg(w ORDER BY id) AS ws, \
+             array_agg(id ORDER BY id DESC) FILTER (WHERE w > 0) AS positive_ids \
+             FROM dim GROUP BY label",
+            1,
+        ),
+        OracleView::new(
             "stream_self_join",
             "SELECT a.k, count(*) AS pairs, max(b.v - a.v) AS gap FROM ev a \
              JOIN ev b ON a.k = b.k AND a.v < b.v WHERE a.g = 'a' AND b.g = 'c' GROUP BY a.k",

@@ -229,6 +229,89 @@ async fn typed_parameters_and_binary_results() -> Result<()> {
 }
 
 #[tokio::test]
+async fn arrays_read_back_in_text_and_binary() -> Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client().await?;
+    execute(&client, TYPED_TABLE).await?;
+    execute(
+        &client,
+        "CREATE MATERIALIZED VIEW collected AS SELECT array_agg(i2 ORDER BY id) AS i2s, \
+         array_agg(i4 ORDER BY id) AS i4s, array_agg(i8 ORDER BY id) AS i8s, \
+         array_agg(f8 ORDER BY id) AS f8s, array_agg(ok ORDER BY id) AS oks, \
+         array_agg(label ORDER BY id) AS labels, array_agg(raw ORDER BY id) AS raws, \
+         array_agg(day ORDER BY id) AS days, array_agg(local_time ORDER BY id) AS locals, \
+         array_agg(utc_time ORDER BY id) AS utcs, array_agg(price ORDER BY id) AS prices \
+         FROM typed",
+    )
+    .await?;
+    execute(
+        &client,
+        "INSERT INTO typed VALUES (1, -7, 70000, 9000000000, 1.5, -2.25, true, 'a \"b\"', \
+         '\\x00ff', '2024-02-29', '2024-02-29 23:59:59.5', '2024-02-29 23:59:59+00', 12.34), \
+         (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+    )
+    .await?;
+
+    // Binary: each column is an array of its element type, as Postgres sends it.
+    let row = client.query_one("SELECT * FROM collected", &[]).await?;
+    let types: Vec<&str> = row.columns().iter().map(|c| c.type_().name()).collect();
+    ensure!(
+        types
+            == [
+                "_int2",
+                "_int4",
+                "_int8",
+                "_float8",
+                "_bool",
+                "_text",
+                "_bytea",
+                "_date",
+                "_timestamp",
+                "_timestamptz",
+                "_numeric"
+            ],
+        "array columns typed {types:?}"
+    );
+    ensure!(row.try_get::<_, Vec<Option<i16>>>("i2s")? == [Some(-7), None]);
+    ensure!(row.try_get::<_, Vec<Option<i32>>>("i4s")? == [Some(70_000), None]);
+    ensure!(row.try_get::<_, Vec<Option<i64>>>("i8s")? == [Some(9_000_000_000), None]);
+    ensure!(row.try_get::<_, Vec<Option<f64>>>("f8s")? == [Some(-2.25), None]);
+    ensure!(row.try_get::<_, Vec<Option<bool>>>("oks")? == [Some(true), None]);
+    ensure!(row.try_get::<_, Vec<Option<String>>>("labels")? == [Some("a \"b\"".into()), None]);
+    ensure!(row.try_get::<_, Vec<Option<Vec<u8>>>>("raws")? == [Some(vec![0, 255]), None]);
+    let day = NaiveDate::from_ymd_opt(2024, 2, 29);
+    ensure!(row.try_get::<_, Vec<Option<NaiveDate>>>("days")? == [day, None]);
+    let local = day.and_then(|d| d.and_hms_milli_opt(23, 59, 59, 500));
+    ensure!(row.try_get::<_, Vec<Option<NaiveDateTime>>>("locals")? == [local, None]);
+    let utc = Utc.with_ymd_and_hms(2024, 2, 29, 23, 59, 59).single();
+    ensure!(row.try_get::<_, Vec<Option<DateTime<Utc>>>>("utcs")? == [utc, None]);
+    ensure!(
+        row.try_get::<_, Vec<Option<Decimal>>>("prices")? == [Some(Decimal::new(1234, 2)), None]
+    );
+
+    // Text: Postgres' array syntax, elements quoted where the syntax needs it.
+    let text = query_rows(&client, "SELECT * FROM collected").await?;
+    let expected = [
+        "{-7,NULL}",
+        "{70000,NULL}",
+        "{9000000000,NULL}",
+        "{-2.25,NULL}",
+        "{t,NULL}",
+        r#"{"a \"b\"",NULL}"#,
+        r#"{"\\x00ff",NULL}"#,
+        "{2024-02-29,NULL}",
+        r#"{"2024-02-29 23:59:59.5",NULL}"#,
+        r#"{"2024-02-29 23:59:59+00",NULL}"#,
+        "{12.34,NULL}",
+    ];
+    ensure!(
+        text == [expected.map(String::from).to_vec()],
+        "text arrays {text:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn statements_describe_their_parameters_and_columns() -> Result<()> {
     let server = TestServer::start().await?;
     let client = server.client().await?;

@@ -42,7 +42,7 @@ async fn update_sink_keeps_a_table_equal_to_its_view() -> Result<()> {
     execute(
         &client,
         "CREATE MATERIALIZED VIEW revenue AS SELECT user_id, count(*) AS n, sum(amount) AS total, \
-         max(note) AS note FROM orders GROUP BY user_id",
+         max(note) AS note, array_agg(note ORDER BY id) AS notes FROM orders GROUP BY user_id",
     )
     .await?;
     // The key is the view's GROUP BY column; the table is created with it.
@@ -51,7 +51,7 @@ async fn update_sink_keeps_a_table_equal_to_its_view() -> Result<()> {
         &sink_sql("revenue_pg", "revenue", &target, "update", ""),
     )
     .await?;
-    let in_pg = format!("SELECT user_id, n, total, note FROM {target}");
+    let in_pg = format!("SELECT user_id, n, total, note, notes FROM {target}");
     wait_for_same_rows((&client, "SELECT * FROM revenue"), (&pg, &in_pg), DELIVERED).await?;
 
     execute(&client, "INSERT INTO orders VALUES (4, 12, 7, 'new')").await?;

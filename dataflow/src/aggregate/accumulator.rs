@@ -160,6 +160,9 @@ pub(super) fn finish(
             _ => sum.to_scalar(&spec.output_type),
         },
         Acc::Moments { n, sum, squares } => spread(spec, *n, *sum, *squares),
+        Acc::Ranked(ranked) if matches!(spec.kind, AggKind::ArrayAgg { .. }) => {
+            array_of(spec, ranked)
+        }
         Acc::Ranked(ranked) => match first_by(spec.kind, ranked) {
             Some(value) => cast_to(value, &spec.output_type),
             None => null(),
@@ -213,8 +216,8 @@ pub(super) fn finish(
                     &spec.output_type,
                 )
             }
-            AggKind::FirstBy { .. } => Err(DataflowError::Internal(
-                "first_value kept as a multiset of values".into(),
+            AggKind::FirstBy { .. } | AggKind::ArrayAgg { .. } => Err(DataflowError::Internal(
+                "first_value or array_agg kept as a multiset of values".into(),
             )),
             AggKind::Sum | AggKind::Avg => {
                 if values.is_empty() {
@@ -338,9 +341,33 @@ pub(super) fn extend_extreme(
     Ok(())
 }
 
-/// The value first_value picks: pairs are kept in ascending order (a NULL order sorts
-/// before every value), so the first row is at one end or the other, past the NULL orders
-/// when they go last.
+/// The values of an ordered multiset of (order, value) pairs as the aggregate reads them,
+/// each with its count. Pairs are kept in ascending order (a NULL order sorts before every
+/// value); the NULL orders go first or last as asked, and the rest ascending or descending.
+fn in_order(
+    ranked: &BTreeMap<(Ordered, Ordered), i64>,
+    descending: bool,
+    nulls_first: bool,
+) -> impl Iterator<Item = (&ScalarValue, i64)> {
+    let nulls = ranked
+        .keys()
+        .take_while(|(order, _)| order.0.is_null())
+        .count();
+    let null_orders = ranked.iter().take(nulls);
+    let rest: Box<dyn Iterator<Item = _>> = match descending {
+        false => Box::new(ranked.iter().skip(nulls)),
+        true => Box::new(ranked.iter().skip(nulls).rev()),
+    };
+    let (head, tail): (Box<dyn Iterator<Item = _>>, Box<dyn Iterator<Item = _>>) = match nulls_first
+    {
+        true => (Box::new(null_orders), rest),
+        false => (rest, Box::new(null_orders)),
+    };
+    head.chain(tail)
+        .map(|((_, value), count)| (&value.0, *count))
+}
+
+/// The value first_value picks: the value of the first pair in order.
 fn first_by(kind: AggKind, ranked: &BTreeMap<(Ordered, Ordered), i64>) -> Option<&ScalarValue> {
     let AggKind::FirstBy {
         descending,
@@ -349,24 +376,44 @@ fn first_by(kind: AggKind, ranked: &BTreeMap<(Ordered, Ordered), i64>) -> Option
     else {
         return None;
     };
-    let null_order = |((order, _), _): &(&(Ordered, Ordered), &i64)| order.0.is_null();
-    let pick = match (descending, nulls_first) {
-        (false, true) => ranked.iter().next(),
-        (false, false) => ranked
-            .iter()
-            .find(|e| !null_order(e))
-            .or_else(|| ranked.iter().next()),
-        (true, true) => ranked
-            .iter()
-            .find(null_order)
-            .or_else(|| ranked.iter().next_back()),
-        (true, false) => ranked
-            .iter()
-            .next_back()
-            .filter(|e| !null_order(e))
-            .or_else(|| ranked.iter().next()),
+    in_order(ranked, descending, nulls_first)
+        .next()
+        .map(|(value, _)| value)
+}
+
+/// array_agg's array: every value in order, as many times as it counts (once with DISTINCT);
+/// NULL for a group without rows.
+fn array_of(
+    spec: &AggSpec,
+    ranked: &BTreeMap<(Ordered, Ordered), i64>,
+) -> DataflowResult<ScalarValue> {
+    let (
+        AggKind::ArrayAgg {
+            descending,
+            nulls_first,
+        },
+        DataType::List(element),
+    ) = (spec.kind, &spec.output_type)
+    else {
+        return Err(DataflowError::Internal(format!(
+            "array_agg of type {}",
+            spec.output_type
+        )));
     };
-    pick.map(|((_, value), _)| &value.0)
+    if ranked.is_empty() {
+        return ScalarValue::try_new_null(&spec.output_type).map_err(DataflowError::from);
+    }
+    let mut values = Vec::new();
+    for (value, count) in in_order(ranked, descending, nulls_first) {
+        let value = cast_to(value, element.data_type())?;
+        let times = if spec.distinct { 1 } else { count };
+        values.extend(std::iter::repeat_n(value, times.max(0) as usize));
+    }
+    Ok(ScalarValue::List(ScalarValue::new_list(
+        &values,
+        element.data_type(),
+        element.is_nullable(),
+    )))
 }
 
 /// Takes a weighted (order, value) pair into first_value's multiset.

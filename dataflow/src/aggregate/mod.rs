@@ -10,7 +10,8 @@
 //! approx_count_distinct is count(DISTINCT), exact. first_value and last_value by an order
 //! keep the multiset of (order, value) pairs, NULL values included, and take the value at
 //! the end the order (and its NULLS FIRST/LAST) names; last_value is first_value by the
-//! reversed order. A group whose row count drops to zero
+//! reversed order. array_agg keeps the same pairs (ordered by the value itself without an
+//! ORDER BY) and lists every value in order. A group whose row count drops to zero
 //! disappears (except for the single group of an aggregate without GROUP BY, which always has
 //! its row, as in SQL). The accumulators are in [`accumulator`].
 //!
@@ -61,6 +62,12 @@ pub enum AggKind {
         descending: bool,
         nulls_first: bool,
     },
+    /// `array_agg(x ORDER BY o)`: every `x`, NULLs included, in the order of `o` (the value
+    /// itself without an ORDER BY); ties between equal orders in the order of the values.
+    ArrayAgg {
+        descending: bool,
+        nulls_first: bool,
+    },
 }
 
 /// One aggregate of the output row.
@@ -74,7 +81,7 @@ pub struct AggSpec {
     pub output_type: DataType,
     /// `string_agg`'s separator.
     pub separator: String,
-    /// `first_value`'s `ORDER BY` expression.
+    /// The `ORDER BY` expression of `first_value` and `array_agg`.
     pub order: Option<Arc<dyn PhysicalExpr>>,
 }
 
@@ -193,7 +200,9 @@ impl Aggregate {
                 {
                     Acc::Extreme(None)
                 }
-                (AggKind::FirstBy { .. }, _) => Acc::Ranked(BTreeMap::new()),
+                (AggKind::FirstBy { .. } | AggKind::ArrayAgg { .. }, _) => {
+                    Acc::Ranked(BTreeMap::new())
+                }
                 _ => Acc::Values(BTreeMap::new()),
             })
             .collect()
@@ -307,7 +316,7 @@ impl Operator for Aggregate {
                     continue;
                 }
                 if let (Acc::Ranked(ranked), Some(a), Some(o)) = (&mut *acc, &args[j], &orders[j]) {
-                    // first_value counts NULL values too.
+                    // first_value and array_agg count NULL values too.
                     let order = Ordered(ScalarValue::try_from_array(o, i)?);
                     let value = Ordered(ScalarValue::try_from_array(a, i)?);
                     bump_ranked(ranked, order, value, w);

@@ -40,15 +40,7 @@ pub fn pg_type(field: &Field) -> Type {
         return Type::OID;
     }
     if let DataType::List(inner) | DataType::LargeList(inner) = field.data_type() {
-        return match inner.data_type() {
-            DataType::Int16 | DataType::Int8 | DataType::UInt8 => Type::INT2_ARRAY,
-            DataType::Int32 | DataType::UInt16 => Type::INT4_ARRAY,
-            DataType::Int64 | DataType::UInt32 => Type::INT8_ARRAY,
-            DataType::Float32 => Type::FLOAT4_ARRAY,
-            DataType::Float64 => Type::FLOAT8_ARRAY,
-            DataType::Boolean => Type::BOOL_ARRAY,
-            _ => Type::TEXT_ARRAY,
-        };
+        return super::arrays::array_type(inner);
     }
     match SqlType::from_field(field) {
         Some(SqlType::SmallInt) => Type::INT2,
@@ -68,7 +60,8 @@ pub fn pg_type(field: &Field) -> Type {
         Some(SqlType::Interval) => Type::INTERVAL,
         Some(SqlType::Json) => Type::JSON,
         Some(SqlType::Jsonb) => Type::JSONB,
-        None => Type::TEXT,
+        // Arrays are lists, answered above.
+        Some(SqlType::Array(_)) | None => Type::TEXT,
     }
 }
 
@@ -111,22 +104,50 @@ pub fn rows(fields: &Arc<Vec<FieldInfo>>, batches: &[RecordBatch]) -> PgWireResu
     Ok(out)
 }
 
-fn micros_to_datetime(us: i64) -> Option<NaiveDateTime> {
-    DateTime::<Utc>::from_timestamp_micros(us).map(|d| d.naive_utc())
-}
-
-fn timestamp_micros(array: &dyn Array, unit: &TimeUnit, i: usize) -> i64 {
-    match unit {
+/// Value `i` of a timestamp column, in UTC.
+pub(super) fn timestamp_at(array: &dyn Array, unit: &TimeUnit, i: usize) -> Option<NaiveDateTime> {
+    let us = match unit {
         TimeUnit::Second => array.as_primitive::<TimestampSecondType>().value(i) * 1_000_000,
         TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().value(i) * 1_000,
         TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().value(i),
         TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().value(i) / 1_000,
-    }
+    };
+    DateTime::<Utc>::from_timestamp_micros(us).map(|d| d.naive_utc())
+}
+
+/// Value `i` of a date column.
+pub(super) fn date_at(array: &dyn Array, i: usize) -> Option<NaiveDate> {
+    let days = array.as_primitive::<Date32Type>().value(i);
+    NaiveDate::from_num_days_from_ce_opt(days + 719_163)
+}
+
+/// Value `i` of a time column.
+pub(super) fn time_at(array: &dyn Array, unit: &TimeUnit, i: usize) -> Option<NaiveTime> {
+    let us = match unit {
+        TimeUnit::Nanosecond => array.as_primitive::<Time64NanosecondType>().value(i) / 1000,
+        _ => array.as_primitive::<Time64MicrosecondType>().value(i),
+    };
+    NaiveTime::from_num_seconds_from_midnight_opt(
+        (us / 1_000_000) as u32,
+        ((us % 1_000_000) * 1000) as u32,
+    )
+}
+
+/// Value `i` of a decimal column, if it fits a `Decimal`.
+pub(super) fn decimal_at(array: &dyn Array, scale: i8, i: usize) -> Option<Decimal> {
+    let v = array.as_primitive::<Decimal128Type>().value(i);
+    Decimal::try_from_i128_with_scale(v, scale as u32).ok()
+}
+
+/// Value `i` of an interval column as months, days and microseconds.
+pub(super) fn interval_at(array: &dyn Array, i: usize) -> pg_interval::Interval {
+    let v = array.as_primitive::<IntervalMonthDayNanoType>().value(i);
+    pg_interval::Interval::new(v.months, v.days, v.nanoseconds / 1000)
 }
 
 /// Postgres' text form of a float: the shortest exact digits, in exponent form (`1e+100`,
 /// `1.5e-05`) outside `[1e-4, 1e15)`. `shortest` is Rust's shortest round-trip rendering.
-fn float_text(v: f64, shortest: String) -> String {
+pub(super) fn float_text(v: f64, shortest: String) -> String {
     if v.is_nan() {
         return "NaN".into();
     }
@@ -181,7 +202,7 @@ fn jsonb_text(v: &serde_json::Value) -> String {
 }
 
 /// Postgres' text form of a timestamp: fractional seconds only as far as they are non-zero.
-fn timestamp_text(t: &NaiveDateTime, zone: bool) -> String {
+pub(super) fn timestamp_text(t: &NaiveDateTime, zone: bool) -> String {
     let mut s = t.format("%Y-%m-%d %H:%M:%S").to_string();
     let micros = t.and_utc().timestamp_subsec_micros();
     if micros != 0 {
@@ -240,7 +261,7 @@ pub fn interval_text(months: i32, days: i32, micros: i64) -> String {
     out
 }
 
-fn time_text(t: &NaiveTime) -> String {
+pub(super) fn time_text(t: &NaiveTime) -> String {
     let mut s = t.format("%H:%M:%S").to_string();
     let micros = t.nanosecond() / 1000;
     if micros != 0 {
@@ -293,13 +314,10 @@ fn encode_value(
                 enc.encode_field(&v)
             }
         }
-        DataType::Decimal128(_, s) => {
-            let v = array.as_primitive::<Decimal128Type>().value(i);
-            match Decimal::try_from_i128_with_scale(v, *s as u32) {
-                Ok(d) => enc.encode_field(&d),
-                Err(_) => enc.encode_field(&display(array, i)),
-            }
-        }
+        DataType::Decimal128(_, s) => match decimal_at(array, *s, i) {
+            Some(d) => enc.encode_field(&d),
+            None => enc.encode_field(&display(array, i)),
+        },
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             let s = match array.data_type() {
                 DataType::Utf8 => array.as_string::<i32>().value(i),
@@ -323,29 +341,16 @@ fn encode_value(
         DataType::Binary => enc.encode_field(&array.as_binary::<i32>().value(i)),
         DataType::LargeBinary => enc.encode_field(&array.as_binary::<i64>().value(i)),
         DataType::BinaryView => enc.encode_field(&array.as_binary_view().value(i)),
-        DataType::Date32 => {
-            let days = array.as_primitive::<Date32Type>().value(i);
-            let d = NaiveDate::from_num_days_from_ce_opt(days + 719_163);
-            enc.encode_field(&d)
-        }
+        DataType::Date32 => enc.encode_field(&date_at(array, i)),
         DataType::Time64(unit) => {
-            let us = match unit {
-                TimeUnit::Nanosecond => {
-                    array.as_primitive::<Time64NanosecondType>().value(i) / 1000
-                }
-                _ => array.as_primitive::<Time64MicrosecondType>().value(i),
-            };
-            let t = NaiveTime::from_num_seconds_from_midnight_opt(
-                (us / 1_000_000) as u32,
-                ((us % 1_000_000) * 1000) as u32,
-            );
+            let t = time_at(array, unit, i);
             match (text, t) {
                 (true, Some(t)) => enc.encode_field(&time_text(&t)),
                 _ => enc.encode_field(&t),
             }
         }
         DataType::Timestamp(unit, tz) => {
-            let dt = micros_to_datetime(timestamp_micros(array, unit, i));
+            let dt = timestamp_at(array, unit, i);
             if let (true, Some(t)) = (text, &dt) {
                 return enc.encode_field(&timestamp_text(t, tz.is_some()));
             }
@@ -355,87 +360,18 @@ fn encode_value(
             }
         }
         DataType::Interval(arrow::datatypes::IntervalUnit::MonthDayNano) => {
-            let v = array.as_primitive::<IntervalMonthDayNanoType>().value(i);
+            let iv = interval_at(array, i);
             if text {
-                return enc.encode_field(&interval_text(v.months, v.days, v.nanoseconds / 1000));
+                return enc.encode_field(&interval_text(iv.months, iv.days, iv.microseconds));
             }
-            let iv = pg_interval::Interval::new(v.months, v.days, v.nanoseconds / 1000);
             enc.encode_field(&iv)
         }
-        DataType::List(_) => {
-            // pgwire writes Postgres' text form (`{1,2}`, quoted elements) or the binary one.
-            let values = array.as_list::<i32>().value(i);
-            if text && matches!(*ty, Type::INT2_VECTOR | Type::OID_VECTOR) {
-                let items: Vec<String> = (0..values.len())
-                    .map(|j| display(values.as_ref(), j))
-                    .collect();
-                return enc.encode_field(&items.join(" "));
-            }
-            match *ty {
-                Type::INT2_VECTOR => enc.encode_field(&elements::<i16>(&values)?),
-                Type::OID_VECTOR => enc.encode_field(&elements::<u32>(&values)?),
-                Type::INT2_ARRAY => enc.encode_field(&elements::<i16>(&values)?),
-                Type::INT4_ARRAY => enc.encode_field(&elements::<i32>(&values)?),
-                Type::INT8_ARRAY => enc.encode_field(&elements::<i64>(&values)?),
-                Type::FLOAT4_ARRAY => enc.encode_field(&elements::<f32>(&values)?),
-                Type::FLOAT8_ARRAY => enc.encode_field(&elements::<f64>(&values)?),
-                Type::BOOL_ARRAY => enc.encode_field(&elements::<bool>(&values)?),
-                _ => {
-                    let text: Vec<Option<String>> = (0..values.len())
-                        .map(|j| (!values.is_null(j)).then(|| display(values.as_ref(), j)))
-                        .collect();
-                    enc.encode_field(&text)
-                }
-            }
-        }
+        DataType::List(_) => super::arrays::encode(enc, &array.as_list::<i32>().value(i), ty, text),
         _ => enc.encode_field(&display(array, i)),
     }
 }
 
-/// An array's elements as one Rust type, for the binary array format.
-fn elements<T>(values: &arrow::array::ArrayRef) -> PgWireResult<Vec<Option<T>>>
-where
-    T: ElementOf,
-{
-    T::collect(values).map_err(|e| pgwire::error::PgWireError::ApiError(Box::new(e)))
-}
-
-/// Rust types that array elements are sent as.
-trait ElementOf: Sized {
-    fn collect(
-        values: &arrow::array::ArrayRef,
-    ) -> Result<Vec<Option<Self>>, arrow::error::ArrowError>;
-}
-
-macro_rules! element_of {
-    ($rust:ty, $arrow:ty, $data:expr) => {
-        impl ElementOf for $rust {
-            fn collect(
-                values: &arrow::array::ArrayRef,
-            ) -> Result<Vec<Option<Self>>, arrow::error::ArrowError> {
-                let cast = arrow::compute::cast(values, &$data)?;
-                Ok(cast.as_primitive::<$arrow>().iter().collect())
-            }
-        }
-    };
-}
-
-element_of!(i16, Int16Type, DataType::Int16);
-element_of!(u32, arrow::datatypes::UInt32Type, DataType::UInt32);
-element_of!(i32, Int32Type, DataType::Int32);
-element_of!(i64, Int64Type, DataType::Int64);
-element_of!(f32, arrow::datatypes::Float32Type, DataType::Float32);
-element_of!(f64, arrow::datatypes::Float64Type, DataType::Float64);
-
-impl ElementOf for bool {
-    fn collect(
-        values: &arrow::array::ArrayRef,
-    ) -> Result<Vec<Option<Self>>, arrow::error::ArrowError> {
-        Ok(values.as_boolean().iter().collect())
-    }
-}
-
-fn display(array: &dyn Array, i: usize) -> String {
+pub(super) fn display(array: &dyn Array, i: usize) -> String {
     ArrayFormatter::try_new(array, &FormatOptions::default())
         .map(|f| f.value(i).to_string())
         .unwrap_or_default()

@@ -2,6 +2,7 @@
 //! protocol messages into statement executions ([`crate::handle`]) and their outcomes back
 //! into protocol messages.
 
+mod arrays;
 pub mod encode;
 pub mod error;
 mod params;

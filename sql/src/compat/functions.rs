@@ -55,6 +55,18 @@ pub fn install(state: SessionState) -> Result<SessionState> {
         Volatility::Stable,
         move |_, rows| Ok(texts(rows, |_| Some(version_text.clone()))),
     ));
+    // The Postgres name of the argument's type (as text; Postgres answers a regtype).
+    ctx.register_udf(function(
+        "pg_typeof",
+        &[1],
+        DataType::Utf8,
+        Volatility::Immutable,
+        |args, rows| {
+            let name = eddy_catalog::SqlType::from_arrow(args[0].data_type())
+                .map_or_else(|| "unknown".to_string(), |t| t.to_string());
+            Ok(texts(rows, |_| Some(name.clone())))
+        },
+    ));
     // Eddy has no comments on objects and no user functions: what these describe is empty.
     for (name, arities) in [
         ("obj_description", &[1usize, 2][..]),

@@ -122,6 +122,7 @@ fn standard_type_name(t: &SqlType) -> String {
     match t {
         SqlType::Varchar(_) => "character varying".into(),
         SqlType::Numeric { .. } => "numeric".into(),
+        SqlType::Array(_) => "ARRAY".into(),
         other => other.to_string(),
     }
 }

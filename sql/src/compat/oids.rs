@@ -117,6 +117,11 @@ pub fn type_info(t: &SqlType) -> TypeInfo {
         SqlType::Interval => (1186, 16, false, "d", "p", "interval"),
         SqlType::Json => (114, -1, false, "i", "x", "json"),
         SqlType::Jsonb => (3802, -1, false, "i", "x", "jsonb"),
+        SqlType::Array(element) => {
+            let e = type_info(element);
+            let (oid, name) = array_of(e.oid);
+            (oid, -1, false, e.align, "x", name)
+        }
     };
     TypeInfo {
         oid,
@@ -125,6 +130,29 @@ pub fn type_info(t: &SqlType) -> TypeInfo {
         align,
         storage,
         name,
+    }
+}
+
+/// The `pg_type` oid and name of the array type whose elements have type `element`.
+fn array_of(element: i32) -> (i32, &'static str) {
+    match element {
+        21 => (1005, "_int2"),
+        23 => (1007, "_int4"),
+        20 => (1016, "_int8"),
+        700 => (1021, "_float4"),
+        701 => (1022, "_float8"),
+        1700 => (1231, "_numeric"),
+        16 => (1000, "_bool"),
+        1043 => (1015, "_varchar"),
+        17 => (1001, "_bytea"),
+        1082 => (1182, "_date"),
+        1083 => (1183, "_time"),
+        1114 => (1115, "_timestamp"),
+        1184 => (1185, "_timestamptz"),
+        1186 => (1187, "_interval"),
+        114 => (199, "_json"),
+        3802 => (3807, "_jsonb"),
+        _ => (1009, "_text"),
     }
 }
 

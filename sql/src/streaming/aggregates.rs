@@ -39,12 +39,23 @@ impl Planner<'_> {
             "string_agg" => AggKind::StringAgg,
             // Maintained exactly: the count of distinct values is within any approximation.
             "approx_distinct" => AggKind::Count,
-            "array_agg" => {
-                return Err(unsupported(
-                    "aggregate function array_agg() (string_agg(x::text, ',' ORDER BY x) is \
-                     maintained)",
-                ));
-            }
+            "array_agg" => match params.order_by.as_slice() {
+                // Without an ORDER BY the order is unspecified: Eddy's is the values' own.
+                [] => AggKind::ArrayAgg {
+                    descending: false,
+                    nulls_first: false,
+                },
+                [o] => AggKind::ArrayAgg {
+                    descending: !o.asc,
+                    nulls_first: o.nulls_first,
+                },
+                _ => {
+                    return Err(unsupported(
+                        "array_agg() ordered by several expressions (order by one, a ROW(..) \
+                         of them for instance)",
+                    ));
+                }
+            },
             name @ ("first_value" | "last_value") => {
                 let [o] = params.order_by.as_slice() else {
                     return Err(unsupported(format!(
@@ -97,8 +108,8 @@ impl Planner<'_> {
         // The values come out in ascending order: an ORDER BY on the value itself is that.
         let ordered_by_value = kind == AggKind::StringAgg
             && matches!(params.order_by.as_slice(), [o] if o.asc && Some(&o.expr) == args.first());
-        let first_by = matches!(kind, AggKind::FirstBy { .. });
-        if !params.order_by.is_empty() && !ordered_by_value && !first_by {
+        let ranked = matches!(kind, AggKind::FirstBy { .. } | AggKind::ArrayAgg { .. });
+        if !params.order_by.is_empty() && !ordered_by_value && !ranked {
             return Err(unsupported(format!(
                 "{}(... ORDER BY ...) (string_agg(x, sep ORDER BY x) is maintained)",
                 func.name()
@@ -119,8 +130,19 @@ impl Planner<'_> {
             .as_ref()
             .map(|f| self.physical(f, schema))
             .transpose()?;
-        let order = match (first_by, params.order_by.first()) {
+        if distinct
+            && ranked
+            && matches!(params.order_by.as_slice(), [o] if Some(&o.expr) != args.first())
+        {
+            return Err(unsupported(format!(
+                "{}(DISTINCT x ORDER BY y): with DISTINCT the ORDER BY must be the argument",
+                func.name()
+            )));
+        }
+        let order = match (ranked, params.order_by.first()) {
             (true, Some(o)) => Some(self.physical(&o.expr, schema)?),
+            // array_agg without an ORDER BY: ordered by the value itself.
+            (true, None) => arg.clone(),
             _ => None,
         };
         Ok(AggSpec {
