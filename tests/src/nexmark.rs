@@ -28,6 +28,7 @@ pub const QUERIES: &[(&str, &str)] = &[
     ("q20", include_str!("../../bench/nexmark/q20.sql")),
     ("q21", include_str!("../../bench/nexmark/q21.sql")),
     ("q22", include_str!("../../bench/nexmark/q22.sql")),
+    ("tumble", include_str!("../../bench/nexmark/tumble.sql")),
 ];
 
 /// The SQL of a query by name.

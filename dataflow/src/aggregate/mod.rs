@@ -20,18 +20,18 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array};
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
-use crate::codec::{self, Decoder, decode_row, encode_row, encode_value};
+use crate::codec::{self, Decoder, RowEncoder, decode_row, encode_value};
 use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
 use crate::window::Expiry;
 
 mod accumulator;
 
-use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
+use crate::{DataflowError, DataflowResult, Delta, FastSet};
 use accumulator::{
     Acc, Num, Ordered, as_f64, bump, bump_ranked, extend_extreme, finish, keeps_smallest,
 };
@@ -90,6 +90,49 @@ struct Group {
     key: Vec<ScalarValue>,
     rows: i64,
     accs: Vec<Acc>,
+    /// The last apply that touched the group (see [`Aggregate::applies`]).
+    touched: u64,
+}
+
+impl Group {
+    fn new(key: Vec<ScalarValue>, rows: i64, accs: Vec<Acc>) -> Self {
+        Self {
+            key,
+            rows,
+            accs,
+            touched: 0,
+        }
+    }
+}
+
+/// An aggregate's argument column, typed where a fast path reads it without a
+/// `ScalarValue` per row.
+enum ArgView<'a> {
+    /// `count(*)`.
+    Star,
+    Int64(&'a Int64Array),
+    Float64(&'a Float64Array),
+    /// A column whose NULLs are its validity bits.
+    Plain(&'a ArrayRef),
+    /// Other columns (dictionaries, NULL-typed, ...): through `ScalarValue`.
+    Any,
+}
+
+impl<'a> ArgView<'a> {
+    fn of(arg: &'a Option<ArrayRef>) -> Self {
+        let Some(a) = arg else {
+            return ArgView::Star;
+        };
+        match a.data_type() {
+            DataType::Int64 => ArgView::Int64(a.as_primitive()),
+            DataType::Float64 => ArgView::Float64(a.as_primitive()),
+            DataType::Null
+            | DataType::Dictionary(..)
+            | DataType::RunEndEncoded(..)
+            | DataType::Union(..) => ArgView::Any,
+            _ => ArgView::Plain(a),
+        }
+    }
 }
 
 /// Incremental GROUP BY.
@@ -99,8 +142,11 @@ pub struct Aggregate {
     /// Input type of each aggregate's argument (for sums).
     arg_types: Vec<Option<DataType>>,
     schema: SchemaRef,
-    groups: FastMap<Vec<u8>, Group>,
+    /// Groups by encoded key (hashbrown's map, for one lookup per row by a borrowed key).
+    groups: hashbrown::HashMap<Vec<u8>, Group, ahash::RandomState>,
     dirty: FastSet<Vec<u8>>,
+    /// How many times `apply` has run: a group touched in this one has it as `touched`.
+    applies: u64,
     /// Groups keyed by a window that a watermark closes: their state is freed then.
     expiry: Option<Expiry>,
     /// Open groups by the time at which they close (with `expiry`).
@@ -161,8 +207,9 @@ impl Aggregate {
             aggs,
             arg_types,
             schema,
-            groups: FastMap::default(),
+            groups: hashbrown::HashMap::default(),
             dirty: FastSet::default(),
+            applies: 0,
             expiry: None,
             closing: BTreeMap::new(),
             append_only: false,
@@ -181,44 +228,93 @@ impl Aggregate {
     }
 
     fn new_accs(&self) -> Vec<Acc> {
-        self.aggs
-            .iter()
-            .zip(&self.arg_types)
-            .map(|(a, t)| match (a.kind, a.distinct) {
-                (AggKind::Count, false) => Acc::Count(0),
-                (AggKind::Sum | AggKind::Avg, false) => Acc::Sum {
-                    sum: Num::zero_for(t.as_ref().unwrap_or(&DataType::Int64)),
-                    n: 0,
-                },
-                (AggKind::Variance { .. } | AggKind::Stddev { .. }, false) => Acc::Moments {
-                    n: 0,
-                    sum: 0.0,
-                    squares: 0.0,
-                },
-                (AggKind::Min | AggKind::Max | AggKind::BoolAnd | AggKind::BoolOr, false)
-                    if self.append_only =>
-                {
-                    Acc::Extreme(None)
-                }
-                (AggKind::FirstBy { .. } | AggKind::ArrayAgg { .. }, _) => {
-                    Acc::Ranked(BTreeMap::new())
-                }
-                _ => Acc::Values(BTreeMap::new()),
-            })
-            .collect()
+        new_accs(&self.aggs, &self.arg_types, self.append_only)
     }
 
     fn output_row(&self, g: &Group) -> DataflowResult<Vec<ScalarValue>> {
-        let mut row = g.key.clone();
-        for ((spec, acc), arg_type) in self.aggs.iter().zip(&g.accs).zip(&self.arg_types) {
-            row.push(finish(spec, acc, arg_type.as_ref())?);
-        }
-        Ok(row)
+        output_row(&self.aggs, &self.arg_types, g)
     }
 
     fn is_live(&self, g: &Group) -> bool {
         g.rows > 0 || self.is_global()
     }
+}
+
+/// Fresh accumulators for a new group.
+fn new_accs(aggs: &[AggSpec], arg_types: &[Option<DataType>], append_only: bool) -> Vec<Acc> {
+    aggs.iter()
+        .zip(arg_types)
+        .map(|(a, t)| match (a.kind, a.distinct) {
+            (AggKind::Count, false) => Acc::Count(0),
+            (AggKind::Sum | AggKind::Avg, false) => Acc::Sum {
+                sum: Num::zero_for(t.as_ref().unwrap_or(&DataType::Int64)),
+                n: 0,
+            },
+            (AggKind::Variance { .. } | AggKind::Stddev { .. }, false) => Acc::Moments {
+                n: 0,
+                sum: 0.0,
+                squares: 0.0,
+            },
+            (AggKind::Min | AggKind::Max | AggKind::BoolAnd | AggKind::BoolOr, false)
+                if append_only =>
+            {
+                Acc::Extreme(None)
+            }
+            (AggKind::FirstBy { .. } | AggKind::ArrayAgg { .. }, _) => Acc::Ranked(BTreeMap::new()),
+            _ => Acc::Values(BTreeMap::new()),
+        })
+        .collect()
+}
+
+/// A group's output row: its key, then each aggregate's value.
+fn output_row(
+    aggs: &[AggSpec],
+    arg_types: &[Option<DataType>],
+    g: &Group,
+) -> DataflowResult<Vec<ScalarValue>> {
+    let mut row = g.key.clone();
+    for ((spec, acc), arg_type) in aggs.iter().zip(&g.accs).zip(arg_types) {
+        row.push(finish(spec, acc, arg_type.as_ref())?);
+    }
+    Ok(row)
+}
+
+/// Adds row `i` of a typed argument to a count or a sum without a `ScalarValue`; false when
+/// the accumulator or the argument's type has no such path.
+fn accumulate_fast(acc: &mut Acc, arg: &ArgView<'_>, i: usize, w: i64) -> bool {
+    match (acc, arg) {
+        (Acc::Count(n), ArgView::Star) => *n += w,
+        (Acc::Count(n), ArgView::Int64(a)) if a.is_valid(i) => *n += w,
+        (Acc::Count(n), ArgView::Float64(a)) if a.is_valid(i) => *n += w,
+        (Acc::Count(n), ArgView::Plain(a)) if a.is_valid(i) => *n += w,
+        (Acc::Count(_), ArgView::Int64(_) | ArgView::Float64(_) | ArgView::Plain(_)) => {}
+        (
+            Acc::Sum {
+                sum: Num::Int(s),
+                n,
+            },
+            ArgView::Int64(a),
+        ) => {
+            if a.is_valid(i) {
+                *s += a.value(i) as i128 * w as i128;
+                *n += w;
+            }
+        }
+        (
+            Acc::Sum {
+                sum: Num::Float(s),
+                n,
+            },
+            ArgView::Float64(a),
+        ) => {
+            if a.is_valid(i) {
+                *s += a.value(i) * w as f64;
+                *n += w;
+            }
+        }
+        _ => return false,
+    }
+    true
 }
 
 fn evaluate(expr: &Arc<dyn PhysicalExpr>, input: &Delta) -> DataflowResult<ArrayRef> {
@@ -274,45 +370,64 @@ impl Operator for Aggregate {
             .collect::<DataflowResult<_>>()?;
 
         // The output row of every touched group as it was before this epoch.
-        let mut before: FastMap<Vec<u8>, Option<Vec<ScalarValue>>> = FastMap::default();
-        if self.is_global() && !self.groups.contains_key(&Vec::new()) {
+        self.applies += 1;
+        let applies = self.applies;
+        let global = self.is_global();
+        let mut before: Vec<(Vec<u8>, Option<Vec<ScalarValue>>)> = Vec::new();
+        if global && !self.groups.contains_key(&[][..]) {
             // The first epoch of an aggregate without GROUP BY creates its one row.
-            let group = Group {
-                key: vec![],
-                rows: 0,
-                accs: self.new_accs(),
-            };
+            let mut group = Group::new(vec![], 0, self.new_accs());
+            group.touched = applies;
             self.groups.insert(vec![], group);
-            before.insert(vec![], None);
+            before.push((vec![], None));
             self.dirty.insert(vec![]);
         }
 
+        let encoder = RowEncoder::new(&keys);
+        let views: Vec<ArgView<'_>> = args.iter().map(ArgView::of).collect();
+        let Aggregate {
+            groups,
+            dirty,
+            aggs,
+            arg_types,
+            expiry,
+            closing,
+            append_only,
+            ..
+        } = self;
+        let mut key = Vec::with_capacity(64);
         for i in 0..input.len() {
             let w = input.weights[i];
-            let key_values = codec::row_values(&keys, i)?;
-            let key = encode_row(&key_values)?;
-            if !before.contains_key(&key) {
-                let old = match self.groups.get(&key) {
-                    Some(g) if self.is_live(g) => Some(self.output_row(g)?),
-                    _ => None,
-                };
-                before.insert(key.clone(), old);
+            key.clear();
+            encoder.encode(i, &mut key)?;
+            let mut fresh = false;
+            let group = groups.entry_ref(key.as_slice()).or_insert_with(|| {
+                fresh = true;
+                Group::new(Vec::new(), 0, new_accs(aggs, arg_types, *append_only))
+            });
+            if fresh {
+                group.key = codec::row_values(&keys, i)?;
+                if let Some(t) = expiry.as_ref().and_then(|e| e.closes_at(&group.key)) {
+                    closing.entry(t).or_default().push(key.clone());
+                }
             }
-            if !self.groups.contains_key(&key) {
-                self.track_closing(&key, &key_values);
-                let group = Group {
-                    key: key_values,
-                    rows: 0,
-                    accs: self.new_accs(),
+            if group.touched != applies {
+                group.touched = applies;
+                let old = match !fresh && (group.rows > 0 || global) {
+                    true => Some(output_row(aggs, arg_types, group)?),
+                    false => None,
                 };
-                self.groups.insert(key.clone(), group);
+                before.push((key.clone(), old));
+                dirty.insert(key.clone());
             }
-            let group = self.groups.get_mut(&key).expect("group exists");
             group.rows += w;
             for (j, acc) in group.accs.iter_mut().enumerate() {
                 if let Some(f) = &filters[j]
                     && (!f.as_boolean().is_valid(i) || !f.as_boolean().value(i))
                 {
+                    continue;
+                }
+                if accumulate_fast(acc, &views[j], i, w) {
                     continue;
                 }
                 if let (Acc::Ranked(ranked), Some(a), Some(o)) = (&mut *acc, &args[j], &orders[j]) {
@@ -343,7 +458,7 @@ impl Operator for Aggregate {
                     }
                     Acc::Extreme(extreme) => extend_extreme(
                         extreme,
-                        keeps_smallest(self.aggs[j].kind),
+                        keeps_smallest(aggs[j].kind),
                         value.expect("min/max have an argument"),
                         w,
                     )?,
@@ -361,7 +476,6 @@ impl Operator for Aggregate {
                     }
                 }
             }
-            self.dirty.insert(key);
         }
 
         let mut out_rows = Vec::new();
@@ -505,11 +619,7 @@ impl Operator for Aggregate {
                     }
                 }
             }
-            let group = Group {
-                key: decode_row(&key, width)?,
-                rows,
-                accs,
-            };
+            let group = Group::new(decode_row(&key, width)?, rows, accs);
             self.track_closing(&key, &group.key);
             self.groups.insert(key, group);
         }

@@ -15,6 +15,10 @@ use datafusion::common::ScalarValue;
 
 use crate::{DataflowError, DataflowResult};
 
+mod columns;
+
+pub use columns::RowEncoder;
+
 mod tag {
     pub const NULL: u8 = 0;
     pub const BOOL: u8 = 1;
@@ -411,8 +415,13 @@ pub fn row_values(columns: &[ArrayRef], i: usize) -> DataflowResult<Vec<ScalarVa
 
 /// Encodes rows `0..n` of some columns (the key columns of a batch, say).
 pub fn encode_rows(columns: &[ArrayRef], num_rows: usize) -> DataflowResult<Vec<Vec<u8>>> {
+    let encoder = RowEncoder::new(columns);
     (0..num_rows)
-        .map(|i| encode_row(&row_values(columns, i)?))
+        .map(|i| {
+            let mut out = Vec::with_capacity(columns.len() * 9);
+            encoder.encode(i, &mut out)?;
+            Ok(out)
+        })
         .collect()
 }
 
