@@ -37,6 +37,12 @@ pub trait Operator: Send {
 
     /// What it is and what state it keeps, for EXPLAIN.
     fn explain(&self) -> Explain;
+
+    /// The columns of its (single) input it reads, when that is only some of them; `None`:
+    /// any of them.
+    fn columns_read(&self) -> Option<Vec<usize>> {
+        None
+    }
 }
 
 /// An operator as EXPLAIN shows it.
@@ -189,6 +195,28 @@ impl Dataflow {
         out.sort_unstable();
         out.dedup();
         out
+    }
+
+    /// The columns of a relation it reads (`None`: any of them). A relation read only by
+    /// projections of columns is read in those columns alone.
+    pub fn columns_read(&self, relation: u64) -> Option<Vec<usize>> {
+        let mut read = Vec::new();
+        for node in &self.nodes {
+            let reads_it = node
+                .inputs
+                .iter()
+                .any(|i| matches!(i, Input::Source { relation: r, .. } if *r == relation));
+            if !reads_it {
+                continue;
+            }
+            match (node.inputs.len(), node.operator.columns_read()) {
+                (1, Some(columns)) => read.extend(columns),
+                _ => return None,
+            }
+        }
+        read.sort_unstable();
+        read.dedup();
+        Some(read)
     }
 
     /// The relations it reads, each with how many of its columns the dataflow was planned

@@ -33,6 +33,16 @@ impl Operator for Project {
         Explain::stateless(format!("Project {}", columns.join(", ")))
     }
 
+    fn columns_read(&self) -> Option<Vec<usize>> {
+        self.exprs
+            .iter()
+            .map(|e| {
+                e.downcast_ref::<datafusion::physical_expr::expressions::Column>()
+                    .map(|c| c.index())
+            })
+            .collect()
+    }
+
     fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let input = &inputs[0];
         let n = input.len();

@@ -267,13 +267,23 @@ pub fn replay(
 
 /// A block of a replayable source's rows, in the stream's schema.
 pub fn generate(rel: &Relation, source: &Source, events: Range<u64>) -> SqlResult<RecordBatch> {
+    generate_columns(rel, source, events, None)
+}
+
+/// [`generate`] with only the columns `read` filled in (all when `None`), the others NULL.
+pub fn generate_columns(
+    rel: &Relation,
+    source: &Source,
+    events: Range<u64>,
+    read: Option<&[usize]>,
+) -> SqlResult<RecordBatch> {
     let Some(source) = source.replayable() else {
         return Err(SqlError::Internal(format!(
             "stream {} cannot replay",
             rel.name
         )));
     };
-    let batch = source.generate(events);
+    let batch = source.generate_columns(events, read);
     Ok(RecordBatch::try_new(
         rel.schema(),
         batch.columns().to_vec(),

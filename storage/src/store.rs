@@ -80,21 +80,21 @@ impl Store {
 
     /// [`Store::commit`], running `then` (a catalog change made visible) before any reader
     /// can pin the new epoch: a reader that pins before it takes its catalog snapshot sees
-    /// definitions and rows of the same epoch.
+    /// definitions and rows of the same epoch, and (with `durable`) only flushed ones.
     pub fn commit_and(
         &self,
         batch: WriteBatch,
         durable: bool,
         then: impl FnOnce(),
     ) -> StorageResult<()> {
-        {
-            let _exclusive = self.gate.write();
-            self.db.apply_batch(batch.inner)?;
-            then();
-        }
+        // Readers pin the gate: with `durable`, the flush happens before they can see the
+        // batch, so nothing a reader saw is lost by a crash.
+        let _exclusive = self.gate.write();
+        self.db.apply_batch(batch.inner)?;
         if durable {
             self.db.flush()?;
         }
+        then();
         Ok(())
     }
 

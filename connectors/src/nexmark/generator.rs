@@ -122,7 +122,9 @@ impl NexmarkConfig {
         self.base_time_ms + (event_id as f64 * delay_us) as i64 / 1000
     }
 
-    pub fn person(&self, event_id: u64) -> Person {
+    /// The person of an event. Its `extra` padding (drawn last) is left empty unless asked
+    /// for: the other fields do not depend on it.
+    pub fn person(&self, event_id: u64, with_extra: bool) -> Person {
         let mut random = JavaRandom::new(event_id as i64);
         let id = last_base0_person_id(event_id) + FIRST_PERSON_ID;
         let name = format!(
@@ -146,7 +148,10 @@ impl NexmarkConfig {
         let state = US_STATES[random.next_int_below(US_STATES.len() as i32) as usize];
         let size =
             8 + name.len() + email_address.len() + credit_card.len() + city.len() + state.len();
-        let extra = next_extra(&mut random, size, self.avg_person_bytes);
+        let extra = match with_extra {
+            true => next_extra(&mut random, size, self.avg_person_bytes),
+            false => String::new(),
+        };
         Person {
             id,
             name,
@@ -159,7 +164,8 @@ impl NexmarkConfig {
         }
     }
 
-    pub fn auction(&self, event_id: u64) -> Auction {
+    /// The auction of an event; `extra` as for [`NexmarkConfig::person`].
+    pub fn auction(&self, event_id: u64, with_extra: bool) -> Auction {
         let timestamp = self.timestamp_ms(event_id);
         let mut random = JavaRandom::new(event_id as i64);
         let id = last_base0_auction_id(event_id) + FIRST_AUCTION_ID;
@@ -179,7 +185,10 @@ impl NexmarkConfig {
         let description = next_string(&mut random, 100, ' ');
         let reserve = initial_bid + next_price(&mut random);
         let size = 8 + item_name.len() + description.len() + 8 + 8 + 8 + 8 + 8;
-        let extra = next_extra(&mut random, size, self.avg_auction_bytes);
+        let extra = match with_extra {
+            true => next_extra(&mut random, size, self.avg_auction_bytes),
+            false => String::new(),
+        };
         Auction {
             id,
             item_name,
@@ -194,7 +203,8 @@ impl NexmarkConfig {
         }
     }
 
-    pub fn bid(&self, event_id: u64) -> Bid<'static> {
+    /// The bid of an event; `extra` as for [`NexmarkConfig::person`].
+    pub fn bid(&self, event_id: u64, with_extra: bool) -> Bid<'static> {
         let mut random = JavaRandom::new(event_id as i64);
         let auction = if random.next_int_below(self.hot_auctions_ratio) > 0 {
             (last_base0_auction_id(event_id) / HOT_BLOCK) * HOT_BLOCK
@@ -214,7 +224,10 @@ impl NexmarkConfig {
             let (channel, url) = &channels()[random.next_int_below(CHANNELS_NUMBER) as usize];
             (channel.as_str(), url.as_str())
         };
-        let extra = next_extra(&mut random, 8 + 8 + 8 + 8, self.avg_bid_bytes);
+        let extra = match with_extra {
+            true => next_extra(&mut random, 8 + 8 + 8 + 8, self.avg_bid_bytes),
+            false => String::new(),
+        };
         Bid {
             auction,
             bidder,
@@ -409,20 +422,20 @@ mod tests {
         for n in 0..50_000u64 {
             match EventKind::of(n) {
                 EventKind::Person => {
-                    let p = config.person(n);
+                    let p = config.person(n, true);
                     assert_eq!(p.id, (n / 50) as i64 + 1000);
                     assert!(US_STATES.contains(&p.state));
                     assert_eq!(p.credit_card.len(), 19);
                 }
                 EventKind::Auction => {
-                    let a = config.auction(n);
+                    let a = config.auction(n, true);
                     assert!(a.expires_ms > a.date_time_ms);
                     assert!(a.reserve >= a.initial_bid);
                     assert!((10..15).contains(&a.category));
                     assert!(a.seller >= 1000 && a.seller <= (n / 50) as i64 + 1000 + 10);
                 }
                 EventKind::Bid => {
-                    let b = config.bid(n);
+                    let b = config.bid(n, true);
                     assert!((100..=100_000_000).contains(&b.price));
                     assert!(b.auction >= 1000);
                     assert!(b.bidder >= 1000 && b.bidder <= (n / 50) as i64 + 1000 + 101);
@@ -435,8 +448,8 @@ mod tests {
         prices.sort();
         let median = prices[prices.len() / 2];
         assert!((50_000..200_000).contains(&median), "median {median}");
-        let again = config.bid(4);
-        let once = config.bid(4);
+        let again = config.bid(4, true);
+        let once = config.bid(4, true);
         assert_eq!(
             (again.auction, again.price, again.extra),
             (once.auction, once.price, once.extra)
@@ -448,7 +461,7 @@ mod tests {
         let config = NexmarkConfig::default();
         let bids: Vec<Bid> = (0..5000u64)
             .filter(|&n| EventKind::of(n) == EventKind::Bid)
-            .map(|n| config.bid(n))
+            .map(|n| config.bid(n, true))
             .collect();
         let avg = bids.iter().map(|b| b.extra.len()).sum::<usize>() / bids.len();
         // 100 bytes on average, 32 of them the numbers: the padding averages 68.

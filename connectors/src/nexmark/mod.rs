@@ -202,15 +202,25 @@ impl NexmarkSource {
 
     /// This relation's rows among the events numbered `range`, in event-number order.
     pub fn generate(&self, range: Range<u64>) -> RecordBatch {
+        self.generate_columns(range, None)
+    }
+
+    /// The same rows with only the columns `read` (all when `None`) filled in: the others are
+    /// NULL, and text no one reads is neither copied nor, for the trailing `extra` padding,
+    /// generated.
+    pub fn generate_columns(&self, range: Range<u64>, read: Option<&[usize]>) -> RecordBatch {
         let config = &self.config;
         let ids = range
             .map(|n| config.event_id(n))
             .filter(|id| EventKind::of(*id) == self.kind);
+        let width = self.columns().len();
+        let mut b = Builders::new(width, read);
+        // `extra` is every relation's last column.
+        let extra = b.reads(width - 1);
         let columns: Vec<ArrayRef> = match self.kind {
             EventKind::Person => {
-                let mut b = Builders::new(8);
                 for id in ids {
-                    let p = config.person(id);
+                    let p = config.person(id, extra);
                     b.int(0, p.id);
                     b.text(1, &p.name);
                     b.text(2, &p.email_address);
@@ -219,13 +229,13 @@ impl NexmarkSource {
                     b.text(5, p.state);
                     b.time(6, p.date_time_ms);
                     b.text(7, &p.extra);
+                    b.end_row();
                 }
                 b.finish(self.kind)
             }
             EventKind::Auction => {
-                let mut b = Builders::new(10);
                 for id in ids {
-                    let a = config.auction(id);
+                    let a = config.auction(id, extra);
                     b.int(0, a.id);
                     b.text(1, &a.item_name);
                     b.text(2, &a.description);
@@ -236,13 +246,13 @@ impl NexmarkSource {
                     b.int(7, a.seller);
                     b.int(8, a.category);
                     b.text(9, &a.extra);
+                    b.end_row();
                 }
                 b.finish(self.kind)
             }
             EventKind::Bid => {
-                let mut b = Builders::new(7);
                 for id in ids {
-                    let x = config.bid(id);
+                    let x = config.bid(id, extra);
                     b.int(0, x.auction);
                     b.int(1, x.bidder);
                     b.int(2, x.price);
@@ -250,6 +260,7 @@ impl NexmarkSource {
                     b.text(4, x.url);
                     b.time(5, x.date_time_ms);
                     b.text(6, &x.extra);
+                    b.end_row();
                 }
                 b.finish(self.kind)
             }
@@ -316,36 +327,68 @@ enum Builder {
     Time(TimestampMicrosecondBuilder),
 }
 
-struct Builders(Vec<Option<Builder>>);
+/// Column builders of one relation, filling only the columns read.
+struct Builders {
+    columns: Vec<Option<Builder>>,
+    read: Vec<bool>,
+    rows: usize,
+}
 
 impl Builders {
-    fn new(width: usize) -> Self {
-        Self((0..width).map(|_| None).collect())
+    fn new(width: usize, read: Option<&[usize]>) -> Self {
+        let read = (0..width)
+            .map(|i| read.is_none_or(|r| r.contains(&i)))
+            .collect();
+        Self {
+            columns: (0..width).map(|_| None).collect(),
+            read,
+            rows: 0,
+        }
+    }
+
+    fn reads(&self, i: usize) -> bool {
+        self.read[i]
+    }
+
+    fn end_row(&mut self) {
+        self.rows += 1;
     }
 
     fn int(&mut self, i: usize, v: i64) {
-        match self.0[i].get_or_insert_with(|| Builder::Int(Int64Builder::new())) {
+        if !self.read[i] {
+            return;
+        }
+        match self.columns[i].get_or_insert_with(|| Builder::Int(Int64Builder::new())) {
             Builder::Int(b) => b.append_value(v),
             _ => unreachable!("column {i} is not an integer"),
         }
     }
 
     fn text(&mut self, i: usize, v: &str) {
-        match self.0[i].get_or_insert_with(|| Builder::Text(StringBuilder::new())) {
+        if !self.read[i] {
+            return;
+        }
+        match self.columns[i].get_or_insert_with(|| Builder::Text(StringBuilder::new())) {
             Builder::Text(b) => b.append_value(v),
             _ => unreachable!("column {i} is not text"),
         }
     }
 
     fn time(&mut self, i: usize, ms: i64) {
-        match self.0[i].get_or_insert_with(|| Builder::Time(TimestampMicrosecondBuilder::new())) {
+        if !self.read[i] {
+            return;
+        }
+        match self.columns[i]
+            .get_or_insert_with(|| Builder::Time(TimestampMicrosecondBuilder::new()))
+        {
             Builder::Time(b) => b.append_value(ms * 1000),
             _ => unreachable!("column {i} is not a timestamp"),
         }
     }
 
     fn finish(self, kind: EventKind) -> Vec<ArrayRef> {
-        self.0
+        let rows = self.rows;
+        self.columns
             .into_iter()
             .zip(columns(kind))
             .map(|(b, (_, t))| -> ArrayRef {
@@ -353,7 +396,7 @@ impl Builders {
                     (Some(Builder::Int(mut b)), _) => Arc::new(b.finish()),
                     (Some(Builder::Text(mut b)), _) => Arc::new(b.finish()),
                     (Some(Builder::Time(mut b)), _) => Arc::new(b.finish()),
-                    (None, data_type) => arrow::array::new_empty_array(&data_type),
+                    (None, data_type) => arrow::array::new_null_array(&data_type, rows),
                 }
             })
             .collect()
@@ -422,5 +465,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(parts, whole);
+    }
+
+    #[test]
+    fn columns_no_one_reads_are_null_and_the_rest_unchanged() {
+        for table in ["person", "auction", "bid"] {
+            let source = source(&[], table).unwrap();
+            let whole = source.generate(0..2000);
+            let width = whole.num_columns();
+            // The first column and the event time; `extra` (the last) left out.
+            let time = whole
+                .schema()
+                .index_of("date_time")
+                .expect("every relation has date_time");
+            let read = [0, time];
+            let some = source.generate_columns(0..2000, Some(&read));
+            assert_eq!(some.num_rows(), whole.num_rows(), "{table}");
+            for c in 0..width {
+                if read.contains(&c) {
+                    assert_eq!(some.column(c), whole.column(c), "{table} column {c}");
+                } else {
+                    assert_eq!(some.column(c).null_count(), some.num_rows(), "{table} {c}");
+                }
+            }
+        }
     }
 }

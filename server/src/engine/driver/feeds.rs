@@ -172,7 +172,14 @@ impl Driver {
                 // figures catch up by a replay once its rows are needed.
                 if read.contains(id) || watched {
                     self.catch_up(rel, source)?;
-                    let rows = sources::generate(rel, source, block.clone())?;
+                    // Unless someone watches the stream's own rows, only the columns its
+                    // views read are generated.
+                    let read = match watched {
+                        true => None,
+                        false => self.columns_read(rel),
+                    };
+                    let rows =
+                        sources::generate_columns(rel, source, block.clone(), read.as_deref())?;
                     self.stage_append(&mut epoch, rel, &[rows], false)?;
                     if let Some(p) = self.progress.get_mut(id) {
                         p.applied_offset = block.end;
@@ -226,6 +233,20 @@ impl Driver {
 
     /// Brings a replayable stream's figures (rows, late rows, watermark) up to its offset,
     /// replaying what was not generated while nothing read it.
+    /// The columns of a stream that its views read, and its watermark column; `None` when a
+    /// view may read any.
+    fn columns_read(&self, rel: &Relation) -> Option<Vec<usize>> {
+        let mut read: Vec<usize> = rel.watermark.iter().map(|w| w.column).collect();
+        for flow in self.views.values() {
+            if flow.sources().contains(&rel.id) {
+                read.extend(flow.columns_read(rel.id)?);
+            }
+        }
+        read.sort_unstable();
+        read.dedup();
+        Some(read)
+    }
+
     fn catch_up(&mut self, rel: &Relation, source: &Source) -> SqlResult<()> {
         let mut progress = self.progress_of(rel.id)?;
         let offset = progress.source_offset.unwrap_or(0);
