@@ -78,14 +78,11 @@ pub(super) fn encode(
         ref e => e.arrow_type(),
     };
     let cast_values = cast(values, &canonical).map_err(failed)?;
+    let values_ref = &cast_values;
     let values = cast_values.as_ref();
     if text || *ty == Type::TEXT_ARRAY {
-        let items: Vec<Option<String>> = (0..values.len())
-            .map(|j| (!values.is_null(j)).then(|| element_text(values, j)))
-            .collect();
-        return enc.encode_field(&items);
+        return enc.encode_field(&each(values, |j| element_text(values, j)));
     }
-    let values_ref = &cast_values;
     match values.data_type() {
         DataType::Int16 => enc.encode_field(&primitive::<Int16Type>(values_ref).map_err(failed)?),
         DataType::Int32 => enc.encode_field(&primitive::<Int32Type>(values_ref).map_err(failed)?),
@@ -117,12 +114,7 @@ pub(super) fn encode(
             .flatten_some(),
         ),
         DataType::Interval(_) => enc.encode_field(&each(values, |j| interval_at(values, j))),
-        _ => {
-            let items: Vec<Option<String>> = (0..values.len())
-                .map(|j| (!values.is_null(j)).then(|| element_text(values, j)))
-                .collect();
-            enc.encode_field(&items)
-        }
+        _ => enc.encode_field(&each(values, |j| element_text(values, j))),
     }
 }
 
