@@ -280,13 +280,16 @@ fn window_subquery(kind: WindowKind, args: &[FunctionArg]) -> SqlResult<(Query, 
             "{function} sizes must be positive"
         )));
     }
-    let iv = |m: i64| format!("INTERVAL '{m} microseconds'");
+    // Window bounds are offset by a fixed length: a duration, which Arrow adds to a timestamp
+    // as an integer (an interval goes through calendar arithmetic, row by row).
+    let iv = |m: i64| format!("arrow_cast({m}, 'Duration(Microsecond)')");
+    let stride = |m: i64| format!("INTERVAL '{m} microseconds'");
     let rel_sql = relation.to_string();
     let ts = time.to_string();
     let (size, sql) = match kind {
         WindowKind::Tumble => {
             let size = micros[0];
-            let start = format!("date_bin({}, {ts}, {ORIGIN})", iv(size));
+            let start = format!("date_bin({}, {ts}, {ORIGIN})", stride(size));
             (
                 size,
                 format!(
@@ -307,7 +310,7 @@ fn window_subquery(kind: WindowKind, args: &[FunctionArg]) -> SqlResult<(Query, 
                 .map(|i| {
                     let start = format!(
                         "date_bin({}, {ts}, {ORIGIN}) - {}",
-                        iv(slide),
+                        stride(slide),
                         iv(i * slide)
                     );
                     let end = format!("{start} + {}", iv(size));
