@@ -133,6 +133,18 @@ impl<'a> ArgView<'a> {
             _ => ArgView::Plain(a),
         }
     }
+
+    /// Whether row `i` holds a value (`count(*)` counts every row); `None` for a column read
+    /// through `ScalarValue`.
+    fn is_valid(&self, i: usize) -> Option<bool> {
+        match self {
+            ArgView::Star => Some(true),
+            ArgView::Int64(a) => Some(a.is_valid(i)),
+            ArgView::Float64(a) => Some(a.is_valid(i)),
+            ArgView::Plain(a) => Some(a.is_valid(i)),
+            ArgView::Any => None,
+        }
+    }
 }
 
 /// Incremental GROUP BY.
@@ -161,14 +173,6 @@ impl Aggregate {
     pub fn with_expiry(mut self, expiry: Expiry) -> Self {
         self.expiry = Some(expiry);
         self
-    }
-
-    fn track_closing(&mut self, key: &[u8], values: &[ScalarValue]) {
-        if let Some(e) = &self.expiry
-            && let Some(t) = e.closes_at(values)
-        {
-            self.closing.entry(t).or_default().push(key.to_vec());
-        }
     }
 
     /// Drops the groups the watermark has closed; their output rows stay in the view.
@@ -240,6 +244,18 @@ impl Aggregate {
     }
 }
 
+/// Files a new group under the time its window closes, when a watermark frees it.
+fn track_closing(
+    expiry: &Option<Expiry>,
+    closing: &mut BTreeMap<i64, Vec<Vec<u8>>>,
+    key: &[u8],
+    values: &[ScalarValue],
+) {
+    if let Some(t) = expiry.as_ref().and_then(|e| e.closes_at(values)) {
+        closing.entry(t).or_default().push(key.to_vec());
+    }
+}
+
 /// Fresh accumulators for a new group.
 fn new_accs(aggs: &[AggSpec], arg_types: &[Option<DataType>], append_only: bool) -> Vec<Acc> {
     aggs.iter()
@@ -283,11 +299,11 @@ fn output_row(
 /// the accumulator or the argument's type has no such path.
 fn accumulate_fast(acc: &mut Acc, arg: &ArgView<'_>, i: usize, w: i64) -> bool {
     match (acc, arg) {
-        (Acc::Count(n), ArgView::Star) => *n += w,
-        (Acc::Count(n), ArgView::Int64(a)) if a.is_valid(i) => *n += w,
-        (Acc::Count(n), ArgView::Float64(a)) if a.is_valid(i) => *n += w,
-        (Acc::Count(n), ArgView::Plain(a)) if a.is_valid(i) => *n += w,
-        (Acc::Count(_), ArgView::Int64(_) | ArgView::Float64(_) | ArgView::Plain(_)) => {}
+        (Acc::Count(n), arg) => match arg.is_valid(i) {
+            Some(true) => *n += w,
+            Some(false) => {}
+            None => return false,
+        },
         (
             Acc::Sum {
                 sum: Num::Int(s),
@@ -407,9 +423,7 @@ impl Operator for Aggregate {
             });
             if fresh {
                 group.key = codec::row_values(&keys, i)?;
-                if let Some(t) = expiry.as_ref().and_then(|e| e.closes_at(&group.key)) {
-                    closing.entry(t).or_default().push(key.clone());
-                }
+                track_closing(expiry, closing, &key, &group.key);
             }
             if group.touched != applies {
                 group.touched = applies;
@@ -620,7 +634,7 @@ impl Operator for Aggregate {
                 }
             }
             let group = Group::new(decode_row(&key, width)?, rows, accs);
-            self.track_closing(&key, &group.key);
+            track_closing(&self.expiry, &mut self.closing, &key, &group.key);
             self.groups.insert(key, group);
         }
         Ok(())
