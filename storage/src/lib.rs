@@ -7,7 +7,10 @@
 //! Guarantees:
 //! - A [`WriteBatch`] committed with [`Store::commit`] is all or nothing, also after a crash:
 //!   an epoch's effects on every relation and every operator land together.
-//! - When `commit` returns with `durable = true`, the batch is on disk (sled flushed).
+//! - When `commit` returns with `durable = true`, the batch is on disk: in the epoch log,
+//!   which a writer thread later moves into sled (several epochs at once, off the commit
+//!   path); reads consult the epochs still waiting before sled, and a restart replays the
+//!   log, so nobody can tell where a committed batch lives.
 //! - Readers that scan while holding a [`ReadGuard`] see no commit in between: a sled scan is
 //!   not isolated from a concurrent `apply_batch`, so commits wait for open guards and guards
 //!   wait for a commit in flight. Guards are held only while copying rows out, never while a
@@ -16,6 +19,7 @@
 mod error;
 pub mod keys;
 mod store;
+mod wal;
 
 pub use error::{StorageError, StorageResult};
 pub use store::{EpochPin, ReadGuard, Store, WriteBatch};

@@ -722,15 +722,25 @@ fn materialize(
     batch: &mut WriteBatch,
 ) -> SqlResult<()> {
     let columns = delta.batch.columns();
+    // A view with a key holds each row at most once: a consolidated change inserts a row
+    // that is not there (+1) or deletes one that is (-1), so the stored count need not be
+    // read.
+    let unique = !view.primary_key.is_empty();
     let view = view.id;
     for i in 0..delta.len() {
         let row = encode_row(&row_values(columns, i)?)?;
         let key = keys::row(view, &row);
-        let old = match store.get(&key)? {
-            Some(v) => decode_count(&v)?,
-            None => 0,
+        let new = match (unique, delta.weights[i]) {
+            (true, 1) => 1,
+            (true, -1) => 0,
+            (_, weight) => {
+                let old = match store.get(&key)? {
+                    Some(v) => decode_count(&v)?,
+                    None => 0,
+                };
+                old + weight
+            }
         };
-        let new = old + delta.weights[i];
         match new {
             0 => batch.delete(key),
             n if n > 0 => batch.put(key, n.to_le_bytes().to_vec()),

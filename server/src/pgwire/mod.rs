@@ -112,7 +112,7 @@ impl PgWireServerHandlers for Handlers {
 pub struct Prepared {
     /// The statement's text, for `pg_stat_activity`.
     text: String,
-    statement: Option<Statement>,
+    statement: Option<Arc<Statement>>,
     params: Vec<Option<DataType>>,
     schema: Option<SchemaRef>,
 }
@@ -159,7 +159,7 @@ impl QueryParser for Parser {
         }
         Ok(Some(Prepared {
             text: sql.to_string(),
-            statement: Some(statement),
+            statement: Some(Arc::new(statement)),
             params,
             schema,
         }))
@@ -276,7 +276,7 @@ async fn run<C>(
     shared: &Arc<Shared>,
     client: &mut C,
     text: &str,
-    stmt: &Statement,
+    stmt: &Arc<Statement>,
     params: &[datafusion::common::ScalarValue],
 ) -> SqlResult<Outcome>
 where
@@ -518,8 +518,8 @@ impl SimpleQueryHandler for Connection {
     {
         let stmts = parser::parse(query).map_err(|e| error::to_pg_in(&e, query))?;
         let mut responses = Vec::with_capacity(stmts.len());
-        for stmt in &stmts {
-            match run(&self.shared, client, query, stmt, &[]).await {
+        for stmt in stmts {
+            match run(&self.shared, client, query, &Arc::new(stmt), &[]).await {
                 Ok(Outcome::Subscribe(subscription)) => {
                     let end = self
                         .stream(client, *subscription, &Format::UnifiedText, true)

@@ -47,6 +47,21 @@ static PARSER: LazyLock<PostgresCompatibilityParser> =
 /// with `pg_`, `information_schema`, `regclass`, .... Checked without allocating: most statements do not, and they
 /// skip the rewriting parser.
 fn mentions_catalog(sql: &str) -> bool {
+    // A write is never taken (only queries are), whatever it mentions: a long INSERT
+    // need not be searched.
+    let first = sql
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next();
+    if first.is_some_and(|w| {
+        [
+            "insert", "update", "delete", "copy", "create", "drop", "alter",
+        ]
+        .iter()
+        .any(|k| w.eq_ignore_ascii_case(k))
+    }) {
+        return false;
+    }
     let bytes = sql.as_bytes();
     let word_start =
         |i: usize| i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
