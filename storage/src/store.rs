@@ -341,7 +341,23 @@ impl Inner {
             let segment = wal.as_mut().map(Wal::rotate).transpose()?;
             (taken, segment)
         };
-        self.db.apply_batch(sled_batch(&taken))?;
+        // Key by key rather than as one sled batch: a batch holds sled's global write lock
+        // and stalls every reader of sled until it is done. A crash half way is repaired
+        // by the log, which goes only once sled has everything flushed.
+        let merged;
+        let writes = match taken.as_slice() {
+            [one] => one.as_ref(),
+            _ => {
+                merged = newest_writes(&taken);
+                &merged
+            }
+        };
+        for (key, value) in writes {
+            match value {
+                Some(v) => self.db.insert(key, v.clone())?,
+                None => self.db.remove(key)?,
+            };
+        }
         self.db.flush()?;
         if let Some(segment) = segment {
             std::fs::remove_file(segment)?;
@@ -371,18 +387,15 @@ fn under<'a>(
         .take_while(move |(k, _)| k.starts_with(&prefix_owned))
 }
 
-/// Layers, oldest first, as one sled batch (the newest write of a key wins).
-fn sled_batch(layers: &[Arc<Layer>]) -> sled::Batch {
-    let mut batch = sled::Batch::default();
+/// The newest write of each key in layers (oldest first), in key order.
+fn newest_writes(layers: &[Arc<Layer>]) -> Layer {
+    let mut merged = Layer::new();
     for layer in layers {
         for (key, value) in layer.iter() {
-            match value {
-                Some(v) => batch.insert(key.clone(), v.clone()),
-                None => batch.remove(key.clone()),
-            }
+            merged.insert(key.clone(), value.clone());
         }
     }
-    batch
+    merged
 }
 
 /// Sled's pairs under a prefix merged with the waiting layers' (which win, and whose
