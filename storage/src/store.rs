@@ -51,8 +51,7 @@ struct Inner {
 #[derive(Default)]
 struct WriterState {
     stop: bool,
-    /// Bytes of the layers waiting, and of each (oldest first).
-    waiting_bytes: u64,
+    /// Bytes of each layer waiting, oldest first.
     sizes: std::collections::VecDeque<u64>,
     /// Layers written into sled so far (a flush waits for this to pass its count).
     written: u64,
@@ -78,7 +77,7 @@ impl Store {
             .path(path)
             .cache_capacity(256 * 1024 * 1024)
             .open()?;
-        let (wal, replayed, segments) = Wal::open(&wal_dir(path))?;
+        let (wal, replayed) = Wal::open(&wal_dir(path))?;
         if !replayed.is_empty() {
             let mut batch = sled::Batch::default();
             for (key, value) in replayed.into_iter().flatten() {
@@ -90,9 +89,7 @@ impl Store {
             db.apply_batch(batch)?;
             db.flush()?;
         }
-        for segment in segments {
-            std::fs::remove_file(segment)?;
-        }
+        wal.remove_replayed()?;
         Self::start(db, Some(wal))
     }
 
@@ -230,7 +227,6 @@ impl Store {
         {
             // Before the log is let go: the writer takes layers and their sizes together.
             let mut state = inner.writer.lock();
-            state.waiting_bytes += batch.bytes;
             state.sizes.push_back(batch.bytes);
             state.committed += 1;
         }
@@ -307,7 +303,8 @@ impl Inner {
     fn wait_for_room(&self) {
         let mut state = self.writer.lock();
         while !state.stop
-            && (self.layers.read().len() >= MAX_LAYERS || state.waiting_bytes >= MAX_LAYER_BYTES)
+            && (state.sizes.len() >= MAX_LAYERS
+                || state.sizes.iter().sum::<u64>() >= MAX_LAYER_BYTES)
         {
             self.signal.wait(&mut state);
         }
@@ -359,13 +356,14 @@ impl Inner {
             };
         }
         self.db.flush()?;
-        if let Some(segment) = segment {
-            std::fs::remove_file(segment)?;
+        if let Some(segment) = segment
+            && let Some(wal) = self.wal.lock().as_ref()
+        {
+            wal.remove_before(segment)?;
         }
         self.layers.write().drain(..taken.len());
         let mut state = self.writer.lock();
-        let bytes: u64 = state.sizes.drain(..taken.len()).sum();
-        state.waiting_bytes -= bytes;
+        state.sizes.drain(..taken.len());
         state.written += taken.len() as u64;
         self.signal.notify_all();
         Ok(())

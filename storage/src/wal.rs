@@ -34,25 +34,10 @@ pub(crate) type Replayed = Vec<(IVec, Option<IVec>)>;
 
 impl Wal {
     /// Opens the log in `dir`, returning it with the records of the segments left there (to
-    /// be applied to sled before anything reads) and those segments' paths (to delete once
-    /// that is done).
-    pub(crate) fn open(dir: &Path) -> io::Result<(Self, Vec<Replayed>, Vec<PathBuf>)> {
+    /// be applied to sled before anything reads; then [`Wal::remove_replayed`]).
+    pub(crate) fn open(dir: &Path) -> io::Result<(Self, Vec<Replayed>)> {
         fs::create_dir_all(dir)?;
-        let mut segments: Vec<(u64, PathBuf)> = fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let path = e.path();
-                let n = path
-                    .file_name()?
-                    .to_str()?
-                    .strip_prefix("segment-")?
-                    .strip_suffix(".log")?
-                    .parse()
-                    .ok()?;
-                Some((n, path))
-            })
-            .collect();
-        segments.sort();
+        let segments = segments(dir)?;
         let mut records = Vec::new();
         for (_, path) in &segments {
             read_segment(path, &mut records)?;
@@ -64,7 +49,12 @@ impl Wal {
             segment: next,
             buf: Vec::new(),
         };
-        Ok((wal, records, segments.into_iter().map(|(_, p)| p).collect()))
+        Ok((wal, records))
+    }
+
+    /// Deletes the segments that [`Wal::open`] found, once sled has their records.
+    pub(crate) fn remove_replayed(&self) -> io::Result<()> {
+        self.remove_before(self.segment)
     }
 
     /// Appends a layer; with `sync` it is on disk when this returns (and so is every record
@@ -91,20 +81,50 @@ impl Wal {
         Ok(())
     }
 
-    /// Starts a new segment for the records to come; returns the path of the one before,
-    /// which holds every record appended since the last rotation.
-    pub(crate) fn rotate(&mut self) -> io::Result<PathBuf> {
-        let old = segment_path(&self.dir, self.segment);
+    /// Starts a new segment for the records to come; returns its number. Every record
+    /// appended so far is in the segments before it.
+    pub(crate) fn rotate(&mut self) -> io::Result<u64> {
         let next = self.segment + 1;
         self.file = create_segment(&self.dir, next)?;
         self.segment = next;
-        Ok(old)
+        Ok(next)
+    }
+
+    /// Deletes the segments before segment `n` (their records are all in sled), including
+    /// any an earlier failed attempt left.
+    pub(crate) fn remove_before(&self, n: u64) -> io::Result<()> {
+        for (m, path) in segments(&self.dir)? {
+            if m < n {
+                fs::remove_file(path)?;
+            }
+        }
+        Ok(())
     }
 
     /// Bytes of the open segment.
     pub(crate) fn len(&self) -> u64 {
         self.file.metadata().map_or(0, |m| m.len())
     }
+}
+
+/// The segments in `dir`, in order, with their numbers.
+fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut segments: Vec<(u64, PathBuf)> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let path = e.path();
+            let n = path
+                .file_name()?
+                .to_str()?
+                .strip_prefix("segment-")?
+                .strip_suffix(".log")?
+                .parse()
+                .ok()?;
+            Some((n, path))
+        })
+        .collect();
+    segments.sort();
+    Ok(segments)
 }
 
 fn segment_path(dir: &Path, n: u64) -> PathBuf {
@@ -204,11 +224,11 @@ mod tests {
     fn records_read_back_in_order_and_a_torn_tail_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut wal, replayed, old) = Wal::open(dir.path()).unwrap();
-            assert!(replayed.is_empty() && old.is_empty());
+            let (mut wal, replayed) = Wal::open(dir.path()).unwrap();
+            assert!(replayed.is_empty());
             wal.append(&layer(&[("a", Some("1")), ("b", None)]), true)
                 .unwrap();
-            assert_eq!(wal.rotate().unwrap(), segment_path(dir.path(), 0));
+            assert_eq!(wal.rotate().unwrap(), 1);
             wal.append(&layer(&[("a", Some("2"))]), true).unwrap();
         }
         // A crash mid-append leaves part of a record.
@@ -217,8 +237,8 @@ mod tests {
         f.write_all(&[9, 0, 0, 0, 1, 2]).unwrap();
         drop(f);
 
-        let (_, replayed, old) = Wal::open(dir.path()).unwrap();
-        assert_eq!(old.len(), 2);
+        let (wal, replayed) = Wal::open(dir.path()).unwrap();
+        assert_eq!(segments(dir.path()).unwrap().len(), 3);
         let expected = vec![
             vec![
                 (IVec::from("a"), Some(IVec::from("1"))),
@@ -227,13 +247,15 @@ mod tests {
             vec![(IVec::from("a"), Some(IVec::from("2")))],
         ];
         assert_eq!(replayed, expected);
+        wal.remove_replayed().unwrap();
+        assert_eq!(segments(dir.path()).unwrap().len(), 1);
     }
 
     #[test]
     fn a_corrupt_record_is_not_replayed() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut wal, _, _) = Wal::open(dir.path()).unwrap();
+            let (mut wal, _) = Wal::open(dir.path()).unwrap();
             wal.append(&layer(&[("k", Some("v"))]), true).unwrap();
         }
         let path = segment_path(dir.path(), 0);
@@ -241,7 +263,7 @@ mod tests {
         let end = bytes.len() - 1;
         bytes[end] ^= 0xff;
         fs::write(&path, bytes).unwrap();
-        let (_, replayed, _) = Wal::open(dir.path()).unwrap();
+        let (_, replayed) = Wal::open(dir.path()).unwrap();
         assert!(replayed.is_empty());
     }
 }
