@@ -82,8 +82,11 @@ impl Wal {
     }
 
     /// Starts a new segment for the records to come; returns its number. Every record
-    /// appended so far is in the segments before it.
+    /// appended so far is in the segments before it, and on disk: sled gets them only after
+    /// this, so that even without synced commits sled never holds part of an epoch that the
+    /// log could lose.
     pub(crate) fn rotate(&mut self) -> io::Result<u64> {
+        self.file.sync_data()?;
         let next = self.segment + 1;
         self.file = create_segment(&self.dir, next)?;
         self.segment = next;
