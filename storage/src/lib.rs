@@ -11,10 +11,10 @@
 //!   which a writer thread later moves into sled (several epochs at once, off the commit
 //!   path); reads consult the epochs still waiting before sled, and a restart replays the
 //!   log, so nobody can tell where a committed batch lives.
-//! - Readers that scan while holding a [`ReadGuard`] see no commit in between: a sled scan is
-//!   not isolated from a concurrent `apply_batch`, so commits wait for open guards and guards
-//!   wait for a commit in flight. Guards are held only while copying rows out, never while a
-//!   query runs.
+//! - Readers that scan while holding a [`ReadGuard`] see no commit in between: commits wait
+//!   for open guards to add their layer, and guards wait for a commit in flight (the writer
+//!   thread changes sled only under layers that still hide its work, so it needs no guard).
+//!   Guards are held only while copying rows out, never while a query runs.
 
 mod error;
 pub mod keys;

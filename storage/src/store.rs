@@ -185,15 +185,9 @@ impl Store {
             1 => under(&layers[0], prefix)
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            _ => {
-                let mut merged = BTreeMap::new();
-                for layer in layers.iter() {
-                    for (k, v) in under(layer, prefix) {
-                        merged.insert(k.clone(), v.clone());
-                    }
-                }
-                merged.into_iter().collect()
-            }
+            _ => newest(layers.iter().flat_map(|l| under(l, prefix)))
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -345,7 +339,7 @@ impl Inner {
         let writes = match taken.as_slice() {
             [one] => one.as_ref(),
             _ => {
-                merged = newest_writes(&taken);
+                merged = newest(taken.iter().flat_map(|l| l.iter()));
                 &merged
             }
         };
@@ -377,21 +371,18 @@ fn wal_dir(path: &Path) -> PathBuf {
 /// The entries of a layer under a prefix.
 fn under<'a>(
     layer: &'a Layer,
-    prefix: &[u8],
+    prefix: &'a [u8],
 ) -> impl Iterator<Item = (&'a IVec, &'a Option<IVec>)> {
-    let prefix_owned = prefix.to_vec();
     layer
         .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
-        .take_while(move |(k, _)| k.starts_with(&prefix_owned))
+        .take_while(move |(k, _)| k.starts_with(prefix))
 }
 
-/// The newest write of each key in layers (oldest first), in key order.
-fn newest_writes(layers: &[Arc<Layer>]) -> Layer {
+/// The newest write of each key among writes given oldest first, in key order.
+fn newest<'a>(writes: impl Iterator<Item = (&'a IVec, &'a Option<IVec>)>) -> Layer {
     let mut merged = Layer::new();
-    for layer in layers {
-        for (key, value) in layer.iter() {
-            merged.insert(key.clone(), value.clone());
-        }
+    for (key, value) in writes {
+        merged.insert(key.clone(), value.clone());
     }
     merged
 }
