@@ -7,9 +7,9 @@
 
 use std::ops::ControlFlow;
 
+use crate::dialect::EddyDialect;
 use eddy_catalog::{Relation, RelationKind};
 use sqlparser::ast::{Ident, ObjectName, TableAlias, TableFactor, VisitMut, VisitorMut};
-use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
@@ -90,7 +90,7 @@ fn create_prefix(rel: &Relation) -> Vec<Keyword> {
 /// `sql` with the object name that follows the last of `keywords` (and an `IF NOT EXISTS`)
 /// replaced by `new`.
 fn replace_word_after(sql: &str, keywords: &[Keyword], new: &str) -> SqlResult<String> {
-    let dialect = PostgreSqlDialect {};
+    let dialect = EddyDialect;
     let mut tokens = Tokenizer::new(&dialect, sql)
         .tokenize()
         .map_err(|e| SqlError::Internal(format!("stored definition does not tokenize: {e}")))?;
@@ -183,7 +183,7 @@ pub fn narrow_in_query(query: &str, relation: &str, columns: &[String]) -> SqlRe
 
 /// A relation's `CREATE` text with a column definition added at the end of its list.
 pub fn add_column_sql(create_sql: &str, column: &str) -> SqlResult<String> {
-    let dialect = PostgreSqlDialect {};
+    let dialect = EddyDialect;
     let tokens = Tokenizer::new(&dialect, create_sql)
         .tokenize()
         .map_err(|e| SqlError::Internal(format!("stored definition does not tokenize: {e}")))?;

@@ -2,7 +2,8 @@
 //!
 //! Text goes in, typed statements and plans come out:
 //! 1. [`parser`] splits and parses statements: Eddy's own (CREATE STREAM, SHOW STREAMS,
-//!    FLUSH, ...) here, everything else through sqlparser's PostgreSQL dialect.
+//!    FLUSH, ...) here, everything else through sqlparser's PostgreSQL dialect ([`dialect`]
+//!    wraps it to read literals without a detour).
 //! 2. [`context`] makes a DataFusion session per statement whose tables are the Eddy
 //!    relations the statement references, with rows (queries) or without (planning).
 //! 3. [`streaming`] turns the optimized logical plan of a materialized view into an
@@ -25,6 +26,7 @@ pub mod alter;
 pub mod compat;
 pub mod context;
 pub mod ddl;
+pub mod dialect;
 mod error;
 pub mod interval_join;
 pub mod literals;

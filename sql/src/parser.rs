@@ -4,8 +4,8 @@
 //! STREAM, SHOW STREAMS, FLUSH, ...) and those it treats specially (CREATE MATERIALIZED VIEW,
 //! DROP) are parsed here, everything else is handed to sqlparser unchanged.
 
+use crate::dialect::EddyDialect;
 use sqlparser::ast::{ColumnDef, Expr, Ident, Query, SqlOption, Statement as SqlStatement};
-use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
@@ -101,7 +101,7 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
             .map(|q| Statement::Sql(Box::new(q)))
             .collect());
     }
-    let dialect = PostgreSqlDialect {};
+    let dialect = EddyDialect;
     let mut parser = Parser::new(&dialect).try_with_sql(sql)?;
     let mut out = Vec::new();
     loop {
@@ -213,7 +213,7 @@ fn view_query(parser: &mut Parser<'_>) -> SqlResult<(Box<Query>, bool)> {
     }
     let count = tokens.len();
     tokens.truncate(count - 4);
-    let dialect = PostgreSqlDialect {};
+    let dialect = EddyDialect;
     let mut inner = Parser::new(&dialect).with_tokens(tokens);
     let query = inner.parse_query()?;
     if inner.peek_token().token != Token::EOF {

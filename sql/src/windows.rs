@@ -20,11 +20,12 @@
 
 use std::ops::ControlFlow;
 
+use crate::dialect::EddyDialect;
 use sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, GroupByExpr, Ident, ObjectName, Query, Select, SelectItem,
     SetExpr, Statement, TableAlias, TableFactor, Value, VisitMut, VisitorMut,
 };
-use sqlparser::dialect::{GenericDialect, PostgreSqlDialect};
+use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
 use crate::names::{normalize_ident, normalize_object_name};
@@ -329,7 +330,7 @@ fn window_subquery(kind: WindowKind, args: &[FunctionArg]) -> SqlResult<(Query, 
         }
         WindowKind::Session => unreachable!("SESSION windows are rewritten per select"),
     };
-    let query = Parser::new(&PostgreSqlDialect {})
+    let query = Parser::new(&EddyDialect)
         .try_with_sql(&sql)?
         .parse_query()?;
     let window = WindowFunction {

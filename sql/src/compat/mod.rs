@@ -91,7 +91,7 @@ pub fn parse_catalog_query(sql: &str) -> Option<Vec<SqlStatement>> {
     }
     // The library's rules, without its swapping of some known queries for stand-ins (which
     // answers Grafana's search path, for one, with an empty list).
-    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    let dialect = crate::dialect::EddyDialect;
     let statements: Vec<SqlStatement> = match sqlparser::parser::Parser::parse_sql(&dialect, sql) {
         Ok(s) => s
             .into_iter()

@@ -3,7 +3,7 @@
 use sqlparser::ast::Statement as SqlStatement;
 
 fn parse_expr(text: &str) -> Option<sqlparser::ast::Expr> {
-    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    let dialect = crate::dialect::EddyDialect;
     sqlparser::parser::Parser::new(&dialect)
         .try_with_sql(text)
         .and_then(|mut p| p.parse_expr())
@@ -192,7 +192,7 @@ pub fn catalog_rewrites(statement: &mut SqlStatement) -> Option<bool> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            let dialect = sqlparser::dialect::PostgreSqlDialect {};
+            let dialect = crate::dialect::EddyDialect;
             let parsed = sqlparser::parser::Parser::new(&dialect)
                 .try_with_sql(&text)
                 .and_then(|mut p| p.parse_table_factor());
