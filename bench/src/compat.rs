@@ -1,6 +1,8 @@
 //! `compat`: what a client or BI tool waits for before it shows anything — connection set-up
-//! (startup, parameter status, ready) and psql's `\d` listing and `\d name` column query —
-//! on Eddy and on PostgreSQL with the same relations, in the same run.
+//! (startup, parameter status, ready), psql's `\d` listing (simple protocol, as psql sends
+//! it), its `\d name` queries (extended protocol, as drivers send them), and the listing
+//! right after a definition changed — on Eddy and on PostgreSQL with the same relations, in
+//! the same run.
 
 use std::time::Instant;
 
@@ -56,6 +58,8 @@ struct Figures {
     connect_us: Vec<f64>,
     list_us: Vec<f64>,
     describe_us: Vec<f64>,
+    /// The listing right after a definition changed (nothing of an earlier answer applies).
+    changed_us: Vec<f64>,
 }
 
 /// Times `reps` connections and `reps` of each catalog query against `conninfo`.
@@ -94,13 +98,29 @@ async fn measure(conninfo: &str, reps: usize) -> Result<Figures> {
         describe_us.push(started.elapsed().as_secs_f64() * 1e6);
         anyhow::ensure!(columns.len() == 3, "t_7 has {} columns", columns.len());
     }
-    for v in [&mut connect_us, &mut list_us, &mut describe_us] {
+    let mut changed_us = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        client
+            .batch_execute("CREATE TABLE bench_changed (id BIGINT PRIMARY KEY)")
+            .await?;
+        let started = Instant::now();
+        client.simple_query(LIST_RELATIONS).await?;
+        changed_us.push(started.elapsed().as_secs_f64() * 1e6);
+        client.batch_execute("DROP TABLE bench_changed").await?;
+    }
+    for v in [
+        &mut connect_us,
+        &mut list_us,
+        &mut describe_us,
+        &mut changed_us,
+    ] {
         v.sort_by(f64::total_cmp);
     }
     Ok(Figures {
         connect_us,
         list_us,
         describe_us,
+        changed_us,
     })
 }
 
@@ -192,6 +212,11 @@ pub async fn compat(reps: usize, peer: &Peer, peer_conninfo: &str) -> Result<()>
         "\\d name",
         &eddy.describe_us,
         pg.as_ref().map(|p| &p.describe_us),
+    );
+    line(
+        "\\d after a change",
+        &eddy.changed_us,
+        pg.as_ref().map(|p| &p.changed_us),
     );
     Ok(())
 }

@@ -313,6 +313,25 @@ impl Collector for Pipeline {
             "Open client connections",
             shared.query.sessions.list().len() as f64,
         )?;
+        let cached = shared.query.catalog_results.figures();
+        counter(
+            &mut encoder,
+            "eddy_catalog_query_hits",
+            "Catalog queries answered from the results kept for the catalog snapshot",
+            cached.hits as f64,
+        )?;
+        gauge(
+            &mut encoder,
+            "eddy_catalog_query_results",
+            "Results of catalog queries kept for the catalog snapshot",
+            cached.results as f64,
+        )?;
+        gauge(
+            &mut encoder,
+            "eddy_catalog_query_result_bytes",
+            "Bytes of the kept results of catalog queries",
+            cached.bytes as f64,
+        )?;
         if let Ok(size) = shared.store.size_on_disk() {
             gauge(
                 &mut encoder,

@@ -115,6 +115,8 @@ pub struct QueryEngine {
     pub metrics: Arc<eddy_dataflow::metrics::Metrics>,
     /// The session of work no client runs (planning views and writes).
     internal: Arc<ClientSession>,
+    /// The answers of repeated catalog queries, under the current catalog snapshot.
+    pub catalog_results: Arc<compat::cache::CatalogResults>,
 }
 
 impl Default for QueryEngine {
@@ -153,6 +155,7 @@ impl QueryEngine {
             sessions: Arc::default(),
             metrics: Arc::default(),
             internal: Arc::new(ClientSession::internal()),
+            catalog_results: Arc::default(),
         }
     }
 

@@ -235,7 +235,12 @@ impl TestServer {
 
     /// A client connected to the named database (Eddy also answers to `postgres`).
     pub async fn client_for(&self, dbname: &str) -> Result<Client> {
-        self.connect(dbname, None).await
+        self.connect(dbname, "eddy_test", None).await
+    }
+
+    /// A client of database `eddy` logged in as `user` (trust authentication).
+    pub async fn client_as(&self, user: &str) -> Result<Client> {
+        self.connect("eddy", user, None).await
     }
 
     /// A client whose NOTICE messages arrive on the returned channel.
@@ -243,19 +248,20 @@ impl TestServer {
         &self,
     ) -> Result<(Client, tokio::sync::mpsc::UnboundedReceiver<String>)> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        Ok((self.connect("eddy", Some(tx)).await?, rx))
+        Ok((self.connect("eddy", "eddy_test", Some(tx)).await?, rx))
     }
 
     async fn connect(
         &self,
         dbname: &str,
+        user: &str,
         notices: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     ) -> Result<Client> {
         let mut config = tokio_postgres::Config::new();
         config
             .host("127.0.0.1")
             .port(self.port)
-            .user("eddy_test")
+            .user(user)
             .dbname(dbname)
             .connect_timeout(Duration::from_secs(10));
         let (client, mut connection) = config

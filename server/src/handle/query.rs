@@ -1,5 +1,6 @@
 //! SELECT (and EXPLAIN): planned and run by DataFusion over rows read at one epoch; reads by
-//! key are answered from the store without planning ([`PointRead`]).
+//! key are answered from the store without planning ([`PointRead`]), and repeated catalog
+//! queries from the results kept for the catalog snapshot ([`cache`]).
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::physical_plan::collect;
 use eddy_sql::SqlResult;
 use eddy_sql::compat::ClientSession;
+use eddy_sql::compat::cache::{self, Answer, Kind};
 use eddy_sql::context::{self, Rows};
 use eddy_sql::point::PointRead;
 use sqlparser::ast::Statement as SqlStatement;
@@ -35,6 +37,22 @@ pub async fn execute(
             tag: "SELECT",
         });
     }
+    let pending = if matches!(stmt, SqlStatement::Query(_)) {
+        let kept = &shared.query.catalog_results;
+        match kept.lookup(Kind::Rows, &snapshot, stmt, params, session) {
+            Ok(Answer::Rows(schema, batches)) => {
+                return Ok(Outcome::Rows {
+                    schema,
+                    batches,
+                    tag: "SELECT",
+                });
+            }
+            Ok(Answer::Described(..)) => None,
+            Err(pending) => Some(pending),
+        }
+    } else {
+        None
+    };
     let ctx = shared
         .query
         .session_pinned(
@@ -52,6 +70,7 @@ pub async fn execute(
             params.iter().cloned().map(Into::into).collect(),
         ))?;
     }
+    let pending = pending.filter(|_| cache::cacheable(&plan));
     let df = ctx.execute_logical_plan(plan).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let task = df.task_ctx();
@@ -63,6 +82,10 @@ pub async fn execute(
         .into_iter()
         .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(pending) = pending {
+        let answer = Answer::Rows(schema.clone(), batches.clone());
+        (shared.query.catalog_results).insert(pending, &snapshot, stmt, params, answer);
+    }
     Ok(Outcome::Rows {
         schema,
         batches,
@@ -76,6 +99,12 @@ pub async fn describe(
     stmt: &SqlStatement,
 ) -> SqlResult<(Vec<Option<DataType>>, Option<SchemaRef>)> {
     let snapshot = shared.catalog.snapshot();
+    let kept = &shared.query.catalog_results;
+    let pending = match kept.lookup(Kind::Described, &snapshot, stmt, &[], session) {
+        Ok(Answer::Described(types, schema)) => return Ok((types, Some(schema))),
+        Ok(Answer::Rows(..)) => None,
+        Err(pending) => Some(pending),
+    };
     let ctx = shared
         .query
         .session_for(stmt, &snapshot, &shared.store, Rows::SchemaOnly, session)
@@ -85,7 +114,12 @@ pub async fn describe(
     infer_from_casts(&plan, &mut types)?;
     infer_array_operands(&plan, &mut types)?;
     let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-    Ok((positional(types), Some(statement_names(stmt, &schema))))
+    let (types, schema) = (positional(types), statement_names(stmt, &schema));
+    if let Some(pending) = pending.filter(|_| cache::cacheable(&plan)) {
+        let answer = Answer::Described(types.clone(), schema.clone());
+        kept.insert(pending, &snapshot, stmt, &[], answer);
+    }
+    Ok((types, Some(schema)))
 }
 
 /// Parameter types by position: `$n` is the n-th, and a number the plan does not use (a

@@ -13,12 +13,15 @@
 //! - [`functions`]: `version()`, `current_setting()`, `pg_get_viewdef()`, `obj_description()`,
 //!   `pg_backend_pid()`, ... with the session's values.
 //! - [`session`]: a connection's settings (`SET`/`SHOW`/`RESET`) and every open session.
+//! - [`cache`]: the results of catalog queries that follow from the catalog snapshot and the
+//!   session alone, kept until the snapshot changes.
 //!
 //! The queries tools send lean on Postgres-only syntax (`'t'::regclass`,
 //! `OPERATOR(pg_catalog.~)`, `COLLATE pg_catalog.default`, `= ANY(array)`, `ARRAY(subquery)`):
 //! a statement that reads catalog tables is rewritten by `datafusion-pg-catalog`'s rules and
 //! [`rewrite`]'s into what DataFusion plans ([`parse_catalog_query`]).
 
+pub mod cache;
 pub mod functions;
 pub mod information_schema;
 pub mod oids;

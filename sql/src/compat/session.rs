@@ -552,6 +552,16 @@ impl ClientSession {
             .collect()
     }
 
+    /// The settings changed from their defaults, by name: with the user and the database,
+    /// everything of the session a catalog query's answer can depend on.
+    pub fn changed_settings(&self) -> Vec<(String, String)> {
+        self.settings
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// Every setting with its current value, by name (`SHOW ALL`, `pg_settings`).
     pub fn all(&self) -> Vec<SettingRow> {
         let settings = self.settings.lock();
