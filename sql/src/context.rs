@@ -138,6 +138,11 @@ impl QueryEngine {
             .build();
         let mut base = crate::compat::functions::install(base)
             .expect("the Postgres catalog functions install on a fresh session state");
+        datafusion::execution::FunctionRegistry::register_expr_planner(
+            &mut base,
+            Arc::new(crate::literals::UnknownLiterals),
+        )
+        .expect("an expression planner registers on a fresh session state");
         // approx_distinct under the name Spark, Flink and RisingWave give it.
         let approx = datafusion::functions_aggregate::approx_distinct::approx_distinct_udaf();
         datafusion::execution::FunctionRegistry::register_udaf(

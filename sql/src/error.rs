@@ -57,6 +57,8 @@ pub enum SqlError {
     /// An external object (a topic, a table) does not exist.
     #[error("{0}")]
     UndefinedObject(String),
+    #[error("prepared statement \"{0}\" does not exist")]
+    UnknownPreparedStatement(String),
     /// A read-only setting (`SET server_version = ...`).
     #[error("{0}")]
     CantChangeRuntimeParam(String),

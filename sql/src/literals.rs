@@ -1,14 +1,22 @@
-//! Postgres' reading of bytea literals.
+//! Postgres' reading of literals where DataFusion reads them otherwise.
 //!
-//! Postgres reads the text of a bytea value in its hex form (`'\x00ff'`) or its escape form
-//! (`'a\000b'`, `'\\'` for a backslash); DataFusion would take the text's own bytes. So before a
-//! statement is planned, a string literal that becomes a bytea (`'...'::bytea`,
-//! `CAST('...' AS bytea)`, `bytea '...'`, or a VALUES entry for a bytea column) is decoded here
-//! and replaced by the equivalent `X'...'` literal, which DataFusion reads as binary.
+//! - bytea: Postgres reads the text of a bytea value in its hex form (`'\x00ff'`) or its
+//!   escape form (`'a\000b'`, `'\\'` for a backslash); DataFusion would take the text's own
+//!   bytes. So before a statement is planned, a string literal that becomes a bytea
+//!   (`'...'::bytea`, `CAST('...' AS bytea)`, `bytea '...'`, or a VALUES entry for a bytea
+//!   column) is decoded here and replaced by the equivalent `X'...'` literal, which DataFusion
+//!   reads as binary.
+//! - boolean: a quoted literal compared with a boolean (`indisprimary = 't'`, as ODBC's
+//!   catalog queries write it) is of unknown type in Postgres and is read as a boolean;
+//!   DataFusion finds no common type for boolean and text. [`UnknownLiterals`] reads it
+//!   while the comparison is planned.
 
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{DataType, Expr, Value, ValueWithSpan, visit_expressions_mut};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::{Expr as DfExpr, ExprSchemable};
+use sqlparser::ast::{BinaryOperator, DataType, Expr, Value, ValueWithSpan, visit_expressions_mut};
 
 use crate::{SqlError, SqlResult};
 
@@ -116,9 +124,83 @@ pub fn rewrite_bytea_casts<V: sqlparser::ast::VisitMut>(node: &mut V) -> SqlResu
     }
 }
 
+/// Reads a boolean the way Postgres does: `t`, `true`, `yes`, `on`, `1` and their opposites,
+/// any unique prefix of the words, in any case, with surrounding spaces.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    let word = text.trim().to_ascii_lowercase();
+    let prefix_of = |full: &str, least: usize| word.len() >= least && full.starts_with(&word);
+    if prefix_of("true", 1) || prefix_of("yes", 1) || prefix_of("on", 2) || word == "1" {
+        Some(true)
+    } else if prefix_of("false", 1) || prefix_of("no", 1) || prefix_of("off", 2) || word == "0" {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Plans comparisons of a boolean with a quoted literal as Postgres does: the literal is
+/// read as a boolean (and is an error, 22P02, when it is none).
+#[derive(Debug, Default)]
+pub struct UnknownLiterals;
+
+impl ExprPlanner for UnknownLiterals {
+    fn plan_binary_op(
+        &self,
+        mut expr: RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> datafusion::common::Result<PlannerResult<RawBinaryExpr>> {
+        use BinaryOperator::*;
+        if !matches!(expr.op, Eq | NotEq | Lt | LtEq | Gt | GtEq) {
+            return Ok(PlannerResult::Original(expr));
+        }
+        if !read_as_bool(&mut expr.right, &expr.left, schema)? {
+            read_as_bool(&mut expr.left, &expr.right, schema)?;
+        }
+        Ok(PlannerResult::Original(expr))
+    }
+}
+
+/// Replaces `literal` by the boolean it denotes if it is a quoted literal and `other` is a
+/// boolean; whether it did.
+fn read_as_bool(
+    literal: &mut DfExpr,
+    other: &DfExpr,
+    schema: &DFSchema,
+) -> datafusion::common::Result<bool> {
+    let DfExpr::Literal(ScalarValue::Utf8(Some(text)), _) = &*literal else {
+        return Ok(false);
+    };
+    if !other
+        .get_type(schema)
+        .is_ok_and(|t| t == arrow::datatypes::DataType::Boolean)
+    {
+        return Ok(false);
+    }
+    let value = parse_bool(text).ok_or_else(|| {
+        arrow::error::ArrowError::CastError(format!(
+            "invalid input syntax for type boolean: \"{text}\""
+        ))
+    })?;
+    *literal = DfExpr::Literal(ScalarValue::Boolean(Some(value)), None);
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn booleans_read_like_postgres() {
+        for t in ["t", "TRUE", " tr ", "yes", "y", "on", "1"] {
+            assert_eq!(parse_bool(t), Some(true), "{t}");
+        }
+        for f in ["f", "false", "No", "off", "0"] {
+            assert_eq!(parse_bool(f), Some(false), "{f}");
+        }
+        for neither in ["", "o", "2", "truth", "nope", "offf"] {
+            assert_eq!(parse_bool(neither), None, "{neither}");
+        }
+    }
 
     #[test]
     fn hex_and_escape_forms() {

@@ -56,6 +56,17 @@ def psycopg3(port):
             "SELECT id FROM users WHERE name = ANY(%s) ORDER BY id", (["bob", "x y"],)
         ).fetchall()
         check("ANY(text list)", rows, [(2,)])
+        # DEALLOCATE drops a statement prepared on the server (psycopg names the ones it
+        # prepares _pg3_<n>, counting per connection).
+        with psycopg.connect(conninfo, autocommit=True) as fresh:
+            query = "SELECT name FROM users WHERE id = %s"
+            check("prepared", fresh.execute(query, (1,), prepare=True).fetchall(), [("ann",)])
+            fresh.execute('DEALLOCATE "_pg3_0"')
+            try:
+                fresh.execute(query, (1,), prepare=True)
+                raise AssertionError("a deallocated statement still ran")
+            except psycopg.errors.InvalidSqlStatementName:
+                pass
         # A transaction block.
         with conn.transaction():
             conn.execute("INSERT INTO users VALUES (%s, %s, %s)", (10, "ed", Decimal("1.5")))

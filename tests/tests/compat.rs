@@ -633,3 +633,57 @@ async fn errors_carry_positions_and_functions_name_their_columns() -> Result<()>
     ensure!(joined(&client, "SELECT sum(g) FROM generate_series(1, 3) g").await? == ["6"]);
     Ok(())
 }
+
+/// (The statement a DEALLOCATE drops is checked with psycopg, which names its statements:
+/// `tests/python/drivers.py`.)
+#[tokio::test]
+async fn deallocate_names_what_it_cannot_drop() -> Result<()> {
+    let (_server, client) = server_with_schema().await?;
+    ensure!(
+        code_of(&client, "DEALLOCATE nothing_here").await? == SqlState::INVALID_SQL_STATEMENT_NAME
+    );
+    ensure!(code_of(&client, "DEALLOCATE ALL").await? == SqlState::FEATURE_NOT_SUPPORTED);
+    ensure!(joined(&client, "SELECT name FROM users WHERE id = 2").await? == ["bob"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn literals_and_branches_are_typed_as_postgres_types_them() -> Result<()> {
+    let (_server, client) = server_with_schema().await?;
+    // A quoted literal compared with a boolean is a boolean.
+    execute(
+        &client,
+        "CREATE TABLE flags (id BIGINT PRIMARY KEY, on_sale BOOLEAN)",
+    )
+    .await?;
+    execute(&client, "INSERT INTO flags VALUES (1, true), (2, false)").await?;
+    ensure!(joined(&client, "SELECT id FROM flags WHERE on_sale = 't'").await? == ["1"]);
+    ensure!(joined(&client, "SELECT id FROM flags WHERE 'no' = on_sale").await? == ["2"]);
+    ensure!(
+        joined(
+            &client,
+            "SELECT count(*) FROM pg_catalog.pg_index WHERE indisprimary = 't'"
+        )
+        .await?
+            == ["2"]
+    );
+    ensure!(
+        code_of(&client, "SELECT id FROM flags WHERE on_sale = 'maybe'").await?
+            == SqlState::INVALID_TEXT_REPRESENTATION
+    );
+    // A CASE of int4 and int8 branches is int8, in the description and in the rows.
+    let case = "SELECT CASE WHEN id > 1 THEN id::int ELSE 0 END AS c FROM users ORDER BY id";
+    let stmt = client.prepare(case).await?;
+    ensure!(stmt.columns()[0].type_() == &tokio_postgres::types::Type::INT8);
+    let values: Vec<i64> = client
+        .query(&stmt, &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    ensure!(values == [0, 2], "{values:?}");
+    ensure!(joined(&client, case).await? == ["0", "2"]);
+    // The catalogs' string types.
+    ensure!(joined(&client, "SELECT 'eddy'::name || '/' || 'r'::\"char\"").await? == ["eddy/r"]);
+    Ok(())
+}

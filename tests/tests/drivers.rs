@@ -1,7 +1,8 @@
 //! Real client drivers against a running Eddy: psycopg 3 and psycopg2 (text and binary
 //! parameters), asyncpg (prepared statements, type introspection), SQLAlchemy's `inspect()`
-//! (`tests/python/drivers.py`), node-postgres (`tests/node/drivers.cjs`) and pgjdbc's
-//! DatabaseMetaData (`tests/java/JdbcMetadata.java`). `.ci/tools` installs them.
+//! (`tests/python/drivers.py`), node-postgres (`tests/node/drivers.cjs`), pgjdbc's
+//! DatabaseMetaData (`tests/java/JdbcMetadata.java`) and psqlODBC's catalog functions, the
+//! path of Tableau and other ODBC tools (`tests/python/odbc.py`). `.ci/tools` installs them.
 
 use std::path::PathBuf;
 
@@ -130,4 +131,14 @@ async fn python_drivers_introspect_and_read() -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[tokio::test]
+async fn psqlodbc_lists_tables_columns_and_keys_and_reads_them() -> Result<()> {
+    let python = python()?;
+    let server = server().await?;
+    let mut odbc = tokio::process::Command::new(&python);
+    odbc.arg(suite_file("python/odbc.py"))
+        .arg(server.port().to_string());
+    run_client(odbc, "psqlodbc").await
 }

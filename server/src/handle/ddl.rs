@@ -552,7 +552,7 @@ pub async fn plan_view(
         .session_for(&stmt, snapshot, store, rows, engine.internal())
         .await?;
     let plan = engine.plan(&ctx, &stmt).await?;
-    let schema: SchemaRef = std::sync::Arc::new(plan.schema().as_arrow().clone());
+    let schema = super::query::analyzed_schema(&ctx, &plan);
     let columns = view_columns(&postgres_names(query, &schema))?;
     let depends_on = engine.references(&stmt, snapshot)?;
     let mut notes = Vec::new();

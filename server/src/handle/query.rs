@@ -72,9 +72,11 @@ pub async fn execute(
     }
     let pending = pending.filter(|_| cache::cacheable(&plan));
     let df = ctx.execute_logical_plan(plan).await?;
-    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let task = df.task_ctx();
     let physical = df.create_physical_plan().await?;
+    // The types after coercion (the SQL planner types `CASE ... THEN int4 ELSE 0 END` by its
+    // first branch; type coercion makes it int8).
+    let schema = physical.schema();
     context::release(&ctx);
     let batches: Vec<RecordBatch> = collect(physical, Arc::new(task)).await?;
     let schema = statement_names(stmt, &schema);
@@ -113,13 +115,30 @@ pub async fn describe(
     let mut types = plan.get_parameter_types()?;
     infer_from_casts(&plan, &mut types)?;
     infer_array_operands(&plan, &mut types)?;
-    let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+    let schema = analyzed_schema(&ctx, &plan);
     let (types, schema) = (positional(types), statement_names(stmt, &schema));
     if let Some(pending) = pending.filter(|_| cache::cacheable(&plan)) {
         let answer = Answer::Described(types.clone(), schema.clone());
         kept.insert(pending, &snapshot, stmt, &[], answer);
     }
     Ok((types, Some(schema)))
+}
+
+/// The result schema of a plan once its types are coerced, as running it gives it; the
+/// planned schema where the plan cannot be analyzed before its parameters are known.
+pub fn analyzed_schema(
+    ctx: &datafusion::prelude::SessionContext,
+    plan: &datafusion::logical_expr::LogicalPlan,
+) -> SchemaRef {
+    let state = ctx.state();
+    let analyzed =
+        state
+            .analyzer()
+            .execute_and_check(plan.clone(), state.config_options(), |_, _| {});
+    let schema = analyzed
+        .as_ref()
+        .map_or_else(|_| plan.schema(), |p| p.schema());
+    Arc::new(schema.as_arrow().clone())
 }
 
 /// Parameter types by position: `$n` is the n-th, and a number the plan does not use (a

@@ -26,6 +26,7 @@ pub fn sqlstate(e: &SqlError) -> &'static str {
         SqlError::InvalidParameter(_) => "22023",
         SqlError::ConnectionFailure(_) => "08001",
         SqlError::UndefinedObject(_) => "42704",
+        SqlError::UnknownPreparedStatement(_) => "26000",
         SqlError::CantChangeRuntimeParam(_) => "55P02",
         SqlError::InFailedTransaction => "25P02",
         SqlError::ReadOnlyTransaction(_) => "25006",

@@ -25,6 +25,7 @@ use pgwire::api::results::{
     Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
@@ -340,6 +341,31 @@ where
     result
 }
 
+/// `DEALLOCATE name`: drops one of the connection's prepared statements (psqlODBC drops
+/// those it prepared this way); `None` for any other statement.
+fn deallocate<S: PortalStore>(store: &S, stmt: &Statement) -> Option<SqlResult<Outcome>> {
+    let Statement::Sql(s) = stmt else {
+        return None;
+    };
+    let sqlparser::ast::Statement::Deallocate { name, .. } = s.as_ref() else {
+        return None;
+    };
+    let key = match name.quote_style {
+        Some(_) => name.value.clone(),
+        None if name.value.eq_ignore_ascii_case("all") => {
+            return Some(Err(SqlError::Unsupported(
+                "DEALLOCATE ALL is not supported: deallocate prepared statements by name".into(),
+            )));
+        }
+        None => name.value.to_lowercase(),
+    };
+    if store.get_statement(&key).is_none() {
+        return Some(Err(SqlError::UnknownPreparedStatement(key)));
+    }
+    store.rm_statement(&key);
+    Some(Ok(Outcome::done("DEALLOCATE")))
+}
+
 /// The per-connection COPY in progress.
 #[derive(Default)]
 struct CopyState {
@@ -513,13 +539,18 @@ impl SimpleQueryHandler for Connection {
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let stmts = parser::parse(query).map_err(|e| error::to_pg_in(&e, query))?;
         let mut responses = Vec::with_capacity(stmts.len());
         for stmt in stmts {
-            match run(&self.shared, client, query, &Arc::new(stmt), &[]).await {
+            let outcome = match deallocate(client.portal_store(), &stmt) {
+                Some(done) => done,
+                None => run(&self.shared, client, query, &Arc::new(stmt), &[]).await,
+            };
+            match outcome {
                 Ok(Outcome::Subscribe(subscription)) => {
                     let end = self
                         .stream(client, *subscription, &Format::UnifiedText, true)
@@ -588,9 +619,11 @@ impl ExtendedQueryHandler for Connection {
             })
             .collect();
         let values = params::decode(portal, &types, &prepared.params).map_err(|e| to_pg(&e))?;
-        let outcome = run(&self.shared, client, &prepared.text, stmt, &values)
-            .await
-            .map_err(|e| to_pg(&e))?;
+        let outcome = match deallocate(client.portal_store(), stmt) {
+            Some(done) => done,
+            None => run(&self.shared, client, &prepared.text, stmt, &values).await,
+        }
+        .map_err(|e| to_pg(&e))?;
         self.respond(client, outcome, &portal.result_column_format)
             .await
     }

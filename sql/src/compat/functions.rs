@@ -35,7 +35,8 @@ pub fn version() -> String {
 }
 
 /// The shared state with the catalog functions installed, and Postgres' oid-alias type
-/// names (`regclass`, `regtype`, ...) accepted in casts.
+/// names (`regclass`, `regtype`, ...) and the catalogs' string types accepted in casts
+/// ([`super::types`]).
 pub fn install(state: SessionState) -> Result<SessionState> {
     let ctx = SessionContext::new_with_state(state);
     // The library registers its pg_catalog schema in the named catalog; Eddy's sessions
@@ -269,7 +270,11 @@ pub fn install(state: SessionState) -> Result<SessionState> {
             Ok(texts(rows, |_| None))
         },
     ));
-    Ok(ctx.state())
+    Ok(
+        datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
+            .with_type_planner(Arc::new(super::types::PostgresTypes::default()))
+            .build(),
+    )
 }
 
 /// Postgres' `format()`: `%s` a value as text (NULL as nothing), `%I` an identifier quoted

@@ -30,6 +30,7 @@ pub mod rewrite;
 pub mod rows;
 mod server_catalogs;
 pub mod session;
+pub mod types;
 mod udf;
 
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
@@ -99,7 +100,7 @@ pub fn parse_catalog_query(sql: &str) -> Option<Vec<SqlStatement>> {
         Ok(s) => s
             .into_iter()
             .map(|mut s| {
-                rewrite::type_array_placeholders(&mut s);
+                rewrite::ahead_of_library(&mut s);
                 PARSER.rewrite(s)
             })
             .collect(),
@@ -134,6 +135,32 @@ pub fn parse_catalog_query(sql: &str) -> Option<Vec<SqlStatement>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        let statements = parse_catalog_query(sql).expect("a catalog query");
+        statements.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn vector_subscripts_count_from_zero_and_series_yield_rows() {
+        let pk = rewritten(
+            "SELECT ta.attname FROM pg_catalog.pg_attribute ta, pg_catalog.pg_index i \
+             WHERE ta.attnum = i.indkey[ia.attnum-1] AND indclass[0] > 0",
+        );
+        assert!(pk.contains("i.indkey[(ia.attnum - 1) + 1]"), "{pk}");
+        assert!(pk.contains("indclass[(0) + 1]"), "{pk}");
+        // Other arrays count from 1, as in Postgres.
+        let conkey = rewritten("SELECT conkey[1] FROM pg_catalog.pg_constraint");
+        assert!(conkey.contains("conkey[1]"), "{conkey}");
+        let series = rewritten(
+            "SELECT s.i FROM (SELECT generate_series(1, array_upper(conkey, 1)) AS i \
+             FROM pg_catalog.pg_constraint) s",
+        );
+        assert!(
+            series.contains("unnest(generate_series(1, array_upper(conkey, 1))) AS i"),
+            "{series}"
+        );
+    }
 
     #[test]
     fn only_catalog_queries_take_the_rewriting_parser() {

@@ -428,19 +428,62 @@ pub fn catalog_rewrites(statement: &mut SqlStatement) -> Option<bool> {
     Some(arrays.0 > 0)
 }
 
+/// The catalogs' vector columns: Postgres' `int2vector` and `oidvector`, whose subscripts
+/// start at 0; Eddy's catalogs hold them as arrays, whose subscripts start at 1.
+const VECTOR_COLUMNS: &[&str] = &[
+    "indkey",
+    "indclass",
+    "indcollation",
+    "indoption",
+    "proargtypes",
+];
+
 /// Rewrites ahead of the library's rules:
 /// - `relkind = ANY($1)`: the parameter is an array, as Postgres reads it by the context.
 ///   Typed so (`CAST($1 AS TEXT[])`: tools compare names and kinds this way), the lookup
 ///   plans before the value is bound, whatever the library's rules make of the comparison.
 /// - `oid::regtype::text` is the type's name (`bigint`), not its number.
-pub fn type_array_placeholders(statement: &mut SqlStatement) {
-    use sqlparser::ast::{Expr, VisitMut, VisitorMut};
+/// - `i.indkey[n]` (a [`VECTOR_COLUMNS`] subscript, from 0) becomes `i.indkey[n + 1]`.
+/// - `generate_series(...)` in a select list yields rows in Postgres and an array in
+///   DataFusion: it becomes `unnest(generate_series(...))` (psqlODBC's foreign key listing).
+pub fn ahead_of_library(statement: &mut SqlStatement) {
+    use sqlparser::ast::{AccessExpr, Expr, SelectItem, Subscript, VisitMut, VisitorMut};
     use std::ops::ControlFlow;
 
     struct Arrays;
     impl VisitorMut for Arrays {
         type Break = ();
+        fn pre_visit_query(&mut self, query: &mut sqlparser::ast::Query) -> ControlFlow<()> {
+            for_each_select(query.body.as_mut(), &mut |select| {
+                for item in &mut select.projection {
+                    if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } =
+                        item
+                        && let Expr::Function(f) = e
+                        && f.name.to_string().eq_ignore_ascii_case("generate_series")
+                        && let Some(rows) = parse_expr(&format!("unnest({e})"))
+                    {
+                        *e = rows;
+                    }
+                }
+            });
+            ControlFlow::Continue(())
+        }
         fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            // `indkey[n]` or `i.indkey[n]`, which parses as `i` with `.indkey` and `[n]`.
+            if let Expr::CompoundFieldAccess { root, access_chain } = expr
+                && let Some((AccessExpr::Subscript(Subscript::Index { index }), path)) =
+                    access_chain.split_last_mut()
+                && let Some(column) = match (path.last(), root.as_ref()) {
+                    (Some(AccessExpr::Dot(Expr::Identifier(i))), _) => Some(i),
+                    (None, Expr::Identifier(i)) => Some(i),
+                    (None, Expr::CompoundIdentifier(parts)) => parts.last(),
+                    _ => None,
+                }
+                && VECTOR_COLUMNS.contains(&column.value.to_ascii_lowercase().as_str())
+                && let Some(from_one) = parse_expr(&format!("({index}) + 1"))
+            {
+                *index = from_one;
+            }
             if let Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } = expr
                 && matches!(right.as_ref(), Expr::Value(v)
                     if matches!(v.value, sqlparser::ast::Value::Placeholder(_)))

@@ -306,14 +306,6 @@ fn unknown(name: &str) -> SqlError {
     SqlError::UndefinedObject(format!("unrecognized configuration parameter \"{name}\""))
 }
 
-fn parse_bool(value: &str) -> Option<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "on" | "true" | "yes" | "1" | "t" | "y" => Some(true),
-        "off" | "false" | "no" | "0" | "f" | "n" => Some(false),
-        _ => None,
-    }
-}
-
 fn parse_millis(value: &str) -> Option<i64> {
     let v = value.trim();
     let digits = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
@@ -340,7 +332,7 @@ fn check(p: &Param, value: &str) -> SqlResult<String> {
     };
     match p.kind {
         Kind::Text => Ok(value.to_string()),
-        Kind::Bool => Ok(if parse_bool(value).ok_or_else(invalid)? {
+        Kind::Bool => Ok(if crate::literals::parse_bool(value).ok_or_else(invalid)? {
             "on".into()
         } else {
             "off".into()
