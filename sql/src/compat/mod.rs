@@ -34,7 +34,9 @@ pub mod types;
 mod udf;
 
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use parking_lot::Mutex;
 use sqlparser::ast::Statement as SqlStatement;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 pub use session::{ClientSession, Sessions};
@@ -93,6 +95,34 @@ pub fn parse_catalog_query(sql: &str) -> Option<Vec<SqlStatement>> {
     if !mentions_catalog(sql) {
         return None;
     }
+    if sql.len() > PARSED_TEXT_BYTES {
+        return parse_and_rewrite(sql);
+    }
+    if let Some(parsed) = PARSED.lock().get(sql) {
+        return parsed.clone();
+    }
+    let parsed = parse_and_rewrite(sql);
+    let mut texts = PARSED.lock();
+    if texts.len() >= PARSED_TEXTS {
+        texts.clear();
+    }
+    texts.insert(sql.to_string(), parsed.clone());
+    parsed
+}
+
+/// How many catalog query texts keep their parsed and rewritten statements, and the longest
+/// text kept. Tools send the same few texts again and again, and parsing and rewriting one
+/// (a dozen passes over its syntax tree) costs more than answering it from
+/// [`cache::CatalogResults`].
+const PARSED_TEXTS: usize = 256;
+const PARSED_TEXT_BYTES: usize = 64 << 10;
+
+/// Catalog query texts already parsed, with what [`parse_and_rewrite`] made of them.
+type ParsedTexts = HashMap<String, Option<Vec<SqlStatement>>>;
+static PARSED: LazyLock<Mutex<ParsedTexts>> = LazyLock::new(Mutex::default);
+
+/// [`parse_catalog_query`] of a text that mentions the catalog.
+fn parse_and_rewrite(sql: &str) -> Option<Vec<SqlStatement>> {
     // The library's rules, without its swapping of some known queries for stand-ins (which
     // answers Grafana's search path, for one, with an empty list).
     let dialect = crate::dialect::EddyDialect;
@@ -160,6 +190,24 @@ mod tests {
             series.contains("unnest(generate_series(1, array_upper(conkey, 1))) AS i"),
             "{series}"
         );
+    }
+
+    #[test]
+    fn parsed_texts_are_kept_and_bounded() {
+        let sql = "SELECT relname FROM pg_catalog.pg_class WHERE relkind = 'r' ORDER BY 1";
+        let first = parse_catalog_query(sql);
+        assert!(first.is_some());
+        assert_eq!(parse_catalog_query(sql), first);
+        assert!(PARSED.lock().contains_key(sql));
+        for n in 0..(PARSED_TEXTS + 10) {
+            let other = format!("SELECT relname FROM pg_catalog.pg_class WHERE oid = {n}");
+            assert!(parse_catalog_query(&other).is_some());
+            assert!(PARSED.lock().len() <= PARSED_TEXTS);
+        }
+        // What the plain parser takes is remembered too.
+        let write = "SELECT pg_sleep(0) FROM pg_catalog.pg_class FOR UPDATE OF nothing(";
+        assert_eq!(parse_catalog_query(write), None);
+        assert_eq!(parse_catalog_query(write), None);
     }
 
     #[test]
