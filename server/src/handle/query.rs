@@ -37,8 +37,8 @@ pub async fn execute(
             tag: "SELECT",
         });
     }
+    let kept = &shared.query.catalog_results;
     let pending = if matches!(stmt, SqlStatement::Query(_)) {
-        let kept = &shared.query.catalog_results;
         match kept.lookup(Kind::Rows, &snapshot, stmt, params, session) {
             Ok(Answer::Rows(schema, batches)) => {
                 return Ok(Outcome::Rows {
@@ -86,7 +86,7 @@ pub async fn execute(
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(pending) = pending {
         let answer = Answer::Rows(schema.clone(), batches.clone());
-        (shared.query.catalog_results).insert(pending, &snapshot, stmt, params, answer);
+        kept.insert(pending, &snapshot, stmt, params, answer);
     }
     Ok(Outcome::Rows {
         schema,
