@@ -39,8 +39,9 @@ const MAX_RESULT_BYTES: usize = 4 << 20;
 const LIVE_TABLES: &[&str] = &["pg_stat_activity", "pg_roles", "pg_user", "pg_authid"];
 
 /// Functions Postgres calls stable whose result follows from their arguments, the catalog
-/// snapshot and the session's settings (Immutable functions need no listing; every other
-/// stable function, `now()` or `pg_backend_pid()` for one, keeps a query out of the cache).
+/// snapshot and the session's settings, besides the `pg_*_is_visible` ones
+/// ([`super::functions::VISIBILITY`]). Immutable functions need no listing; every other stable
+/// function, `now()` or `pg_backend_pid()` for one, keeps a query out of the cache.
 const SNAPSHOT_STABLE: &[&str] = &[
     "version",
     "current_database",
@@ -73,13 +74,6 @@ const SNAPSHOT_STABLE: &[&str] = &[
     "pg_encoding_to_char",
     "pg_relation_is_publishable",
     "pg_table_is_visible",
-    "pg_function_is_visible",
-    "pg_type_is_visible",
-    "pg_operator_is_visible",
-    "pg_opclass_is_visible",
-    "pg_collation_is_visible",
-    "pg_conversion_is_visible",
-    "pg_ts_config_is_visible",
     "has_table_privilege",
     "has_schema_privilege",
     "has_database_privilege",
@@ -145,7 +139,10 @@ fn deterministic(e: &Expr) -> bool {
     match e {
         Expr::ScalarFunction(f) => match f.func.signature().volatility {
             Volatility::Immutable => true,
-            Volatility::Stable => SNAPSHOT_STABLE.contains(&f.name()),
+            Volatility::Stable => {
+                SNAPSHOT_STABLE.contains(&f.name())
+                    || super::functions::VISIBILITY.contains(&f.name())
+            }
             Volatility::Volatile => false,
         },
         Expr::AggregateFunction(f) => f.func.signature().volatility != Volatility::Volatile,

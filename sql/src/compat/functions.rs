@@ -25,6 +25,17 @@ use super::session::{ClientSession, SERVER_VERSION, Sessions};
 use super::udf::{function, integers, per_integer, strings, texts};
 use crate::context::DATABASE;
 
+/// The `pg_*_is_visible` functions of objects other than relations: all true.
+pub const VISIBILITY: [&str; 7] = [
+    "pg_function_is_visible",
+    "pg_type_is_visible",
+    "pg_operator_is_visible",
+    "pg_opclass_is_visible",
+    "pg_collation_is_visible",
+    "pg_conversion_is_visible",
+    "pg_ts_config_is_visible",
+];
+
 /// What `version()` returns: clients parse the leading `PostgreSQL <version>`.
 pub fn version() -> String {
     format!(
@@ -103,15 +114,7 @@ pub fn install(state: SessionState) -> Result<SessionState> {
         },
     ));
     // Everything in Eddy's schemas is visible on the (fixed) search path.
-    for name in [
-        "pg_function_is_visible",
-        "pg_type_is_visible",
-        "pg_operator_is_visible",
-        "pg_opclass_is_visible",
-        "pg_collation_is_visible",
-        "pg_conversion_is_visible",
-        "pg_ts_config_is_visible",
-    ] {
+    for name in VISIBILITY {
         ctx.register_udf(per_integer::<_, BooleanArray>(
             name,
             DataType::Boolean,
