@@ -634,16 +634,38 @@ async fn errors_carry_positions_and_functions_name_their_columns() -> Result<()>
     Ok(())
 }
 
-/// (The statement a DEALLOCATE drops is checked with psycopg, which names its statements:
-/// `tests/python/drivers.py`.)
+/// (The statement a named DEALLOCATE drops is checked with psycopg, which names its
+/// statements: `tests/python/drivers.py`.)
 #[tokio::test]
-async fn deallocate_names_what_it_cannot_drop() -> Result<()> {
+async fn deallocate_drops_prepared_statements() -> Result<()> {
     let (_server, client) = server_with_schema().await?;
     ensure!(
         code_of(&client, "DEALLOCATE nothing_here").await? == SqlState::INVALID_SQL_STATEMENT_NAME
     );
-    ensure!(code_of(&client, "DEALLOCATE ALL").await? == SqlState::FEATURE_NOT_SUPPORTED);
-    ensure!(joined(&client, "SELECT name FROM users WHERE id = 2").await? == ["bob"]);
+    let by_id = client
+        .prepare("SELECT name FROM users WHERE id = $1")
+        .await?;
+    let count = client.prepare("SELECT count(*) FROM users").await?;
+    ensure!(client.query(&by_id, &[&1i64]).await?.len() == 1);
+    for discard in ["DEALLOCATE ALL", "DISCARD ALL"] {
+        execute(&client, discard).await?;
+        let one: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&1i64];
+        for stmt in [&by_id, &count] {
+            let gone = client
+                .query(stmt, &one[..stmt.params().len()])
+                .await
+                .err()
+                .with_context(|| format!("a statement ran after {discard}"))?;
+            ensure!(
+                gone.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME),
+                "{discard}: {gone:?}"
+            );
+        }
+    }
+    let again = client
+        .prepare("SELECT name FROM users WHERE id = $1")
+        .await?;
+    ensure!(client.query(&again, &[&2i64]).await?.len() == 1);
     Ok(())
 }
 

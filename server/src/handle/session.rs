@@ -96,8 +96,8 @@ pub fn reset(session: &ClientSession, reset: &Reset) -> SqlResult<Outcome> {
     Ok(reported(changes, "RESET"))
 }
 
-/// `DISCARD ALL`: settings back to their defaults (prepared statements go with the
-/// connection's portal store, which the client resets itself).
+/// `DISCARD ALL`: settings back to their defaults (the pgwire layer has dropped the
+/// connection's prepared statements).
 pub fn discard(session: &ClientSession) -> Outcome {
     reported(session.reset_all(), "DISCARD ALL")
 }

@@ -8,6 +8,7 @@ pub mod error;
 mod params;
 mod startup;
 
+use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -26,11 +27,14 @@ use pgwire::api::results::{
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionManager, DEFAULT_NAME, PgWireServerHandlers, Type,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::data::RowDescription;
+use pgwire::messages::extendedquery::{Parse, ParseComplete};
 use pgwire::messages::response::{NoticeResponse, TransactionStatus};
 use pgwire::messages::startup::{ParameterStatus, SecretKey};
 
@@ -341,28 +345,80 @@ where
     result
 }
 
-/// `DEALLOCATE name`: drops one of the connection's prepared statements (psqlODBC drops
-/// those it prepared this way); `None` for any other statement.
-fn deallocate<S: PortalStore>(store: &S, stmt: &Statement) -> Option<SqlResult<Outcome>> {
+/// The names of the statements a connection prepared (Parse messages), so that `DEALLOCATE
+/// ALL` and `DISCARD ALL` can drop them all: the portal store keeps no list of its own.
+#[derive(Default)]
+struct PreparedNames(Mutex<BTreeSet<String>>);
+
+/// How many names a connection's list holds before the names of statements already gone
+/// (closed or deallocated one by one) are pruned from it.
+const PREPARED_NAMES_PRUNED_AT: usize = 1024;
+
+/// Notes the name of a statement the client prepared.
+fn remember_prepared<C>(client: &C, name: &str)
+where
+    C: ClientInfo + ClientPortalStore,
+    C::PortalStore: PortalStore,
+{
+    let names = client
+        .session_extensions()
+        .get_or_insert_with(PreparedNames::default);
+    let mut names = names.0.lock();
+    if names.contains(name) {
+        return;
+    }
+    if names.len() >= PREPARED_NAMES_PRUNED_AT {
+        names.retain(|n| client.portal_store().get_statement(n).is_some());
+    }
+    names.insert(name.to_string());
+}
+
+/// Drops every statement the client prepared (`DEALLOCATE ALL`, `DISCARD ALL`).
+fn forget_prepared<C>(client: &C)
+where
+    C: ClientInfo + ClientPortalStore,
+    C::PortalStore: PortalStore,
+{
+    if let Some(names) = client.session_extensions().get::<PreparedNames>() {
+        for name in std::mem::take(&mut *names.0.lock()) {
+            client.portal_store().rm_statement(&name);
+        }
+    }
+}
+
+/// `DEALLOCATE [ALL | name]`: drops the connection's prepared statements, or one of them
+/// (psqlODBC drops those it prepared this way); `None` for any other statement. `DISCARD
+/// ALL` drops them too, and is then run for the settings.
+fn deallocate<C>(client: &C, stmt: &Statement) -> Option<SqlResult<Outcome>>
+where
+    C: ClientInfo + ClientPortalStore,
+    C::PortalStore: PortalStore,
+{
     let Statement::Sql(s) = stmt else {
         return None;
     };
-    let sqlparser::ast::Statement::Deallocate { name, .. } = s.as_ref() else {
-        return None;
+    let name = match s.as_ref() {
+        sqlparser::ast::Statement::Deallocate { name, .. } => name,
+        sqlparser::ast::Statement::Discard {
+            object_type: sqlparser::ast::DiscardObject::ALL,
+        } => {
+            forget_prepared(client);
+            return None;
+        }
+        _ => return None,
     };
     let key = match name.quote_style {
         Some(_) => name.value.clone(),
         None if name.value.eq_ignore_ascii_case("all") => {
-            return Some(Err(SqlError::Unsupported(
-                "DEALLOCATE ALL is not supported: deallocate prepared statements by name".into(),
-            )));
+            forget_prepared(client);
+            return Some(Ok(Outcome::done("DEALLOCATE ALL")));
         }
         None => name.value.to_lowercase(),
     };
-    if store.get_statement(&key).is_none() {
+    if client.portal_store().get_statement(&key).is_none() {
         return Some(Err(SqlError::UnknownPreparedStatement(key)));
     }
-    store.rm_statement(&key);
+    client.portal_store().rm_statement(&key);
     Some(Ok(Outcome::done("DEALLOCATE")))
 }
 
@@ -546,7 +602,7 @@ impl SimpleQueryHandler for Connection {
         let stmts = parser::parse(query).map_err(|e| error::to_pg_in(&e, query))?;
         let mut responses = Vec::with_capacity(stmts.len());
         for stmt in stmts {
-            let outcome = match deallocate(client.portal_store(), &stmt) {
+            let outcome = match deallocate(client, &stmt) {
                 Some(done) => done,
                 None => run(&self.shared, client, query, &Arc::new(stmt), &[]).await,
             };
@@ -591,6 +647,27 @@ impl ExtendedQueryHandler for Connection {
         self.parser.clone()
     }
 
+    /// pgwire's own handling of Parse, noting the statement's name for `DEALLOCATE ALL`.
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME).to_string();
+        remember_prepared(client, &name);
+        let parser = self.query_parser();
+        match StoredStatement::parse(client, &message, parser).await? {
+            Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
+            None => client.portal_store().put_empty_statement(&name),
+        }
+        client
+            .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -619,7 +696,7 @@ impl ExtendedQueryHandler for Connection {
             })
             .collect();
         let values = params::decode(portal, &types, &prepared.params).map_err(|e| to_pg(&e))?;
-        let outcome = match deallocate(client.portal_store(), stmt) {
+        let outcome = match deallocate(client, stmt) {
             Some(done) => done,
             None => run(&self.shared, client, &prepared.text, stmt, &values).await,
         }
