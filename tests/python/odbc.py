@@ -1,5 +1,5 @@
 """psqlODBC (Debian's odbc-postgresql, through unixODBC and pyodbc) against a running Eddy: the
-ODBC catalog functions that Tableau, Power BI and Excel call to list tables and columns
+ODBC catalog functions that Tableau, Excel and other ODBC tools call to list tables and columns
 (SQLTables, SQLColumns, SQLPrimaryKeys, SQLStatistics, SQLForeignKeys, SQLGetTypeInfo), then
 reads of every relation listed.
 
