@@ -17,13 +17,14 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
-use crate::codec::{self, Decoder, decode_row, encode_row};
+use crate::codec::{BatchBuilder, Decoder, Part, RowEncoder, decode_row};
 use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
+use crate::window::micros;
 use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
 
 mod expiry;
@@ -32,17 +33,29 @@ mod not_in;
 pub use expiry::TimeBound;
 use not_in::NULL_KEY;
 
-/// The rows of one side that share a join key: encoded row -> (values, multiplicity).
-type Bucket = FastMap<Vec<u8>, (Vec<ScalarValue>, i64)>;
+/// An encoded row (see [`crate::codec`]): what a side holds, shared by its index, its time
+/// index and its dirty set. Output rows are decoded from it straight into Arrow columns.
+type Row = Arc<[u8]>;
 
-/// A row's encoded join key (None when a NULL keeps it from matching) and its values.
-type KeyedRow = (Option<Vec<u8>>, Vec<ScalarValue>);
+/// An encoded join key.
+type Key = Arc<[u8]>;
+
+/// The rows of one side that share a join key, with their multiplicities.
+type Bucket = FastMap<Row, i64>;
+
+/// A changed row of an input: its join key (None when a NULL keeps it from matching), its
+/// encoding, and its event time where the side's rows expire.
+struct Change {
+    key: Option<Key>,
+    row: Row,
+    time: Option<i64>,
+}
 
 #[derive(Default)]
 struct Side {
-    index: FastMap<Vec<u8>, Bucket>,
+    index: FastMap<Key, Bucket>,
     /// (key, row) pairs changed since the last checkpoint.
-    dirty: FastSet<(Vec<u8>, Vec<u8>)>,
+    dirty: FastSet<(Key, Row)>,
     /// With a time bound: the column of the rows' event time, and the rows by that time.
     time_column: Option<usize>,
     times: expiry::TimeIndex,
@@ -51,35 +64,42 @@ struct Side {
 }
 
 impl Side {
-    fn add(&mut self, key: &[u8], row: Vec<ScalarValue>, w: i64) -> DataflowResult<()> {
-        let row_bytes = encode_row(&row)?;
-        let bucket = self.index.entry(key.to_vec()).or_default();
-        let entry = bucket.entry(row_bytes.clone()).or_insert((row, 0));
-        let was = entry.1;
-        entry.1 += w;
-        let now = entry.1;
+    /// Adds `w` copies of a row under its key (`time`: its event time, if the side's rows
+    /// expire).
+    fn add(&mut self, key: &Key, row: &Row, w: i64, time: Option<i64>) -> DataflowResult<()> {
+        // Rows under one key share the index's copy of it.
+        let key = match self.index.get_key_value(key) {
+            Some((k, _)) => k.clone(),
+            None => key.clone(),
+        };
+        let bucket = self.index.entry(key.clone()).or_default();
+        let n = bucket.entry(row.clone()).or_insert(0);
+        let was = *n;
+        *n += w;
+        let now = *n;
         if now < 0 {
             return Err(DataflowError::Internal(
                 "join side holds a negative row".into(),
             ));
         }
-        let timed = self.time_column.is_some();
-        let arrived = (timed && was == 0 && now > 0).then(|| entry.0.clone());
         match (was, now) {
             (0, n) if n > 0 => self.held += 1,
             (w, 0) if w > 0 => self.held -= 1,
             _ => {}
         }
         if now == 0 {
-            bucket.remove(&row_bytes);
+            bucket.remove(row);
             if bucket.is_empty() {
-                self.index.remove(key);
+                self.index.remove(&key);
             }
         }
-        if let Some(values) = arrived {
-            self.index_time(key, &row_bytes, &values);
+        if let Some(t) = time.filter(|_| was == 0 && now > 0) {
+            self.times
+                .entry(t)
+                .or_default()
+                .push((key.clone(), row.clone()));
         }
-        self.dirty.insert((key.to_vec(), row_bytes));
+        self.dirty.insert((key, row.clone()));
         Ok(())
     }
 
@@ -91,7 +111,7 @@ impl Side {
             k.extend_from_slice(&key);
             k.extend_from_slice(&row);
             match self.index.get(&key).and_then(|b| b.get(&row)) {
-                Some((_, w)) => state.put(&k, w.to_le_bytes().to_vec()),
+                Some(w) => state.put(&k, w.to_le_bytes().to_vec()),
                 None => state.delete(&k),
             }
         }
@@ -99,6 +119,11 @@ impl Side {
 
     fn rows(&self) -> usize {
         self.held
+    }
+
+    /// The rows under a key, with their multiplicities.
+    fn under(&self, key: &[u8]) -> impl Iterator<Item = (&Row, &i64)> {
+        self.index.get(key).into_iter().flatten()
     }
 }
 
@@ -239,45 +264,104 @@ impl Join {
         }
     }
 
-    /// Each row's encoded key (None when a NULL keeps it from matching) and values.
-    fn keyed_rows(
+    /// An input's changed rows: each one's key, encoding and (where `side`'s rows expire)
+    /// event time.
+    fn changes(
         &self,
         exprs: &[Arc<dyn PhysicalExpr>],
+        side: &Side,
         d: &Delta,
-    ) -> DataflowResult<Vec<KeyedRow>> {
+    ) -> DataflowResult<Vec<Change>> {
         let keys: Vec<ArrayRef> = exprs
             .iter()
             .map(|e| Ok(e.evaluate(&d.batch)?.into_array(d.len())?))
             .collect::<DataflowResult<_>>()?;
+        let key_encoder = RowEncoder::new(&keys);
+        let row_encoder = RowEncoder::new(d.batch.columns());
+        let times = side.time_column.map(|c| d.batch.column(c));
+        let mut buf = Vec::new();
         (0..d.len())
             .map(|i| {
-                let k = codec::row_values(&keys, i)?;
-                let key = if !self.nulls_equal && k.iter().any(|v| v.is_null()) {
+                let key = if !self.nulls_equal && keys.iter().any(|k| k.is_null(i)) {
                     None
                 } else {
-                    Some(encode_row(&k)?)
+                    buf.clear();
+                    key_encoder.encode(i, &mut buf)?;
+                    Some(Key::from(&buf[..]))
                 };
-                Ok((key, codec::row_values(d.batch.columns(), i)?))
+                buf.clear();
+                row_encoder.encode(i, &mut buf)?;
+                let time = match times {
+                    Some(t) => micros(&ScalarValue::try_from_array(t, i)?),
+                    None => None,
+                };
+                Ok(Change {
+                    key,
+                    row: Row::from(&buf[..]),
+                    time,
+                })
             })
             .collect()
     }
+
+    /// A batch of output rows: pairs (both sides' columns, NULLs for a missing side) or, with
+    /// `pairs` false, the one side each row has (semi and anti joins).
+    fn batch(&self, schema: &SchemaRef, rows: &Rows, pairs: bool) -> DataflowResult<RecordBatch> {
+        fn part(row: &Option<Row>, width: usize) -> Part<'_> {
+            match row {
+                Some(r) => Part::Row(r, width),
+                None => Part::Nulls(width),
+            }
+        }
+        let mut builder = BatchBuilder::new(schema, rows.rows.len());
+        for (left, right) in &rows.rows {
+            match (pairs, left, right) {
+                (true, _, _) => {
+                    builder.push(&[part(left, self.left_width), part(right, self.right_width)])?
+                }
+                (false, Some(l), _) => builder.push(&[Part::Row(l, self.left_width)])?,
+                (false, None, Some(r)) => builder.push(&[Part::Row(r, self.right_width)])?,
+                (false, None, None) => {
+                    return Err(DataflowError::Internal("an output row of no side".into()));
+                }
+            }
+        }
+        builder.finish()
+    }
 }
 
-/// Rows with weights, gathered for one output batch.
+/// Output rows with weights, gathered for one batch: each row's left part and right part
+/// (None: NULLs in a pair, or not in the output of a semi or anti join).
 #[derive(Default)]
 struct Rows {
-    rows: Vec<Vec<ScalarValue>>,
+    rows: Vec<(Option<Row>, Option<Row>)>,
     weights: Vec<i64>,
 }
 
 impl Rows {
-    fn push(&mut self, row: Vec<ScalarValue>, weight: i64) {
-        self.rows.push(row);
+    fn pair(&mut self, left: &Row, right: &Row, weight: i64) {
+        self.rows.push((Some(left.clone()), Some(right.clone())));
+        self.weights.push(weight);
+    }
+
+    /// A row of one side alone.
+    fn one(&mut self, side: Which, row: &Row, weight: i64) {
+        self.rows.push(match side {
+            Which::Left => (Some(row.clone()), None),
+            Which::Right => (None, Some(row.clone())),
+        });
         self.weights.push(weight);
     }
 }
 
 impl Join {
+    fn side(&self, side: Which) -> &Side {
+        match side {
+            Which::Left => &self.left,
+            Which::Right => &self.right,
+        }
+    }
+
     /// The change of one side's unmatched rows over an epoch, given that side's changes and
     /// the keys whose other side changes. Call before the epoch's changes are added to the
     /// state (`after == false`: the part computed from the state as it was) and once after
@@ -285,30 +369,27 @@ impl Join {
     fn unmatched(
         &self,
         side: Which,
-        changes: &[KeyedRow],
+        changes: &[Change],
         weights: &[i64],
-        flipping: &FastSet<Vec<u8>>,
+        flipping: &FastSet<Key>,
         after: bool,
         out: &mut Rows,
     ) -> DataflowResult<()> {
-        let mine = match side {
-            Which::Left => &self.left,
-            Which::Right => &self.right,
-        };
+        let mine = self.side(side);
         let sign = if after { 1 } else { -1 };
         // Rows whose matching is in question, with the weight they count with if unmatched.
-        let mut candidates: Vec<(&[u8], &Vec<ScalarValue>, i64)> = Vec::new();
+        let mut candidates: Vec<(&[u8], &Row, i64)> = Vec::new();
         for key in flipping {
-            for (row, n) in mine.index.get(key).into_iter().flat_map(|b| b.values()) {
-                candidates.push((key, row, sign * n));
+            for (row, n) in mine.under(key) {
+                candidates.push((&key[..], row, sign * n));
             }
         }
         if !after {
             // Keys whose other side stays as it is: only the rows that changed change.
-            for ((key, row), w) in changes.iter().zip(weights) {
-                match key {
-                    None => out.push(row.clone(), *w),
-                    Some(k) if !flipping.contains(k) => candidates.push((k, row, *w)),
+            for (c, w) in changes.iter().zip(weights) {
+                match &c.key {
+                    None => out.one(side, &c.row, *w),
+                    Some(k) if !flipping.contains(k) => candidates.push((&k[..], &c.row, *w)),
                     Some(_) => {}
                 }
             }
@@ -316,7 +397,7 @@ impl Join {
         let matched = self.matched(side, &candidates)?;
         for ((_, row, w), m) in candidates.into_iter().zip(matched) {
             if !m {
-                out.push(row.clone(), w);
+                out.one(side, row, w);
             }
         }
         Ok(())
@@ -324,11 +405,7 @@ impl Join {
 
     /// Whether each row of `side` (with its key) has a match on the other side as it now
     /// is: a row under the same key, for which the residual condition holds if there is one.
-    fn matched(
-        &self,
-        side: Which,
-        candidates: &[(&[u8], &Vec<ScalarValue>, i64)],
-    ) -> DataflowResult<Vec<bool>> {
+    fn matched(&self, side: Which, candidates: &[(&[u8], &Row, i64)]) -> DataflowResult<Vec<bool>> {
         let theirs = match side {
             Which::Left => &self.right,
             Which::Right => &self.left,
@@ -340,23 +417,22 @@ impl Join {
                 .collect());
         };
         // Every pair of a candidate and a row under its key, evaluated at once.
-        let mut pairs = Vec::new();
+        let mut pairs = Rows::default();
         let mut owner = Vec::new();
         for (i, (key, row, _)) in candidates.iter().enumerate() {
-            for (other, _) in theirs.index.get(*key).into_iter().flat_map(|b| b.values()) {
-                let pair: Vec<ScalarValue> = match side {
-                    Which::Left => row.iter().chain(other).cloned().collect(),
-                    Which::Right => other.iter().chain(row.iter()).cloned().collect(),
-                };
-                pairs.push(pair);
+            for (other, _) in theirs.under(key) {
+                match side {
+                    Which::Left => pairs.pair(row, other, 1),
+                    Which::Right => pairs.pair(other, row, 1),
+                }
                 owner.push(i);
             }
         }
         let mut matched = vec![false; candidates.len()];
-        if pairs.is_empty() {
+        if pairs.rows.is_empty() {
             return Ok(matched);
         }
-        let batch = codec::batch_from_rows(&self.pair_schema, &pairs)?;
+        let batch = self.batch(&self.pair_schema, &pairs, true)?;
         let holds = cond.evaluate(&batch)?.into_array(batch.num_rows())?;
         let holds = holds.as_boolean();
         for (p, i) in owner.into_iter().enumerate() {
@@ -370,8 +446,8 @@ impl Join {
     /// An epoch of the join on equal keys.
     fn apply_equi(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let (dl, dr) = (&inputs[0], &inputs[1]);
-        let left_rows = self.keyed_rows(&self.left_keys, dl)?;
-        let right_rows = self.keyed_rows(&self.right_keys, dr)?;
+        let left_rows = self.changes(&self.left_keys, &self.left, dl)?;
+        let right_rows = self.changes(&self.right_keys, &self.right, dr)?;
 
         // Unmatched rows of each side that the output needs, before the state changes.
         let tracks = |side| self.kind.unmatched(side) != Unmatched::Ignored;
@@ -407,32 +483,26 @@ impl Join {
 
         let pairs = self.kind.pairs();
         let mut joined = Rows::default();
-        for (i, (key, row)) in left_rows.iter().enumerate() {
-            let w = dl.weights[i];
-            let Some(key) = key else { continue };
-            if pairs && let Some(bucket) = self.right.index.get(key) {
-                for (r, rw) in bucket.values() {
-                    let mut pair = row.clone();
-                    pair.extend(r.iter().cloned());
-                    joined.push(pair, w * rw);
+        for (c, &w) in left_rows.iter().zip(&dl.weights) {
+            let Some(key) = &c.key else { continue };
+            if pairs {
+                for (r, rw) in self.right.under(key) {
+                    joined.pair(&c.row, r, w * rw);
                 }
             }
-            self.left.add(key, row.clone(), w)?;
+            self.left.add(key, &c.row, w, c.time)?;
         }
-        for (i, (key, row)) in right_rows.iter().enumerate() {
-            let w = dr.weights[i];
-            let Some(key) = key else { continue };
-            if pairs && let Some(bucket) = self.left.index.get(key) {
-                for (l, lw) in bucket.values() {
-                    let mut pair = l.clone();
-                    pair.extend(row.iter().cloned());
-                    joined.push(pair, w * lw);
+        for (c, &w) in right_rows.iter().zip(&dr.weights) {
+            let Some(key) = &c.key else { continue };
+            if pairs {
+                for (l, lw) in self.left.under(key) {
+                    joined.pair(l, &c.row, w * lw);
                 }
             }
-            self.right.add(key, row.clone(), w)?;
+            self.right.add(key, &c.row, w, c.time)?;
         }
 
-        let batch = codec::batch_from_rows(&self.schema, &joined.rows)?;
+        let batch = self.batch(&self.schema, &joined, true)?;
         let mut out = Delta::new(batch, joined.weights);
         if let Some(cond) = &self.residual
             && !out.is_empty()
@@ -481,13 +551,13 @@ impl Join {
         if more.rows.is_empty() {
             return Ok(out);
         }
-        let batch = codec::batch_from_rows(&self.schema, &more.rows)?;
+        let batch = self.batch(&self.schema, &more, pairs)?;
         Delta::concat(&self.schema, &[out, Delta::new(batch, more.weights)])
     }
 
     /// The keys of changed rows.
-    fn keys_of(rows: &[KeyedRow]) -> FastSet<Vec<u8>> {
-        rows.iter().filter_map(|(k, _)| k.clone()).collect()
+    fn keys_of(rows: &[Change]) -> FastSet<Key> {
+        rows.iter().filter_map(|c| c.key.clone()).collect()
     }
 
     /// A side's unmatched change as output rows, per what the join kind makes of them.
@@ -495,38 +565,24 @@ impl Join {
         &self,
         side: Which,
         unmatched: Rows,
-        changes: &[KeyedRow],
+        changes: &[Change],
         weights: &[i64],
         out: &mut Rows,
     ) {
         match self.kind.unmatched(side) {
             Unmatched::Ignored => {}
-            Unmatched::Rows => {
-                for (row, w) in unmatched.rows.into_iter().zip(unmatched.weights) {
-                    out.push(row, w);
-                }
+            // Padded rows lack the other side's part: it builds as NULLs.
+            Unmatched::Rows | Unmatched::Padded => {
+                out.rows.extend(unmatched.rows);
+                out.weights.extend(unmatched.weights);
             }
             Unmatched::Complement => {
-                for ((_, row), w) in changes.iter().zip(weights) {
-                    out.push(row.clone(), *w);
+                for (c, w) in changes.iter().zip(weights) {
+                    out.one(side, &c.row, *w);
                 }
-                for (row, w) in unmatched.rows.into_iter().zip(unmatched.weights) {
-                    out.push(row, -w);
-                }
-            }
-            Unmatched::Padded => {
-                for (row, w) in unmatched.rows.into_iter().zip(unmatched.weights) {
-                    let padded = match side {
-                        Which::Left => row
-                            .into_iter()
-                            .chain(std::iter::repeat_n(ScalarValue::Null, self.right_width))
-                            .collect(),
-                        Which::Right => std::iter::repeat_n(ScalarValue::Null, self.left_width)
-                            .chain(row)
-                            .collect(),
-                    };
-                    out.push(padded, w);
-                }
+                out.rows.extend(unmatched.rows);
+                out.weights
+                    .extend(unmatched.weights.into_iter().map(|w| -w));
             }
         }
     }
@@ -596,26 +652,24 @@ impl Operator for Join {
                 .try_into()
                 .map_err(|_| corrupt())?;
             let len = u32::from_be_bytes(len_bytes) as usize;
-            let key = rest.get(4..4 + len).ok_or_else(corrupt)?.to_vec();
-            let row_bytes = rest[4 + len..].to_vec();
+            let key = Key::from(rest.get(4..4 + len).ok_or_else(corrupt)?);
+            let row = Row::from(&rest[4 + len..]);
             let (side, width) = match tag {
                 0 => (&mut self.left, self.left_width),
                 1 => (&mut self.right, self.right_width),
                 _ => return Err(corrupt()),
             };
-            let row = decode_row(&row_bytes, width)?;
             let w = Decoder::new(&v).i64()?;
-            side.index_time(&key, &row_bytes, &row);
-            let replaced = side
-                .index
-                .entry(key)
-                .or_default()
-                .insert(row_bytes, (row, w));
-            if replaced.is_none() {
-                side.held += 1;
-            }
+            let time = match side.time_column {
+                Some(c) => decode_row(&row, width)?.get(c).and_then(micros),
+                None => None,
+            };
+            side.add(&key, &row, w, time)?;
         }
-        let count = |b: &Bucket| b.values().map(|(_, n)| *n).sum::<i64>();
+        // Restoring is not a change.
+        self.left.dirty.clear();
+        self.right.dirty.clear();
+        let count = |b: &Bucket| b.values().sum::<i64>();
         self.right_rows = self.right.index.values().map(count).sum();
         self.right_nulls = self.right.index.get(NULL_KEY).map_or(0, count);
         Ok(())

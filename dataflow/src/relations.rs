@@ -13,7 +13,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use eddy_storage::{Store, keys};
 
-use crate::codec::{Decoder, batch_from_rows, decode_row, encode_value};
+use crate::codec::{BatchBuilder, Decoder, Part, RowEncoder, batch_from_rows, decode_row};
 use crate::{DataflowError, DataflowResult};
 
 /// How a relation's rows are stored.
@@ -39,14 +39,13 @@ pub fn encode_log_blocks(
     let mut rows_in_block = 0u32;
     let mut start = seq;
     for batch in batches {
+        let encoder = RowEncoder::new(batch.columns());
         for i in 0..batch.num_rows() {
             if rows_in_block == 0 {
                 block = 0u32.to_le_bytes().to_vec();
                 start = seq;
             }
-            for column in batch.columns() {
-                encode_value(&ScalarValue::try_from_array(column, i)?, &mut block)?;
-            }
+            encoder.encode(i, &mut block)?;
             rows_in_block += 1;
             seq += 1;
             if rows_in_block as usize == LOG_BLOCK_ROWS {
@@ -171,11 +170,34 @@ pub fn scan_from(
     mut f: impl FnMut(RecordBatch) -> DataflowResult<bool>,
 ) -> DataflowResult<()> {
     let width = schema.fields().len();
-    scan_rows(store, prefix, layout, width, chunk, |rows| {
-        let go_on = f(batch_from_rows(schema, rows)?)?;
-        rows.clear();
-        Ok(go_on)
-    })
+    if layout == Layout::Log {
+        return scan_rows(store, prefix, layout, width, chunk, |rows| {
+            let go_on = f(batch_from_rows(schema, rows)?)?;
+            rows.clear();
+            Ok(go_on)
+        });
+    }
+    // Keyed and multiset rows are decoded straight into the batch's columns.
+    let new_chunk = || BatchBuilder::new(schema, chunk.min(4096));
+    let mut rows = new_chunk();
+    for entry in store.scan_prefix(prefix) {
+        let (k, v) = entry?;
+        if layout == Layout::Keyed {
+            rows.push(&[Part::Row(&v, width)])?;
+        } else {
+            let row = &k[keys::ROWS_PREFIX_LEN..];
+            for _ in 0..decode_count(&v)? {
+                rows.push(&[Part::Row(row, width)])?;
+            }
+        }
+        if rows.len() >= chunk && !f(std::mem::replace(&mut rows, new_chunk()).finish()?)? {
+            return Ok(());
+        }
+    }
+    if !rows.is_empty() {
+        f(rows.finish()?)?;
+    }
+    Ok(())
 }
 
 /// Like [`scan_from`], with the rows as decoded values: `f` gets chunks of at least `chunk`
@@ -254,12 +276,10 @@ pub fn next_sequential_key(store: &Store, rel: u64) -> DataflowResult<u64> {
 pub fn encode_change(delta: &crate::Delta, replace: bool) -> DataflowResult<Vec<u8>> {
     let mut out = vec![u8::from(replace)];
     out.extend_from_slice(&(delta.len() as u64).to_le_bytes());
-    let columns = delta.batch.columns();
+    let encoder = RowEncoder::new(delta.batch.columns());
     for (i, w) in delta.weights.iter().enumerate() {
         out.extend_from_slice(&w.to_le_bytes());
-        for column in columns {
-            encode_value(&ScalarValue::try_from_array(column, i)?, &mut out)?;
-        }
+        encoder.encode(i, &mut out)?;
     }
     Ok(out)
 }
@@ -269,23 +289,19 @@ pub fn decode_change(bytes: &[u8], schema: &SchemaRef) -> DataflowResult<(crate:
     let mut d = Decoder::new(bytes);
     let replace = d.u8()? == 1;
     let n = d.i64()? as usize;
-    let width = schema.fields().len();
-    let mut rows = Vec::with_capacity(n);
-    let mut weights = Vec::with_capacity(n);
+    // The count is read from the bytes: reserve no more than they can hold.
+    let mut rows = BatchBuilder::new(schema, n.min(bytes.len()));
+    let mut weights = Vec::with_capacity(n.min(bytes.len()));
     for _ in 0..n {
         weights.push(d.i64()?);
-        rows.push(
-            (0..width)
-                .map(|_| d.value())
-                .collect::<DataflowResult<Vec<_>>>()?,
-        );
+        rows.push_from(&mut d)?;
     }
     if !d.is_empty() {
         return Err(DataflowError::Corrupt(
             "trailing bytes after a change".into(),
         ));
     }
-    let batch = crate::codec::batch_from_rows(schema, &rows)?;
+    let batch = rows.finish()?;
     Ok((crate::Delta::new(batch, weights), replace))
 }
 

@@ -17,16 +17,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::ScalarValue;
 
-use crate::codec::{self, Decoder, decode_row, encode_row};
+use crate::codec::{BatchBuilder, Decoder, Part, RowEncoder, decode_row, encode_row};
 use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
 use crate::window::micros;
 use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
 
-/// The rows of one partition at one event time: encoded row -> (values, multiplicity).
-type RowsAt = FastMap<Vec<u8>, (Vec<ScalarValue>, i64)>;
+/// The rows of one partition at one event time: encoded row -> multiplicity.
+type RowsAt = FastMap<Vec<u8>, i64>;
 
 /// One partition's rows by event time.
 #[derive(Default)]
@@ -93,8 +94,8 @@ pub struct SessionWindow {
     /// The input's columns, then `window_start` and `window_end`.
     schema: SchemaRef,
     partitions: FastMap<Vec<u8>, Partition>,
-    /// Rows (encoded) whose multiplicity changed since the last checkpoint.
-    dirty: FastSet<Vec<u8>>,
+    /// Rows whose multiplicity changed since the last checkpoint: (partition, time, row).
+    dirty: FastSet<(Vec<u8>, i64, Vec<u8>)>,
     /// The watermark up to which sessions have been freed.
     freed_to: Option<i64>,
 }
@@ -163,17 +164,18 @@ impl SessionWindow {
         partition: &Partition,
         sessions: &[Session],
         sign: i64,
-        out: &mut (Vec<Vec<ScalarValue>>, Vec<i64>),
+        out: &mut (BatchBuilder, Vec<i64>),
     ) -> DataflowResult<()> {
+        let width = self.schema.fields().len() - 2;
         for s in sessions {
-            let start = self.bound(s.first);
-            let end = self.bound(s.last.saturating_add(self.gap));
+            let bounds = encode_row(&[
+                self.bound(s.first),
+                self.bound(s.last.saturating_add(self.gap)),
+            ])?;
             for rows in partition.rows.range(s.first..=s.last).map(|(_, r)| r) {
-                for (values, n) in rows.values() {
-                    let mut row = values.clone();
-                    row.push(start.clone());
-                    row.push(end.clone());
-                    out.0.push(row);
+                for (row, n) in rows {
+                    out.0
+                        .push(&[Part::Row(row, width), Part::Row(&bounds, 2)])?;
                     out.1.push(sign * n);
                 }
             }
@@ -202,8 +204,9 @@ impl SessionWindow {
             Some(first) => partition.rows.split_off(&first),
             None => BTreeMap::new(),
         };
-        for rows in std::mem::replace(&mut partition.rows, kept).into_values() {
-            self.dirty.extend(rows.into_keys());
+        for (t, rows) in std::mem::replace(&mut partition.rows, kept) {
+            self.dirty
+                .extend(rows.into_keys().map(|row| (key.to_vec(), t, row)));
         }
         if partition.rows.is_empty() {
             self.partitions.remove(key);
@@ -233,24 +236,29 @@ impl Operator for SessionWindow {
 
     fn apply(&mut self, inputs: &[Delta], epoch: &EpochContext) -> DataflowResult<Delta> {
         let input = &inputs[0];
-        // The epoch's changes by partition: (event time, encoded row, values, weight).
-        type Change = (i64, Vec<u8>, Vec<ScalarValue>, i64);
+        // The epoch's changes by partition: (event time, encoded row, weight).
+        type Change = (i64, Vec<u8>, i64);
         let mut changes: FastMap<Vec<u8>, Vec<Change>> = FastMap::default();
+        let columns = input.batch.columns();
+        let partition: Vec<ArrayRef> = self.partition.iter().map(|c| columns[*c].clone()).collect();
+        let (rows, keys) = (RowEncoder::new(columns), RowEncoder::new(&partition));
+        // `new` admits only microsecond timestamps.
+        let times = columns[self.time].as_primitive::<TimestampMicrosecondType>();
         for i in 0..input.len() {
-            let values = codec::row_values(input.batch.columns(), i)?;
             // A row without an event time belongs to no session.
-            let Some(t) = micros(&values[self.time]) else {
+            if times.is_null(i) {
                 continue;
-            };
-            let key = self.partition_key(&values)?;
-            let row = encode_row(&values)?;
+            }
+            let (mut key, mut row) = (Vec::new(), Vec::new());
+            keys.encode(i, &mut key)?;
+            rows.encode(i, &mut row)?;
             changes
                 .entry(key)
                 .or_default()
-                .push((t, row, values, input.weights[i]));
+                .push((times.value(i), row, input.weights[i]));
         }
 
-        let mut out = (Vec::new(), Vec::new());
+        let mut out = (BatchBuilder::new(&self.schema, input.len()), Vec::new());
         let touched: Vec<Vec<u8>> = changes.keys().cloned().collect();
         for (key, changes) in changes {
             let mut partition = self.partitions.remove(&key).unwrap_or_default();
@@ -262,21 +270,21 @@ impl Operator for SessionWindow {
             let hi = partition.chain_end(last, self.gap);
             let before = partition.sessions(lo, hi, self.gap);
             self.emit(&partition, &before, -1, &mut out)?;
-            for (t, row, values, weight) in changes {
+            for (t, row, weight) in changes {
                 let at = partition.rows.entry(t).or_default();
-                let entry = at.entry(row.clone()).or_insert((values, 0));
-                entry.1 += weight;
-                if entry.1 == 0 {
+                let n = at.entry(row.clone()).or_insert(0);
+                *n += weight;
+                if *n == 0 {
                     at.remove(&row);
                     if at.is_empty() {
                         partition.rows.remove(&t);
                     }
-                } else if entry.1 < 0 {
+                } else if *n < 0 {
                     return Err(DataflowError::Internal(
                         "a session window deleted a row it never held".into(),
                     ));
                 }
-                self.dirty.insert(row);
+                self.dirty.insert((key.clone(), t, row));
             }
             let after = partition.sessions(lo, hi, self.gap);
             self.emit(&partition, &after, 1, &mut out)?;
@@ -297,8 +305,7 @@ impl Operator for SessionWindow {
             }
             self.freed_to = Some(wm);
         }
-        let batch = codec::batch_from_rows(&self.schema, &out.0)?;
-        Delta::new(batch, out.1).consolidate()
+        Delta::new(out.0.finish()?, out.1).consolidate()
     }
 
     fn schema(&self) -> SchemaRef {
@@ -306,20 +313,14 @@ impl Operator for SessionWindow {
     }
 
     fn checkpoint(&mut self, state: &mut StateWriter<'_>) -> DataflowResult<()> {
-        let width = self.schema.fields().len() - 2;
-        for row in std::mem::take(&mut self.dirty) {
-            let values = decode_row(&row, width)?;
-            let held = match micros(&values[self.time]) {
-                Some(t) => {
-                    let key = self.partition_key(&values)?;
-                    self.partitions
-                        .get(&key)
-                        .and_then(|p| p.rows.get(&t))
-                        .and_then(|r| r.get(&row))
-                        .map_or(0, |(_, n)| *n)
-                }
-                None => 0,
-            };
+        for (key, t, row) in std::mem::take(&mut self.dirty) {
+            let held = self
+                .partitions
+                .get(&key)
+                .and_then(|p| p.rows.get(&t))
+                .and_then(|r| r.get(&row))
+                .copied()
+                .unwrap_or(0);
             state.count(&row, held);
         }
         Ok(())
@@ -343,7 +344,7 @@ impl Operator for SessionWindow {
                 .rows
                 .entry(t)
                 .or_default()
-                .insert(row, (values, n));
+                .insert(row, n);
         }
         Ok(())
     }

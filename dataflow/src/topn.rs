@@ -19,12 +19,13 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 
-use crate::codec::{self, Decoder, decode_row, encode_row};
+use crate::codec::{self, BatchBuilder, Decoder, Part, RowEncoder, decode_row, encode_row};
 use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
-use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
+use crate::{DataflowError, DataflowResult, Delta, FastMap};
 
 /// How rows are numbered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,14 +99,14 @@ impl Ord for Place {
     }
 }
 
-/// A partition's rows in order, each with its values and multiplicity.
-type Ordered = BTreeMap<Place, (Vec<ScalarValue>, i64)>;
+/// A partition's rows in order (each place holds its row's encoding), with multiplicities.
+type Ordered = BTreeMap<Place, i64>;
 
-/// A ranked row: its values, its number and its multiplicity.
-type Ranked<'a> = (&'a [ScalarValue], u64, i64);
+/// A ranked row: its encoding, its number and its multiplicity.
+type Ranked<'a> = (&'a [u8], u64, i64);
 
-/// A changed row: its place, values and weight.
-type Change = (Place, Vec<ScalarValue>, i64);
+/// A changed row: its place and weight.
+type Change = (Place, i64);
 
 /// Ranks rows within partitions; see the module documentation.
 pub struct TopN {
@@ -121,8 +122,9 @@ pub struct TopN {
     width: usize,
     schema: SchemaRef,
     partitions: FastMap<Vec<u8>, Ordered>,
-    /// Rows (encoded) whose multiplicity changed since the last checkpoint.
-    dirty: FastSet<Vec<u8>>,
+    /// Rows (encoded) whose multiplicity changed since the last checkpoint, with their
+    /// partition's key and ORDER BY values.
+    dirty: FastMap<Vec<u8>, (Vec<u8>, Vec<ScalarValue>)>,
 }
 
 impl TopN {
@@ -148,7 +150,7 @@ impl TopN {
             width,
             schema,
             partitions: FastMap::default(),
-            dirty: FastSet::default(),
+            dirty: FastMap::default(),
         })
     }
 
@@ -178,7 +180,7 @@ impl TopN {
         let mut distinct = 0u64; // distinct ORDER BY values so far
         let mut previous: Option<&Place> = None;
         let mut number = 0u64;
-        for (place, (values, n)) in rows {
+        for (place, n) in rows {
             let tied = previous.is_some_and(|p| p.ties(place));
             match self.numbering {
                 Some(Numbering::Rank) if !tied => number = position + 1,
@@ -199,7 +201,7 @@ impl TopN {
                     // A row whose copies straddle the limit is kept: some of it ranks.
                     for _ in 0..(*n as u64).min(room) {
                         position += 1;
-                        out.push((values.as_slice(), position, 1));
+                        out.push((place.row.as_slice(), position, 1));
                     }
                 }
                 Some(Numbering::Rank | Numbering::DenseRank) => {
@@ -207,7 +209,7 @@ impl TopN {
                         return (out, Some(place.clone()));
                     }
                     position += *n as u64;
-                    out.push((values.as_slice(), number, *n));
+                    out.push((place.row.as_slice(), number, *n));
                 }
             }
         }
@@ -218,18 +220,29 @@ impl TopN {
         &self,
         rows: &Ordered,
         sign: i64,
-        out: &mut (Vec<Vec<ScalarValue>>, Vec<i64>),
-    ) -> Option<Place> {
+        out: &mut (BatchBuilder, Vec<i64>),
+    ) -> DataflowResult<Option<Place>> {
         let (ranked, cut) = self.ranked(rows);
-        for (values, number, n) in ranked {
-            let mut row = values.to_vec();
-            if self.numbering.is_some() {
-                row.push(ScalarValue::UInt64(Some(number)));
+        let mut number_bytes = Vec::new();
+        for (row, number, n) in ranked {
+            match self.numbering {
+                Some(_) => {
+                    number_bytes.clear();
+                    codec::encode_value(&ScalarValue::UInt64(Some(number)), &mut number_bytes)?;
+                    out.0
+                        .push(&[Part::Row(row, self.width), Part::Row(&number_bytes, 1)])?;
+                }
+                None => out.0.push(&[Part::Row(row, self.width)])?,
             }
-            out.0.push(row);
             out.1.push(sign * n);
         }
-        cut
+        Ok(cut)
+    }
+
+    /// Notes that a row's multiplicity changed.
+    fn touch(&mut self, key: &[u8], place: &Place) {
+        self.dirty
+            .insert(place.row.clone(), (key.to_vec(), place.order.clone()));
     }
 }
 
@@ -260,46 +273,59 @@ impl Operator for TopN {
     fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let input = &inputs[0];
         let mut changes: FastMap<Vec<u8>, Vec<Change>> = FastMap::default();
+        let columns = input.batch.columns();
+        let partition: Vec<ArrayRef> = self.partition.iter().map(|c| columns[*c].clone()).collect();
+        let (rows, keys) = (RowEncoder::new(columns), RowEncoder::new(&partition));
         for i in 0..input.len() {
-            let values = codec::row_values(input.batch.columns(), i)?;
-            let row = encode_row(&values)?;
-            let place = self.place(&values, row);
+            let (mut key, mut row) = (Vec::new(), Vec::new());
+            keys.encode(i, &mut key)?;
+            rows.encode(i, &mut row)?;
+            let order = self
+                .order
+                .iter()
+                .map(|s| ScalarValue::try_from_array(&columns[s.column], i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let place = Place {
+                order,
+                row,
+                spec: self.order.clone(),
+            };
             changes
-                .entry(self.partition_key(&values)?)
+                .entry(key)
                 .or_default()
-                .push((place, values, input.weights[i]));
+                .push((place, input.weights[i]));
         }
-        let mut out = (Vec::new(), Vec::new());
+        let mut out = (BatchBuilder::new(&self.schema, input.len()), Vec::new());
         for (key, changes) in changes {
             let mut rows = self.partitions.remove(&key).unwrap_or_default();
-            self.emit(&rows, -1, &mut out);
-            for (place, values, w) in changes {
-                self.dirty.insert(place.row.clone());
-                let entry = rows.entry(place.clone()).or_insert((values, 0));
-                entry.1 += w;
-                if entry.1 == 0 {
-                    rows.remove(&place);
-                } else if entry.1 < 0 {
+            self.emit(&rows, -1, &mut out)?;
+            for (place, w) in changes {
+                self.touch(&key, &place);
+                let now = rows.get(&place).copied().unwrap_or(0) + w;
+                if now < 0 {
                     return Err(DataflowError::Internal(
                         "a ranking deleted a row it never held".into(),
                     ));
                 }
+                match now {
+                    0 => rows.remove(&place),
+                    n => rows.insert(place, n),
+                };
             }
-            let cut = self.emit(&rows, 1, &mut out);
+            let cut = self.emit(&rows, 1, &mut out)?;
             if self.append_only
                 && let Some(cut) = cut
             {
                 // Nothing above the cut can leave, so nothing below it can rise.
                 for (place, _) in rows.split_off(&cut) {
-                    self.dirty.insert(place.row);
+                    self.touch(&key, &place);
                 }
             }
             if !rows.is_empty() {
                 self.partitions.insert(key, rows);
             }
         }
-        let batch = codec::batch_from_rows(&self.schema, &out.0)?;
-        Delta::new(batch, out.1).consolidate()
+        Delta::new(out.0.finish()?, out.1).consolidate()
     }
 
     fn schema(&self) -> SchemaRef {
@@ -307,15 +333,18 @@ impl Operator for TopN {
     }
 
     fn checkpoint(&mut self, state: &mut StateWriter<'_>) -> DataflowResult<()> {
-        for row in std::mem::take(&mut self.dirty) {
-            let values = decode_row(&row, self.width)?;
-            let key = self.partition_key(&values)?;
-            let place = self.place(&values, row);
+        for (row, (key, order)) in std::mem::take(&mut self.dirty) {
+            let place = Place {
+                order,
+                row,
+                spec: self.order.clone(),
+            };
             let held = self
                 .partitions
                 .get(&key)
                 .and_then(|rows| rows.get(&place))
-                .map_or(0, |(_, n)| *n);
+                .copied()
+                .unwrap_or(0);
             state.count(&place.row, held);
         }
         Ok(())
@@ -331,10 +360,7 @@ impl Operator for TopN {
             let values = decode_row(&row, self.width)?;
             let key = self.partition_key(&values)?;
             let place = self.place(&values, row);
-            self.partitions
-                .entry(key)
-                .or_default()
-                .insert(place, (values, n));
+            self.partitions.entry(key).or_default().insert(place, n);
         }
         Ok(())
     }

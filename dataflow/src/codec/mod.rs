@@ -15,8 +15,10 @@ use datafusion::common::ScalarValue;
 
 use crate::{DataflowError, DataflowResult};
 
+mod builder;
 mod columns;
 
+pub use builder::{BatchBuilder, Part};
 pub use columns::RowEncoder;
 
 mod tag {
@@ -256,6 +258,12 @@ impl<'a> Decoder<'a> {
 
     /// Decodes the next value.
     pub fn value(&mut self) -> DataflowResult<ScalarValue> {
+        let t = self.u8()?;
+        self.value_tagged(t)
+    }
+
+    /// Decodes the rest of a value whose type tag `t` was just read.
+    fn value_tagged(&mut self, t: u8) -> DataflowResult<ScalarValue> {
         use ScalarValue as S;
         macro_rules! fixed {
             ($variant:ident, $t:ty) => {{
@@ -267,7 +275,6 @@ impl<'a> Decoder<'a> {
                 S::$variant(v)
             }};
         }
-        let t = self.u8()?;
         Ok(match t {
             tag::NULL => S::Null,
             tag::BOOL => S::Boolean(if self.present()? {

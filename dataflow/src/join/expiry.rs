@@ -10,11 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::common::ScalarValue;
-
-use super::{Join, Side};
+use super::{Join, Key, Row, Side};
 use crate::operator::EpochContext;
-use crate::window::micros;
 
 /// How far apart the times of matching rows can be, and which streams' watermarks decide
 /// that rows can no longer match.
@@ -63,23 +60,9 @@ impl TimeBound {
 }
 
 /// A side's rows by event time, for freeing them in time order: time -> (key, row).
-pub(super) type TimeIndex = BTreeMap<i64, Vec<(Vec<u8>, Vec<u8>)>>;
+pub(super) type TimeIndex = BTreeMap<i64, Vec<(Key, Row)>>;
 
 impl Side {
-    /// Notes where a row is in time, when the side's rows expire (rows without a time stay
-    /// until deleted).
-    pub(super) fn index_time(&mut self, key: &[u8], row: &[u8], values: &[ScalarValue]) {
-        let Some(column) = self.time_column else {
-            return;
-        };
-        if let Some(t) = values.get(column).and_then(micros) {
-            self.times
-                .entry(t)
-                .or_default()
-                .push((key.to_vec(), row.to_vec()));
-        }
-    }
-
     /// Forgets every row whose time is before `horizon`; returns how many were forgotten.
     fn forget_before(&mut self, horizon: i64) -> usize {
         let kept = self.times.split_off(&horizon);

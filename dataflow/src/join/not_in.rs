@@ -1,10 +1,8 @@
 //! `NOT IN (subquery)`: a left anti join with SQL's NULL rules.
 
 use arrow::array::{BooleanArray, RecordBatch};
-use datafusion::common::ScalarValue;
 
-use super::{Join, Rows, Which};
-use crate::codec;
+use super::{Join, Key, Row, Rows, Which};
 use crate::operator::EpochContext;
 use crate::{DataflowResult, Delta};
 
@@ -47,21 +45,21 @@ impl Join {
             .left
             .index
             .iter()
-            .flat_map(|(k, b)| b.values().map(move |(row, n)| (k.as_slice(), row, *n)));
+            .flat_map(|(k, b)| b.iter().map(move |(row, n)| (&k[..], row, *n)));
         match mode {
             NotIn::HasNull => {}
             NotIn::Empty => {
                 for (_, row, n) in all {
-                    out.push(row.clone(), sign * n);
+                    out.one(Which::Left, row, sign * n);
                 }
             }
             NotIn::Plain => {
-                let candidates: Vec<(&[u8], &Vec<ScalarValue>, i64)> =
+                let candidates: Vec<(&[u8], &Row, i64)> =
                     all.filter(|(k, _, _)| *k != NULL_KEY).collect();
                 let matched = self.matched(Which::Left, &candidates)?;
                 for ((_, row, n), m) in candidates.into_iter().zip(matched) {
                     if !m {
-                        out.push(row.clone(), sign * n);
+                        out.one(Which::Left, row, sign * n);
                     }
                 }
             }
@@ -78,12 +76,12 @@ impl Join {
         epoch: &EpochContext,
     ) -> DataflowResult<Delta> {
         let (dl, dr) = (&inputs[0], &inputs[1]);
-        let left_rows = self.keyed_rows(&self.left_keys, dl)?;
-        let right_rows = self.keyed_rows(&self.right_keys, dr)?;
+        let left_rows = self.changes(&self.left_keys, &self.left, dl)?;
+        let right_rows = self.changes(&self.right_keys, &self.right, dr)?;
         let (mut rows, mut nulls) = (self.right_rows, self.right_nulls);
-        for ((key, _), w) in right_rows.iter().zip(&dr.weights) {
+        for (c, w) in right_rows.iter().zip(&dr.weights) {
             rows += w;
-            if key.is_none() {
+            if c.key.is_none() {
                 nulls += w;
             }
         }
@@ -96,15 +94,16 @@ impl Join {
             self.not_in_rows(before, -1, &mut judged)?;
         }
         // Rows with a NULL key are kept aside on both sides; the rest take the anti join.
-        let has_key: BooleanArray = left_rows.iter().map(|(k, _)| Some(k.is_some())).collect();
-        for ((key, row), w) in left_rows.iter().zip(&dl.weights) {
-            if key.is_none() {
-                self.left.add(NULL_KEY, row.clone(), *w)?;
+        let has_key: BooleanArray = left_rows.iter().map(|c| Some(c.key.is_some())).collect();
+        let null_key = Key::from(NULL_KEY);
+        for (c, w) in left_rows.iter().zip(&dl.weights) {
+            if c.key.is_none() {
+                self.left.add(&null_key, &c.row, *w, c.time)?;
             }
         }
-        for ((key, row), w) in right_rows.iter().zip(&dr.weights) {
-            if key.is_none() {
-                self.right.add(NULL_KEY, row.clone(), *w)?;
+        for (c, w) in right_rows.iter().zip(&dr.weights) {
+            if c.key.is_none() {
+                self.right.add(&null_key, &c.row, *w, c.time)?;
             }
         }
         let anti = self.apply_equi(&[dl.filter(&has_key)?, dr.clone()], epoch)?;
@@ -118,7 +117,7 @@ impl Join {
             )),
             _ => {
                 self.not_in_rows(after, 1, &mut judged)?;
-                let batch = codec::batch_from_rows(&self.schema, &judged.rows)?;
+                let batch = self.batch(&self.schema, &judged, false)?;
                 Ok(Delta::new(batch, judged.weights))
             }
         }
