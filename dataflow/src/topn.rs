@@ -61,24 +61,29 @@ impl Place {
     }
 
     fn compare_order(&self, other: &Place) -> Ordering {
-        for ((a, b), s) in self.order.iter().zip(&other.order).zip(self.spec.iter()) {
-            let o = match (a.is_null(), b.is_null()) {
-                (true, true) => Ordering::Equal,
-                (true, false) if s.nulls_first => Ordering::Less,
-                (true, false) => Ordering::Greater,
-                (false, true) if s.nulls_first => Ordering::Greater,
-                (false, true) => Ordering::Less,
-                (false, false) => {
-                    let o = codec::compare_values(a, b);
-                    if s.descending { o.reverse() } else { o }
-                }
-            };
-            if o != Ordering::Equal {
-                return o;
-            }
-        }
-        Ordering::Equal
+        compare_orders(&self.order, &other.order, &self.spec)
     }
+}
+
+/// Compares two rows' ORDER BY values.
+fn compare_orders(a: &[ScalarValue], b: &[ScalarValue], spec: &[SortColumn]) -> Ordering {
+    for ((a, b), s) in a.iter().zip(b).zip(spec) {
+        let o = match (a.is_null(), b.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) if s.nulls_first => Ordering::Less,
+            (true, false) => Ordering::Greater,
+            (false, true) if s.nulls_first => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            (false, false) => {
+                let o = codec::compare_values(a, b);
+                if s.descending { o.reverse() } else { o }
+            }
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
 }
 
 impl PartialEq for Place {
@@ -239,6 +244,28 @@ impl TopN {
         Ok(cut)
     }
 
+    /// Whether a row with these ORDER BY values, inserted into an append-only input, lands
+    /// below the limit of its partition for good, so that it changes nothing: with numbers
+    /// that ties do not share, it sorts after the last of at least `limit` rows the partition
+    /// held before the epoch, none of which can leave. (A tie is not judged here: the row's
+    /// encoding would break it.)
+    fn below_the_cut(&self, key: &[u8], order: &[ScalarValue]) -> bool {
+        let (true, Some(limit), Some(Numbering::RowNumber) | None) =
+            (self.append_only, self.limit, self.numbering)
+        else {
+            return false;
+        };
+        let Some(rows) = self.partitions.get(key) else {
+            return false;
+        };
+        match rows.last_key_value() {
+            Some((last, _)) if rows.len() as u64 >= limit => {
+                compare_orders(order, &last.order, &self.order) == Ordering::Greater
+            }
+            _ => false,
+        }
+    }
+
     /// Notes that a row's multiplicity changed.
     fn touch(&mut self, key: &[u8], place: &Place) {
         self.dirty
@@ -279,12 +306,15 @@ impl Operator for TopN {
         for i in 0..input.len() {
             let (mut key, mut row) = (Vec::new(), Vec::new());
             keys.encode(i, &mut key)?;
-            rows.encode(i, &mut row)?;
             let order = self
                 .order
                 .iter()
                 .map(|s| ScalarValue::try_from_array(&columns[s.column], i))
                 .collect::<Result<Vec<_>, _>>()?;
+            if self.below_the_cut(&key, &order) {
+                continue;
+            }
+            rows.encode(i, &mut row)?;
             let place = Place {
                 order,
                 row,
@@ -468,5 +498,17 @@ mod tests {
         let out = t.apply_now(&[delta(SCORES, &[(1, "g|e|25")])]).unwrap();
         assert_eq!(sorted(&out), s(&[(-1, "g|c|20"), (1, "g|e|25")]));
         assert_eq!(t.state_rows(), 2);
+        // Below the last of the top: nothing changes, nothing is kept. A tie with the last
+        // is broken by the row's encoding ("f" after "e"), a new top row cuts the last.
+        let out = t
+            .apply_now(&[delta(SCORES, &[(1, "g|f|25"), (3, "g|h|1"), (1, "k|a|1")])])
+            .unwrap();
+        assert_eq!(sorted(&out), s(&[(1, "k|a|1")]));
+        assert_eq!(t.state_rows(), 3);
+        let out = t
+            .apply_now(&[delta(SCORES, &[(1, "g|h|1"), (1, "g|z|99")])])
+            .unwrap();
+        assert_eq!(sorted(&out), s(&[(-1, "g|e|25"), (1, "g|z|99")]));
+        assert_eq!(t.state_rows(), 3);
     }
 }
