@@ -206,7 +206,8 @@ impl Store {
         then: impl FnOnce(),
     ) -> StorageResult<()> {
         let inner = &self.inner;
-        let layer = Arc::new(batch.entries);
+        let bytes = batch.bytes;
+        let layer = Arc::new(batch.into_layer());
         inner.wait_for_room();
         let mut wal = inner.wal.lock();
         if let Some(wal) = wal.as_mut() {
@@ -221,7 +222,7 @@ impl Store {
         {
             // Before the log is let go: the writer takes layers and their sizes together.
             let mut state = inner.writer.lock();
-            state.sizes.push_back(batch.bytes);
+            state.sizes.push_back(bytes);
             state.committed += 1;
         }
         drop(wal);
@@ -425,9 +426,13 @@ impl<I: Iterator<Item = sled::Result<(IVec, IVec)>>> Iterator for Merged<I> {
 }
 
 /// The writes of one epoch, applied all together by [`Store::commit`].
+///
+/// Writes are gathered in the order they come and put in key order once, at commit: an
+/// epoch writes each key about once, and one sort of many keys (which share long prefixes)
+/// costs far fewer comparisons than an ordered insert of each.
 #[derive(Default)]
 pub struct WriteBatch {
-    entries: Layer,
+    entries: Vec<(IVec, Option<IVec>)>,
     ops: usize,
     bytes: u64,
 }
@@ -436,15 +441,21 @@ impl WriteBatch {
     pub fn put(&mut self, key: impl Into<IVec>, value: impl Into<IVec>) {
         let (key, value) = (key.into(), value.into());
         self.bytes += (key.len() + value.len()) as u64;
-        self.entries.insert(key, Some(value));
+        self.entries.push((key, Some(value)));
         self.ops += 1;
     }
 
     pub fn delete(&mut self, key: impl Into<IVec>) {
         let key = key.into();
         self.bytes += key.len() as u64;
-        self.entries.insert(key, None);
+        self.entries.push((key, None));
         self.ops += 1;
+    }
+
+    /// The writes in key order, the last write of a key winning (a map built from a list
+    /// sorts it stably and keeps the last of equal keys).
+    fn into_layer(self) -> Layer {
+        self.entries.into_iter().collect()
     }
 
     /// Bytes of the keys and values written (a deletion counts its key).
@@ -541,6 +552,31 @@ mod tests {
         store.pause_writer(false);
         store.flush().unwrap();
         assert!(store.inner.layers.read().is_empty());
+        assert_eq!(contents(&store), expected);
+    }
+
+    #[test]
+    fn the_last_write_of_a_key_in_a_batch_wins() {
+        let store = Store::temporary().unwrap();
+        let mut b = WriteBatch::default();
+        for (k, v) in [
+            (b"z", Some(b"1")),
+            (b"a", Some(b"1")),
+            (b"z", None),
+            (b"a", None),
+        ] {
+            match v {
+                Some(v) => b.put(keys::row(7, k), v.to_vec()),
+                None => b.delete(keys::row(7, k)),
+            }
+        }
+        b.put(keys::row(7, b"a"), b"2".to_vec());
+        b.put(keys::row(7, b"m"), b"1".to_vec());
+        assert_eq!(b.len(), 6);
+        store.commit(b, true).unwrap();
+        let expected = pairs(&[(b"a", b"2"), (b"m", b"1")]);
+        assert_eq!(contents(&store), expected);
+        store.flush().unwrap();
         assert_eq!(contents(&store), expected);
     }
 
