@@ -12,6 +12,9 @@
 
 /// mimalloc: the epoch driver allocates and frees many small buffers per epoch, which the
 /// system allocator serves poorly off the main thread (its per-thread arenas grow by mprotect).
+/// Built without its transparent-huge-page advice (`no_thp`): memory it returns and takes
+/// back each epoch was otherwise faulted in and zeroed 2 MiB at a time, up to a third of
+/// the epoch driver's time on aggregations (BENCHMARKS.md, 2026-12-06).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
