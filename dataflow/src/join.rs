@@ -67,12 +67,11 @@ impl Side {
     /// Adds `w` copies of a row under its key (`time`: its event time, if the side's rows
     /// expire).
     fn add(&mut self, key: &Key, row: &Row, w: i64, time: Option<i64>) -> DataflowResult<()> {
-        // Rows under one key share the index's copy of it.
-        let key = match self.index.get_key_value(key) {
-            Some((k, _)) => k.clone(),
-            None => key.clone(),
-        };
-        let bucket = self.index.entry(key.clone()).or_default();
+        // Rows under one key share the index's copy of it (an occupied entry's key is the
+        // one the index holds).
+        let entry = self.index.entry(key.clone());
+        let key = entry.key().clone();
+        let bucket = entry.or_default();
         let n = bucket.entry(row.clone()).or_insert(0);
         let was = *n;
         *n += w;
@@ -406,10 +405,10 @@ impl Join {
     /// Whether each row of `side` (with its key) has a match on the other side as it now
     /// is: a row under the same key, for which the residual condition holds if there is one.
     fn matched(&self, side: Which, candidates: &[(&[u8], &Row, i64)]) -> DataflowResult<Vec<bool>> {
-        let theirs = match side {
-            Which::Left => &self.right,
-            Which::Right => &self.left,
-        };
+        let theirs = self.side(match side {
+            Which::Left => Which::Right,
+            Which::Right => Which::Left,
+        });
         let Some(cond) = &self.residual else {
             return Ok(candidates
                 .iter()
