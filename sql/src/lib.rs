@@ -3,7 +3,8 @@
 //! Text goes in, typed statements and plans come out:
 //! 1. [`parser`] splits and parses statements: Eddy's own (CREATE STREAM, SHOW STREAMS,
 //!    FLUSH, ...) here, everything else through sqlparser's PostgreSQL dialect ([`dialect`]
-//!    wraps it to read literals without a detour).
+//!    wraps it to read literals without a detour). [`values`] reads an INSERT of literal rows
+//!    in one pass, without sqlparser.
 //! 2. [`context`] makes a DataFusion session per statement whose tables are the Eddy
 //!    relations the statement references, with rows (queries) or without (planning).
 //! 3. [`streaming`] turns the optimized logical plan of a materialized view into an
@@ -41,6 +42,7 @@ pub mod subqueries;
 pub mod system;
 pub mod table;
 pub mod triggers;
+pub mod values;
 pub mod windows;
 
 pub use error::{SqlError, SqlResult};

@@ -12,9 +12,6 @@ pub const DEFAULT_SCHEMA: &str = "public";
 /// it: as is when it is lower case letters, digits and underscores (not starting with a digit)
 /// and no reserved word, else in double quotes.
 pub fn quote_identifier(name: &str) -> String {
-    use sqlparser::keywords::{
-        ALL_KEYWORDS, ALL_KEYWORDS_INDEX, RESERVED_FOR_COLUMN_ALIAS, RESERVED_FOR_TABLE_ALIAS,
-    };
     let plain = name
         .chars()
         .next()
@@ -22,19 +19,24 @@ pub fn quote_identifier(name: &str) -> String {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    let reserved = || {
-        ALL_KEYWORDS
-            .binary_search(&name.to_ascii_uppercase().as_str())
-            .is_ok_and(|i| {
-                let k = ALL_KEYWORDS_INDEX[i];
-                RESERVED_FOR_TABLE_ALIAS.contains(&k) || RESERVED_FOR_COLUMN_ALIAS.contains(&k)
-            })
-    };
-    if plain && !reserved() {
+    if plain && !is_reserved(name) {
         name.to_string()
     } else {
         format!("\"{}\"", name.replace('"', "\"\""))
     }
+}
+
+/// Whether a word (of any case) is reserved: written bare, it would not be read as a name.
+pub fn is_reserved(word: &str) -> bool {
+    use sqlparser::keywords::{
+        ALL_KEYWORDS, ALL_KEYWORDS_INDEX, RESERVED_FOR_COLUMN_ALIAS, RESERVED_FOR_TABLE_ALIAS,
+    };
+    ALL_KEYWORDS
+        .binary_search(&word.to_ascii_uppercase().as_str())
+        .is_ok_and(|i| {
+            let k = ALL_KEYWORDS_INDEX[i];
+            RESERVED_FOR_TABLE_ALIAS.contains(&k) || RESERVED_FOR_COLUMN_ALIAS.contains(&k)
+        })
 }
 
 pub fn normalize_ident(ident: &Ident) -> String {

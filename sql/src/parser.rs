@@ -89,6 +89,8 @@ pub enum Statement {
         options: Vec<SqlOption>,
         copy: bool,
     },
+    /// `INSERT INTO name [(columns)] VALUES ...` of literal rows, read by [`crate::values`].
+    InsertValues(Box<crate::values::LiteralInsert>),
     /// Anything else, as sqlparser parsed it.
     Sql(Box<SqlStatement>),
 }
@@ -101,6 +103,14 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Statement>> {
             .map(|q| Statement::Sql(Box::new(q)))
             .collect());
     }
+    if let Some(insert) = crate::values::scan_insert(sql) {
+        return Ok(vec![Statement::InsertValues(Box::new(insert))]);
+    }
+    parse_general(sql)
+}
+
+/// Parses a string of `;`-separated statements without the fast path of [`crate::values`].
+pub fn parse_general(sql: &str) -> SqlResult<Vec<Statement>> {
     let dialect = EddyDialect;
     let mut parser = Parser::new(&dialect).try_with_sql(sql)?;
     let mut out = Vec::new();

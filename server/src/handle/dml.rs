@@ -18,6 +18,7 @@ use datafusion::sql::sqlparser::ast::ExprWithAlias;
 use eddy_catalog::{Relation, RelationKind, SqlType};
 use eddy_sql::context::Rows;
 use eddy_sql::names::{normalize_ident, normalize_object_name};
+use eddy_sql::values::{Literal, LiteralInsert};
 use eddy_sql::{SqlError, SqlResult};
 use sqlparser::ast::{
     Assignment, AssignmentTarget, Expr as SqlExpr, FromTable, Insert, ObjectName, OnConflictAction,
@@ -211,12 +212,7 @@ async fn insert(
         return Err(SqlError::Unsupported("INSERT into a table function".into()));
     };
     let rel = resolve(shared, &normalize_object_name(name)?)?;
-    if !matches!(rel.kind, RelationKind::Stream | RelationKind::Table) {
-        return Err(SqlError::WrongObjectType(format!(
-            "cannot insert into {} \"{}\"",
-            rel.kind, rel.name
-        )));
-    }
+    insertable(&rel)?;
     if ins.returning.is_some() {
         return Err(SqlError::Unsupported("INSERT ... RETURNING".into()));
     }
@@ -259,9 +255,63 @@ async fn insert(
         Some(batch) => vec![batch],
         None => planned_rows(shared, ins, &rel, params).await?,
     };
+    write_rows(shared, &rel, rows, on_conflict).await
+}
+
+/// An INSERT of literal rows read by the parser's fast path. A target it does not fit (a
+/// literal that is not of its column's kind, an unknown column, too many values) sends the
+/// statement through sqlparser and the planner, which also report what is wrong.
+pub async fn insert_literals(shared: &Shared, ins: &LiteralInsert) -> SqlResult<Outcome> {
+    let rel = resolve(shared, &ins.table)?;
+    insertable(&rel)?;
+    let targets = if ins.columns.is_empty() {
+        (ins.width <= rel.columns.len()).then(|| (0..ins.width).collect::<Vec<_>>())
+    } else {
+        column_positions(ins.columns.iter().map(String::as_str), &rel)
+            .filter(|t| t.len() == ins.width)
+    };
+    let batch = match targets {
+        Some(targets) => literal_batch(
+            &rel,
+            &targets,
+            ins.rows().map(|r| r.map(Some)),
+            ins.row_count(),
+        )?,
+        None => None,
+    };
+    match batch {
+        Some(batch) => write_rows(shared, &rel, vec![batch], OnConflict::Error).await,
+        None => {
+            let stmts = eddy_sql::parser::parse_general(&ins.sql)?;
+            match stmts.as_slice() {
+                [eddy_sql::parser::Statement::Sql(stmt)] => execute(shared, stmt, &[]).await,
+                _ => Err(SqlError::Internal(
+                    "an INSERT read twice differently".into(),
+                )),
+            }
+        }
+    }
+}
+
+fn insertable(rel: &Relation) -> SqlResult<()> {
+    if !matches!(rel.kind, RelationKind::Stream | RelationKind::Table) {
+        return Err(SqlError::WrongObjectType(format!(
+            "cannot insert into {} \"{}\"",
+            rel.kind, rel.name
+        )));
+    }
+    Ok(())
+}
+
+async fn write_rows(
+    shared: &Shared,
+    rel: &Relation,
+    rows: Vec<RecordBatch>,
+    on_conflict: OnConflict,
+) -> SqlResult<Outcome> {
     let written = shared
         .engine
-        .write(WriteOp::new_rows(&rel, rows, on_conflict))
+        .write(WriteOp::new_rows(rel, rows, on_conflict))
         .await?;
     let done = Outcome::Done {
         tag: "INSERT 0".into(),
@@ -274,10 +324,7 @@ async fn insert(
 }
 
 /// The rows of an INSERT of plain literals (`VALUES (1, 'a', NULL), ...`), read without
-/// planning a query: each literal is read as its column's type the way COPY reads text. None
-/// when anything needs the planner (an expression, a parameter, DEFAULT, a number for a
-/// non-numeric column, a fraction for an integer column); the planner then also reports
-/// whatever is wrong with the statement.
+/// planning a query. None when anything needs the planner (see [`literal_batch`]).
 fn literal_rows(ins: &Insert, rel: &Relation) -> SqlResult<Option<RecordBatch>> {
     let Some(query) = &ins.source else {
         return Ok(None);
@@ -295,19 +342,42 @@ fn literal_rows(ins: &Insert, rel: &Relation) -> SqlResult<Option<RecordBatch>> 
     let Some(targets) = target_columns(ins, rel) else {
         return Ok(None);
     };
-    let mut texts: Vec<Vec<Option<Cow<'_, str>>>> = vec![Vec::new(); rel.columns.len()];
-    for row in &values.rows {
-        if row.len() != targets.len() {
-            return Ok(None);
-        }
-        for (expr, &c) in row.iter().zip(&targets) {
-            match literal_text(expr, &rel.columns[c].sql_type) {
+    let rows = values
+        .rows
+        .iter()
+        .map(|row| row.iter().map(eddy_sql::values::literal_of));
+    if values.rows.iter().any(|row| row.len() != targets.len()) {
+        return Ok(None);
+    }
+    literal_batch(rel, &targets, rows, values.rows.len())
+}
+
+/// The `n` rows of literals (None: not a literal) going to the columns at `targets`, read as
+/// their columns' types the way COPY reads text. None when anything needs the planner: an
+/// expression, a parameter, DEFAULT, a number for a non-numeric column, a fraction for an
+/// integer column; the planner then also reports whatever is wrong with the statement.
+fn literal_batch<'a, R, L>(
+    rel: &Relation,
+    targets: &[usize],
+    rows: R,
+    n: usize,
+) -> SqlResult<Option<RecordBatch>>
+where
+    R: Iterator<Item = L>,
+    L: Iterator<Item = Option<Literal<'a>>>,
+{
+    let mut texts: Vec<Vec<Option<Cow<'a, str>>>> = vec![Vec::new(); rel.columns.len()];
+    for &c in targets {
+        texts[c].reserve_exact(n);
+    }
+    for row in rows {
+        for (literal, &c) in row.zip(targets) {
+            match literal.and_then(|l| literal_text(l, &rel.columns[c].sql_type)) {
                 Some(text) => texts[c].push(text),
                 None => return Ok(None),
             }
         }
     }
-    let n = values.rows.len();
     let schema = rel.schema();
     let columns = schema
         .fields()
@@ -326,9 +396,8 @@ fn literal_rows(ins: &Insert, rel: &Relation) -> SqlResult<Option<RecordBatch>> 
 }
 
 /// The text of a literal for a column of type `ty`: `Some(None)` for NULL, None when the
-/// literal is not one [`literal_rows`] reads.
-fn literal_text<'a>(expr: &'a SqlExpr, ty: &SqlType) -> Option<Option<Cow<'a, str>>> {
-    use sqlparser::ast::{UnaryOperator, Value};
+/// literal is not one [`literal_batch`] reads as that type.
+fn literal_text<'a>(literal: Literal<'a>, ty: &SqlType) -> Option<Option<Cow<'a, str>>> {
     let numeric = matches!(
         ty,
         SqlType::SmallInt
@@ -339,34 +408,20 @@ fn literal_text<'a>(expr: &'a SqlExpr, ty: &SqlType) -> Option<Option<Cow<'a, st
             | SqlType::Numeric { .. }
     );
     let integer = matches!(ty, SqlType::SmallInt | SqlType::Int | SqlType::BigInt);
-    let number = |n: &'a str, negative: bool| -> Option<Option<Cow<'a, str>>> {
-        let whole = n.bytes().all(|b| b.is_ascii_digit());
-        (numeric && (whole || !integer)).then(|| {
-            Some(match negative {
-                false => Cow::Borrowed(n),
-                true => Cow::Owned(format!("-{n}")),
-            })
-        })
-    };
-    match expr {
-        SqlExpr::Value(v) => match &v.value {
-            Value::SingleQuotedString(s) => Some(Some(Cow::Borrowed(s.as_str()))),
-            Value::Null => Some(None),
-            Value::Boolean(b) => (*ty == SqlType::Bool).then(|| Some(Cow::Owned(b.to_string()))),
-            Value::Number(n, false) => number(n, false),
-            _ => None,
-        },
-        SqlExpr::UnaryOp {
-            op: UnaryOperator::Minus,
-            expr,
-        } => match expr.as_ref() {
-            SqlExpr::Value(v) => match &v.value {
-                Value::Number(n, false) => number(n, true),
-                _ => None,
-            },
-            _ => None,
-        },
-        _ => None,
+    match literal {
+        Literal::Null => Some(None),
+        Literal::Text(s) => Some(Some(s)),
+        Literal::Bool(b) => {
+            let text = if b { "true" } else { "false" };
+            (*ty == SqlType::Bool).then_some(Some(Cow::Borrowed(text)))
+        }
+        Literal::Number(n) => {
+            let digits = n.strip_prefix('-').unwrap_or(&n);
+            let whole = digits.bytes().all(|b| b.is_ascii_digit());
+            // Arrow reads no exponent into a decimal; the planner's float literal does.
+            let exponent = matches!(ty, SqlType::Numeric { .. }) && digits.contains(['e', 'E']);
+            (numeric && (whole || !integer) && !exponent).then_some(Some(n))
+        }
     }
 }
 
@@ -448,9 +503,21 @@ fn target_columns(ins: &Insert, rel: &Relation) -> Option<Vec<usize>> {
     if ins.columns.is_empty() {
         return Some((0..rel.columns.len()).collect());
     }
-    let mut targets = Vec::with_capacity(ins.columns.len());
-    for c in &ins.columns {
-        let name = normalize_object_name(c).ok()?;
+    let names = ins
+        .columns
+        .iter()
+        .map(|c| normalize_object_name(c).ok())
+        .collect::<Option<Vec<_>>>()?;
+    column_positions(names.iter().map(String::as_str), rel)
+}
+
+/// The positions of the named columns; None when one is unknown or named twice.
+fn column_positions<'a>(
+    names: impl Iterator<Item = &'a str>,
+    rel: &Relation,
+) -> Option<Vec<usize>> {
+    let mut targets = Vec::new();
+    for name in names {
         let i = rel.columns.iter().position(|col| col.name == name)?;
         if targets.contains(&i) {
             return None;

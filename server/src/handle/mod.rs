@@ -113,6 +113,7 @@ pub async fn execute(
         } => Ok(Outcome::Subscribe(Box::new(subscribe::start(
             shared, name, options, *copy,
         )?))),
+        Statement::InsertValues(ins) => dml::insert_literals(shared, ins).await,
         Statement::Sql(s) => execute_sql(shared, session, s, params).await,
     }
 }
@@ -192,6 +193,7 @@ fn write_kind(stmt: &Statement) -> Option<String> {
         Statement::CreateSink { .. } => "CREATE SINK",
         Statement::Drop { .. } => "DROP",
         Statement::Rename { .. } | Statement::AddColumn { .. } => "ALTER",
+        Statement::InsertValues(_) => "INSERT",
         Statement::Sql(s) => match **s {
             SqlStatement::Insert(_) => "INSERT",
             SqlStatement::Update(_) => "UPDATE",
