@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 use arrow::array::{Array, RecordBatch};
 use datafusion::common::ScalarValue;
 use eddy_catalog::{Catalog, Relation, RelationKind, Snapshot};
-use eddy_dataflow::codec::{encode_row, row_values};
+use eddy_dataflow::codec::{RowEncoder, row_values};
 use eddy_dataflow::metrics::{EpochKind, EpochRecord, Metrics, RelationEpoch};
 use eddy_dataflow::progress::Progress;
 use eddy_dataflow::relations::{self, decode_count};
@@ -727,9 +727,12 @@ fn materialize(
     // read.
     let unique = !view.primary_key.is_empty();
     let view = view.id;
+    let encoder = RowEncoder::new(columns);
+    let prefix = keys::rows_prefix(view);
     for i in 0..delta.len() {
-        let row = encode_row(&row_values(columns, i)?)?;
-        let key = keys::row(view, &row);
+        let mut key = Vec::with_capacity(prefix.len() + 64);
+        key.extend_from_slice(&prefix);
+        encoder.encode(i, &mut key)?;
         let new = match (unique, delta.weights[i]) {
             (true, 1) => 1,
             (true, -1) => 0,
