@@ -509,12 +509,13 @@ fn typed_column<'a>(
         BooleanBuilder, Date32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder,
         StringBuilder, TimestampMicrosecondBuilder, UInt64Builder,
     };
+    // Appends each value the pattern takes (NULL as NULL); any other value ends the attempt.
     macro_rules! build {
-        ($builder:expr, $variant:ident) => {{
+        ($builder:expr, $p:pat $(if $guard:expr)? => $value:expr) => {{
             let mut b = $builder;
             for v in values {
                 match v {
-                    ScalarValue::$variant(x) => b.append_option(*x),
+                    $p $(if $guard)? => b.append_option($value),
                     ScalarValue::Null => b.append_null(),
                     _ => return None,
                 }
@@ -524,35 +525,25 @@ fn typed_column<'a>(
     }
     let n = values.size_hint().0;
     Some(match data_type {
-        DataType::Boolean => build!(BooleanBuilder::with_capacity(n), Boolean),
-        DataType::Int16 => build!(Int16Builder::with_capacity(n), Int16),
-        DataType::Int32 => build!(Int32Builder::with_capacity(n), Int32),
-        DataType::Int64 => build!(Int64Builder::with_capacity(n), Int64),
-        DataType::UInt64 => build!(UInt64Builder::with_capacity(n), UInt64),
-        DataType::Float64 => build!(Float64Builder::with_capacity(n), Float64),
-        DataType::Date32 => build!(Date32Builder::with_capacity(n), Date32),
-        DataType::Utf8 => {
-            let mut b = StringBuilder::with_capacity(n, n * 16);
-            for v in values {
-                match v {
-                    ScalarValue::Utf8(x) => b.append_option(x.as_deref()),
-                    ScalarValue::Null => b.append_null(),
-                    _ => return None,
-                }
-            }
-            Arc::new(b.finish())
+        DataType::Boolean => {
+            build!(BooleanBuilder::with_capacity(n), ScalarValue::Boolean(x) => *x)
         }
-        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
-            let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone_opt(tz.clone());
-            for v in values {
-                match v {
-                    ScalarValue::TimestampMicrosecond(x, vtz) if vtz == tz => b.append_option(*x),
-                    ScalarValue::Null => b.append_null(),
-                    _ => return None,
-                }
-            }
-            Arc::new(b.finish())
+        DataType::Int16 => build!(Int16Builder::with_capacity(n), ScalarValue::Int16(x) => *x),
+        DataType::Int32 => build!(Int32Builder::with_capacity(n), ScalarValue::Int32(x) => *x),
+        DataType::Int64 => build!(Int64Builder::with_capacity(n), ScalarValue::Int64(x) => *x),
+        DataType::UInt64 => build!(UInt64Builder::with_capacity(n), ScalarValue::UInt64(x) => *x),
+        DataType::Float64 => {
+            build!(Float64Builder::with_capacity(n), ScalarValue::Float64(x) => *x)
         }
+        DataType::Date32 => build!(Date32Builder::with_capacity(n), ScalarValue::Date32(x) => *x),
+        DataType::Utf8 => build!(
+            StringBuilder::with_capacity(n, n * 16),
+            ScalarValue::Utf8(x) => x.as_deref()
+        ),
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => build!(
+            TimestampMicrosecondBuilder::with_capacity(n).with_timezone_opt(tz.clone()),
+            ScalarValue::TimestampMicrosecond(x, vtz) if vtz == tz => *x
+        ),
         _ => return None,
     })
 }
