@@ -332,6 +332,19 @@ impl Collector for Pipeline {
             "Bytes of the kept results of catalog queries",
             cached.bytes as f64,
         )?;
+        let (plans, reruns) = shared.query.catalog_plans.figures();
+        gauge(
+            &mut encoder,
+            "eddy_catalog_query_plans",
+            "Physical plans of catalog queries kept across definition changes",
+            plans as f64,
+        )?;
+        counter(
+            &mut encoder,
+            "eddy_catalog_query_plan_reruns",
+            "Catalog queries answered by running a kept plan under a newer snapshot",
+            reruns as f64,
+        )?;
         if let Ok(size) = shared.store.size_on_disk() {
             gauge(
                 &mut encoder,

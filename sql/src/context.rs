@@ -25,6 +25,7 @@ use eddy_dataflow::relations::Layout;
 use eddy_storage::{EpochPin, Store};
 use sqlparser::ast::Statement as SqlStatement;
 
+use crate::compat::binding::{Binding, Build, bound_table};
 use crate::compat::{self, ClientSession, Sessions};
 use crate::names::DEFAULT_SCHEMA;
 use crate::table::{ReadPin, StoredTable};
@@ -97,6 +98,15 @@ impl Rows {
 /// the way the session was made for.
 struct Purpose(Rows);
 
+/// A catalog table built now, answering for the binding of the moment its plan runs.
+fn bound(
+    built: Option<Arc<dyn TableProvider>>,
+    binding: &Arc<Binding>,
+    build: Arc<Build>,
+) -> SqlResult<Option<Arc<dyn TableProvider>>> {
+    built.map(|t| bound_table(t, binding, build)).transpose()
+}
+
 /// Releases a [`Rows::Load`] session's hold on its epoch, once its physical plan is made
 /// (the scans have read their rows then). Must come before anything that waits for a commit.
 pub fn release(ctx: &SessionContext) {
@@ -117,6 +127,8 @@ pub struct QueryEngine {
     internal: Arc<ClientSession>,
     /// The answers of repeated catalog queries, under the current catalog snapshot.
     pub catalog_results: Arc<compat::cache::CatalogResults>,
+    /// The physical plans of those queries, run again after a definition change.
+    pub catalog_plans: Arc<compat::plans::CatalogPlans>,
 }
 
 impl Default for QueryEngine {
@@ -161,6 +173,7 @@ impl QueryEngine {
             metrics: Arc::default(),
             internal: Arc::new(ClientSession::internal()),
             catalog_results: Arc::default(),
+            catalog_plans: Arc::default(),
         }
     }
 
@@ -208,6 +221,7 @@ impl QueryEngine {
         let system = Arc::new(MemorySchemaProvider::new());
         let pg_catalog = Arc::new(MemorySchemaProvider::new());
         let information_schema = Arc::new(MemorySchemaProvider::new());
+        let binding = Binding::new(catalog.clone(), client.clone());
         while let Some(r) = todo.pop() {
             let (schema, table) = match r.schema() {
                 Some(crate::system::SCHEMA) => {
@@ -219,14 +233,22 @@ impl QueryEngine {
                     };
                     (&system, crate::system::table(r.table(), &from)?)
                 }
-                Some(compat::PG_CATALOG) => (
-                    &pg_catalog,
-                    compat::pg_catalog::table(r.table(), catalog, client, &self.sessions)?,
-                ),
-                Some(compat::INFORMATION_SCHEMA) => (
-                    &information_schema,
-                    compat::information_schema::table(r.table(), catalog)?,
-                ),
+                Some(compat::PG_CATALOG) => {
+                    let (name, sessions) = (r.table().to_string(), self.sessions.clone());
+                    let build: Arc<Build> = Arc::new(move |snapshot, client| {
+                        compat::pg_catalog::table(&name, snapshot, client, &sessions)
+                    });
+                    let built = build(catalog, client)?;
+                    (&pg_catalog, bound(built, &binding, build)?)
+                }
+                Some(compat::INFORMATION_SCHEMA) => {
+                    let name = r.table().to_string();
+                    let build: Arc<Build> = Arc::new(move |snapshot, _| {
+                        compat::information_schema::table(&name, snapshot)
+                    });
+                    let built = build(catalog, client)?;
+                    (&information_schema, bound(built, &binding, build)?)
+                }
                 _ => (&system, None),
             };
             if let Some(table) = table {
@@ -298,6 +320,7 @@ impl QueryEngine {
         let mut state = self.base.clone();
         state.register_catalog_list(catalogs);
         state.config_mut().set_extension(Arc::new(Purpose(rows)));
+        state.config_mut().set_extension(binding.clone());
         if rows == Rows::Load {
             // Pinned before any scan: every table of the query reads the same epoch.
             let pin = pin.unwrap_or_else(|| store.pin());
@@ -306,7 +329,7 @@ impl QueryEngine {
                 .set_extension(Arc::new(ReadPin::new(pin)));
         }
         let ctx = SessionContext::new_with_state(state);
-        compat::functions::bind(&ctx, catalog, client, &self.sessions);
+        compat::functions::bind(&ctx, &binding, &self.sessions);
 
         // Plain views, in creation order so that a view's own views exist before it.
         for rel in needed.values().filter(|r| r.kind == RelationKind::View) {

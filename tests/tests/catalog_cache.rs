@@ -51,6 +51,15 @@ async fn hits(server: &TestServer) -> Result<f64> {
         .context("no eddy_catalog_query_hits_total on /metrics")
 }
 
+/// How many times a kept plan of a catalog query ran again under a newer snapshot.
+async fn reruns(server: &TestServer) -> Result<f64> {
+    Ok(metrics(server)
+        .await?
+        .get("eddy_catalog_query_plan_reruns_total")
+        .copied()
+        .unwrap_or(0.0))
+}
+
 /// The listing's relation names, over the simple protocol as psql sends it.
 async fn listed(client: &Client) -> Result<Vec<String>> {
     Ok(query_rows(client, LISTING)
@@ -99,9 +108,14 @@ async fn a_repeated_listing_is_kept_until_a_definition_changes() -> Result<()> {
     );
 
     // Every kind of definition change shows at once.
+    let before = reruns(&server).await?;
     execute(&client, "CREATE STREAM later (x BIGINT)").await?;
     let grown = listed(&client).await?;
     ensure!(grown.contains(&"later:table".to_string()), "{grown:?}");
+    ensure!(
+        reruns(&server).await? > before,
+        "the listing after a change was planned again"
+    );
     execute(
         &client,
         "CREATE MATERIALIZED VIEW later_n AS SELECT count(*) AS n FROM later",
@@ -210,5 +224,77 @@ async fn queries_of_live_state_are_never_kept() -> Result<()> {
         three == [["users".to_string(), "3".to_string()]],
         "{three:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_kept_plan_answers_for_the_new_snapshot_and_the_client_running_it() -> Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client().await?;
+    client.batch_execute(CATALOG_OBJECTS).await?;
+
+    // Catalog tables joined, and functions that look objects up and read the session.
+    let query = "SELECT c.relname, a.attname, pg_catalog.pg_get_viewdef(c.oid) IS NOT NULL AS v, \
+                 current_setting('application_name') AS app \
+                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
+                 LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = 'public' AND c.relname LIKE 'late%' AND a.attnum > 0 \
+                 ORDER BY 1, 2";
+    // A lookup by a constant name, which the optimizer answers while planning.
+    let lookup = "SELECT to_regclass('later') IS NOT NULL, count(*) FROM pg_catalog.pg_class";
+    let row = |name: &str, column: &str, view: bool, app: &str| -> Vec<String> {
+        let flag = if view { "t" } else { "f" };
+        [name, column, flag, app].map(String::from).to_vec()
+    };
+    ensure!(query_rows(&client, query).await?.is_empty());
+    ensure!(query_rows(&client, lookup).await?[0][0] == "f");
+
+    let before = reruns(&server).await?;
+    execute(&client, "CREATE STREAM later (x BIGINT, y TEXT)").await?;
+    let stream = vec![
+        row("later", "x", false, "(empty)"),
+        row("later", "y", false, "(empty)"),
+    ];
+    let got = query_rows(&client, query).await?;
+    ensure!(got == stream, "{got:?}");
+    let found = query_rows(&client, lookup).await?;
+    ensure!(
+        found[0][0] == "t",
+        "to_regclass answered for the old snapshot: {found:?}"
+    );
+    execute(&client, "CREATE VIEW later_v AS SELECT y FROM later").await?;
+    let mut both = stream.clone();
+    both.push(row("later_v", "y", true, "(empty)"));
+    let got = query_rows(&client, query).await?;
+    ensure!(got == both, "{got:?}");
+    ensure!(
+        reruns(&server).await? >= before + 2.0,
+        "the query was planned again after each change"
+    );
+
+    // The first client's session changes; another with the settings it had reruns the plan
+    // kept for them, and gets its own session's answer.
+    let other = server.client().await?;
+    execute(&client, "SET application_name = 'first'").await?;
+    execute(&client, "DROP VIEW later_v").await?;
+    let before = reruns(&server).await?;
+    let theirs = query_rows(&other, query).await?;
+    ensure!(
+        theirs == stream,
+        "another client's rerun answered with the first one's session: {theirs:?}"
+    );
+    ensure!(reruns(&server).await? > before);
+    let mine = query_rows(&client, query).await?;
+    ensure!(
+        mine == vec![
+            row("later", "x", false, "first"),
+            row("later", "y", false, "first")
+        ],
+        "{mine:?}"
+    );
+
+    execute(&client, "DROP STREAM later").await?;
+    ensure!(query_rows(&other, query).await?.is_empty());
+    ensure!(query_rows(&other, lookup).await?[0][0] == "f");
     Ok(())
 }

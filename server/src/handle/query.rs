@@ -8,9 +8,12 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::physical_plan::collect;
+use eddy_catalog::Snapshot;
 use eddy_sql::SqlResult;
 use eddy_sql::compat::ClientSession;
-use eddy_sql::compat::cache::{self, Answer, Kind};
+use eddy_sql::compat::binding::Binding;
+use eddy_sql::compat::cache::{self, Answer, Kind, Pending};
+use eddy_sql::compat::plans::{self, KeptPlan};
 use eddy_sql::context::{self, Rows};
 use eddy_sql::point::PointRead;
 use sqlparser::ast::Statement as SqlStatement;
@@ -53,6 +56,17 @@ pub async fn execute(
     } else {
         None
     };
+    let pending = match pending {
+        Some(pending) => match shared.query.catalog_plans.take(&pending, stmt, params) {
+            Some(plan) => {
+                // Planned before, under an earlier snapshot or for another client.
+                drop(pin);
+                return run_kept(shared, session, stmt, params, plan, pending, &snapshot).await;
+            }
+            None => Some(pending),
+        },
+        None => None,
+    };
     let ctx = shared
         .query
         .session_pinned(
@@ -71,15 +85,20 @@ pub async fn execute(
         ))?;
     }
     let pending = pending.filter(|_| cache::cacheable(&plan));
+    let keep_plan = pending.is_some() && plans::keepable(&plan);
     if pending.is_some() {
+        let state = ctx.state_ref();
+        let mut state = state.write();
+        let optimizer = &mut state.config_mut().options_mut().optimizer;
         // A catalog query joins a few small in-memory tables: the optimizer's second and
         // third passes over it cost more than they could save (about 12% of its latency).
-        ctx.state_ref()
-            .write()
-            .config_mut()
-            .options_mut()
-            .optimizer
-            .max_passes = 1;
+        optimizer.max_passes = 1;
+        // Its plan is kept and runs again (`compat::plans`): no filter may carry one run's
+        // values into the next.
+        optimizer.enable_dynamic_filter_pushdown = false;
+        optimizer.enable_join_dynamic_filter_pushdown = false;
+        optimizer.enable_topk_dynamic_filter_pushdown = false;
+        optimizer.enable_aggregate_dynamic_filter_pushdown = false;
     }
     let df = ctx.execute_logical_plan(plan).await?;
     let task = df.task_ctx();
@@ -88,16 +107,58 @@ pub async fn execute(
     // first branch; type coercion makes it int8).
     let schema = physical.schema();
     context::release(&ctx);
-    let batches: Vec<RecordBatch> = collect(physical, Arc::new(task)).await?;
+    let task = Arc::new(task);
+    let batches: Vec<RecordBatch> = collect(physical.clone(), task.clone()).await?;
     let schema = statement_names(stmt, &schema);
     let batches = batches
         .into_iter()
         .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(pending) = pending {
+        if keep_plan && let Some(binding) = ctx.state().config().get_extension::<Binding>() {
+            let plan = KeptPlan {
+                plan: physical,
+                task,
+                binding,
+                schema: schema.clone(),
+            };
+            shared
+                .query
+                .catalog_plans
+                .keep(&pending, stmt, params, plan);
+        }
         let answer = Answer::Rows(schema.clone(), batches.clone());
         kept.insert(pending, &snapshot, stmt, params, answer);
     }
+    Ok(Outcome::Rows {
+        schema,
+        batches,
+        tag: "SELECT",
+    })
+}
+
+/// Runs a catalog query's kept plan under `snapshot` for `session`, and keeps the plan and
+/// the answer.
+async fn run_kept(
+    shared: &Shared,
+    session: &Arc<ClientSession>,
+    stmt: &SqlStatement,
+    params: &[ScalarValue],
+    plan: KeptPlan,
+    pending: Pending,
+    snapshot: &Arc<Snapshot>,
+) -> SqlResult<Outcome> {
+    let batches = plan.run(snapshot, session).await?;
+    let schema = plan.schema.clone();
+    shared
+        .query
+        .catalog_plans
+        .keep(&pending, stmt, params, plan);
+    let answer = Answer::Rows(schema.clone(), batches.clone());
+    shared
+        .query
+        .catalog_results
+        .insert(pending, snapshot, stmt, params, answer);
     Ok(Outcome::Rows {
         schema,
         batches,
@@ -115,7 +176,15 @@ pub async fn describe(
     let pending = match kept.lookup(Kind::Described, &snapshot, stmt, &[], session) {
         Ok(Answer::Described(types, schema)) => return Ok((types, Some(schema))),
         Ok(Answer::Rows(..)) => None,
-        Err(pending) => Some(pending),
+        Err(pending) => match shared.query.catalog_plans.described(&pending, stmt) {
+            Some((types, schema)) => {
+                // Described before, under an earlier snapshot.
+                let answer = Answer::Described(types.clone(), schema.clone());
+                kept.insert(pending, &snapshot, stmt, &[], answer);
+                return Ok((types, Some(schema)));
+            }
+            None => Some(pending),
+        },
     };
     let ctx = shared
         .query
@@ -128,6 +197,10 @@ pub async fn describe(
     let schema = analyzed_schema(&ctx, &plan);
     let (types, schema) = (positional(types), statement_names(stmt, &schema));
     if let Some(pending) = pending.filter(|_| cache::cacheable(&plan)) {
+        shared
+            .query
+            .catalog_plans
+            .keep_described(&pending, stmt, types.clone(), schema.clone());
         let answer = Answer::Described(types.clone(), schema.clone());
         kept.insert(pending, &snapshot, stmt, &[], answer);
     }

@@ -212,7 +212,7 @@ impl Entry {
 
 /// What of a client's session a catalog query's answer may depend on.
 #[derive(Clone, PartialEq, Eq, Hash)]
-struct SessionKey {
+pub(super) struct SessionKey {
     user: String,
     database: String,
     settings: Vec<(String, String)>,
@@ -257,8 +257,8 @@ pub struct Figures {
 /// The key of an answer not kept yet; [`CatalogResults::insert`] keeps it.
 pub struct Pending {
     kind: Kind,
-    hash: u64,
-    session: SessionKey,
+    pub(super) hash: u64,
+    pub(super) session: SessionKey,
 }
 
 impl CatalogResults {

@@ -18,10 +18,10 @@ use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::Volatility;
 use datafusion::prelude::SessionContext;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
-use eddy_catalog::Snapshot;
 
+use super::binding::Binding;
 use super::pg_catalog::{self, OWNER, OWNER_OID, Object};
-use super::session::{ClientSession, SERVER_VERSION, Sessions};
+use super::session::{SERVER_VERSION, Sessions};
 use super::udf::{function, integers, per_integer, strings, texts};
 use crate::context::DATABASE;
 
@@ -477,13 +477,21 @@ fn key_columns(rel: &eddy_catalog::Relation) -> String {
         .join(", ")
 }
 
+/// The functions [`bind`] adds that look objects up in the catalog snapshot. Being stable,
+/// DataFusion computes a call of one whose arguments are constants once, while planning.
+pub const SNAPSHOT_LOOKUPS: [&str; 4] = [
+    "to_regclass",
+    "pg_get_viewdef",
+    "pg_get_indexdef",
+    "pg_get_constraintdef",
+];
+
 /// Adds the functions that answer with this session's values or this catalog's objects.
-pub fn bind(
-    ctx: &SessionContext,
-    catalog: &Arc<Snapshot>,
-    client: &Arc<ClientSession>,
-    sessions: &Arc<Sessions>,
-) {
+///
+/// They read the snapshot and the client from `binding` per call, so that a plan made with
+/// them answers for whatever the binding holds when it runs.
+pub fn bind(ctx: &SessionContext, binding: &Arc<Binding>, sessions: &Arc<Sessions>) {
+    let client = binding.client();
     let open = sessions.clone();
     ctx.register_udf(per_integer::<_, BooleanArray>(
         "pg_cancel_backend",
@@ -509,7 +517,7 @@ pub fn bind(
             move |_, rows| Ok(texts(rows, |_| Some(user.clone()))),
         ));
     }
-    let session = client.clone();
+    let bound = binding.clone();
     ctx.register_udf(function(
         "current_setting",
         &[1, 2],
@@ -525,6 +533,7 @@ pub fn bind(
                     .collect(),
                 None => vec![false; names.len()],
             };
+            let session = bound.client();
             let mut out = Vec::with_capacity(names.len());
             for (name, ok) in names.iter().zip(missing_ok) {
                 match name.as_deref().map(|n| session.get(n)) {
@@ -560,13 +569,14 @@ pub fn bind(
             Ok(Arc::new(StringArray::from(out)))
         },
     ));
-    let snapshot = catalog.clone();
+    let bound = binding.clone();
     ctx.register_udf(function(
         "to_regclass",
         &[1],
         DataType::Int32,
         Volatility::Stable,
         move |args, _| {
+            let snapshot = bound.snapshot();
             Ok(Arc::new(
                 strings(&args[0])?
                     .iter()
@@ -582,13 +592,14 @@ pub fn bind(
             ))
         },
     ));
-    let snapshot = catalog.clone();
+    let bound = binding.clone();
     ctx.register_udf(function(
         "pg_get_viewdef",
         &[1, 2],
         DataType::Utf8,
         Volatility::Stable,
         move |args, _| {
+            let snapshot = bound.snapshot();
             let by_name = matches!(args[0].data_type(), DataType::Utf8 | DataType::Utf8View);
             let rels: Vec<_> = if by_name {
                 strings(&args[0])?
@@ -615,13 +626,14 @@ pub fn bind(
             ))
         },
     ));
-    let snapshot = catalog.clone();
+    let bound = binding.clone();
     ctx.register_udf(function(
         "pg_get_indexdef",
         &[1, 3],
         DataType::Utf8,
         Volatility::Stable,
         move |args, _| {
+            let snapshot = bound.snapshot();
             // With a column number other than 0, that key column's name.
             let oids = integers(&args[0])?;
             let columns = match args.get(1) {
@@ -648,13 +660,14 @@ pub fn bind(
             ))
         },
     ));
-    let snapshot = catalog.clone();
+    let bound = binding.clone();
     ctx.register_udf(function(
         "pg_get_constraintdef",
         &[1, 2],
         DataType::Utf8,
         Volatility::Stable,
         move |args, _| {
+            let snapshot = bound.snapshot();
             let oids = integers(&args[0])?;
             Ok(Arc::new(
                 oids.iter()

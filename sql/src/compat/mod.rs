@@ -14,18 +14,21 @@
 //!   `pg_backend_pid()`, ... with the session's values.
 //! - [`session`]: a connection's settings (`SET`/`SHOW`/`RESET`) and every open session.
 //! - [`cache`]: the results of catalog queries that follow from the catalog snapshot and the
-//!   session alone, kept until the snapshot changes.
+//!   session alone, kept until the snapshot changes; [`plans`]: their physical plans, kept
+//!   across changes and run again under the new snapshot ([`binding`]).
 //!
 //! The queries tools send lean on Postgres-only syntax (`'t'::regclass`,
 //! `OPERATOR(pg_catalog.~)`, `COLLATE pg_catalog.default`, `= ANY(array)`, `ARRAY(subquery)`):
 //! a statement that reads catalog tables is rewritten by `datafusion-pg-catalog`'s rules and
 //! [`rewrite`]'s into what DataFusion plans ([`parse_catalog_query`]).
 
+pub mod binding;
 pub mod cache;
 pub mod functions;
 pub mod information_schema;
 pub mod oids;
 pub mod pg_catalog;
+pub mod plans;
 pub mod rewrite;
 pub mod rows;
 mod server_catalogs;

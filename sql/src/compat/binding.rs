@@ -1,0 +1,181 @@
+//! What a catalog query's plan reads its catalog and session from, late.
+//!
+//! The catalog tables and the functions that look objects up are bound to one [`Binding`]
+//! per session: the tables build their rows when the plan runs, from the snapshot and client
+//! bound then, and the functions read them per call. A plan made once can therefore run again
+//! under a later snapshot, or for another client with the same settings, once it is rebound
+//! ([`super::plans`]): nothing of the catalog is folded into it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::common::DataFusionError;
+use datafusion::datasource::MemTable;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use eddy_catalog::Snapshot;
+use parking_lot::Mutex;
+
+use super::ClientSession;
+use crate::{SqlError, SqlResult};
+
+/// The catalog snapshot and the client a session's catalog tables and functions answer for.
+pub struct Binding {
+    bound: Mutex<Bound>,
+}
+
+struct Bound {
+    snapshot: Arc<Snapshot>,
+    client: Arc<ClientSession>,
+    /// Counts the rebindings: rows built under an earlier one are not used.
+    generation: u64,
+}
+
+impl fmt::Debug for Binding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bound = self.bound.lock();
+        f.debug_struct("Binding")
+            .field("pid", &bound.client.pid)
+            .field("generation", &bound.generation)
+            .finish()
+    }
+}
+
+impl Binding {
+    pub fn new(snapshot: Arc<Snapshot>, client: Arc<ClientSession>) -> Arc<Self> {
+        Arc::new(Self {
+            bound: Mutex::new(Bound {
+                snapshot,
+                client,
+                generation: 0,
+            }),
+        })
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.bound.lock().snapshot.clone()
+    }
+
+    pub fn client(&self) -> Arc<ClientSession> {
+        self.bound.lock().client.clone()
+    }
+
+    /// Answers for `snapshot` and `client` from now on.
+    pub fn rebind(&self, snapshot: Arc<Snapshot>, client: Arc<ClientSession>) {
+        let mut bound = self.bound.lock();
+        bound.snapshot = snapshot;
+        bound.client = client;
+        bound.generation += 1;
+    }
+
+    fn generation(&self) -> u64 {
+        self.bound.lock().generation
+    }
+}
+
+/// Builds a catalog table's contents for a snapshot and a client.
+pub type Build = dyn Fn(&Arc<Snapshot>, &Arc<ClientSession>) -> SqlResult<Option<Arc<dyn TableProvider>>>
+    + Send
+    + Sync;
+
+/// A catalog table whose rows are built when a plan reading it runs, under the binding of
+/// that moment. `built` is the provider made for the current binding (it gave the schema);
+/// its rows serve the first run instead of building them twice.
+pub fn bound_table(
+    built: Arc<dyn TableProvider>,
+    binding: &Arc<Binding>,
+    build: Arc<Build>,
+) -> SqlResult<Arc<dyn TableProvider>> {
+    let Some(rows) = rows_of(built.as_ref()) else {
+        // Not rows in memory (a table that builds its rows itself when it runs).
+        return Ok(built);
+    };
+    let schema = built.schema();
+    let partition = BoundRows {
+        schema: schema.clone(),
+        binding: binding.clone(),
+        build,
+        first: Mutex::new(Some((binding.generation(), rows))),
+    };
+    Ok(Arc::new(StreamingTable::try_new(
+        schema,
+        vec![Arc::new(partition)],
+    )?))
+}
+
+/// The rows of an in-memory table.
+fn rows_of(table: &dyn TableProvider) -> Option<Vec<RecordBatch>> {
+    let memory = table.downcast_ref::<MemTable>()?;
+    let mut rows = Vec::new();
+    for partition in &memory.batches {
+        rows.extend(partition.try_read().ok()?.iter().cloned());
+    }
+    Some(rows)
+}
+
+struct BoundRows {
+    schema: SchemaRef,
+    binding: Arc<Binding>,
+    build: Arc<Build>,
+    /// The rows built with the table, for the first run under the same binding.
+    first: Mutex<Option<(u64, Vec<RecordBatch>)>>,
+}
+
+impl fmt::Debug for BoundRows {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundRows")
+            .field("binding", &self.binding)
+            .finish()
+    }
+}
+
+impl BoundRows {
+    fn rows(&self) -> SqlResult<Vec<RecordBatch>> {
+        let (snapshot, client, generation) = {
+            let bound = self.binding.bound.lock();
+            (
+                bound.snapshot.clone(),
+                bound.client.clone(),
+                bound.generation,
+            )
+        };
+        if let Some((built_at, rows)) = self.first.lock().take()
+            && built_at == generation
+        {
+            return Ok(rows);
+        }
+        let table = (self.build)(&snapshot, &client)?
+            .ok_or_else(|| SqlError::Internal("a catalog table is gone from the catalog".into()))?;
+        let rows = rows_of(table.as_ref()).ok_or_else(|| {
+            SqlError::Internal("a catalog table is no longer held in memory".into())
+        })?;
+        if rows.iter().any(|b| b.schema() != self.schema) {
+            return Err(SqlError::Internal(
+                "a catalog table changed its columns".into(),
+            ));
+        }
+        Ok(rows)
+    }
+}
+
+impl PartitionStream for BoundRows {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let rows: Vec<Result<RecordBatch, DataFusionError>> = match self.rows() {
+            Ok(rows) => rows.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(DataFusionError::External(Box::new(e)))],
+        };
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            futures::stream::iter(rows),
+        ))
+    }
+}
