@@ -169,6 +169,9 @@ fn classify_execution_message(m: String) -> SqlError {
         SqlError::InvalidText(m)
     } else if m.contains("overflow") || m.contains("out of range") {
         SqlError::OutOfRange(m)
+    } else if m.contains("no valid cast exists") {
+        // A VALUES row of one type for a column of another, found while planning.
+        SqlError::DatatypeMismatch(m)
     } else {
         SqlError::Internal(m)
     }

@@ -12,7 +12,7 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ParamValues, ScalarValue};
-use datafusion::logical_expr::{Expr, LogicalPlan, lit};
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, lit};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::sql::sqlparser::ast::ExprWithAlias;
 use eddy_catalog::{Relation, RelationKind, SqlType};
@@ -195,7 +195,12 @@ fn assignments(
                     rel.name
                 ))
             })?;
-            Ok((idx, physical(shared, &a.value, schema, params)?))
+            let value = physical(shared, &a.value, schema, params)?;
+            super::check_assignment(
+                &value.data_type(schema.as_arrow())?,
+                rel.schema().field(idx),
+            )?;
+            Ok((idx, value))
         })
         .collect()
 }
@@ -452,6 +457,7 @@ async fn planned_rows(
         return Err(SqlError::Internal("INSERT did not plan as DML".into()));
     };
     let mut input = dml.input.as_ref().clone();
+    check_values(&input, rel)?;
     if !params.is_empty() {
         input = input.with_param_values(ParamValues::List(
             params.iter().cloned().map(Into::into).collect(),
@@ -476,6 +482,44 @@ async fn planned_rows(
             Ok(RecordBatch::try_new(schema.clone(), columns)?)
         })
         .collect()
+}
+
+/// Checks the values an INSERT computes against their columns by Postgres' assignment rule:
+/// the planner casts each to its column's type (in the VALUES rows, or over the query), as an
+/// explicit cast would.
+fn check_values(input: &LogicalPlan, rel: &Relation) -> SqlResult<()> {
+    let LogicalPlan::Projection(projection) = input else {
+        return Ok(());
+    };
+    let schema = rel.schema();
+    let check = |cast: &Expr, over: &DFSchema, field| match cast {
+        Expr::Cast(cast) => match cast.expr.get_type(over) {
+            Ok(from) => super::check_assignment(&from, field),
+            Err(_) => Ok(()),
+        },
+        _ => Ok(()),
+    };
+    for e in &projection.expr {
+        let Expr::Alias(alias) = e else { continue };
+        let Some((_, field)) = schema.fields().find(&alias.name) else {
+            continue;
+        };
+        match (alias.expr.as_ref(), projection.input.as_ref()) {
+            (Expr::Column(c), LogicalPlan::Values(values)) => {
+                let Ok(at) = values.schema.index_of_column(c) else {
+                    continue;
+                };
+                let none = DFSchema::empty();
+                for row in &values.values {
+                    if let Some(value) = row.get(at) {
+                        check(value, &none, field)?;
+                    }
+                }
+            }
+            (value, over) => check(value, over.schema(), field)?,
+        }
+    }
+    Ok(())
 }
 
 /// The INSERT with its target columns named when it names none and its VALUES rows are

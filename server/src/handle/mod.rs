@@ -292,3 +292,48 @@ pub fn cast_to_column(
     }
     Ok(out)
 }
+
+/// Postgres' assignment rule for a value computed as `from` going into `field`: among
+/// numbers, booleans, dates and times, and bytes, only casts within one kind are implicit
+/// (`INSERT INTO t (flag) VALUES (12)` is 42804, as `flag = 12::bool` would not be). Text and
+/// untyped values go anywhere their text reads as the column's type (checked as they are
+/// cast), and anything goes into a text column.
+pub fn check_assignment(
+    from: &arrow::datatypes::DataType,
+    field: &arrow::datatypes::Field,
+) -> SqlResult<()> {
+    use arrow::datatypes::DataType as T;
+    #[derive(PartialEq)]
+    enum Kind {
+        Number,
+        Boolean,
+        Time,
+        Bytes,
+        Other,
+    }
+    let kind = |t: &T| match t {
+        t if t.is_numeric() => Kind::Number,
+        T::Boolean => Kind::Boolean,
+        T::Date32
+        | T::Date64
+        | T::Time32(_)
+        | T::Time64(_)
+        | T::Timestamp(..)
+        | T::Interval(_)
+        | T::Duration(_) => Kind::Time,
+        T::Binary | T::LargeBinary | T::BinaryView | T::FixedSizeBinary(_) => Kind::Bytes,
+        _ => Kind::Other,
+    };
+    let (source, target) = (kind(from), kind(field.data_type()));
+    if source == Kind::Other || target == Kind::Other || source == target {
+        return Ok(());
+    }
+    let name =
+        |t: Option<eddy_catalog::SqlType>| t.map_or_else(|| "unknown".into(), |t| t.to_string());
+    Err(SqlError::DatatypeMismatch(format!(
+        "column \"{}\" is of type {} but expression is of type {}",
+        field.name(),
+        name(eddy_catalog::SqlType::from_field(field)),
+        name(eddy_catalog::SqlType::from_arrow(from)),
+    )))
+}
