@@ -117,7 +117,8 @@ pub fn boolean(v: bool) -> ScalarValue {
 /// Builds one catalog table.
 pub struct TableBuilder {
     schema: SchemaRef,
-    index: HashMap<String, usize>,
+    /// Each column's default, made once (a NULL array value allocates).
+    defaults: Vec<Option<ScalarValue>>,
     columns: Vec<Vec<ScalarValue>>,
 }
 
@@ -132,16 +133,15 @@ impl TableBuilder {
 
     /// A table with the schema of an existing one (a copy of a real server's catalog).
     pub fn with_schema(schema: SchemaRef) -> Self {
-        let index = schema
+        let columns = vec![Vec::new(); schema.fields().len()];
+        let defaults = schema
             .fields()
             .iter()
-            .enumerate()
-            .map(|(i, f)| (f.name().clone(), i))
+            .map(|f| default_of(f.data_type()).ok())
             .collect();
-        let columns = vec![Vec::new(); schema.fields().len()];
         Self {
             schema,
-            index,
+            defaults,
             columns,
         }
     }
@@ -149,21 +149,41 @@ impl TableBuilder {
     /// Adds a row: the named values, defaults elsewhere. Values are cast to their column's
     /// type, so an `int` may fill an int2 column.
     pub fn row(&mut self, values: &[(&str, ScalarValue)]) -> SqlResult<()> {
-        let mut row: Vec<Option<ScalarValue>> = vec![None; self.columns.len()];
+        // Rows name their values mostly in the table's order: each name is looked for from
+        // where the last one was found.
+        let fields = self.schema.fields();
+        let mut from = 0;
+        let mut set = Vec::with_capacity(values.len());
         for (name, value) in values {
-            let i = *self.index.get(*name).ok_or_else(|| {
-                crate::SqlError::Internal(format!("catalog table has no column {name}"))
-            })?;
-            row[i] = Some(value.clone());
+            let i = (from..fields.len())
+                .chain(0..from)
+                .find(|&i| fields[i].name() == name)
+                .ok_or_else(|| {
+                    crate::SqlError::Internal(format!("catalog table has no column {name}"))
+                })?;
+            from = i + 1;
+            let field = &fields[i];
+            set.push((
+                i,
+                if value.data_type() == *field.data_type() {
+                    value.clone()
+                } else {
+                    value.cast_to(field.data_type())?
+                },
+            ));
         }
-        for (i, value) in row.into_iter().enumerate() {
-            let field = self.schema.field(i);
-            let value = match value {
-                Some(v) if v.data_type() == *field.data_type() => v,
-                Some(v) => v.cast_to(field.data_type())?,
+        let mut row = Vec::with_capacity(fields.len());
+        for (default, field) in self.defaults.iter().zip(fields) {
+            row.push(match default {
+                Some(default) => default.clone(),
                 None => default_of(field.data_type())?,
-            };
-            self.columns[i].push(value);
+            });
+        }
+        for (i, value) in set {
+            row[i] = value;
+        }
+        for (column, value) in self.columns.iter_mut().zip(row) {
+            column.push(value);
         }
         Ok(())
     }
@@ -174,8 +194,12 @@ impl TableBuilder {
             .into_iter()
             .zip(self.schema.fields())
             .map(|(values, field)| {
-                if values.is_empty() {
-                    Ok(arrow::array::new_empty_array(field.data_type()))
+                if values.iter().all(ScalarValue::is_null) {
+                    // Most columns of Eddy's objects are their NULL default.
+                    Ok(arrow::array::new_null_array(
+                        field.data_type(),
+                        values.len(),
+                    ))
                 } else {
                     ScalarValue::iter_to_array(values)
                 }
@@ -196,4 +220,54 @@ fn default_of(t: &DataType) -> SqlResult<ScalarValue> {
         DataType::Float64 => ScalarValue::Float64(Some(0.0)),
         other => ScalarValue::try_from(other)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Int16Type, Int32Type};
+
+    #[tokio::test]
+    async fn rows_set_named_columns_in_any_order_and_default_the_rest() -> SqlResult<()> {
+        let mut t = TableBuilder::new(&[
+            ("oid", Col::Oid),
+            ("name", Col::Text),
+            ("flag", Col::Bool),
+            ("n", Col::I16),
+            ("acl", Col::TextArray),
+            ("keys", Col::SmallVector),
+        ]);
+        t.row(&[("name", text("a")), ("oid", int(1))])?;
+        t.row(&[
+            ("keys", smallints([1, 2])),
+            ("n", int(7)),
+            ("flag", boolean(true)),
+        ])?;
+        assert!(t.row(&[("nope", int(1))]).is_err());
+        let table = t.finish()?;
+        let memory = table.downcast_ref::<MemTable>().expect("in memory");
+        let batch = memory.batches[0].read().await[0].clone();
+        assert_eq!(batch.num_rows(), 2);
+        let oid = batch.column(0).as_primitive::<Int32Type>();
+        assert_eq!((oid.value(0), oid.value(1)), (1, 0));
+        let name = batch.column(1).as_string::<i32>();
+        assert_eq!(name.value(0), "a");
+        assert!(name.is_null(1));
+        let flag = batch.column(2).as_boolean();
+        assert_eq!((flag.value(0), flag.value(1)), (false, true));
+        let n = batch.column(3).as_primitive::<Int16Type>();
+        assert_eq!((n.value(0), n.value(1)), (0, 7));
+        // A column no row sets is all NULL, of its list type.
+        assert_eq!(batch.column(4).null_count(), 2);
+        assert_eq!(
+            batch.column(4).data_type(),
+            batch.schema().field(4).data_type()
+        );
+        let keys = batch.column(5).as_list::<i32>();
+        assert!(keys.is_null(0));
+        let second = keys.value(1);
+        assert_eq!(second.as_primitive::<Int16Type>().values().to_vec(), [1, 2]);
+        Ok(())
+    }
 }
