@@ -71,6 +71,10 @@ pub async fn run(
     let store = Arc::new(Store::open(&config.data_dir)?);
     let catalog = Arc::new(Catalog::load(&store)?);
     let query = QueryEngine::new();
+    // The first client to look at the catalog should not wait for its copies to load.
+    std::thread::Builder::new()
+        .name("catalog-warm".into())
+        .spawn(eddy_sql::compat::warm)?;
 
     let planner = Planner {
         query: query.clone(),

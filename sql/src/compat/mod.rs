@@ -113,6 +113,16 @@ pub fn parse_catalog_query(sql: &str) -> Option<Vec<SqlStatement>> {
     parsed
 }
 
+/// Loads what the first catalog query would otherwise wait for: the copies of Postgres' own
+/// catalogs, the type names, and the rewriting parser. A server calls it as it starts, off
+/// the path of its clients.
+pub fn warm() {
+    let _ = server_catalogs::statics();
+    let _ = server_catalogs::pg_proc();
+    let _ = server_catalogs::type_oid("int4");
+    LazyLock::force(&PARSER);
+}
+
 /// How many catalog query texts keep their parsed and rewritten statements, and the longest
 /// text kept. Tools send the same few texts again and again, and parsing and rewriting one
 /// (a dozen passes over its syntax tree) costs more than answering it from
