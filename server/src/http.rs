@@ -336,7 +336,7 @@ impl Collector for Pipeline {
         gauge(
             &mut encoder,
             "eddy_catalog_query_plans",
-            "Physical plans of catalog queries kept across definition changes",
+            "Physical plans and Describe answers of catalog queries kept across definition changes",
             plans as f64,
         )?;
         counter(

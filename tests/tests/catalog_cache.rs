@@ -296,5 +296,17 @@ async fn a_kept_plan_answers_for_the_new_snapshot_and_the_client_running_it() ->
     execute(&client, "DROP STREAM later").await?;
     ensure!(query_rows(&other, query).await?.is_empty());
     ensure!(query_rows(&other, lookup).await?[0][0] == "f");
-    Ok(())
+
+    // The kept plans hold no session open once its client is gone.
+    drop(other);
+    let sessions = "SELECT count(*) FROM pg_catalog.pg_stat_activity";
+    let mut open = String::new();
+    for _ in 0..100 {
+        open = query_rows(&client, sessions).await?[0][0].clone();
+        if open == "1" {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("a closed client's session is still listed: {open} open")
 }

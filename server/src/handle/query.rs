@@ -115,7 +115,12 @@ pub async fn execute(
         .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(pending) = pending {
-        if keep_plan && let Some(binding) = ctx.state().config().get_extension::<Binding>() {
+        if keep_plan
+            && let Some(binding) = ctx.state().config().get_extension::<Binding>()
+            && binding.is_complete()
+        {
+            // Kept, it answers for no client until it runs again.
+            binding.rebind(snapshot.clone(), shared.query.internal().clone());
             let plan = KeptPlan {
                 plan: physical,
                 task,
@@ -148,7 +153,7 @@ async fn run_kept(
     pending: Pending,
     snapshot: &Arc<Snapshot>,
 ) -> SqlResult<Outcome> {
-    let batches = plan.run(snapshot, session).await?;
+    let batches = plan.run(snapshot, session, shared.query.internal()).await?;
     let schema = plan.schema.clone();
     shared
         .query

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -27,6 +28,8 @@ use crate::{SqlError, SqlResult};
 /// The catalog snapshot and the client a session's catalog tables and functions answer for.
 pub struct Binding {
     bound: Mutex<Bound>,
+    /// Whether every catalog table of the session builds its rows from the binding.
+    complete: AtomicBool,
 }
 
 struct Bound {
@@ -54,6 +57,7 @@ impl Binding {
                 client,
                 generation: 0,
             }),
+            complete: AtomicBool::new(true),
         })
     }
 
@@ -71,6 +75,12 @@ impl Binding {
         bound.snapshot = snapshot;
         bound.client = client;
         bound.generation += 1;
+    }
+
+    /// Whether a plan made in the session answers for any later binding: every catalog
+    /// table it could read builds its rows from the binding.
+    pub fn is_complete(&self) -> bool {
+        self.complete.load(Ordering::Relaxed)
     }
 
     fn generation(&self) -> u64 {
@@ -92,7 +102,8 @@ pub fn bound_table(
     build: Arc<Build>,
 ) -> SqlResult<Arc<dyn TableProvider>> {
     let Some(rows) = rows_of(built.as_ref()) else {
-        // Not rows in memory (a table that builds its rows itself when it runs).
+        // Not rows in memory: what it reads is not known to follow the binding.
+        binding.complete.store(false, Ordering::Relaxed);
         return Ok(built);
     };
     let schema = built.schema();

@@ -488,8 +488,11 @@ pub const SNAPSHOT_LOOKUPS: [&str; 4] = [
 
 /// Adds the functions that answer with this session's values or this catalog's objects.
 ///
-/// They read the snapshot and the client from `binding` per call, so that a plan made with
-/// them answers for whatever the binding holds when it runs.
+/// Those that look objects up or read settings take the snapshot and the client from
+/// `binding` per call, so that a plan made with them answers for whatever the binding holds
+/// when it runs; none holds on to the client (a session is open while anything does). The
+/// user and the backend pid are copied: the user is part of what a kept plan is found by,
+/// and a query that asks for the pid is never kept.
 pub fn bind(ctx: &SessionContext, binding: &Arc<Binding>, sessions: &Arc<Sessions>) {
     let client = binding.client();
     let open = sessions.clone();
@@ -546,13 +549,14 @@ pub fn bind(ctx: &SessionContext, binding: &Arc<Binding>, sessions: &Arc<Session
             Ok(Arc::new(StringArray::from(out)))
         },
     ));
-    let session = client.clone();
+    let bound = binding.clone();
     ctx.register_udf(function(
         "set_config",
         &[3],
         DataType::Utf8,
         Volatility::Volatile,
         move |args, _| {
+            let session = bound.client();
             let names = strings(&args[0])?;
             let values = strings(&args[1])?;
             let mut out = Vec::with_capacity(names.len());

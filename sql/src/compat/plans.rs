@@ -71,16 +71,21 @@ pub struct KeptPlan {
 }
 
 impl KeptPlan {
-    /// Runs the plan again, for `client` under `snapshot`.
+    /// Runs the plan again, for `client` under `snapshot`; then the plan answers for `idle`
+    /// (a session no client holds) until it runs again, so that it keeps no closed client's
+    /// session open.
     pub async fn run(
         &self,
         snapshot: &Arc<Snapshot>,
         client: &Arc<ClientSession>,
+        idle: &Arc<ClientSession>,
     ) -> SqlResult<Vec<RecordBatch>> {
         self.binding.rebind(snapshot.clone(), client.clone());
         // A fresh copy of every stateful node (a join's collected build side, ...).
         let plan = reset_plan_states(self.plan.clone())?;
-        let batches = collect(plan, self.task.clone()).await?;
+        let batches = collect(plan, self.task.clone()).await;
+        self.binding.rebind(snapshot.clone(), idle.clone());
+        let batches = batches?;
         Ok(batches
             .into_iter()
             .map(|b| RecordBatch::try_new(self.schema.clone(), b.columns().to_vec()))
