@@ -98,15 +98,6 @@ impl Rows {
 /// the way the session was made for.
 struct Purpose(Rows);
 
-/// A catalog table built now, answering for the binding of the moment its plan runs.
-fn bound(
-    built: Option<Arc<dyn TableProvider>>,
-    binding: &Arc<Binding>,
-    build: Arc<Build>,
-) -> SqlResult<Option<Arc<dyn TableProvider>>> {
-    built.map(|t| bound_table(t, binding, build)).transpose()
-}
-
 /// Releases a [`Rows::Load`] session's hold on its epoch, once its physical plan is made
 /// (the scans have read their rows then). Must come before anything that waits for a commit.
 pub fn release(ctx: &SessionContext) {
@@ -234,20 +225,24 @@ impl QueryEngine {
                     (&system, crate::system::table(r.table(), &from)?)
                 }
                 Some(compat::PG_CATALOG) => {
+                    if pg_catalog.table_exist(r.table()) {
+                        continue;
+                    }
                     let (name, sessions) = (r.table().to_string(), self.sessions.clone());
                     let build: Arc<Build> = Arc::new(move |snapshot, client| {
                         compat::pg_catalog::table(&name, snapshot, client, &sessions)
                     });
-                    let built = build(catalog, client)?;
-                    (&pg_catalog, bound(built, &binding, build)?)
+                    (&pg_catalog, bound_table(&binding, build)?)
                 }
                 Some(compat::INFORMATION_SCHEMA) => {
+                    if information_schema.table_exist(r.table()) {
+                        continue;
+                    }
                     let name = r.table().to_string();
                     let build: Arc<Build> = Arc::new(move |snapshot, _| {
                         compat::information_schema::table(&name, snapshot)
                     });
-                    let built = build(catalog, client)?;
-                    (&information_schema, bound(built, &binding, build)?)
+                    (&information_schema, bound_table(&binding, build)?)
                 }
                 _ => (&system, None),
             };

@@ -492,7 +492,8 @@ fn check_values(input: &LogicalPlan, rel: &Relation) -> SqlResult<()> {
         return Ok(());
     };
     let schema = rel.schema();
-    let check = |cast: &Expr, over: &DFSchema, field| match cast {
+    // The planner's cast of a value to its column, if it needed one.
+    let check = |value: &Expr, over: &DFSchema, field| match value {
         Expr::Cast(cast) => match cast.expr.get_type(over) {
             Ok(from) => super::check_assignment(&from, field),
             Err(_) => Ok(()),

@@ -108,12 +108,8 @@ pub async fn execute(
     let schema = physical.schema();
     context::release(&ctx);
     let task = Arc::new(task);
-    let batches: Vec<RecordBatch> = collect(physical.clone(), task.clone()).await?;
     let schema = statement_names(stmt, &schema);
-    let batches = batches
-        .into_iter()
-        .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let batches = named(collect(physical.clone(), task.clone()).await?, &schema)?;
     if let Some(pending) = pending {
         if keep_plan
             && let Some(binding) = ctx.state().config().get_extension::<Binding>()
@@ -132,14 +128,45 @@ pub async fn execute(
                 .catalog_plans
                 .keep(&pending, stmt, params, plan);
         }
-        let answer = Answer::Rows(schema.clone(), batches.clone());
-        kept.insert(pending, &snapshot, stmt, params, answer);
+        return Ok(keep_answer(
+            shared, pending, &snapshot, stmt, params, schema, batches,
+        ));
     }
     Ok(Outcome::Rows {
         schema,
         batches,
         tag: "SELECT",
     })
+}
+
+/// Rows under the column names the client sees.
+fn named(batches: Vec<RecordBatch>, schema: &SchemaRef) -> SqlResult<Vec<RecordBatch>> {
+    Ok(batches
+        .into_iter()
+        .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Keeps a catalog query's answer under `snapshot`, and answers with it.
+fn keep_answer(
+    shared: &Shared,
+    pending: Pending,
+    snapshot: &Arc<Snapshot>,
+    stmt: &SqlStatement,
+    params: &[ScalarValue],
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Outcome {
+    let answer = Answer::Rows(schema.clone(), batches.clone());
+    shared
+        .query
+        .catalog_results
+        .insert(pending, snapshot, stmt, params, answer);
+    Outcome::Rows {
+        schema,
+        batches,
+        tag: "SELECT",
+    }
 }
 
 /// Runs a catalog query's kept plan under `snapshot` for `session`, and keeps the plan and
@@ -153,22 +180,18 @@ async fn run_kept(
     pending: Pending,
     snapshot: &Arc<Snapshot>,
 ) -> SqlResult<Outcome> {
-    let batches = plan.run(snapshot, session, shared.query.internal()).await?;
     let schema = plan.schema.clone();
+    let batches = named(
+        plan.run(snapshot, session, shared.query.internal()).await?,
+        &schema,
+    )?;
     shared
         .query
         .catalog_plans
         .keep(&pending, stmt, params, plan);
-    let answer = Answer::Rows(schema.clone(), batches.clone());
-    shared
-        .query
-        .catalog_results
-        .insert(pending, snapshot, stmt, params, answer);
-    Ok(Outcome::Rows {
-        schema,
-        batches,
-        tag: "SELECT",
-    })
+    Ok(keep_answer(
+        shared, pending, snapshot, stmt, params, schema, batches,
+    ))
 }
 
 pub async fn describe(

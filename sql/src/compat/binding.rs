@@ -83,8 +83,14 @@ impl Binding {
         self.complete.load(Ordering::Relaxed)
     }
 
-    fn generation(&self) -> u64 {
-        self.bound.lock().generation
+    /// What the binding holds now, with its generation.
+    fn current(&self) -> (Arc<Snapshot>, Arc<ClientSession>, u64) {
+        let bound = self.bound.lock();
+        (
+            bound.snapshot.clone(),
+            bound.client.clone(),
+            bound.generation,
+        )
     }
 }
 
@@ -93,30 +99,33 @@ pub type Build = dyn Fn(&Arc<Snapshot>, &Arc<ClientSession>) -> SqlResult<Option
     + Send
     + Sync;
 
-/// A catalog table whose rows are built when a plan reading it runs, under the binding of
-/// that moment. `built` is the provider made for the current binding (it gave the schema);
-/// its rows serve the first run instead of building them twice.
+/// The catalog table `build` makes for what the binding holds now (`None` if there is no
+/// such table), as one whose rows are built again when a plan reading it runs, for what the
+/// binding holds then. The rows built now serve the first run.
 pub fn bound_table(
-    built: Arc<dyn TableProvider>,
     binding: &Arc<Binding>,
     build: Arc<Build>,
-) -> SqlResult<Arc<dyn TableProvider>> {
+) -> SqlResult<Option<Arc<dyn TableProvider>>> {
+    let (snapshot, client, generation) = binding.current();
+    let Some(built) = build(&snapshot, &client)? else {
+        return Ok(None);
+    };
     let Some(rows) = rows_of(built.as_ref()) else {
         // Not rows in memory: what it reads is not known to follow the binding.
         binding.complete.store(false, Ordering::Relaxed);
-        return Ok(built);
+        return Ok(Some(built));
     };
     let schema = built.schema();
     let partition = BoundRows {
         schema: schema.clone(),
         binding: binding.clone(),
         build,
-        first: Mutex::new(Some((binding.generation(), rows))),
+        first: Mutex::new(Some((generation, rows))),
     };
-    Ok(Arc::new(StreamingTable::try_new(
+    Ok(Some(Arc::new(StreamingTable::try_new(
         schema,
         vec![Arc::new(partition)],
-    )?))
+    )?)))
 }
 
 /// The rows of an in-memory table.
@@ -147,14 +156,7 @@ impl fmt::Debug for BoundRows {
 
 impl BoundRows {
     fn rows(&self) -> SqlResult<Vec<RecordBatch>> {
-        let (snapshot, client, generation) = {
-            let bound = self.binding.bound.lock();
-            (
-                bound.snapshot.clone(),
-                bound.client.clone(),
-                bound.generation,
-            )
-        };
+        let (snapshot, client, generation) = self.binding.current();
         if let Some((built_at, rows)) = self.first.lock().take()
             && built_at == generation
         {

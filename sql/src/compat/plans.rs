@@ -6,8 +6,9 @@
 //! The plan itself does not depend on the snapshot: the catalog tables build their rows when
 //! the plan runs and the functions read the catalog per call, both from a [`Binding`]. So the
 //! physical plan of a query [`super::cache::cacheable`] found to follow from the snapshot and
-//! the session (and [`keepable`]: no lookup the optimizer answers while planning) is kept under the same key as its answer, less the snapshot, and run again
-//! under the new snapshot once it is rebound.
+//! the session (and [`keepable`]: no lookup the optimizer answers while planning) is kept
+//! under the same key as its answer, less the snapshot, and run again under the new snapshot
+//! once it is rebound.
 //!
 //! What Describe answers for such a query is kept the same way.
 //!
@@ -71,7 +72,8 @@ pub struct KeptPlan {
 }
 
 impl KeptPlan {
-    /// Runs the plan again, for `client` under `snapshot`; then the plan answers for `idle`
+    /// Runs the plan again, for `client` under `snapshot` (its rows, under the plan's own
+    /// column names); then the plan answers for `idle`
     /// (a session no client holds) until it runs again, so that it keeps no closed client's
     /// session open.
     pub async fn run(
@@ -85,11 +87,7 @@ impl KeptPlan {
         let plan = reset_plan_states(self.plan.clone())?;
         let batches = collect(plan, self.task.clone()).await;
         self.binding.rebind(snapshot.clone(), idle.clone());
-        let batches = batches?;
-        Ok(batches
-            .into_iter()
-            .map(|b| RecordBatch::try_new(self.schema.clone(), b.columns().to_vec()))
-            .collect::<Result<Vec<_>, _>>()?)
+        Ok(batches?)
     }
 }
 
