@@ -1,5 +1,7 @@
 //! [`Delta`]: a batch of changes, the one message every operator consumes and produces.
 
+use std::collections::hash_map::Entry;
+
 use arrow::array::BooleanArray;
 use arrow::array::RecordBatch;
 use arrow::compute::{concat_batches, filter_record_batch};
@@ -116,12 +118,12 @@ impl Delta {
         let keys = codec::encode_rows(self.batch.columns(), self.len())?;
         let mut first: FastMap<&[u8], usize> =
             FastMap::with_capacity_and_hasher(keys.len(), Default::default());
-        let mut sums: Vec<(usize, i64)> = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
-            match first.get(key.as_slice()) {
-                Some(&slot) => sums[slot].1 += self.weights[i],
-                None => {
-                    first.insert(key, sums.len());
+        let mut sums: Vec<(usize, i64)> = Vec::with_capacity(keys.len());
+        for i in 0..keys.len() {
+            match first.entry(keys.row(i)) {
+                Entry::Occupied(slot) => sums[*slot.get()].1 += self.weights[i],
+                Entry::Vacant(slot) => {
+                    slot.insert(sums.len());
                     sums.push((i, self.weights[i]));
                 }
             }

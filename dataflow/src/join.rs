@@ -110,7 +110,7 @@ impl Side {
             k.extend_from_slice(&key);
             k.extend_from_slice(&row);
             match self.index.get(&key).and_then(|b| b.get(&row)) {
-                Some(w) => state.put(&k, w.to_le_bytes().to_vec()),
+                Some(w) => state.put(&k, &w.to_le_bytes()),
                 None => state.delete(&k),
             }
         }

@@ -109,24 +109,20 @@ pub struct StateWriter<'a> {
 }
 
 impl StateWriter<'_> {
-    pub fn put(&mut self, key: &[u8], value: Vec<u8>) {
-        let mut k = self.prefix.clone();
-        k.extend_from_slice(key);
-        self.sizes.add(k.len() + value.len());
-        self.batch.put(k, value);
+    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.sizes.add(self.prefix.len() + key.len() + value.len());
+        self.batch.put_parts(&[&self.prefix, key], value);
     }
 
     pub fn delete(&mut self, key: &[u8]) {
-        let mut k = self.prefix.clone();
-        k.extend_from_slice(key);
-        self.batch.delete(k);
+        self.batch.delete_parts(&[&self.prefix, key]);
     }
 
     /// Writes how many copies of an entry are held; none deletes it.
     pub fn count(&mut self, key: &[u8], held: i64) {
         match held {
             0 => self.delete(key),
-            n => self.put(key, n.to_le_bytes().to_vec()),
+            n => self.put(key, &n.to_le_bytes()),
         }
     }
 }

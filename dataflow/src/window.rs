@@ -139,7 +139,7 @@ impl Operator for CloseGate {
             if weight == 0 {
                 state.delete(&k);
             } else {
-                state.put(&k, weight.to_le_bytes().to_vec());
+                state.put(&k, &weight.to_le_bytes());
             }
         }
         // Windows whose rows cancelled out leave no trace.

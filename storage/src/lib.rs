@@ -18,8 +18,10 @@
 
 mod error;
 pub mod keys;
+mod layer;
 mod store;
 mod wal;
 
 pub use error::{StorageError, StorageResult};
-pub use store::{EpochPin, ReadGuard, Store, WriteBatch};
+pub use layer::WriteBatch;
+pub use store::{EpochPin, ReadGuard, Store};

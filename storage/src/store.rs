@@ -1,5 +1,3 @@
-use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -11,10 +9,8 @@ use sled::IVec;
 use tracing::error;
 
 use crate::error::StorageResult;
+use crate::layer::{Layer, WriteBatch, newest};
 use crate::wal::Wal;
-
-/// One committed batch: each key it wrote, with its value or None for a deletion.
-pub(crate) type Layer = BTreeMap<IVec, Option<IVec>>;
 
 /// Most committed layers waiting for sled before a commit waits for the writer.
 const MAX_LAYERS: usize = 64;
@@ -136,7 +132,7 @@ impl Store {
             let layers = self.inner.layers.read();
             for layer in layers.iter().rev() {
                 if let Some(value) = layer.get(key) {
-                    return Ok(value.clone());
+                    return Ok(value.map(IVec::from));
                 }
             }
         }
@@ -180,13 +176,13 @@ impl Store {
     /// order.
     fn overlay(&self, prefix: &[u8]) -> Vec<(IVec, Option<IVec>)> {
         let layers = self.inner.layers.read();
+        let owned = |(k, v): (&[u8], Option<&[u8]>)| (IVec::from(k), v.map(IVec::from));
         match layers.len() {
             0 => Vec::new(),
-            1 => under(&layers[0], prefix)
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            _ => newest(layers.iter().flat_map(|l| under(l, prefix)))
+            1 => layers[0].under(prefix).map(owned).collect(),
+            _ => newest(layers.iter().flat_map(|l| l.under(prefix)))
                 .into_iter()
+                .map(owned)
                 .collect(),
         }
     }
@@ -206,7 +202,7 @@ impl Store {
         then: impl FnOnce(),
     ) -> StorageResult<()> {
         let inner = &self.inner;
-        let bytes = batch.bytes;
+        let bytes = batch.bytes();
         let layer = Arc::new(batch.into_layer());
         inner.wait_for_room();
         let mut wal = inner.wal.lock();
@@ -336,17 +332,13 @@ impl Inner {
         // Key by key rather than as one sled batch: a batch holds sled's global write lock
         // and stalls every reader of sled until it is done. A crash half way is repaired
         // by the log, which goes only once sled has everything flushed.
-        let merged;
         let writes = match taken.as_slice() {
-            [one] => one.as_ref(),
-            _ => {
-                merged = newest(taken.iter().flat_map(|l| l.iter()));
-                &merged
-            }
+            [one] => one.iter().collect(),
+            _ => newest(taken.iter().flat_map(|l| l.iter())),
         };
         for (key, value) in writes {
             match value {
-                Some(v) => self.db.insert(key, v.clone())?,
+                Some(v) => self.db.insert(key, v)?,
                 None => self.db.remove(key)?,
             };
         }
@@ -367,25 +359,6 @@ impl Inner {
 
 fn wal_dir(path: &Path) -> PathBuf {
     path.join("epochs")
-}
-
-/// The entries of a layer under a prefix.
-fn under<'a>(
-    layer: &'a Layer,
-    prefix: &'a [u8],
-) -> impl Iterator<Item = (&'a IVec, &'a Option<IVec>)> {
-    layer
-        .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
-        .take_while(move |(k, _)| k.starts_with(prefix))
-}
-
-/// The newest write of each key among writes given oldest first, in key order.
-fn newest<'a>(writes: impl Iterator<Item = (&'a IVec, &'a Option<IVec>)>) -> Layer {
-    let mut merged = Layer::new();
-    for (key, value) in writes {
-        merged.insert(key.clone(), value.clone());
-    }
-    merged
 }
 
 /// Sled's pairs under a prefix merged with the waiting layers' (which win, and whose
@@ -422,54 +395,6 @@ impl<I: Iterator<Item = sled::Result<(IVec, IVec)>>> Iterator for Merged<I> {
             }
             // A deletion: nothing to yield for this key.
         }
-    }
-}
-
-/// The writes of one epoch, applied all together by [`Store::commit`].
-///
-/// Writes are gathered in the order they come and put in key order once, at commit: an
-/// epoch writes each key about once, and one sort of many keys (which share long prefixes)
-/// costs far fewer comparisons than an ordered insert of each.
-#[derive(Default)]
-pub struct WriteBatch {
-    entries: Vec<(IVec, Option<IVec>)>,
-    ops: usize,
-    bytes: u64,
-}
-
-impl WriteBatch {
-    pub fn put(&mut self, key: impl Into<IVec>, value: impl Into<IVec>) {
-        let (key, value) = (key.into(), value.into());
-        self.bytes += (key.len() + value.len()) as u64;
-        self.entries.push((key, Some(value)));
-        self.ops += 1;
-    }
-
-    pub fn delete(&mut self, key: impl Into<IVec>) {
-        let key = key.into();
-        self.bytes += key.len() as u64;
-        self.entries.push((key, None));
-        self.ops += 1;
-    }
-
-    /// The writes in key order, the last write of a key winning (a map built from a list
-    /// sorts it stably and keeps the last of equal keys).
-    fn into_layer(self) -> Layer {
-        self.entries.into_iter().collect()
-    }
-
-    /// Bytes of the keys and values written (a deletion counts its key).
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
-    /// Number of writes in the batch.
-    pub fn len(&self) -> usize {
-        self.ops
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ops == 0
     }
 }
 

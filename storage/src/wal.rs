@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use sled::IVec;
 use tracing::warn;
 
-use crate::store::Layer;
+use crate::layer::Layer;
 
 /// The epoch log's open segment.
 pub(crate) struct Wal {
@@ -63,7 +63,8 @@ impl Wal {
         let buf = &mut self.buf;
         buf.clear();
         buf.extend_from_slice(&[0; 8]);
-        for (key, value) in layer {
+        buf.reserve(layer.len() * 9);
+        for (key, value) in layer.iter() {
             buf.push(value.is_some() as u8);
             put_bytes(buf, key)?;
             if let Some(v) = value {
@@ -217,10 +218,14 @@ mod tests {
     use super::*;
 
     fn layer(entries: &[(&str, Option<&str>)]) -> Layer {
-        entries
-            .iter()
-            .map(|(k, v)| (IVec::from(*k), v.map(IVec::from)))
-            .collect()
+        let mut batch = crate::WriteBatch::default();
+        for (k, v) in entries {
+            match v {
+                Some(v) => batch.put(k, v),
+                None => batch.delete(k),
+            }
+        }
+        batch.into_layer()
     }
 
     #[test]

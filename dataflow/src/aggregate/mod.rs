@@ -20,12 +20,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, RecordBatchOptions,
+};
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
-use crate::codec::{self, Decoder, RowEncoder, decode_row, encode_value};
+use crate::codec::{self, BatchBuilder, Decoder, Part, RowEncoder, decode_row, encode_value};
 use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
 use crate::window::Expiry;
 
@@ -154,6 +156,8 @@ pub struct Aggregate {
     /// Input type of each aggregate's argument (for sums).
     arg_types: Vec<Option<DataType>>,
     schema: SchemaRef,
+    /// The leading columns of `schema`: the group key.
+    key_schema: SchemaRef,
     /// Groups by encoded key (hashbrown's map, for one lookup per row by a borrowed key).
     groups: hashbrown::HashMap<Vec<u8>, Group, ahash::RandomState>,
     dirty: FastSet<Vec<u8>>,
@@ -206,11 +210,13 @@ impl Aggregate {
                     .transpose()
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let key_schema = Arc::new(schema.project(&(0..group_exprs.len()).collect::<Vec<_>>())?);
         Ok(Self {
             group_exprs,
             aggs,
             arg_types,
             schema,
+            key_schema,
             groups: hashbrown::HashMap::default(),
             dirty: FastSet::default(),
             applies: 0,
@@ -233,10 +239,6 @@ impl Aggregate {
 
     fn new_accs(&self) -> Vec<Acc> {
         new_accs(&self.aggs, &self.arg_types, self.append_only)
-    }
-
-    fn output_row(&self, g: &Group) -> DataflowResult<Vec<ScalarValue>> {
-        output_row(&self.aggs, &self.arg_types, g)
     }
 
     fn is_live(&self, g: &Group) -> bool {
@@ -282,17 +284,17 @@ fn new_accs(aggs: &[AggSpec], arg_types: &[Option<DataType>], append_only: bool)
         .collect()
 }
 
-/// A group's output row: its key, then each aggregate's value.
-fn output_row(
+/// Appends a group's aggregate values (its output row after the key) to `out`.
+fn finish_into(
     aggs: &[AggSpec],
     arg_types: &[Option<DataType>],
     g: &Group,
-) -> DataflowResult<Vec<ScalarValue>> {
-    let mut row = g.key.clone();
+    out: &mut Vec<ScalarValue>,
+) -> DataflowResult<()> {
     for ((spec, acc), arg_type) in aggs.iter().zip(&g.accs).zip(arg_types) {
-        row.push(finish(spec, acc, arg_type.as_ref())?);
+        out.push(finish(spec, acc, arg_type.as_ref())?);
     }
-    Ok(row)
+    Ok(())
 }
 
 /// Adds row `i` of a typed argument to a count or a sum without a `ScalarValue`; false when
@@ -389,21 +391,23 @@ impl Operator for Aggregate {
         self.applies += 1;
         let applies = self.applies;
         let global = self.is_global();
-        let mut before: Vec<(Vec<u8>, Option<Vec<ScalarValue>>)> = Vec::new();
+        // Each touched group's key, with where its values before this epoch begin in `old`
+        // (None: it had no row).
+        let width = self.aggs.len();
+        let mut touched: Vec<(Vec<u8>, Option<usize>)> = Vec::new();
+        let mut old: Vec<ScalarValue> = Vec::new();
         if global && !self.groups.contains_key(&[][..]) {
             // The first epoch of an aggregate without GROUP BY creates its one row.
             let mut group = Group::new(vec![], 0, self.new_accs());
             group.touched = applies;
             self.groups.insert(vec![], group);
-            before.push((vec![], None));
-            self.dirty.insert(vec![]);
+            touched.push((vec![], None));
         }
 
         let encoder = RowEncoder::new(&keys);
         let views: Vec<ArgView<'_>> = args.iter().map(ArgView::of).collect();
         let Aggregate {
             groups,
-            dirty,
             aggs,
             arg_types,
             expiry,
@@ -427,12 +431,15 @@ impl Operator for Aggregate {
             }
             if group.touched != applies {
                 group.touched = applies;
-                let old = match !fresh && (group.rows > 0 || global) {
-                    true => Some(output_row(aggs, arg_types, group)?),
+                let at = match !fresh && (group.rows > 0 || global) {
+                    true => {
+                        let at = old.len();
+                        finish_into(aggs, arg_types, group, &mut old)?;
+                        Some(at)
+                    }
                     false => None,
                 };
-                before.push((key.clone(), old));
-                dirty.insert(key.clone());
+                touched.push((key.clone(), at));
             }
             group.rows += w;
             for (j, acc) in group.accs.iter_mut().enumerate() {
@@ -492,9 +499,14 @@ impl Operator for Aggregate {
             }
         }
 
-        let mut out_rows = Vec::new();
-        let mut out_weights = Vec::new();
-        for (key, old) in before {
+        // Each changed group's row out: its key decoded from the group's encoded key, its
+        // values as finished.
+        let keys_width = self.group_exprs.len();
+        let mut out_keys = BatchBuilder::new(&self.key_schema, touched.len() * 2);
+        let mut out_values: Vec<ScalarValue> = Vec::with_capacity(touched.len() * 2 * width);
+        let mut out_weights = Vec::with_capacity(touched.len() * 2);
+        let mut new = Vec::with_capacity(width);
+        for (key, at) in touched {
             let group = &self.groups[&key];
             if group.rows < 0 {
                 return Err(DataflowError::Internal(format!(
@@ -502,28 +514,38 @@ impl Operator for Aggregate {
                     group.key, group.rows
                 )));
             }
-            let new = if self.is_live(group) {
-                Some(self.output_row(group)?)
-            } else {
-                None
-            };
-            if old == new {
-                continue;
+            let live = self.is_live(group);
+            new.clear();
+            if live {
+                finish_into(&self.aggs, &self.arg_types, group, &mut new)?;
             }
-            if let Some(old) = old {
-                out_rows.push(old);
-                out_weights.push(-1);
+            let before = at.map(|at| &old[at..at + width]);
+            let after = live.then_some(new.as_slice());
+            if before != after {
+                for (values, weight) in [(before, -1), (after, 1)] {
+                    if let Some(values) = values {
+                        out_keys.push(&[Part::Row(&key, keys_width)])?;
+                        out_values.extend_from_slice(values);
+                        out_weights.push(weight);
+                    }
+                }
             }
-            if let Some(new) = new {
-                out_rows.push(new);
-                out_weights.push(1);
-            }
-            if !self.is_live(group) {
+            if !live {
                 self.groups.remove(&key);
             }
+            self.dirty.insert(key);
         }
         self.expire(epoch);
-        let batch = codec::batch_from_rows(&self.schema, &out_rows)?;
+        let mut columns = out_keys.finish()?.columns().to_vec();
+        for (j, field) in self.schema.fields().iter().skip(keys_width).enumerate() {
+            let values = out_values.iter().skip(j).step_by(width);
+            columns.push(codec::column_from_values(field.data_type(), values)?);
+        }
+        let batch = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(out_weights.len())),
+        )?;
         Ok(Delta::new(batch, out_weights))
     }
 
@@ -532,11 +554,12 @@ impl Operator for Aggregate {
     }
 
     fn checkpoint(&mut self, state: &mut StateWriter<'_>) -> DataflowResult<()> {
+        let mut v = Vec::new();
         for key in self.dirty.drain() {
             match self.groups.get(&key) {
                 None => state.delete(&key),
                 Some(g) => {
-                    let mut v = Vec::new();
+                    v.clear();
                     v.extend(g.rows.to_le_bytes());
                     for acc in &g.accs {
                         match acc {
@@ -576,7 +599,7 @@ impl Operator for Aggregate {
                             }
                         }
                     }
-                    state.put(&key, v);
+                    state.put(&key, &v);
                 }
             }
         }

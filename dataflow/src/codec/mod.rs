@@ -420,16 +420,39 @@ pub fn row_values(columns: &[ArrayRef], i: usize) -> DataflowResult<Vec<ScalarVa
         .collect()
 }
 
+/// Rows encoded one after another in one buffer.
+pub struct EncodedRows {
+    bytes: Vec<u8>,
+    /// Where each row ends.
+    ends: Vec<usize>,
+}
+
+impl EncodedRows {
+    /// Row `i`'s encoding.
+    pub fn row(&self, i: usize) -> &[u8] {
+        let from = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[from..self.ends[i]]
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
 /// Encodes rows `0..n` of some columns (the key columns of a batch, say).
-pub fn encode_rows(columns: &[ArrayRef], num_rows: usize) -> DataflowResult<Vec<Vec<u8>>> {
+pub fn encode_rows(columns: &[ArrayRef], num_rows: usize) -> DataflowResult<EncodedRows> {
     let encoder = RowEncoder::new(columns);
-    (0..num_rows)
-        .map(|i| {
-            let mut out = Vec::with_capacity(columns.len() * 9);
-            encoder.encode(i, &mut out)?;
-            Ok(out)
-        })
-        .collect()
+    let mut bytes = Vec::with_capacity(num_rows * columns.len() * 9);
+    let mut ends = Vec::with_capacity(num_rows);
+    for i in 0..num_rows {
+        encoder.encode(i, &mut bytes)?;
+        ends.push(bytes.len());
+    }
+    Ok(EncodedRows { bytes, ends })
 }
 
 /// Builds a batch of a schema from rows of values; values are cast to the schema's types.

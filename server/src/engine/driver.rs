@@ -587,7 +587,7 @@ impl Driver {
             ..
         } = epoch;
         self.epoch += 1;
-        batch.put(keys::meta(EPOCH), self.epoch.to_be_bytes().to_vec());
+        batch.put(keys::meta(EPOCH), self.epoch.to_be_bytes());
         let (entries, bytes) = (batch.len(), batch.bytes());
         self.store.commit_and(batch, self.durable, then)?;
         debug!(epoch = self.epoch, entries, bytes, "epoch committed");
@@ -728,10 +728,10 @@ fn materialize(
     let unique = !view.primary_key.is_empty();
     let view = view.id;
     let encoder = RowEncoder::new(columns);
-    let prefix = keys::rows_prefix(view);
+    let mut key = keys::rows_prefix(view);
+    let prefix = key.len();
     for i in 0..delta.len() {
-        let mut key = Vec::with_capacity(prefix.len() + 64);
-        key.extend_from_slice(&prefix);
+        key.truncate(prefix);
         encoder.encode(i, &mut key)?;
         let new = match (unique, delta.weights[i]) {
             (true, 1) => 1,
@@ -745,8 +745,8 @@ fn materialize(
             }
         };
         match new {
-            0 => batch.delete(key),
-            n if n > 0 => batch.put(key, n.to_le_bytes().to_vec()),
+            0 => batch.delete(&key),
+            n if n > 0 => batch.put(&key, n.to_le_bytes()),
             _ => {
                 warn!(view, "view row would have a negative count");
                 return Err(SqlError::Internal(format!(

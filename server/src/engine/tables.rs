@@ -178,8 +178,8 @@ pub fn stage_table_write(
     } = view;
     for (k, v) in local.rows {
         match &v {
-            Some(row) => epoch.batch.put(k.clone(), row.clone()),
-            None => epoch.batch.delete(k.clone()),
+            Some(row) => epoch.batch.put(&k, row),
+            None => epoch.batch.delete(&k),
         }
         epoch.overlay.rows.insert(k, v);
     }

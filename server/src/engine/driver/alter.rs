@@ -326,7 +326,7 @@ fn write_contents(
             )));
         }
         let row = encode_row(&row_values(columns, i)?)?;
-        batch.put(keys::row(view.id, &row), weight.to_le_bytes().to_vec());
+        batch.put(keys::row(view.id, &row), weight.to_le_bytes());
     }
     Ok(())
 }

@@ -1,0 +1,296 @@
+//! An epoch's writes: gathered by a [`WriteBatch`] as they come, then held as a [`Layer`] in
+//! key order until sled has them.
+//!
+//! Keys and values are copied into one buffer, so a write costs no allocation of its own.
+//! The batch is put in key order once, at commit. An epoch writes thousands of keys that
+//! share long prefixes (a relation's or an operator's). Comparing them byte by byte is what
+//! such a sort costs, so each key's first [`HEAD_WORDS`] words are read as integers and
+//! compared first; only keys equal that far are compared as bytes.
+
+use std::cmp::Ordering;
+
+/// Words of a key compared as integers before its bytes: enough to pass a state key's space,
+/// view and operator (13 bytes) and reach its own bytes.
+const HEAD_WORDS: usize = 3;
+
+/// Where one write lives in the buffer: its key, then its value (none for a deletion).
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    at: usize,
+    key_len: usize,
+    value_len: Option<usize>,
+}
+
+impl Entry {
+    fn key<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        &bytes[self.at..self.at + self.key_len]
+    }
+
+    fn value<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        let from = self.at + self.key_len;
+        self.value_len.map(|len| &bytes[from..from + len])
+    }
+}
+
+/// The writes of one epoch, applied all together by [`Store::commit`]. A later write of a
+/// key replaces an earlier one.
+///
+/// [`Store::commit`]: crate::Store::commit
+#[derive(Default)]
+pub struct WriteBatch {
+    bytes: Vec<u8>,
+    entries: Vec<Entry>,
+    /// Bytes of the keys and values written (a deletion counts its key).
+    written: u64,
+}
+
+impl WriteBatch {
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.put_parts(&[key.as_ref()], value.as_ref());
+    }
+
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) {
+        self.delete_parts(&[key.as_ref()]);
+    }
+
+    /// [`WriteBatch::put`] of the key made of `parts` (a prefix and what follows it), without
+    /// putting the key together first.
+    pub fn put_parts(&mut self, parts: &[&[u8]], value: &[u8]) {
+        let entry = self.key(parts);
+        self.bytes.extend_from_slice(value);
+        self.written += value.len() as u64;
+        self.entries.push(Entry {
+            value_len: Some(value.len()),
+            ..entry
+        });
+    }
+
+    /// [`WriteBatch::delete`] of the key made of `parts`.
+    pub fn delete_parts(&mut self, parts: &[&[u8]]) {
+        let entry = self.key(parts);
+        self.entries.push(entry);
+    }
+
+    /// Copies a key into the buffer: a deletion's entry until a value follows.
+    fn key(&mut self, parts: &[&[u8]]) -> Entry {
+        let at = self.bytes.len();
+        for part in parts {
+            self.bytes.extend_from_slice(part);
+        }
+        let key_len = self.bytes.len() - at;
+        self.written += key_len as u64;
+        Entry {
+            at,
+            key_len,
+            value_len: None,
+        }
+    }
+
+    /// Bytes of the keys and values written (a deletion counts its key).
+    pub fn bytes(&self) -> u64 {
+        self.written
+    }
+
+    /// Number of writes in the batch.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The writes in key order, the last write of a key winning.
+    pub(crate) fn into_layer(self) -> Layer {
+        let WriteBatch { bytes, entries, .. } = self;
+        let mut order: Vec<(Head, u32)> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (head(e.key(&bytes)), i as u32))
+            .collect();
+        // Equal keys sort by when they were written, so the last of a run is the newest.
+        order.sort_unstable_by(|(ha, a), (hb, b)| {
+            ha.cmp(hb)
+                .then_with(|| {
+                    let (a, b) = (&entries[*a as usize], &entries[*b as usize]);
+                    a.key(&bytes).cmp(b.key(&bytes))
+                })
+                .then(a.cmp(b))
+        });
+        let mut sorted: Vec<Entry> = Vec::with_capacity(order.len());
+        for (_, i) in order {
+            let entry = entries[i as usize];
+            match sorted.last_mut() {
+                Some(last) if last.key(&bytes) == entry.key(&bytes) => *last = entry,
+                _ => sorted.push(entry),
+            }
+        }
+        Layer {
+            bytes,
+            entries: sorted,
+        }
+    }
+}
+
+/// A key's first words, zero-padded: two keys whose heads differ compare as their heads do
+/// (a key that ends inside the head is smaller than any longer key that differs from it
+/// there, as a padding zero is no larger than any byte).
+type Head = [u64; HEAD_WORDS];
+
+fn head(key: &[u8]) -> Head {
+    let mut words = [0u64; HEAD_WORDS];
+    for (w, chunk) in words.iter_mut().zip(key.chunks(8)) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        *w = u64::from_be_bytes(word);
+    }
+    words
+}
+
+/// One committed epoch's writes in key order, one per key: what reads consult before sled
+/// while the layer waits for the store's writer.
+#[derive(Debug)]
+pub(crate) struct Layer {
+    bytes: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+/// A write as a layer holds it: the key and its value, or None for a deletion.
+pub(crate) type Write<'a> = (&'a [u8], Option<&'a [u8]>);
+
+impl Layer {
+    /// The layer's write of a key, if it has one.
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        let i = self
+            .entries
+            .binary_search_by(|e| e.key(&self.bytes).cmp(key))
+            .ok()?;
+        Some(self.entries[i].value(&self.bytes))
+    }
+
+    /// Every write in key order.
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = Write<'_>> + '_ {
+        self.entries
+            .iter()
+            .map(|e| (e.key(&self.bytes), e.value(&self.bytes)))
+    }
+
+    /// The writes whose keys start with `prefix`, in key order.
+    pub(crate) fn under<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = Write<'a>> + 'a {
+        let from = self
+            .entries
+            .partition_point(|e| e.key(&self.bytes).cmp(prefix) == Ordering::Less);
+        self.entries[from..]
+            .iter()
+            .map(|e| (e.key(&self.bytes), e.value(&self.bytes)))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// The newest write of each key among writes given oldest first, in key order.
+pub(crate) fn newest<'a>(writes: impl Iterator<Item = Write<'a>>) -> Vec<Write<'a>> {
+    let mut all: Vec<Write<'a>> = writes.collect();
+    // Stable: of equal keys, the newest stays last.
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    let mut merged: Vec<Write<'a>> = Vec::with_capacity(all.len());
+    for write in all {
+        match merged.last_mut() {
+            Some(last) if last.0 == write.0 => *last = write,
+            _ => merged.push(write),
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writes(layer: &Layer) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        layer
+            .iter()
+            .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+            .collect()
+    }
+
+    #[test]
+    fn keys_sort_as_bytes_whatever_their_length() {
+        // Keys that end inside the compared head, keys equal that far, zero bytes.
+        let keys: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            vec![0],
+            vec![0, 0],
+            b"a".to_vec(),
+            b"ab".to_vec(),
+            b"ab\0".to_vec(),
+            b"ab\x01".to_vec(),
+            vec![7; 24],
+            [vec![7; 24], vec![0]].concat(),
+            [vec![7; 24], vec![1]].concat(),
+            [vec![7; 23], vec![8]].concat(),
+            vec![0xff; 30],
+        ];
+        let mut batch = WriteBatch::default();
+        for (i, key) in keys.iter().enumerate().rev() {
+            batch.put(key, [i as u8]);
+        }
+        let layer = batch.into_layer();
+        let mut expected = keys.clone();
+        expected.sort();
+        let got: Vec<Vec<u8>> = layer.iter().map(|(k, _)| k.to_vec()).collect();
+        assert_eq!(got, expected);
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(layer.get(key), Some(Some(&[i as u8][..])));
+        }
+        assert_eq!(layer.get(b"abc"), None);
+    }
+
+    #[test]
+    fn the_last_write_of_a_key_wins_and_prefixes_select() {
+        let mut batch = WriteBatch::default();
+        batch.put(b"p/b", b"1");
+        batch.put_parts(&[b"p/", b"a"], b"1");
+        batch.delete(b"p/b");
+        batch.put(b"q", b"1");
+        batch.delete_parts(&[b"p", b"/a"]);
+        batch.put(b"p/a", b"2");
+        assert_eq!(batch.len(), 6);
+        assert_eq!(batch.bytes(), 3 + 1 + 3 + 1 + 3 + 1 + 1 + 3 + 3 + 1);
+        let layer = batch.into_layer();
+        assert_eq!(
+            writes(&layer),
+            vec![
+                (b"p/a".to_vec(), Some(b"2".to_vec())),
+                (b"p/b".to_vec(), None),
+                (b"q".to_vec(), Some(b"1".to_vec())),
+            ]
+        );
+        let under: Vec<&[u8]> = layer.under(b"p/").map(|(k, _)| k).collect();
+        assert_eq!(under, vec![&b"p/a"[..], &b"p/b"[..]]);
+        assert_eq!(layer.under(b"r").count(), 0);
+    }
+
+    #[test]
+    fn newest_keeps_the_last_layer_s_write() {
+        let mut old = WriteBatch::default();
+        old.put(b"a", b"1");
+        old.put(b"b", b"1");
+        let mut new = WriteBatch::default();
+        new.delete(b"a");
+        new.put(b"c", b"2");
+        let (old, new) = (old.into_layer(), new.into_layer());
+        let merged = newest(old.iter().chain(new.iter()));
+        assert_eq!(
+            merged,
+            vec![
+                (&b"a"[..], None),
+                (&b"b"[..], Some(&b"1"[..])),
+                (&b"c"[..], Some(&b"2"[..])),
+            ]
+        );
+    }
+}
