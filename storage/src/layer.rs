@@ -7,7 +7,8 @@
 //! such a sort costs, so each key's first [`HEAD_WORDS`] words are read as integers and
 //! compared first; only keys equal that far are compared as bytes.
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
 
 /// Words of a key compared as integers before its bytes: enough to pass a state key's space,
 /// view and operator (13 bytes) and reach its own bytes.
@@ -191,16 +192,27 @@ impl Layer {
     }
 }
 
-/// The newest write of each key among writes given oldest first, in key order.
-pub(crate) fn newest<'a>(writes: impl Iterator<Item = Write<'a>>) -> Vec<Write<'a>> {
-    let mut all: Vec<Write<'a>> = writes.collect();
-    // Stable: of equal keys, the newest stays last.
-    all.sort_by(|a, b| a.0.cmp(b.0));
-    let mut merged: Vec<Write<'a>> = Vec::with_capacity(all.len());
-    for write in all {
+/// The newest write of each key among layers' writes (each in key order; the layers given
+/// oldest first), in key order: a merge, each key's writes taken together.
+pub(crate) fn newest<'a, I>(layers: impl IntoIterator<Item = I>) -> Vec<Write<'a>>
+where
+    I: Iterator<Item = Write<'a>>,
+{
+    let mut layers: Vec<I> = layers.into_iter().collect();
+    // The next write of each layer, smallest key first and, of equal keys, oldest first.
+    let mut heads: BinaryHeap<Reverse<(&'a [u8], usize, Option<&'a [u8]>)>> = layers
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, l)| l.next().map(|(k, v)| Reverse((k, i, v))))
+        .collect();
+    let mut merged: Vec<Write<'a>> = Vec::new();
+    while let Some(Reverse((key, i, value))) = heads.pop() {
         match merged.last_mut() {
-            Some(last) if last.0 == write.0 => *last = write,
-            _ => merged.push(write),
+            Some(last) if last.0 == key => *last = (key, value),
+            _ => merged.push((key, value)),
+        }
+        if let Some((k, v)) = layers[i].next() {
+            heads.push(Reverse((k, i, v)));
         }
     }
     merged
@@ -282,12 +294,25 @@ mod tests {
         let mut new = WriteBatch::default();
         new.delete(b"a");
         new.put(b"c", b"2");
-        let (old, new) = (old.into_layer(), new.into_layer());
-        let merged = newest(old.iter().chain(new.iter()));
+        let mut newer = WriteBatch::default();
+        newer.put(b"a", b"3");
+        newer.put(b"0", b"3");
+        let (old, new, newer) = (old.into_layer(), new.into_layer(), newer.into_layer());
+        let merged = newest([old.iter(), new.iter()]);
         assert_eq!(
             merged,
             vec![
                 (&b"a"[..], None),
+                (&b"b"[..], Some(&b"1"[..])),
+                (&b"c"[..], Some(&b"2"[..])),
+            ]
+        );
+        let merged = newest([old.iter(), new.iter(), newer.iter()]);
+        assert_eq!(
+            merged,
+            vec![
+                (&b"0"[..], Some(&b"3"[..])),
+                (&b"a"[..], Some(&b"3"[..])),
                 (&b"b"[..], Some(&b"1"[..])),
                 (&b"c"[..], Some(&b"2"[..])),
             ]

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::lock_api::ArcRwLockReadGuard;
 use parking_lot::{Condvar, Mutex, RawRwLock, RwLock, RwLockReadGuard};
@@ -16,6 +16,14 @@ use crate::wal::Wal;
 const MAX_LAYERS: usize = 64;
 /// Most bytes in layers waiting for sled before a commit waits for the writer.
 const MAX_LAYER_BYTES: u64 = 256 * 1024 * 1024;
+/// Layers the writer lets gather before it moves them into sled. Epochs rewrite much of what
+/// the epochs before them wrote (a group's state, its row in a view), sled's cost is per key,
+/// and the writer writes each key of the layers it takes once.
+const GATHER_LAYERS: usize = 16;
+/// Bytes of waiting layers at which the writer stops gathering.
+const GATHER_BYTES: u64 = 32 * 1024 * 1024;
+/// Longest the writer lets a layer wait for others.
+const GATHER_FOR: Duration = Duration::from_millis(50);
 
 /// The durable store: one sled tree, the epoch log that makes a commit durable before sled
 /// has it, and the read gate that isolates scans from commits.
@@ -53,6 +61,8 @@ struct WriterState {
     written: u64,
     /// Layers committed so far.
     committed: u64,
+    /// Flushes waiting for the writer (which then stops gathering).
+    flushes: usize,
     /// The writer leaves layers where they are (tests of what a crash leaves).
     #[cfg(test)]
     paused: bool,
@@ -180,7 +190,7 @@ impl Store {
         match layers.len() {
             0 => Vec::new(),
             1 => layers[0].under(prefix).map(owned).collect(),
-            _ => newest(layers.iter().flat_map(|l| l.under(prefix)))
+            _ => newest(layers.iter().map(|l| l.under(prefix)))
                 .into_iter()
                 .map(owned)
                 .collect(),
@@ -250,10 +260,12 @@ impl Store {
         let inner = &self.inner;
         let mut state = inner.writer.lock();
         let target = state.committed;
+        state.flushes += 1;
         while state.written < target {
             inner.signal.notify_all();
             inner.signal.wait(&mut state);
         }
+        state.flushes -= 1;
         drop(state);
         inner.db.flush()?;
         Ok(())
@@ -306,11 +318,26 @@ impl Inner {
         loop {
             {
                 let mut state = self.writer.lock();
-                while (self.layers.read().is_empty() || state.is_paused()) && !state.stop {
-                    self.signal.wait(&mut state);
+                let mut since: Option<Instant> = None;
+                while !state.stop {
+                    if state.sizes.is_empty() || state.is_paused() {
+                        self.signal.wait(&mut state);
+                        continue;
+                    }
+                    let gathered = state.sizes.len() >= GATHER_LAYERS
+                        || state.sizes.iter().sum::<u64>() >= GATHER_BYTES
+                        || state.flushes > 0;
+                    let until = *since.get_or_insert_with(Instant::now) + GATHER_FOR;
+                    if gathered || Instant::now() >= until {
+                        break;
+                    }
+                    self.signal.wait_until(&mut state, until);
                 }
                 if self.layers.read().is_empty() {
-                    return;
+                    if state.stop {
+                        return;
+                    }
+                    continue;
                 }
             }
             if let Err(e) = self.write_waiting() {
@@ -334,7 +361,7 @@ impl Inner {
         // by the log, which goes only once sled has everything flushed.
         let writes = match taken.as_slice() {
             [one] => one.iter().collect(),
-            _ => newest(taken.iter().flat_map(|l| l.iter())),
+            _ => newest(taken.iter().map(|l| l.iter())),
         };
         for (key, value) in writes {
             match value {
