@@ -146,7 +146,7 @@ impl Catalog {
         let mut next = self.next_id.write();
         let id = *next;
         *next += 1;
-        batch.put(keys::meta(NEXT_ID), next.to_be_bytes().to_vec());
+        batch.put(keys::meta(NEXT_ID), next.to_be_bytes());
         id
     }
 

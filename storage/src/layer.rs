@@ -199,8 +199,10 @@ where
     I: Iterator<Item = Write<'a>>,
 {
     let mut layers: Vec<I> = layers.into_iter().collect();
-    // The next write of each layer, smallest key first and, of equal keys, oldest first.
-    let mut heads: BinaryHeap<Reverse<(&'a [u8], usize, Option<&'a [u8]>)>> = layers
+    // The next write of each layer (key, layer, value), smallest key first and, of equal
+    // keys, oldest first.
+    type Next<'a> = Reverse<(&'a [u8], usize, Option<&'a [u8]>)>;
+    let mut heads: BinaryHeap<Next<'a>> = layers
         .iter_mut()
         .enumerate()
         .filter_map(|(i, l)| l.next().map(|(k, v)| Reverse((k, i, v))))

@@ -440,7 +440,7 @@ mod tests {
     fn batch(puts: &[(&[u8], &[u8])], deletes: &[&[u8]]) -> WriteBatch {
         let mut batch = WriteBatch::default();
         for (k, v) in puts {
-            batch.put(keys::row(7, k), v.to_vec());
+            batch.put(keys::row(7, k), v);
         }
         for k in deletes {
             batch.delete(keys::row(7, k));
@@ -518,12 +518,12 @@ mod tests {
             (b"a", None),
         ] {
             match v {
-                Some(v) => b.put(keys::row(7, k), v.to_vec()),
+                Some(v) => b.put(keys::row(7, k), v),
                 None => b.delete(keys::row(7, k)),
             }
         }
-        b.put(keys::row(7, b"a"), b"2".to_vec());
-        b.put(keys::row(7, b"m"), b"1".to_vec());
+        b.put(keys::row(7, b"a"), b"2");
+        b.put(keys::row(7, b"m"), b"1");
         assert_eq!(b.len(), 6);
         store.commit(b, true).unwrap();
         let expected = pairs(&[(b"a", b"2"), (b"m", b"1")]);
@@ -575,9 +575,9 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             let mut batch = WriteBatch::default();
-            batch.put(keys::row(1, b"a"), b"1".to_vec());
-            batch.put(keys::row(1, b"b"), b"2".to_vec());
-            batch.put(keys::meta("epoch"), 9u64.to_be_bytes().to_vec());
+            batch.put(keys::row(1, b"a"), b"1");
+            batch.put(keys::row(1, b"b"), b"2");
+            batch.put(keys::meta("epoch"), 9u64.to_be_bytes());
             store.commit(batch, true).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
@@ -597,7 +597,7 @@ mod tests {
     fn delete_removes() {
         let store = Store::temporary().unwrap();
         let mut batch = WriteBatch::default();
-        batch.put(keys::row(2, b"x"), b"1".to_vec());
+        batch.put(keys::row(2, b"x"), b"1");
         store.commit(batch, false).unwrap();
         let mut batch = WriteBatch::default();
         batch.delete(keys::row(2, b"x"));

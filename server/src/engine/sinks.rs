@@ -209,7 +209,7 @@ async fn deliver(
 /// Removes a delivered entry from a sink's outbox.
 fn forget(store: &Store, key: &[u8]) -> Result<(), String> {
     let mut batch = WriteBatch::default();
-    batch.delete(key.to_vec());
+    batch.delete(key);
     store.commit(batch, false).map_err(|e| e.to_string())
 }
 
