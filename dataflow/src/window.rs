@@ -25,7 +25,12 @@ pub struct Expiry {
 impl Expiry {
     /// The time at which the window of a row (its values) closes, if it has one.
     pub fn closes_at(&self, values: &[ScalarValue]) -> Option<i64> {
-        micros(values.get(self.column)?).map(|t| t.saturating_add(self.offset_micros))
+        self.closes_at_value(values.get(self.column)?)
+    }
+
+    /// The time at which a window whose `column` holds `value` closes.
+    pub fn closes_at_value(&self, value: &ScalarValue) -> Option<i64> {
+        micros(value).map(|t| t.saturating_add(self.offset_micros))
     }
 }
 

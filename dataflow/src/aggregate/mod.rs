@@ -89,7 +89,6 @@ pub struct AggSpec {
 
 #[derive(Clone, Debug)]
 struct Group {
-    key: Vec<ScalarValue>,
     rows: i64,
     accs: Vec<Acc>,
     /// The last apply that touched the group (see [`Aggregate::applies`]).
@@ -97,9 +96,8 @@ struct Group {
 }
 
 impl Group {
-    fn new(key: Vec<ScalarValue>, rows: i64, accs: Vec<Acc>) -> Self {
+    fn new(rows: i64, accs: Vec<Acc>) -> Self {
         Self {
-            key,
             rows,
             accs,
             touched: 0,
@@ -246,16 +244,21 @@ impl Aggregate {
     }
 }
 
-/// Files a new group under the time its window closes, when a watermark frees it.
+/// Files a new group under the time its window closes, when a watermark frees it; `value`
+/// gives the group's key value in a column (the window's end, when it has one).
 fn track_closing(
     expiry: &Option<Expiry>,
     closing: &mut BTreeMap<i64, Vec<Vec<u8>>>,
     key: &[u8],
-    values: &[ScalarValue],
-) {
-    if let Some(t) = expiry.as_ref().and_then(|e| e.closes_at(values)) {
+    value: impl FnOnce(usize) -> DataflowResult<Option<ScalarValue>>,
+) -> DataflowResult<()> {
+    let Some(e) = expiry else {
+        return Ok(());
+    };
+    if let Some(t) = value(e.column)?.and_then(|v| e.closes_at_value(&v)) {
         closing.entry(t).or_default().push(key.to_vec());
     }
+    Ok(())
 }
 
 /// Fresh accumulators for a new group.
@@ -398,7 +401,7 @@ impl Operator for Aggregate {
         let mut old: Vec<ScalarValue> = Vec::new();
         if global && !self.groups.contains_key(&[][..]) {
             // The first epoch of an aggregate without GROUP BY creates its one row.
-            let mut group = Group::new(vec![], 0, self.new_accs());
+            let mut group = Group::new(0, self.new_accs());
             group.touched = applies;
             self.groups.insert(vec![], group);
             touched.push((vec![], None));
@@ -423,11 +426,15 @@ impl Operator for Aggregate {
             let mut fresh = false;
             let group = groups.entry_ref(key.as_slice()).or_insert_with(|| {
                 fresh = true;
-                Group::new(Vec::new(), 0, new_accs(aggs, arg_types, *append_only))
+                Group::new(0, new_accs(aggs, arg_types, *append_only))
             });
             if fresh {
-                group.key = codec::row_values(&keys, i)?;
-                track_closing(expiry, closing, &key, &group.key);
+                track_closing(expiry, closing, &key, |c| {
+                    keys.get(c)
+                        .map(|k| ScalarValue::try_from_array(k, i))
+                        .transpose()
+                        .map_err(DataflowError::from)
+                })?;
             }
             if group.touched != applies {
                 group.touched = applies;
@@ -511,7 +518,8 @@ impl Operator for Aggregate {
             if group.rows < 0 {
                 return Err(DataflowError::Internal(format!(
                     "group {:?} has {} rows",
-                    group.key, group.rows
+                    decode_row(&key, keys_width).ok(),
+                    group.rows
                 )));
             }
             let live = self.is_live(group);
@@ -656,9 +664,10 @@ impl Operator for Aggregate {
                     }
                 }
             }
-            let group = Group::new(decode_row(&key, width)?, rows, accs);
-            track_closing(&self.expiry, &mut self.closing, &key, &group.key);
-            self.groups.insert(key, group);
+            track_closing(&self.expiry, &mut self.closing, &key, |c| {
+                Ok(decode_row(&key, width)?.get(c).cloned())
+            })?;
+            self.groups.insert(key, Group::new(rows, accs));
         }
         Ok(())
     }
