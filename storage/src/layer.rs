@@ -7,7 +7,7 @@
 //! such a sort costs, so each key's first [`HEAD_WORDS`] words are read as integers and
 //! compared first; only keys equal that far are compared as bytes.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 /// Words of a key compared as integers before its bytes: enough to pass a state key's space,
@@ -171,20 +171,22 @@ impl Layer {
 
     /// Every write in key order.
     pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = Write<'_>> + '_ {
-        self.entries
-            .iter()
-            .map(|e| (e.key(&self.bytes), e.value(&self.bytes)))
+        self.entries.iter().map(|e| self.write(e))
     }
 
     /// The writes whose keys start with `prefix`, in key order.
     pub(crate) fn under<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = Write<'a>> + 'a {
         let from = self
             .entries
-            .partition_point(|e| e.key(&self.bytes).cmp(prefix) == Ordering::Less);
+            .partition_point(|e| e.key(&self.bytes) < prefix);
         self.entries[from..]
             .iter()
-            .map(|e| (e.key(&self.bytes), e.value(&self.bytes)))
+            .map(|e| self.write(e))
             .take_while(move |(k, _)| k.starts_with(prefix))
+    }
+
+    fn write(&self, e: &Entry) -> Write<'_> {
+        (e.key(&self.bytes), e.value(&self.bytes))
     }
 
     pub(crate) fn len(&self) -> usize {
