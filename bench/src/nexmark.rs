@@ -248,7 +248,7 @@ fn clock_ticks_per_second() -> f64 {
 }
 
 /// The largest resident set the process has had, in MiB.
-fn peak_rss_mb(pid: u32) -> Result<f64> {
+pub fn peak_rss_mb(pid: u32) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb = status
         .lines()

@@ -10,6 +10,8 @@
 //!   rows it took, and the offset of every partition commits with the epoch that applied the
 //!   rows before it (exactly once across crashes). Records that do not decode become
 //!   [`format::DeadLetter`]s.
+//! - [`rate`], numbered rows at a steady rate of event time, like Spark's `rate` source,
+//!   likewise stored as an offset alone.
 //! - [`file`], the lines of the files in a folder, likewise, each file's byte offset
 //!   committed with the epoch.
 //!
@@ -30,12 +32,15 @@ pub mod nexmark;
 mod options;
 pub mod postgres;
 pub mod postgres_source;
+pub mod rate;
 pub mod redis_sink;
+
+use std::ops::Range;
 
 use arrow::array::RecordBatch;
 use thiserror::Error;
 
-pub use options::parse_duration;
+pub use options::{parse_duration, parse_timestamp};
 
 /// What a source read since its last batch: the rows of each part (a Kafka partition) with
 /// the positions they span, and the records that could not be read.
@@ -77,6 +82,37 @@ impl OutputMode {
                 "'append', 'update' or 'complete'",
             )),
         }
+    }
+}
+
+/// A source whose rows are a function of their number and its options alone ([`nexmark`],
+/// [`rate`]): its stream stores only how far it has read, and replays its history from the
+/// numbers. Streams whose generators have equal [`Generator::group_key`]s share one sequence
+/// and advance together, one block per epoch.
+pub trait Generator: std::fmt::Debug + Send + Sync {
+    /// Numbers per block: an epoch takes at most one. It depends on the options alone, so
+    /// a replay meets the same blocks as the live stream did.
+    fn block(&self) -> u64;
+
+    /// Numbers in all (None: no end).
+    fn total(&self) -> Option<u64>;
+
+    /// Numbers per second of wall-clock time (None: as fast as the engine takes them).
+    fn pace(&self) -> Option<u64>;
+
+    /// Equal keys, one sequence.
+    fn group_key(&self) -> String;
+
+    /// The rows of the numbers `range`, in order, with only the columns `read` (all when
+    /// `None`) filled in: the others may be NULL.
+    fn generate_columns(&self, range: Range<u64>, read: Option<&[usize]>) -> RecordBatch;
+
+    /// The next block from `offset`, or None at the end.
+    fn next_block(&self, offset: u64) -> Option<Range<u64>> {
+        let block = self.block();
+        let end = (offset / block + 1) * block;
+        let end = self.total().map_or(end, |n| end.min(n));
+        (offset < end).then_some(offset..end)
     }
 }
 
@@ -135,7 +171,7 @@ pub enum ConnectorError {
         option: String,
         known: String,
     },
-    #[error("unknown connector \"{0}\" (streams: kafka, file, nexmark; tables: postgres)")]
+    #[error("unknown connector \"{0}\" (streams: kafka, file, nexmark, rate; tables: postgres)")]
     UnknownConnector(String),
     /// The external system could not be reached (or failed a request).
     #[error("{0}")]

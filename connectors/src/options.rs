@@ -85,6 +85,14 @@ pub fn parse_duration(key: &str, value: &str) -> ConnectorResult<Duration> {
     Duration::try_from_secs_f64(seconds).map_err(|_| bad())
 }
 
+/// A timestamp written `'YYYY-MM-DD HH:MM:SS'`, with or without a fraction of a second, as
+/// microseconds since the Unix epoch (UTC).
+pub fn parse_timestamp(key: &str, value: &str) -> ConnectorResult<i64> {
+    chrono::NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%d %H:%M:%S%.f")
+        .map(|t| t.and_utc().timestamp_micros())
+        .map_err(|_| ConnectorError::invalid(key, value, "a timestamp 'YYYY-MM-DD HH:MM:SS'"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +110,19 @@ mod tests {
         );
         assert!(parse_duration("k", "soon").is_err());
         assert!(parse_duration("k", "5 parsecs").is_err());
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(
+            parse_timestamp("k", "1970-01-01 00:00:01").unwrap(),
+            1_000_000
+        );
+        assert_eq!(
+            parse_timestamp("k", "1970-01-01 00:00:00.25").unwrap(),
+            250_000
+        );
+        assert!(parse_timestamp("k", "yesterday").is_err());
     }
 
     #[test]

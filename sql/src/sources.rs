@@ -8,13 +8,13 @@ use std::ops::Range;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
 use eddy_catalog::{Column, Connector, Relation};
-use eddy_connectors::ConnectorError;
-use eddy_connectors::SourceReader;
 use eddy_connectors::file::{FileReader, FileSource};
 use eddy_connectors::format::RecordDecoder;
 use eddy_connectors::kafka::{KafkaReader, KafkaSource};
 use eddy_connectors::nexmark::{self, NexmarkSource};
 use eddy_connectors::postgres_source::PostgresTableSource;
+use eddy_connectors::rate::RateSource;
+use eddy_connectors::{ConnectorError, Generator, SourceReader};
 use eddy_dataflow::progress::{self, Progress};
 use eddy_dataflow::relations;
 use eddy_storage::{Store, keys};
@@ -37,6 +37,7 @@ impl From<ConnectorError> for SqlError {
 #[derive(Clone, Debug)]
 pub enum Source {
     Nexmark(NexmarkSource),
+    Rate(RateSource),
     Kafka(KafkaSource),
     File(FileSource),
 }
@@ -58,6 +59,7 @@ impl Source {
             "nexmark" => Ok(Source::Nexmark(NexmarkSource::from_options(
                 stream, &c.options,
             )?)),
+            "rate" => Ok(Source::Rate(RateSource::from_options(&c.options)?)),
             "kafka" => Ok(Source::Kafka(KafkaSource::from_options(&c.options)?)),
             "file" => Ok(Source::File(FileSource::from_options(&c.options)?)),
             other => Err(ConnectorError::UnknownConnector(other.to_string()).into()),
@@ -68,7 +70,7 @@ impl Source {
     /// it answers and has what the options name.
     pub async fn check(&self, schema: arrow::datatypes::SchemaRef) -> SqlResult<()> {
         match self {
-            Source::Nexmark(_) => Ok(()),
+            Source::Nexmark(_) | Source::Rate(_) => Ok(()),
             Source::Kafka(k) => {
                 RecordDecoder::new(k.format, schema)?;
                 k.check().await?;
@@ -90,7 +92,7 @@ impl Source {
         committed: &BTreeMap<String, i64>,
     ) -> SqlResult<Option<Box<dyn SourceReader>>> {
         Ok(match self {
-            Source::Nexmark(_) => None,
+            Source::Nexmark(_) | Source::Rate(_) => None,
             Source::Kafka(k) => Some(Box::new(
                 KafkaReader::open_at(k.clone(), schema, committed).await?,
             )),
@@ -99,9 +101,10 @@ impl Source {
     }
 
     /// A source that yields the same rows again from any offset: its stream stores none.
-    pub fn replayable(&self) -> Option<&NexmarkSource> {
+    pub fn replayable(&self) -> Option<&dyn Generator> {
         match self {
             Source::Nexmark(n) => Some(n),
+            Source::Rate(r) => Some(r),
             Source::Kafka(_) | Source::File(_) => None,
         }
     }
@@ -158,9 +161,19 @@ pub fn stream_connector(
         }
         return Ok(None);
     };
+    let mut map = map;
+    if name == "rate" && !map.contains_key("base_time") {
+        // Row times count from the statement's time; recorded, so a replay agrees.
+        let now = chrono::Utc::now().naive_utc();
+        map.insert(
+            "base_time".into(),
+            now.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+        );
+    }
     let connector = Connector { name, options: map };
     match Source::from_connector(stream, &connector)? {
         Source::Nexmark(source) => check_columns(stream, columns, &source)?,
+        Source::Rate(_) => check_rate_columns(stream, columns)?,
         Source::Kafka(_) | Source::File(_) if columns.is_empty() => {
             return Err(SqlError::Syntax(format!(
                 "stream \"{stream}\" needs a column list: its {} records are decoded into them",
@@ -172,18 +185,23 @@ pub fn stream_connector(
     Ok(Some(connector))
 }
 
+/// The columns a connector defines, for a CREATE STREAM that lists none.
+fn implied_columns(standard: Vec<(&str, eddy_catalog::SqlType)>) -> Vec<Column> {
+    standard
+        .into_iter()
+        .map(|(name, sql_type)| Column {
+            name: name.to_string(),
+            sql_type,
+            nullable: true,
+        })
+        .collect()
+}
+
 /// A Nexmark stream's columns must be the standard ones (in order, by name and type).
 fn check_columns(stream: &str, columns: &mut Vec<Column>, source: &NexmarkSource) -> SqlResult<()> {
     let standard = source.columns();
     if columns.is_empty() {
-        *columns = standard
-            .into_iter()
-            .map(|(name, sql_type)| Column {
-                name: name.to_string(),
-                sql_type,
-                nullable: true,
-            })
-            .collect();
+        *columns = implied_columns(standard);
         return Ok(());
     }
     let fits = columns.len() == standard.len()
@@ -199,6 +217,23 @@ fn check_columns(stream: &str, columns: &mut Vec<Column>, source: &NexmarkSource
         return Err(SqlError::DatatypeMismatch(format!(
             "the columns of Nexmark stream \"{stream}\" must be ({})",
             expected.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// A rate stream's columns: an event time and a row number, named at will (`ts` and
+/// `value` when the statement lists none).
+fn check_rate_columns(stream: &str, columns: &mut Vec<Column>) -> SqlResult<()> {
+    if columns.is_empty() {
+        *columns = implied_columns(RateSource::columns());
+        return Ok(());
+    }
+    let types: Vec<_> = columns.iter().map(|c| c.sql_type.clone()).collect();
+    if !RateSource::fits(&types) {
+        return Err(SqlError::DatatypeMismatch(format!(
+            "the columns of rate stream \"{stream}\" must be a TIMESTAMP (the row's event time) \
+             and a BIGINT (its number), such as (ts TIMESTAMP, value BIGINT)"
         )));
     }
     Ok(())
@@ -388,7 +423,7 @@ pub fn table_connector(
     let map = option_map(options, "table")?;
     let name = match map.get("connector").map(|c| c.to_ascii_lowercase()) {
         Some(name) if name == "postgres" => name,
-        Some(name) if ["kafka", "file", "nexmark"].contains(&name.as_str()) => {
+        Some(name) if ["kafka", "file", "nexmark", "rate"].contains(&name.as_str()) => {
             return Err(SqlError::InvalidParameter(format!(
                 "connector \"{name}\" feeds streams, not tables: use CREATE STREAM {table} (...) \
                  WITH (connector = '{name}', ...)"

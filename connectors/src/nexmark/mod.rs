@@ -22,7 +22,7 @@ use eddy_catalog::SqlType;
 
 pub use generator::EventKind;
 
-use crate::{ConnectorError, ConnectorResult};
+use crate::{ConnectorError, ConnectorResult, Generator};
 
 /// The generator's settings: the reference's defaults, some of them options.
 #[derive(Clone, Debug, PartialEq)]
@@ -135,11 +135,7 @@ impl NexmarkSource {
                 }
                 "max_events_per_second" => config.max_events_per_second = Some(number()?),
                 "base_time" => {
-                    let t = chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S")
-                        .map_err(|_| {
-                            ConnectorError::invalid(key, value, "a timestamp 'YYYY-MM-DD HH:MM:SS'")
-                        })?;
-                    config.base_time_ms = t.and_utc().timestamp_millis();
+                    config.base_time_ms = crate::parse_timestamp(key, value)?.div_euclid(1000)
                 }
                 other => {
                     return Err(ConnectorError::UnknownOption {
@@ -162,30 +158,6 @@ impl NexmarkSource {
         Ok(NexmarkSource { kind, config })
     }
 
-    /// Streams with equal keys share one event sequence.
-    pub fn group_key(&self) -> String {
-        format!("{:?}", self.config)
-    }
-
-    /// Event numbers per epoch: the option, but at most a tenth of a second's worth when
-    /// the source is throttled. It depends on the settings alone, so the blocks an offset
-    /// was reached by are known and a replay meets the same blocks.
-    pub fn block(&self) -> u64 {
-        let c = &self.config;
-        match c.max_events_per_second {
-            Some(rate) => c.max_events_per_epoch.min((rate / 10).max(1)),
-            None => c.max_events_per_epoch,
-        }
-    }
-
-    /// The next block of event numbers from `offset`, or None at the end.
-    pub fn next_block(&self, offset: u64) -> Option<Range<u64>> {
-        let block = self.block();
-        let end = (offset / block + 1) * block;
-        let end = self.config.events.map_or(end, |n| end.min(n));
-        (offset < end).then_some(offset..end)
-    }
-
     /// The columns of the relation, as Nexmark defines them.
     pub fn columns(&self) -> Vec<(&'static str, SqlType)> {
         columns(self.kind)
@@ -204,11 +176,35 @@ impl NexmarkSource {
     pub fn generate(&self, range: Range<u64>) -> RecordBatch {
         self.generate_columns(range, None)
     }
+}
+
+impl Generator for NexmarkSource {
+    /// Event numbers per epoch: the option, but at most a tenth of a second's worth when
+    /// the source is throttled.
+    fn block(&self) -> u64 {
+        let c = &self.config;
+        match c.max_events_per_second {
+            Some(rate) => c.max_events_per_epoch.min((rate / 10).max(1)),
+            None => c.max_events_per_epoch,
+        }
+    }
+
+    fn total(&self) -> Option<u64> {
+        self.config.events
+    }
+
+    fn pace(&self) -> Option<u64> {
+        self.config.max_events_per_second
+    }
+
+    fn group_key(&self) -> String {
+        format!("nexmark {:?}", self.config)
+    }
 
     /// The same rows with only the columns `read` (all when `None`) filled in: the others are
     /// NULL, and text no one reads is neither copied nor, for the trailing `extra` padding,
     /// generated.
-    pub fn generate_columns(&self, range: Range<u64>, read: Option<&[usize]>) -> RecordBatch {
+    fn generate_columns(&self, range: Range<u64>, read: Option<&[usize]>) -> RecordBatch {
         let config = &self.config;
         let ids = range
             .map(|n| config.event_id(n))

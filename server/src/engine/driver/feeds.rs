@@ -16,7 +16,7 @@ use super::{Driver, Epoch, SinkSpec};
 /// Replayable streams whose sources have equal keys share one sequence.
 pub(super) fn group_key(source: &Source) -> String {
     match source.replayable() {
-        Some(nexmark) => format!("nexmark {}", nexmark.group_key()),
+        Some(generator) => generator.group_key(),
         // Not replayable: a stream of its own (read by a reader task, never grouped).
         None => format!("{source:?}"),
     }
@@ -47,8 +47,7 @@ impl SourceGroup {
             return None;
         }
         let block = sources::next_block(self.source(), self.offset)?;
-        let nexmark = self.source().replayable()?;
-        let Some(rate) = nexmark.config.max_events_per_second else {
+        let Some(rate) = self.source().replayable()?.pace() else {
             return Some(now);
         };
         let (start, from) = *self.paced_from.get_or_insert((now, self.offset));
