@@ -375,6 +375,14 @@ impl Inner {
         {
             wal.remove_before(segment)?;
         }
+        // The segment after the open one, made ready here rather than when a commit waits.
+        let wanted = self.wal.lock().as_ref().and_then(Wal::wants_next);
+        if let Some((n, dir)) = wanted {
+            let file = crate::wal::make_segment(&dir, n)?;
+            if let Some(wal) = self.wal.lock().as_mut() {
+                wal.ready_next(n, file);
+            }
+        }
         self.layers.write().drain(..taken.len());
         let mut state = self.writer.lock();
         state.sizes.drain(..taken.len());
@@ -552,7 +560,13 @@ mod tests {
         assert_eq!(contents(&store), pairs(&[(b"b", b"3"), (b"c", b"2")]));
         // Replayed into sled, and the log starts over.
         assert!(store.inner.layers.read().is_empty());
-        let logs = std::fs::read_dir(wal_dir(crashed.path())).unwrap().count();
+        let logs = std::fs::read_dir(wal_dir(crashed.path()))
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with("epochs-")
+            })
+            .count();
         assert_eq!(logs, 1);
     }
 
