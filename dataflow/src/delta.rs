@@ -4,6 +4,7 @@ use std::collections::hash_map::Entry;
 
 use arrow::array::BooleanArray;
 use arrow::array::RecordBatch;
+use arrow::buffer::ScalarBuffer;
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 
@@ -12,34 +13,38 @@ use crate::{DataflowResult, FastMap};
 
 /// Rows with integer weights: `+1` inserts a row, `-1` deletes one; an update is a delete
 /// and an insert. A relation's contents are the sum of all deltas applied to it.
+///
+/// The weights are shared like the batch's columns: an operator that passes rows through
+/// (a projection, a relation read by several operators) passes them on without a copy.
 #[derive(Clone, Debug)]
 pub struct Delta {
     pub batch: RecordBatch,
-    pub weights: Vec<i64>,
+    pub weights: ScalarBuffer<i64>,
 }
 
 impl Delta {
-    pub fn new(batch: RecordBatch, weights: Vec<i64>) -> Self {
+    pub fn new(batch: RecordBatch, weights: impl Into<ScalarBuffer<i64>>) -> Self {
+        let weights = weights.into();
         debug_assert_eq!(batch.num_rows(), weights.len());
         Self { batch, weights }
     }
 
     /// Every row of the batch inserted once.
     pub fn inserts(batch: RecordBatch) -> Self {
-        let weights = vec![1; batch.num_rows()];
+        let weights = vec![1; batch.num_rows()].into();
         Self { batch, weights }
     }
 
     /// Every row of the batch deleted once.
     pub fn deletes(batch: RecordBatch) -> Self {
-        let weights = vec![-1; batch.num_rows()];
+        let weights = vec![-1; batch.num_rows()].into();
         Self { batch, weights }
     }
 
     pub fn empty(schema: SchemaRef) -> Self {
         Self {
             batch: RecordBatch::new_empty(schema),
-            weights: vec![],
+            weights: ScalarBuffer::from(Vec::new()),
         }
     }
 
@@ -87,11 +92,11 @@ impl Delta {
             [one] => Ok(one.clone()),
             _ => {
                 let batch = concat_batches(schema, parts.iter().map(|d| &d.batch))?;
-                let weights = parts
+                let weights: Vec<i64> = parts
                     .iter()
                     .flat_map(|d| d.weights.iter().copied())
                     .collect();
-                Ok(Delta { batch, weights })
+                Ok(Delta::new(batch, weights))
             }
         }
     }
@@ -99,14 +104,14 @@ impl Delta {
     /// Keeps the rows where `mask` is true.
     pub fn filter(&self, mask: &BooleanArray) -> DataflowResult<Delta> {
         let batch = filter_record_batch(&self.batch, mask)?;
-        let weights = self
+        let weights: Vec<i64> = self
             .weights
             .iter()
             .zip(mask.iter())
             .filter(|(_, keep)| keep == &Some(true))
             .map(|(w, _)| *w)
             .collect();
-        Ok(Delta { batch, weights })
+        Ok(Delta::new(batch, weights))
     }
 
     /// Sums the weights of equal rows and drops rows whose weight sums to zero, so that
@@ -139,7 +144,7 @@ impl Delta {
         }
         // `filter_record_batch` keeps rows in order; `sums` is in order of first occurrence.
         let batch = filter_record_batch(&self.batch, &BooleanArray::from(mask))?;
-        Ok(Delta { batch, weights })
+        Ok(Delta::new(batch, weights))
     }
 }
 

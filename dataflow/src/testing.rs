@@ -64,7 +64,7 @@ pub fn delta(columns: &[&str], rows: &[(i64, &str)]) -> Delta {
         })
         .collect();
     let batch = batch_from_rows(&schema, &values).unwrap();
-    Delta::new(batch, rows.iter().map(|(w, _)| *w).collect())
+    Delta::new(batch, rows.iter().map(|(w, _)| *w).collect::<Vec<i64>>())
 }
 
 /// The rows of a delta as `(weight, "a|b")`.

@@ -213,7 +213,7 @@ mod tests {
             ],
         )
         .unwrap();
-        Delta::new(batch, ends.iter().map(|r| r.2).collect())
+        Delta::new(batch, ends.iter().map(|r| r.2).collect::<Vec<i64>>())
     }
 
     fn at(wm: i64) -> EpochContext {

@@ -167,7 +167,7 @@ async fn deliver(
                 let (delta, replace) = decode_change(&value, &schema).map_err(|e| e.to_string())?;
                 let change = SinkChange {
                     rows: delta.batch,
-                    weights: delta.weights,
+                    weights: delta.weights.to_vec(),
                 };
                 let replace = replace && target.mode() != OutputMode::Append;
                 sink.deliver(position, &change, replace)
