@@ -32,6 +32,7 @@ use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
 use crate::window::Expiry;
 
 mod accumulator;
+mod preagg;
 
 use crate::{DataflowError, DataflowResult, Delta, FastSet};
 use accumulator::{
@@ -86,6 +87,9 @@ pub struct AggSpec {
     /// The `ORDER BY` expression of `first_value` and `array_agg`.
     pub order: Option<Arc<dyn PhysicalExpr>>,
 }
+
+/// Groups by encoded key.
+type GroupMap = hashbrown::HashMap<Vec<u8>, Group>;
 
 #[derive(Clone, Debug)]
 struct Group {
@@ -158,7 +162,7 @@ pub struct Aggregate {
     key_schema: SchemaRef,
     /// Groups by encoded key (hashbrown's map, for one lookup per row by a borrowed key,
     /// with its default hasher, foldhash, the fastest here on short byte keys).
-    groups: hashbrown::HashMap<Vec<u8>, Group>,
+    groups: GroupMap,
     dirty: FastSet<Vec<u8>>,
     /// How many times `apply` has run: a group touched in this one has it as `touched`.
     applies: u64,
@@ -242,6 +246,61 @@ impl Aggregate {
 
     fn is_live(&self, g: &Group) -> bool {
         g.rows > 0 || self.is_global()
+    }
+}
+
+/// What an apply needs to bring a group into it.
+struct Entering<'a> {
+    aggs: &'a [AggSpec],
+    arg_types: &'a [Option<DataType>],
+    append_only: bool,
+    expiry: &'a Option<Expiry>,
+    applies: u64,
+    global: bool,
+    /// The change's key columns.
+    keys: &'a [ArrayRef],
+}
+
+impl Entering<'_> {
+    /// The group of `key`, whose row `row` of the change is about to change it: made (and
+    /// filed under the time its window closes) when new, and noted among the groups this
+    /// apply touched, with its values before, the first time.
+    fn enter<'g>(
+        &self,
+        groups: &'g mut GroupMap,
+        closing: &mut BTreeMap<i64, Vec<Vec<u8>>>,
+        touched: &mut Vec<(Vec<u8>, Option<usize>)>,
+        old: &mut Vec<ScalarValue>,
+        key: &[u8],
+        row: usize,
+    ) -> DataflowResult<&'g mut Group> {
+        let mut fresh = false;
+        let group = groups.entry_ref(key).or_insert_with(|| {
+            fresh = true;
+            Group::new(0, new_accs(self.aggs, self.arg_types, self.append_only))
+        });
+        if fresh {
+            track_closing(self.expiry, closing, key, |c| {
+                self.keys
+                    .get(c)
+                    .map(|k| ScalarValue::try_from_array(k, row))
+                    .transpose()
+                    .map_err(DataflowError::from)
+            })?;
+        }
+        if group.touched != self.applies {
+            group.touched = self.applies;
+            let at = match !fresh && (group.rows > 0 || self.global) {
+                true => {
+                    let at = old.len();
+                    finish_into(self.aggs, self.arg_types, group, old)?;
+                    Some(at)
+                }
+                false => None,
+            };
+            touched.push((key.to_vec(), at));
+        }
+        Ok(group)
     }
 }
 
@@ -419,36 +478,44 @@ impl Operator for Aggregate {
             append_only,
             ..
         } = self;
+        let entering = Entering {
+            aggs,
+            arg_types,
+            append_only: *append_only,
+            expiry,
+            applies,
+            global,
+            keys: &keys,
+        };
+        let sample = new_accs(aggs, arg_types, *append_only);
+        let plan = (input.len() >= preagg::MIN_ROWS)
+            .then(|| preagg::Plan::of(&keys, aggs, &args, &sample))
+            .flatten();
         let mut key = Vec::with_capacity(64);
-        for i in 0..input.len() {
+        // Row by row, unless the change is summed per distinct key first (in parallel
+        // shares), each key then touching its group once per share.
+        let row_by_row = match plan {
+            Some(plan) => {
+                for part in plan.run(&input.weights) {
+                    for g in 0..part.len() {
+                        let row = part.firsts[g];
+                        key.clear();
+                        encoder.encode(row, &mut key)?;
+                        let group =
+                            entering.enter(groups, closing, &mut touched, &mut old, &key, row)?;
+                        group.rows += part.rows[g];
+                        part.add_to(g, &mut group.accs);
+                    }
+                }
+                0..0
+            }
+            None => 0..input.len(),
+        };
+        for i in row_by_row {
             let w = input.weights[i];
             key.clear();
             encoder.encode(i, &mut key)?;
-            let mut fresh = false;
-            let group = groups.entry_ref(key.as_slice()).or_insert_with(|| {
-                fresh = true;
-                Group::new(0, new_accs(aggs, arg_types, *append_only))
-            });
-            if fresh {
-                track_closing(expiry, closing, &key, |c| {
-                    keys.get(c)
-                        .map(|k| ScalarValue::try_from_array(k, i))
-                        .transpose()
-                        .map_err(DataflowError::from)
-                })?;
-            }
-            if group.touched != applies {
-                group.touched = applies;
-                let at = match !fresh && (group.rows > 0 || global) {
-                    true => {
-                        let at = old.len();
-                        finish_into(aggs, arg_types, group, &mut old)?;
-                        Some(at)
-                    }
-                    false => None,
-                };
-                touched.push((key.clone(), at));
-            }
+            let group = entering.enter(groups, closing, &mut touched, &mut old, &key, i)?;
             group.rows += w;
             for (j, acc) in group.accs.iter_mut().enumerate() {
                 if let Some(f) = &filters[j]

@@ -283,3 +283,86 @@ fn append_only_input_keeps_the_extremes_alone() {
     let gone = std::collections::HashMap::from([(1, delta(&cols, &[(-1, "1|3")]))]);
     assert!(compact.apply(&gone, &EpochContext::default()).is_err());
 }
+
+/// `SELECT k, t, count(*), count(v), sum(v), avg(v) GROUP BY k, t`: sums only, so a large
+/// change is pre-aggregated.
+fn summing() -> Aggregate {
+    let input = schema(&["k:Int64", "t:Ts", "v:Int64"]);
+    let out = schema(&[
+        "k:Int64",
+        "t:Ts",
+        "n:Int64",
+        "c:Int64",
+        "s:Int64",
+        "a:Float64",
+    ]);
+    Aggregate::new(
+        vec![col("k", 0).unwrap(), col("t", 1).unwrap()],
+        vec![
+            spec(AggKind::Count, None, false, DataType::Int64),
+            spec(AggKind::Count, col("v", 2), false, DataType::Int64),
+            spec(AggKind::Sum, col("v", 2), false, DataType::Int64),
+            spec(AggKind::Avg, col("v", 2), false, DataType::Float64),
+        ],
+        &input,
+        out,
+    )
+    .unwrap()
+}
+
+/// Rows `range` of a generated stream (some `v` NULL), each with weight `w`.
+fn generated(range: std::ops::Range<i64>, w: i64) -> Delta {
+    use arrow::array::{Int64Array, TimestampMicrosecondArray};
+    let input = schema(&["k:Int64", "t:Ts", "v:Int64"]);
+    let k = Int64Array::from_iter_values(range.clone().map(|i| i % 97));
+    let t = TimestampMicrosecondArray::from_iter_values(range.clone().map(|i| i % 5 * 1_000_000));
+    let v = Int64Array::from_iter(range.clone().map(|i| (i % 7 != 0).then_some(i * 31 % 1000)));
+    let batch = RecordBatch::try_new(input, vec![Arc::new(k), Arc::new(t), Arc::new(v)]).unwrap();
+    Delta::new(batch, vec![w; (range.end - range.start) as usize])
+}
+
+/// The net change of a sequence of outputs: what a view holds after them.
+fn net(outputs: &[Delta]) -> Vec<(i64, String)> {
+    let all = Delta::concat(&outputs[0].schema(), outputs).unwrap();
+    sorted(&all)
+}
+
+#[test]
+fn a_large_change_summed_per_key_first_equals_row_by_row() {
+    // 150,000 rows: pre-aggregated, in shares on a machine with several cores.
+    let changes = [
+        generated(0..150_000, 1),
+        Delta::concat(
+            &generated(0..1, 1).schema(),
+            &[generated(0..50_000, -1), generated(150_000..160_000, 1)],
+        )
+        .unwrap(),
+    ];
+    let mut whole = summing();
+    let mut by_row = summing();
+    // The whole change qualifies.
+    let first = &changes[0].batch;
+    let keys = [first.column(0).clone(), first.column(1).clone()];
+    let v = Some(first.column(2).clone());
+    let args = [None, v.clone(), v.clone(), v];
+    assert!(preagg::Plan::of(&keys, &whole.aggs, &args, &whole.new_accs()).is_some());
+    let mut whole_out = vec![];
+    let mut by_row_out = vec![];
+    for change in &changes {
+        whole_out.push(whole.apply_now(std::slice::from_ref(change)).unwrap());
+        // The same rows in pieces below the pre-aggregation's size go row by row.
+        for at in (0..change.len()).step_by(1000) {
+            let len = 1000.min(change.len() - at);
+            let piece = Delta::new(change.batch.slice(at, len), change.weights.slice(at, len));
+            by_row_out.push(by_row.apply_now(&[piece]).unwrap());
+        }
+        assert_eq!(net(&whole_out), net(&by_row_out));
+    }
+    assert_eq!(net(&whole_out).len(), 97 * 5);
+    // Both go on alike from there.
+    let last = generated(160_000..160_010, 1);
+    assert_eq!(
+        sorted(&whole.apply_now(std::slice::from_ref(&last)).unwrap()),
+        sorted(&by_row.apply_now(&[last]).unwrap())
+    );
+}
