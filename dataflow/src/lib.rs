@@ -30,6 +30,7 @@ mod over;
 pub mod progress;
 pub mod relations;
 mod session;
+mod shares;
 mod stateless;
 #[cfg(test)]
 mod testing;

@@ -24,8 +24,6 @@ use super::{AggKind, AggSpec};
 
 /// Changes at least this long are pre-aggregated; shorter ones go row by row.
 pub(super) const MIN_ROWS: usize = 4096;
-/// Rows per share at least: a smaller change is not worth another thread.
-const ROWS_PER_SHARE: usize = 65_536;
 /// Most key columns summed this way.
 const MAX_KEYS: usize = 4;
 
@@ -107,24 +105,8 @@ impl<'a> Plan<'a> {
 
     /// Sums the rows with `weights` in shares, one per core (at most), in parallel.
     pub(super) fn run(&self, weights: &[i64]) -> Vec<Partial> {
-        let n = weights.len();
-        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-        let shares = cores.min(n / ROWS_PER_SHARE).max(1);
-        if shares == 1 {
-            return vec![self.sum(0..n, weights)];
-        }
-        let per = n.div_ceil(shares);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..shares)
-                .map(|s| {
-                    let rows = s * per..((s + 1) * per).min(n);
-                    scope.spawn(move || self.sum(rows, weights))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a share of a pre-aggregation panicked"))
-                .collect()
+        crate::shares::map(&crate::shares::shares(weights.len()), |rows| {
+            self.sum(rows, weights)
         })
     }
 
