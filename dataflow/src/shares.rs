@@ -1,9 +1,12 @@
 //! Splitting a large change's rows into shares that the cores work on at once.
 //!
 //! An epoch's operators run one after another on the epoch driver's thread; an operator
-//! whose per-row work needs nothing but the rows (evaluating expressions, summing rows per
-//! key) splits a large change into one share per core and works on the shares in scoped
-//! threads. A small change stays on the driver's thread: a thread costs more than it saves.
+//! whose per-row work needs nothing but the rows (the aggregate summing rows per key) splits
+//! a large change into one share per core and works on the shares in scoped threads. A
+//! small change stays on the driver's thread: a thread costs more than it saves.
+//!
+//! Projections stay whole: evaluating their expressions in shares and putting the columns
+//! together again measured no faster (the copy eats the gain).
 
 use std::ops::Range;
 

@@ -20,22 +20,6 @@ impl Project {
     pub fn new(exprs: Vec<Arc<dyn PhysicalExpr>>, schema: SchemaRef) -> Self {
         Self { exprs, schema }
     }
-
-    /// The output columns of the rows of `batch`.
-    fn evaluate(&self, batch: &RecordBatch) -> DataflowResult<Vec<arrow::array::ArrayRef>> {
-        self.exprs
-            .iter()
-            .zip(self.schema.fields())
-            .map(|(e, f)| {
-                let array = e.evaluate(batch)?.into_array(batch.num_rows())?;
-                if array.data_type() != f.data_type() {
-                    Ok(cast(&array, f.data_type())?)
-                } else {
-                    Ok(array)
-                }
-            })
-            .collect()
-    }
 }
 
 impl Operator for Project {
@@ -62,26 +46,19 @@ impl Operator for Project {
     fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let input = &inputs[0];
         let n = input.len();
-        // A large change is evaluated in shares on every core, and put together again.
-        let shares = crate::shares::shares(n);
-        let parts = crate::shares::map(&shares, |rows| {
-            let batch = match rows.len() == n {
-                true => input.batch.clone(),
-                false => input.batch.slice(rows.start, rows.len()),
-            };
-            self.evaluate(&batch)
-        });
-        let mut parts = parts.into_iter().collect::<DataflowResult<Vec<_>>>()?;
-        let columns = match parts.len() {
-            1 => parts.pop().expect("one part"),
-            _ => (0..self.exprs.len())
-                .map(|c| {
-                    let pieces: Vec<&dyn arrow::array::Array> =
-                        parts.iter().map(|p| p[c].as_ref()).collect();
-                    arrow::compute::concat(&pieces)
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        };
+        let columns = self
+            .exprs
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(e, f)| {
+                let array = e.evaluate(&input.batch)?.into_array(n)?;
+                if array.data_type() != f.data_type() {
+                    Ok(cast(&array, f.data_type())?)
+                } else {
+                    Ok(array)
+                }
+            })
+            .collect::<DataflowResult<Vec<_>>>()?;
         let batch = RecordBatch::try_new_with_options(
             self.schema.clone(),
             columns,
@@ -185,35 +162,6 @@ mod tests {
     use datafusion::common::ScalarValue;
     use datafusion::logical_expr::Operator as BinOp;
     use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
-
-    #[test]
-    fn a_large_change_is_projected_in_shares_and_whole_again() {
-        use arrow::array::Int64Array;
-        let n = 300_000;
-        let schema = crate::testing::schema(&["v:Int64"]);
-        let values = Int64Array::from_iter_values(0..n);
-        let batch = RecordBatch::try_new(schema, vec![Arc::new(values)]).unwrap();
-        let weights: Vec<i64> = (0..n).map(|i| if i % 3 == 0 { -1 } else { 1 }).collect();
-        let input = Delta::new(batch, weights.clone());
-        let doubled: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
-            Arc::new(Column::new("v", 0)),
-            BinOp::Multiply,
-            Arc::new(Literal::new(ScalarValue::Int64(Some(2)))),
-        ));
-        let out_schema = crate::testing::schema(&["d:Int64"]);
-        let out = Project::new(vec![doubled], out_schema)
-            .apply_now(&[input])
-            .unwrap();
-        let expected: Vec<i64> = (0..n).map(|v| v * 2).collect();
-        assert_eq!(
-            out.batch
-                .column(0)
-                .as_primitive::<arrow::datatypes::Int64Type>()
-                .values(),
-            &expected[..]
-        );
-        assert_eq!(&out.weights[..], &weights[..]);
-    }
 
     #[test]
     fn filter_keeps_weights_and_drops_nulls() {

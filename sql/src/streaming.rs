@@ -487,7 +487,15 @@ impl Planner<'_> {
             }
             LogicalPlan::Window(w) => self.ranking(w),
             LogicalPlan::Aggregate(a) => {
-                let input = self.build(&a.input)?;
+                // Over a UNION ALL, the aggregate takes the branches' changes one after
+                // another instead of a concatenation of them (a HOP window's branches).
+                let inputs = match union_branches(&a.input) {
+                    Some(branches) => branches
+                        .iter()
+                        .map(|b| self.build(b))
+                        .collect::<SqlResult<Vec<_>>>()?,
+                    None => vec![self.build(&a.input)?],
+                };
                 let in_schema = a.input.schema();
                 let group_exprs = a
                     .group_expr
@@ -525,7 +533,7 @@ impl Planner<'_> {
                         op = op.with_expiry(expiry);
                     }
                 }
-                Ok(self.node(Box::new(op), vec![input]))
+                Ok(self.node(Box::new(op), inputs))
             }
             LogicalPlan::Join(j) => {
                 let kind = match j.join_type {
@@ -701,5 +709,28 @@ impl Planner<'_> {
             schema,
         };
         Ok((self.node(Box::new(op), vec![source]), out))
+    }
+}
+
+/// The branches of a UNION ALL (under aliases) whose rows have the union's column types,
+/// so that an operator can take them one by one.
+fn union_branches(plan: &LogicalPlan) -> Option<&[Arc<LogicalPlan>]> {
+    match plan {
+        LogicalPlan::SubqueryAlias(a) => union_branches(&a.input),
+        LogicalPlan::Union(u) => {
+            let types = |p: &LogicalPlan| -> Vec<arrow::datatypes::DataType> {
+                p.schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.data_type().clone())
+                    .collect()
+            };
+            let union = types(plan);
+            u.inputs
+                .iter()
+                .all(|i| types(i) == union)
+                .then_some(u.inputs.as_slice())
+        }
+        _ => None,
     }
 }

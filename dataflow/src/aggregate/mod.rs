@@ -247,6 +247,146 @@ impl Aggregate {
     fn is_live(&self, g: &Group) -> bool {
         g.rows > 0 || self.is_global()
     }
+
+    /// Takes one input's change into the groups: each group it touches for the first time in
+    /// this apply is noted in `touched`, its values before in `old`.
+    fn take(
+        &mut self,
+        input: &Delta,
+        applies: u64,
+        global: bool,
+        touched: &mut Vec<(Vec<u8>, Option<usize>)>,
+        old: &mut Vec<ScalarValue>,
+    ) -> DataflowResult<()> {
+        let keys: Vec<ArrayRef> = self
+            .group_exprs
+            .iter()
+            .map(|e| evaluate(e, input))
+            .collect::<DataflowResult<_>>()?;
+        let args: Vec<Option<ArrayRef>> = self
+            .aggs
+            .iter()
+            .map(|a| a.arg.as_ref().map(|e| evaluate(e, input)).transpose())
+            .collect::<DataflowResult<_>>()?;
+        let filters: Vec<Option<ArrayRef>> = self
+            .aggs
+            .iter()
+            .map(|a| a.filter.as_ref().map(|e| evaluate(e, input)).transpose())
+            .collect::<DataflowResult<_>>()?;
+        let orders: Vec<Option<ArrayRef>> = self
+            .aggs
+            .iter()
+            .map(|a| a.order.as_ref().map(|e| evaluate(e, input)).transpose())
+            .collect::<DataflowResult<_>>()?;
+
+        let encoder = RowEncoder::new(&keys);
+        let views: Vec<ArgView<'_>> = args.iter().map(ArgView::of).collect();
+        let Aggregate {
+            groups,
+            aggs,
+            arg_types,
+            expiry,
+            closing,
+            append_only,
+            ..
+        } = self;
+        let entering = Entering {
+            aggs,
+            arg_types,
+            append_only: *append_only,
+            expiry,
+            applies,
+            global,
+            keys: &keys,
+        };
+        let sample = new_accs(aggs, arg_types, *append_only);
+        let plan = (input.len() >= preagg::MIN_ROWS)
+            .then(|| preagg::Plan::of(&keys, aggs, &args, &sample))
+            .flatten();
+        let mut key = Vec::with_capacity(64);
+        // Row by row, unless the change is summed per distinct key first (in parallel
+        // shares), each key then touching its group once per share.
+        let row_by_row = match plan {
+            Some(plan) => {
+                for part in plan.run(&input.weights) {
+                    for g in 0..part.len() {
+                        let row = part.firsts[g];
+                        key.clear();
+                        encoder.encode(row, &mut key)?;
+                        let group = entering.enter(groups, closing, touched, old, &key, row)?;
+                        group.rows += part.rows[g];
+                        part.add_to(g, &mut group.accs);
+                    }
+                }
+                0..0
+            }
+            None => 0..input.len(),
+        };
+        for i in row_by_row {
+            let w = input.weights[i];
+            key.clear();
+            encoder.encode(i, &mut key)?;
+            let group = entering.enter(groups, closing, touched, old, &key, i)?;
+            group.rows += w;
+            for (j, acc) in group.accs.iter_mut().enumerate() {
+                if let Some(f) = &filters[j]
+                    && (!f.as_boolean().is_valid(i) || !f.as_boolean().value(i))
+                {
+                    continue;
+                }
+                if accumulate_fast(acc, &views[j], i, w) {
+                    continue;
+                }
+                if let (Acc::Ranked(ranked), Some(a), Some(o)) = (&mut *acc, &args[j], &orders[j]) {
+                    // first_value and array_agg count NULL values too.
+                    let order = Ordered(ScalarValue::try_from_array(o, i)?);
+                    let value = Ordered(ScalarValue::try_from_array(a, i)?);
+                    bump_ranked(ranked, order, value, w);
+                    continue;
+                }
+                let value = match &args[j] {
+                    None => None,
+                    Some(a) => {
+                        let v = ScalarValue::try_from_array(a, i)?;
+                        if v.is_null() {
+                            continue;
+                        }
+                        Some(v)
+                    }
+                };
+                match acc {
+                    Acc::Count(n) => *n += w,
+                    Acc::Sum { sum, n } => {
+                        sum.add(value.as_ref().expect("sum has an argument"), w)?;
+                        *n += w;
+                    }
+                    Acc::Values(values) => {
+                        bump(values, value.expect("min/max/distinct have an argument"), w)
+                    }
+                    Acc::Extreme(extreme) => extend_extreme(
+                        extreme,
+                        keeps_smallest(aggs[j].kind),
+                        value.expect("min/max have an argument"),
+                        w,
+                    )?,
+                    Acc::Ranked(_) => {
+                        return Err(DataflowError::Internal(
+                            "first_value without its argument or order".into(),
+                        ));
+                    }
+                    Acc::Moments { n, sum, squares } => {
+                        let x = as_f64(value.as_ref().expect("variance has an argument"))?;
+                        let w = w as f64;
+                        *n += w as i64;
+                        *sum += w * x;
+                        *squares += w * x * x;
+                    }
+                }
+            }
+        }
+
+        Ok(())
+    }
 }
 
 /// What an apply needs to bring a group into it.
@@ -428,28 +568,6 @@ impl Operator for Aggregate {
     }
 
     fn apply(&mut self, inputs: &[Delta], epoch: &EpochContext) -> DataflowResult<Delta> {
-        let input = &inputs[0];
-        let keys: Vec<ArrayRef> = self
-            .group_exprs
-            .iter()
-            .map(|e| evaluate(e, input))
-            .collect::<DataflowResult<_>>()?;
-        let args: Vec<Option<ArrayRef>> = self
-            .aggs
-            .iter()
-            .map(|a| a.arg.as_ref().map(|e| evaluate(e, input)).transpose())
-            .collect::<DataflowResult<_>>()?;
-        let filters: Vec<Option<ArrayRef>> = self
-            .aggs
-            .iter()
-            .map(|a| a.filter.as_ref().map(|e| evaluate(e, input)).transpose())
-            .collect::<DataflowResult<_>>()?;
-        let orders: Vec<Option<ArrayRef>> = self
-            .aggs
-            .iter()
-            .map(|a| a.order.as_ref().map(|e| evaluate(e, input)).transpose())
-            .collect::<DataflowResult<_>>()?;
-
         // The output row of every touched group as it was before this epoch.
         self.applies += 1;
         let applies = self.applies;
@@ -467,111 +585,8 @@ impl Operator for Aggregate {
             touched.push((vec![], None));
         }
 
-        let encoder = RowEncoder::new(&keys);
-        let views: Vec<ArgView<'_>> = args.iter().map(ArgView::of).collect();
-        let Aggregate {
-            groups,
-            aggs,
-            arg_types,
-            expiry,
-            closing,
-            append_only,
-            ..
-        } = self;
-        let entering = Entering {
-            aggs,
-            arg_types,
-            append_only: *append_only,
-            expiry,
-            applies,
-            global,
-            keys: &keys,
-        };
-        let sample = new_accs(aggs, arg_types, *append_only);
-        let plan = (input.len() >= preagg::MIN_ROWS)
-            .then(|| preagg::Plan::of(&keys, aggs, &args, &sample))
-            .flatten();
-        let mut key = Vec::with_capacity(64);
-        // Row by row, unless the change is summed per distinct key first (in parallel
-        // shares), each key then touching its group once per share.
-        let row_by_row = match plan {
-            Some(plan) => {
-                for part in plan.run(&input.weights) {
-                    for g in 0..part.len() {
-                        let row = part.firsts[g];
-                        key.clear();
-                        encoder.encode(row, &mut key)?;
-                        let group =
-                            entering.enter(groups, closing, &mut touched, &mut old, &key, row)?;
-                        group.rows += part.rows[g];
-                        part.add_to(g, &mut group.accs);
-                    }
-                }
-                0..0
-            }
-            None => 0..input.len(),
-        };
-        for i in row_by_row {
-            let w = input.weights[i];
-            key.clear();
-            encoder.encode(i, &mut key)?;
-            let group = entering.enter(groups, closing, &mut touched, &mut old, &key, i)?;
-            group.rows += w;
-            for (j, acc) in group.accs.iter_mut().enumerate() {
-                if let Some(f) = &filters[j]
-                    && (!f.as_boolean().is_valid(i) || !f.as_boolean().value(i))
-                {
-                    continue;
-                }
-                if accumulate_fast(acc, &views[j], i, w) {
-                    continue;
-                }
-                if let (Acc::Ranked(ranked), Some(a), Some(o)) = (&mut *acc, &args[j], &orders[j]) {
-                    // first_value and array_agg count NULL values too.
-                    let order = Ordered(ScalarValue::try_from_array(o, i)?);
-                    let value = Ordered(ScalarValue::try_from_array(a, i)?);
-                    bump_ranked(ranked, order, value, w);
-                    continue;
-                }
-                let value = match &args[j] {
-                    None => None,
-                    Some(a) => {
-                        let v = ScalarValue::try_from_array(a, i)?;
-                        if v.is_null() {
-                            continue;
-                        }
-                        Some(v)
-                    }
-                };
-                match acc {
-                    Acc::Count(n) => *n += w,
-                    Acc::Sum { sum, n } => {
-                        sum.add(value.as_ref().expect("sum has an argument"), w)?;
-                        *n += w;
-                    }
-                    Acc::Values(values) => {
-                        bump(values, value.expect("min/max/distinct have an argument"), w)
-                    }
-                    Acc::Extreme(extreme) => extend_extreme(
-                        extreme,
-                        keeps_smallest(aggs[j].kind),
-                        value.expect("min/max have an argument"),
-                        w,
-                    )?,
-                    Acc::Ranked(_) => {
-                        return Err(DataflowError::Internal(
-                            "first_value without its argument or order".into(),
-                        ));
-                    }
-                    Acc::Moments { n, sum, squares } => {
-                        let x = as_f64(value.as_ref().expect("variance has an argument"))?;
-                        let w = w as f64;
-                        *n += w as i64;
-                        *sum += w * x;
-                        *squares += w * x * x;
-                    }
-                }
-            }
+        for input in inputs {
+            self.take(input, applies, global, &mut touched, &mut old)?;
         }
 
         // Each changed group's row out: its key decoded from the group's encoded key, its

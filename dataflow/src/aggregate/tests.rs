@@ -366,3 +366,19 @@ fn a_large_change_summed_per_key_first_equals_row_by_row() {
         sorted(&by_row.apply_now(&[last]).unwrap())
     );
 }
+
+#[test]
+fn several_inputs_are_taken_as_one_change() {
+    let cols = ["k:Int64", "v:Int64"];
+    let (a, b) = (
+        delta(&cols, &[(1, "1|5"), (1, "2|3")]),
+        delta(&cols, &[(1, "1|7"), (-1, "2|3"), (1, "3|1")]),
+    );
+    let together = Delta::concat(&a.schema(), &[a.clone(), b.clone()]).unwrap();
+    let mut one = agg();
+    let mut two = agg();
+    assert_eq!(
+        sorted(&one.apply_now(&[together]).unwrap()),
+        sorted(&two.apply_now(&[a, b]).unwrap())
+    );
+}
