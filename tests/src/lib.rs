@@ -603,6 +603,24 @@ pub const CATALOG_OBJECTS: &str = "\
     INSERT INTO users VALUES (1, 'ann', 9.50), (2, 'bob', 20);\
     INSERT INTO clicks VALUES (1, '/a', '2026-01-01 00:00:00'), (1, '/b', '2026-01-01 00:00:01'), (2, '/c', '2026-01-01 00:00:02');";
 
+/// Runs each statement and checks that it fails with its SQLSTATE.
+pub async fn expect_sqlstates(
+    client: &Client,
+    cases: &[(&str, tokio_postgres::error::SqlState)],
+) -> Result<()> {
+    for (sql, state) in cases {
+        let got = match client.batch_execute(sql).await {
+            Ok(()) => bail!("{sql}: succeeded, expected {state:?}"),
+            Err(e) => e.code().cloned(),
+        };
+        ensure!(
+            got.as_ref() == Some(state),
+            "{sql}: {got:?}, expected {state:?}"
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use eddy_tests::{TestServer, compare_rows, nexmark, query_rows, sorted_rows};
+use eddy_tests::{TestServer, compare_rows, expect_sqlstates, nexmark, query_rows, sorted_rows};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
@@ -220,10 +220,7 @@ async fn definitions_are_checked() -> Result<()> {
             SqlState::INVALID_PARAMETER_VALUE,
         ),
     ];
-    for (sql, state) in cases {
-        let got = sqlstate(client.batch_execute(sql).await)?;
-        ensure!(got == state, "{sql}: {got:?}, expected {state:?}");
-    }
+    expect_sqlstates(&client, &cases).await?;
     // Nothing of the refused statements was created.
     let streams = query_rows(&client, "SHOW STREAMS").await?;
     ensure!(streams.len() == 1, "{streams:?}");

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use eddy_tests::{TestServer, compare_rows, query_rows, sorted_rows};
+use eddy_tests::{TestServer, compare_rows, expect_sqlstates, query_rows, sorted_rows};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
@@ -211,10 +211,7 @@ async fn definitions_are_checked() -> Result<()> {
             SqlState::INVALID_PARAMETER_VALUE,
         ),
     ];
-    for (sql, state) in cases {
-        let got = sqlstate(client.batch_execute(sql).await)?;
-        ensure!(got == state, "{sql}: {got:?}, expected {state:?}");
-    }
+    expect_sqlstates(&client, &cases).await?;
     let streams = query_rows(&client, "SHOW STREAMS").await?;
     ensure!(streams.len() == 2, "{streams:?}");
     Ok(())
