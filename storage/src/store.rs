@@ -315,6 +315,9 @@ impl Inner {
 
     /// The writer thread: moves committed layers into sled until the store is dropped.
     fn write_layers(&self) {
+        if let Err(e) = self.ready_next_segment() {
+            error!(error = %e, "cannot make the epoch log's next segment ready");
+        }
         loop {
             {
                 let mut state = self.writer.lock();
@@ -375,7 +378,18 @@ impl Inner {
         {
             wal.remove_before(segment)?;
         }
-        // The segment after the open one, made ready here rather than when a commit waits.
+        self.ready_next_segment()?;
+        self.layers.write().drain(..taken.len());
+        let mut state = self.writer.lock();
+        state.sizes.drain(..taken.len());
+        state.written += taken.len() as u64;
+        self.signal.notify_all();
+        Ok(())
+    }
+
+    /// Makes the log segment after the open one ready, here on the writer's thread rather
+    /// than when a commit waits for the rotation.
+    fn ready_next_segment(&self) -> StorageResult<()> {
         let wanted = self.wal.lock().as_ref().and_then(Wal::wants_next);
         if let Some((n, dir)) = wanted {
             let file = crate::wal::make_segment(&dir, n)?;
@@ -383,11 +397,6 @@ impl Inner {
                 wal.ready_next(n, file);
             }
         }
-        self.layers.write().drain(..taken.len());
-        let mut state = self.writer.lock();
-        state.sizes.drain(..taken.len());
-        state.written += taken.len() as u64;
-        self.signal.notify_all();
         Ok(())
     }
 }
