@@ -218,14 +218,7 @@ async fn over_rate(name: &str, from: &str, rows: u64) -> Result<crate::nexmark::
         .await?;
     let mut last_report = Instant::now();
     loop {
-        let offset: Option<i64> = client
-            .query_one(
-                "SELECT source_offset FROM eddy_catalog.progress WHERE relation = 'ev'",
-                &[],
-            )
-            .await?
-            .get(0);
-        let offset = offset.unwrap_or(0) as u64;
+        let offset = eddy_tests::source_offset(&client, "ev").await? as u64;
         if offset >= rows {
             break;
         }

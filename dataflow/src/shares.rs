@@ -19,9 +19,9 @@ pub(crate) fn shares(n: usize) -> Vec<Range<usize>> {
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let count = cores.min(n / MIN_ROWS_PER_SHARE).max(1);
     let per = n.div_ceil(count).max(1);
+    // Each share has at least MIN_ROWS_PER_SHARE rows, so none is empty.
     (0..count)
         .map(|s| s * per..((s + 1) * per).min(n))
-        .filter(|r| !r.is_empty() || n == 0)
         .collect()
 }
 

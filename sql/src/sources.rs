@@ -162,13 +162,8 @@ pub fn stream_connector(
         return Ok(None);
     };
     let mut map = map;
-    if name == "rate" && !map.contains_key("base_time") {
-        // Row times count from the statement's time; recorded, so a replay agrees.
-        let now = chrono::Utc::now().naive_utc();
-        map.insert(
-            "base_time".into(),
-            now.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
-        );
+    if name == "rate" {
+        RateSource::fill_in_base_time(&mut map);
     }
     let connector = Connector { name, options: map };
     match Source::from_connector(stream, &connector)? {

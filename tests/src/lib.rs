@@ -603,6 +603,33 @@ pub const CATALOG_OBJECTS: &str = "\
     INSERT INTO users VALUES (1, 'ann', 9.50), (2, 'bob', 20);\
     INSERT INTO clicks VALUES (1, '/a', '2026-01-01 00:00:00'), (1, '/b', '2026-01-01 00:00:01'), (2, '/c', '2026-01-01 00:00:02');";
 
+/// How far a stream fed by a replayable source (Nexmark, rate) has read, as committed.
+pub async fn source_offset(client: &Client, stream: &str) -> Result<i64> {
+    let row = client
+        .query_one(
+            "SELECT source_offset FROM eddy_catalog.progress WHERE relation = $1",
+            &[&stream],
+        )
+        .await?;
+    Ok(row.get::<_, Option<i64>>(0).unwrap_or(0))
+}
+
+/// Waits (two minutes at most) until a stream's source has read `rows` rows.
+pub async fn wait_for_source_offset(client: &Client, stream: &str, rows: i64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let at = source_offset(client, stream).await?;
+        if at >= rows {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the source of {stream} stopped at {at} of {rows} rows"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Runs each statement and checks that it fails with its SQLSTATE.
 pub async fn expect_sqlstates(
     client: &Client,

@@ -56,11 +56,5 @@ pub async fn create_sources(client: &Client, options: &str) -> Result<()> {
 
 /// How far the Nexmark streams have read (the next event number), as committed.
 pub async fn offset(client: &Client) -> Result<i64> {
-    let row = client
-        .query_one(
-            "SELECT source_offset FROM eddy_catalog.progress WHERE relation = 'bid'",
-            &[],
-        )
-        .await?;
-    Ok(row.get::<_, Option<i64>>(0).unwrap_or(0))
+    crate::source_offset(client, "bid").await
 }

@@ -5,7 +5,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use eddy_tests::{TestServer, compare_rows, expect_sqlstates, nexmark, query_rows, sorted_rows};
+use eddy_tests::{
+    TestServer, compare_rows, expect_sqlstates, nexmark, query_rows, sorted_rows,
+    wait_for_source_offset,
+};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
@@ -17,20 +20,6 @@ fn compared_columns(query: &str) -> &'static str {
         "q18" => "auction, bidder, date_time",
         "q19" => "auction, price, rank_number",
         _ => "*",
-    }
-}
-
-async fn wait_for_offset(client: &Client, events: i64) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let offset = nexmark::offset(client).await?;
-        if offset >= events {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("the Nexmark source stopped at {offset} of {events} events");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -76,7 +65,7 @@ async fn every_query_equals_its_batch_query() -> Result<()> {
     // The first view starts the source; the others join while it runs and replay what the
     // streams hold so far.
     create_views(&client, &all_queries()).await?;
-    wait_for_offset(&client, events).await?;
+    wait_for_source_offset(&client, "bid", events).await?;
     check_views(&client, &all_queries()).await?;
 
     // The streams hold exactly the 1:3:46 mix of the events.
@@ -131,7 +120,7 @@ async fn a_crash_loses_and_repeats_nothing() -> Result<()> {
     let client = server.client().await?;
     let resumed = nexmark::offset(&client).await?;
     ensure!((10_000..events).contains(&resumed), "resumed at {resumed}");
-    wait_for_offset(&client, events).await?;
+    wait_for_source_offset(&client, "bid", events).await?;
     check_views(&client, &queries).await
 }
 
@@ -147,7 +136,7 @@ async fn late_events_are_dropped_the_same_way_live_and_replayed() -> Result<()> 
     )
     .await?;
     create_views(&client, &["q5"]).await?;
-    wait_for_offset(&client, 60_000).await?;
+    wait_for_source_offset(&client, "bid", 60_000).await?;
     let late = query_rows(
         &client,
         "SELECT late_rows FROM eddy_catalog.progress WHERE relation = 'bid'",
@@ -239,7 +228,7 @@ async fn a_stream_read_late_catches_up() -> Result<()> {
     .await?;
     // Only bids are read while the source runs to its end.
     create_views(&client, &["q17"]).await?;
-    wait_for_offset(&client, 20_000).await?;
+    wait_for_source_offset(&client, "bid", 20_000).await?;
     // A view over auctions, which nothing read so far, sees their whole history, and the
     // windows their watermark has closed come out at once.
     client
@@ -319,7 +308,7 @@ async fn views_reading_some_columns_see_them_whole() -> Result<()> {
             views[1].1
         ))
         .await?;
-    wait_for_offset(&client, events).await?;
+    wait_for_source_offset(&client, "bid", events).await?;
     for (name, sql) in views {
         let view = sorted_rows(&client, &format!("SELECT * FROM {name}")).await?;
         let batch = sorted_rows(&client, sql).await?;

@@ -5,33 +5,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use eddy_tests::{TestServer, compare_rows, expect_sqlstates, query_rows, sorted_rows};
+use eddy_tests::{
+    TestServer, compare_rows, expect_sqlstates, query_rows, sorted_rows, source_offset,
+    wait_for_source_offset,
+};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
-
-async fn offset(client: &Client, stream: &str) -> Result<i64> {
-    let row = client
-        .query_one(
-            "SELECT source_offset FROM eddy_catalog.progress WHERE relation = $1",
-            &[&stream],
-        )
-        .await?;
-    Ok(row.get::<_, Option<i64>>(0).unwrap_or(0))
-}
-
-async fn wait_for_offset(client: &Client, stream: &str, rows: i64) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let at = offset(client, stream).await?;
-        if at >= rows {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("the rate source stopped at {at} of {rows} rows");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 const VIEWS: [(&str, &str); 3] = [
     (
@@ -95,7 +74,7 @@ async fn windowed_views_equal_their_batch_queries_across_a_crash() -> Result<()>
             .with_context(|| format!("creating {name}"))?;
     }
     let deadline = Instant::now() + Duration::from_secs(60);
-    while offset(&client, "r").await? < 10_000 {
+    while source_offset(&client, "r").await? < 10_000 {
         ensure!(Instant::now() < deadline, "the source does not advance");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -103,9 +82,9 @@ async fn windowed_views_equal_their_batch_queries_across_a_crash() -> Result<()>
     server.kill()?;
     server.restart().await?;
     let client = server.client().await?;
-    let resumed = offset(&client, "r").await?;
+    let resumed = source_offset(&client, "r").await?;
     ensure!((10_000..rows).contains(&resumed), "resumed at {resumed}");
-    wait_for_offset(&client, "r", rows).await?;
+    wait_for_source_offset(&client, "r", rows).await?;
     check_views(&client).await?;
     // Row n is due n / 20,000 s after the base time.
     let span = query_rows(

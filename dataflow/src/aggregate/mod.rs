@@ -263,21 +263,16 @@ impl Aggregate {
             .iter()
             .map(|e| evaluate(e, input))
             .collect::<DataflowResult<_>>()?;
-        let args: Vec<Option<ArrayRef>> = self
-            .aggs
-            .iter()
-            .map(|a| a.arg.as_ref().map(|e| evaluate(e, input)).transpose())
-            .collect::<DataflowResult<_>>()?;
-        let filters: Vec<Option<ArrayRef>> = self
-            .aggs
-            .iter()
-            .map(|a| a.filter.as_ref().map(|e| evaluate(e, input)).transpose())
-            .collect::<DataflowResult<_>>()?;
-        let orders: Vec<Option<ArrayRef>> = self
-            .aggs
-            .iter()
-            .map(|a| a.order.as_ref().map(|e| evaluate(e, input)).transpose())
-            .collect::<DataflowResult<_>>()?;
+        // One column (or none) per aggregate: its argument, FILTER or ORDER BY.
+        let per_agg = |part: fn(&AggSpec) -> Option<&Arc<dyn PhysicalExpr>>| {
+            self.aggs
+                .iter()
+                .map(|a| part(a).map(|e| evaluate(e, input)).transpose())
+                .collect::<DataflowResult<Vec<Option<ArrayRef>>>>()
+        };
+        let args = per_agg(|a| a.arg.as_ref())?;
+        let filters = per_agg(|a| a.filter.as_ref())?;
+        let orders = per_agg(|a| a.order.as_ref())?;
 
         let encoder = RowEncoder::new(&keys);
         let views: Vec<ArgView<'_>> = args.iter().map(ArgView::of).collect();
@@ -299,30 +294,29 @@ impl Aggregate {
             global,
             keys: &keys,
         };
-        let sample = new_accs(aggs, arg_types, *append_only);
         let plan = (input.len() >= preagg::MIN_ROWS)
-            .then(|| preagg::Plan::of(&keys, aggs, &args, &sample))
+            .then(|| {
+                let sample = new_accs(aggs, arg_types, *append_only);
+                preagg::Plan::of(&keys, aggs, &args, &sample)
+            })
             .flatten();
         let mut key = Vec::with_capacity(64);
-        // Row by row, unless the change is summed per distinct key first (in parallel
-        // shares), each key then touching its group once per share.
-        let row_by_row = match plan {
-            Some(plan) => {
-                for part in plan.run(&input.weights) {
-                    for g in 0..part.len() {
-                        let row = part.firsts[g];
-                        key.clear();
-                        encoder.encode(row, &mut key)?;
-                        let group = entering.enter(groups, closing, touched, old, &key, row)?;
-                        group.rows += part.rows[g];
-                        part.add_to(g, &mut group.accs);
-                    }
+        if let Some(plan) = plan {
+            // Summed per distinct key first (in parallel shares); each key then touches its
+            // group once per share.
+            for part in plan.run(&input.weights) {
+                for g in 0..part.len() {
+                    let row = part.firsts[g];
+                    key.clear();
+                    encoder.encode(row, &mut key)?;
+                    let group = entering.enter(groups, closing, touched, old, &key, row)?;
+                    group.rows += part.rows[g];
+                    part.add_to(g, &mut group.accs);
                 }
-                0..0
             }
-            None => 0..input.len(),
-        };
-        for i in row_by_row {
+            return Ok(());
+        }
+        for i in 0..input.len() {
             let w = input.weights[i];
             key.clear();
             encoder.encode(i, &mut key)?;
