@@ -11,6 +11,9 @@
 //!   which a writer thread later moves into sled (several epochs at once, off the commit
 //!   path); reads consult the epochs still waiting before sled, and a restart replays the
 //!   log, so nobody can tell where a committed batch lives.
+//! - [`Store::log_input`] makes an epoch durable through its input instead: the input is
+//!   synced while the caller computes the epoch, whose batch then commits unsynced; inputs of
+//!   epochs whose batch a crash lost come back from [`Store::logged_inputs`].
 //! - Readers that scan while holding a [`ReadGuard`] see no commit in between: commits wait
 //!   for open guards to add their layer, and guards wait for a commit in flight (the writer
 //!   thread changes sled only under layers that still hide its work, so it needs no guard).
@@ -24,4 +27,4 @@ mod wal;
 
 pub use error::{StorageError, StorageResult};
 pub use layer::WriteBatch;
-pub use store::{EpochPin, ReadGuard, Store};
+pub use store::{EpochPin, LoggedInput, ReadGuard, Store};

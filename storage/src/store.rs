@@ -1,10 +1,14 @@
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::lock_api::ArcRwLockReadGuard;
-use parking_lot::{Condvar, Mutex, RawRwLock, RwLock, RwLockReadGuard};
+use parking_lot::{Condvar, Mutex, MutexGuard, RawRwLock, RwLock, RwLockReadGuard};
 use sled::IVec;
 use tracing::error;
 
@@ -38,6 +42,24 @@ pub struct Store {
     /// while it adds a layer: a reader sees all of an epoch or none of it.
     gate: Arc<RwLock<()>>,
     writer: Option<JoinHandle<()>>,
+    /// Syncs a log file off the caller's thread (None for a temporary store).
+    syncer: Option<Sender<SyncRequest>>,
+    /// Epoch inputs the log held at start-up, until the engine takes them.
+    inputs: Mutex<BTreeMap<u64, Vec<u8>>>,
+}
+
+/// A file to sync and where to say how it went.
+type SyncRequest = (Arc<File>, SyncSender<io::Result<()>>);
+
+/// An epoch's input written to the log and on its way to disk (see [`Store::log_input`]). It
+/// holds the log until its epoch's layer follows it ([`LoggedInput::commit_and`]) or the
+/// epoch is given up ([`LoggedInput::cancel`]).
+pub struct LoggedInput<'a> {
+    store: &'a Store,
+    wal: MutexGuard<'a, Option<Wal>>,
+    epoch: u64,
+    /// Says when the input is on disk (None: nothing to wait for).
+    synced: Option<Receiver<io::Result<()>>>,
 }
 
 struct Inner {
@@ -83,10 +105,10 @@ impl Store {
             .path(path)
             .cache_capacity(256 * 1024 * 1024)
             .open()?;
-        let (wal, replayed) = Wal::open(&wal_dir(path))?;
-        if !replayed.is_empty() {
+        let (mut wal, replayed) = Wal::open(&wal_dir(path))?;
+        if !replayed.layers.is_empty() {
             let mut batch = sled::Batch::default();
-            for (key, value) in replayed.into_iter().flatten() {
+            for (key, value) in replayed.layers.into_iter().flatten() {
                 match value {
                     Some(v) => batch.insert(key, v),
                     None => batch.remove(key),
@@ -95,17 +117,43 @@ impl Store {
             db.apply_batch(batch)?;
             db.flush()?;
         }
+        // The inputs move into the new segment before the old segments go: until the engine
+        // has committed their epochs again, they are all that holds those rows.
+        for (epoch, input) in &replayed.inputs {
+            wal.append_input(*epoch, input)?;
+        }
+        if !replayed.inputs.is_empty() {
+            wal.file().sync_data()?;
+        }
         wal.remove_replayed()?;
-        Self::start(db, Some(wal))
+        Self::start(db, Some(wal), replayed.inputs)
     }
 
     /// A temporary store that disappears on drop (tests).
     pub fn temporary() -> StorageResult<Self> {
         let db = sled::Config::new().temporary(true).open()?;
-        Self::start(db, None)
+        Self::start(db, None, BTreeMap::new())
     }
 
-    fn start(db: sled::Db, wal: Option<Wal>) -> StorageResult<Self> {
+    fn start(
+        db: sled::Db,
+        wal: Option<Wal>,
+        inputs: BTreeMap<u64, Vec<u8>>,
+    ) -> StorageResult<Self> {
+        let syncer = match wal.is_some() {
+            true => {
+                let (tx, rx) = std::sync::mpsc::channel::<SyncRequest>();
+                std::thread::Builder::new()
+                    .name("store-syncer".into())
+                    .spawn(move || {
+                        for (file, reply) in rx {
+                            let _ = reply.send(file.sync_data());
+                        }
+                    })?;
+                Some(tx)
+            }
+            false => None,
+        };
         let inner = Arc::new(Inner {
             db,
             layers: RwLock::new(Vec::new()),
@@ -123,6 +171,8 @@ impl Store {
             inner,
             gate: Arc::new(RwLock::new(())),
             writer: Some(writer),
+            syncer,
+            inputs: Mutex::new(inputs),
         })
     }
 
@@ -220,6 +270,56 @@ impl Store {
             // Readers go on meanwhile: the layer is not theirs to see until it is on disk.
             wal.append(&layer, durable)?;
         }
+        self.publish(layer, bytes, wal, then);
+        Ok(())
+    }
+
+    /// Writes the input of epoch `epoch` (whatever the caller needs to compute the epoch
+    /// again) to the log and starts syncing it on another thread, so that the epoch's layer,
+    /// computed meanwhile, is committed without a sync of its own: the commit waits only for
+    /// the input to be on disk. A crash can then lose the layer but not the input, which
+    /// [`Store::logged_inputs`] hands back at the next start for its epoch to be computed
+    /// again. The log stays held until the epoch commits or is cancelled, so that no rotation
+    /// parts an input from its layer.
+    pub fn log_input(&self, epoch: u64, input: &[u8]) -> StorageResult<LoggedInput<'_>> {
+        self.inner.wait_for_room();
+        let mut wal = self.inner.wal.lock();
+        let synced = match (wal.as_mut(), &self.syncer) {
+            (Some(log), Some(syncer)) => {
+                log.append_input(epoch, input)?;
+                let (reply, synced) = sync_channel(1);
+                syncer
+                    .send((log.file(), reply))
+                    .map_err(|_| io::Error::other("the epoch log's syncer stopped"))?;
+                Some(synced)
+            }
+            _ => None,
+        };
+        Ok(LoggedInput {
+            store: self,
+            wal,
+            epoch,
+            synced,
+        })
+    }
+
+    /// The inputs of epochs that the log held at start-up (see [`Store::log_input`]), by
+    /// epoch; the caller keeps those whose epochs did not commit. Taken once.
+    pub fn logged_inputs(&self) -> Vec<(u64, Vec<u8>)> {
+        std::mem::take(&mut *self.inputs.lock())
+            .into_iter()
+            .collect()
+    }
+
+    /// Makes a layer written to the log (under `wal`) visible and hands it to the writer.
+    fn publish(
+        &self,
+        layer: Arc<Layer>,
+        bytes: u64,
+        wal: MutexGuard<'_, Option<Wal>>,
+        then: impl FnOnce(),
+    ) {
+        let inner = &self.inner;
         {
             let _exclusive = self.gate.write();
             inner.layers.write().push(layer);
@@ -233,7 +333,6 @@ impl Store {
         }
         drop(wal);
         inner.signal.notify_all();
-        Ok(())
     }
 
     /// A name for this store that no other store has: what it calls itself in external
@@ -275,6 +374,40 @@ impl Store {
     pub fn size_on_disk(&self) -> StorageResult<u64> {
         let log = self.inner.wal.lock().as_ref().map_or(0, Wal::len);
         Ok(self.inner.db.size_on_disk()? + log)
+    }
+}
+
+impl LoggedInput<'_> {
+    /// Commits the epoch's batch like [`Store::commit_and`] with durability: its layer is
+    /// written to the log unsynced and made visible once the input is on disk.
+    pub fn commit_and(mut self, batch: WriteBatch, then: impl FnOnce()) -> StorageResult<()> {
+        let bytes = batch.bytes();
+        let layer = Arc::new(batch.into_layer());
+        if let Some(wal) = self.wal.as_mut() {
+            wal.append(&layer, false)?;
+        }
+        self.wait()?;
+        self.store.publish(layer, bytes, self.wal, then);
+        Ok(())
+    }
+
+    /// Gives the epoch up: its input is not to be applied again.
+    pub fn cancel(mut self) -> StorageResult<()> {
+        // Whether it reached the disk or not, the cancellation follows it.
+        let _ = self.wait();
+        if let Some(wal) = self.wal.as_mut() {
+            wal.append_cancel(self.epoch)?;
+        }
+        Ok(())
+    }
+
+    fn wait(&mut self) -> StorageResult<()> {
+        if let Some(synced) = self.synced.take() {
+            synced
+                .recv()
+                .map_err(|_| io::Error::other("the epoch log's syncer stopped"))??;
+        }
+        Ok(())
     }
 }
 
@@ -577,6 +710,35 @@ mod tests {
             })
             .count();
         assert_eq!(logs, 1);
+    }
+
+    #[test]
+    fn an_input_outlives_a_crash_until_its_epoch_commits_or_is_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let crashed = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.pause_writer(true);
+            // Epoch 1 commits; epoch 2 is cancelled; epoch 3 is cut short by the crash.
+            let logged = store.log_input(1, b"one").unwrap();
+            logged
+                .commit_and(batch(&[(b"a", b"1")], &[]), || {})
+                .unwrap();
+            store.log_input(2, b"two").unwrap().cancel().unwrap();
+            let in_flight = store.log_input(3, b"three").unwrap();
+            copy_dir(dir.path(), crashed.path());
+            in_flight.cancel().unwrap();
+        }
+        for _ in 0..2 {
+            // Moved into the new log at start-up: a second crash keeps them too.
+            let store = Store::open(crashed.path()).unwrap();
+            assert_eq!(contents(&store), pairs(&[(b"a", b"1")]));
+            assert_eq!(
+                store.logged_inputs(),
+                vec![(1, b"one".to_vec()), (3, b"three".to_vec())]
+            );
+            assert!(store.logged_inputs().is_empty());
+        }
     }
 
     fn copy_dir(from: &Path, to: &Path) {

@@ -13,6 +13,13 @@
 //! A record that is torn (a crash mid-append, before the commit returned), zero, or from
 //! another segment ends the segment's replay.
 //!
+//! Besides layers the log holds the inputs of epochs whose layer need not be synced (see
+//! [`crate::Store::log_input`]): the top byte of a record's segment word says what the record
+//! is (0 a layer, 1 an epoch's input `[epoch: u64 LE][bytes]`, 2 the cancellation of an
+//! epoch's input `[epoch: u64 LE]`; segment numbers stay below 2^56). Replay hands the
+//! inputs back, the latest of each epoch that no later record cancelled, for the engine to
+//! apply again where their layers did not survive.
+//!
 //! A sync of a file that grew must also write its new length to the file system's journal,
 //! which on ext4 doubles its cost. So segments are written in place rather than appended
 //! to: a segment is made ready ahead of its turn, off the commit path, with its first
@@ -21,10 +28,12 @@
 //! record carries. Files of the earlier format (`segment-N.log`, records without a segment
 //! number) are still replayed.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sled::IVec;
 use tracing::warn;
@@ -38,11 +47,23 @@ pub(crate) const SEGMENT_BYTES: u64 = 4 << 20;
 const SPARES: usize = 2;
 /// Bytes before a record's payload.
 const HEADER: usize = 16;
+/// The bits of a record's segment word that hold the segment number; the top byte says what
+/// the record holds.
+const SEGMENT_MASK: u64 = (1 << 56) - 1;
+
+/// What a record holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Content {
+    Layer = 0,
+    Input = 1,
+    Cancel = 2,
+}
 
 /// The epoch log's open segment.
 pub(crate) struct Wal {
     dir: PathBuf,
-    file: File,
+    /// Shared with whoever syncs it off the log's lock (see [`Wal::file`]).
+    file: Arc<File>,
     segment: u64,
     /// Where the next record goes in `file`.
     end: u64,
@@ -55,10 +76,26 @@ pub(crate) struct Wal {
 /// A layer read back from the log: its writes in order.
 pub(crate) type Replayed = Vec<(IVec, Option<IVec>)>;
 
+/// What the log held at start-up.
+#[derive(Debug, Default)]
+pub(crate) struct Recovered {
+    /// The layers, in order.
+    pub layers: Vec<Replayed>,
+    /// The latest input of each epoch that was not cancelled, by epoch.
+    pub inputs: BTreeMap<u64, Vec<u8>>,
+}
+
+/// One record read back.
+enum Record {
+    Layer(Replayed),
+    Input(u64, Vec<u8>),
+    Cancel(u64),
+}
+
 impl Wal {
     /// Opens the log in `dir`, returning it with the records of the segments left there (to
     /// be applied to sled before anything reads; then [`Wal::remove_replayed`]).
-    pub(crate) fn open(dir: &Path) -> io::Result<(Self, Vec<Replayed>)> {
+    pub(crate) fn open(dir: &Path) -> io::Result<(Self, Recovered)> {
         fs::create_dir_all(dir)?;
         let mut records = Vec::new();
         for (_, path) in files(dir, LEGACY)? {
@@ -85,13 +122,25 @@ impl Wal {
         };
         let wal = Self {
             dir: dir.to_path_buf(),
-            file,
+            file: Arc::new(file),
             segment: next,
             end: 0,
             next: None,
             buf: Vec::new(),
         };
-        Ok((wal, records))
+        let mut recovered = Recovered::default();
+        for record in records {
+            match record {
+                Record::Layer(layer) => recovered.layers.push(layer),
+                Record::Input(epoch, bytes) => {
+                    recovered.inputs.insert(epoch, bytes);
+                }
+                Record::Cancel(epoch) => {
+                    recovered.inputs.remove(&epoch);
+                }
+            }
+        }
+        Ok((wal, recovered))
     }
 
     /// Lets go of the segments that [`Wal::open`] found, once sled has their records.
@@ -105,27 +154,64 @@ impl Wal {
     /// Appends a layer; with `sync` it is on disk when this returns (and so is every record
     /// before it).
     pub(crate) fn append(&mut self, layer: &Layer, sync: bool) -> io::Result<()> {
+        self.write_record(Content::Layer, |buf| {
+            buf.reserve(layer.len() * 9);
+            for (key, value) in layer.iter() {
+                buf.push(value.is_some() as u8);
+                put_bytes(buf, key)?;
+                if let Some(v) = value {
+                    put_bytes(buf, v)?;
+                }
+            }
+            Ok(())
+        })?;
+        if sync {
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Appends the input of epoch `epoch`, unsynced: the caller syncs [`Wal::file`].
+    pub(crate) fn append_input(&mut self, epoch: u64, input: &[u8]) -> io::Result<()> {
+        self.write_record(Content::Input, |buf| {
+            buf.extend_from_slice(&epoch.to_le_bytes());
+            buf.extend_from_slice(input);
+            Ok(())
+        })
+    }
+
+    /// Cancels the input of epoch `epoch` (its epoch failed), on disk when this returns.
+    pub(crate) fn append_cancel(&mut self, epoch: u64) -> io::Result<()> {
+        self.write_record(Content::Cancel, |buf| {
+            buf.extend_from_slice(&epoch.to_le_bytes());
+            Ok(())
+        })?;
+        self.file.sync_data()
+    }
+
+    /// The open segment's file, to sync without holding the log.
+    pub(crate) fn file(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
+    /// Writes one record of `content` whose payload `fill` appends to the buffer.
+    fn write_record(
+        &mut self,
+        content: Content,
+        fill: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
         let buf = &mut self.buf;
         buf.clear();
         buf.extend_from_slice(&[0; 8]);
-        buf.extend_from_slice(&self.segment.to_le_bytes());
-        buf.reserve(layer.len() * 9);
-        for (key, value) in layer.iter() {
-            buf.push(value.is_some() as u8);
-            put_bytes(buf, key)?;
-            if let Some(v) = value {
-                put_bytes(buf, v)?;
-            }
-        }
+        let word = self.segment | (content as u64) << 56;
+        buf.extend_from_slice(&word.to_le_bytes());
+        fill(buf)?;
         let len = u32::try_from(buf.len() - HEADER).map_err(|_| too_large())?;
         let crc = crc32fast::hash(&buf[8..]);
         buf[..4].copy_from_slice(&len.to_le_bytes());
         buf[4..8].copy_from_slice(&crc.to_le_bytes());
         self.file.write_all_at(buf, self.end)?;
         self.end += buf.len() as u64;
-        if sync {
-            self.file.sync_data()?;
-        }
         Ok(())
     }
 
@@ -140,7 +226,7 @@ impl Wal {
             Some((n, file)) if n == next => file,
             _ => make_segment(&self.dir, next)?,
         };
-        self.file = file;
+        self.file = Arc::new(file);
         self.segment = next;
         self.end = 0;
         Ok(next)
@@ -286,15 +372,15 @@ fn too_large() -> io::Error {
 
 /// Appends the records of segment `n` to `out`, up to the first that is torn, corrupt,
 /// zero or another segment's (a spare's stale bytes).
-fn read_segment(path: &Path, n: u64, out: &mut Vec<Replayed>) -> io::Result<()> {
+fn read_segment(path: &Path, n: u64, out: &mut Vec<Record>) -> io::Result<()> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     let mut at = 0;
     while let Some(header) = bytes.get(at..at + HEADER) {
         let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
-        let segment = u64::from_le_bytes(header[8..].try_into().expect("8 bytes"));
-        if len == 0 || segment != n {
+        let word = u64::from_le_bytes(header[8..].try_into().expect("8 bytes"));
+        if len == 0 || word & SEGMENT_MASK != n {
             break;
         }
         let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) else {
@@ -302,7 +388,7 @@ fn read_segment(path: &Path, n: u64, out: &mut Vec<Replayed>) -> io::Result<()> 
             break;
         };
         match (crc32fast::hash(&bytes[at + 8..at + HEADER + len]) == crc)
-            .then(|| parse_payload(payload))
+            .then(|| parse_record(word >> 56, payload))
             .flatten()
         {
             Some(record) => out.push(record),
@@ -325,7 +411,7 @@ fn torn(path: &Path, at: usize) {
 }
 
 /// Appends the whole records of a segment of the earlier format to `out`.
-fn read_legacy_segment(path: &Path, out: &mut Vec<Replayed>) -> io::Result<()> {
+fn read_legacy_segment(path: &Path, out: &mut Vec<Record>) -> io::Result<()> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     let mut at = 0;
@@ -336,6 +422,7 @@ fn read_legacy_segment(path: &Path, out: &mut Vec<Replayed>) -> io::Result<()> {
             .get(at + 8..at + 8 + len)
             .filter(|payload| crc32fast::hash(payload) == crc)
             .and_then(parse_payload)
+            .map(Record::Layer)
         else {
             torn(path, at);
             break;
@@ -346,7 +433,18 @@ fn read_legacy_segment(path: &Path, out: &mut Vec<Replayed>) -> io::Result<()> {
     Ok(())
 }
 
-/// A record's writes, or None if its payload is malformed.
+/// A record of `content` (the top byte of its segment word), or None if it is malformed.
+fn parse_record(content: u64, payload: &[u8]) -> Option<Record> {
+    let epoch = || Some(u64::from_le_bytes(payload.get(..8)?.try_into().ok()?));
+    match content {
+        c if c == Content::Layer as u64 => parse_payload(payload).map(Record::Layer),
+        c if c == Content::Input as u64 => Some(Record::Input(epoch()?, payload[8..].to_vec())),
+        c if c == Content::Cancel as u64 => Some(Record::Cancel(epoch()?)),
+        _ => None,
+    }
+}
+
+/// A layer record's writes, or None if its payload is malformed.
 fn parse_payload(payload: &[u8]) -> Option<Replayed> {
     let mut entries = Vec::new();
     let mut at = 0;
@@ -394,7 +492,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let torn_at = {
             let (mut wal, replayed) = Wal::open(dir.path()).unwrap();
-            assert!(replayed.is_empty());
+            assert!(replayed.layers.is_empty());
             wal.append(&layer(&[("a", Some("1")), ("b", None)]), true)
                 .unwrap();
             assert_eq!(wal.rotate().unwrap(), 1);
@@ -421,7 +519,7 @@ mod tests {
             ],
             write("a", "2"),
         ];
-        assert_eq!(replayed, expected);
+        assert_eq!(replayed.layers, expected);
         wal.remove_replayed().unwrap();
         assert_eq!(files(dir.path(), SEGMENT).unwrap().len(), 1);
         // The full-sized segment is kept for reuse; the small one went.
@@ -441,7 +539,7 @@ mod tests {
         bytes[end] ^= 0xff;
         fs::write(&path, bytes).unwrap();
         let (_, replayed) = Wal::open(dir.path()).unwrap();
-        assert!(replayed.is_empty());
+        assert!(replayed.layers.is_empty());
     }
 
     #[test]
@@ -472,7 +570,7 @@ mod tests {
         }
         // Segment 3 still holds the rest of segment 1's record after its own.
         let (_, replayed) = Wal::open(dir.path()).unwrap();
-        assert_eq!(replayed, vec![write("c", "3"), write("d", "4")]);
+        assert_eq!(replayed.layers, vec![write("c", "3"), write("d", "4")]);
     }
 
     #[test]
@@ -492,8 +590,32 @@ mod tests {
         record.extend(&payload);
         fs::write(LEGACY.path(dir.path(), 4), &record).unwrap();
         let (wal, replayed) = Wal::open(dir.path()).unwrap();
-        assert_eq!(replayed, vec![write("k", "v")]);
+        assert_eq!(replayed.layers, vec![write("k", "v")]);
         wal.remove_replayed().unwrap();
         assert!(files(dir.path(), LEGACY).unwrap().is_empty());
+    }
+
+    #[test]
+    fn inputs_read_back_latest_per_epoch_unless_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut wal, _) = Wal::open(dir.path()).unwrap();
+            wal.append_input(7, b"first try").unwrap();
+            wal.append_cancel(7).unwrap();
+            wal.append_input(7, b"second try").unwrap();
+            wal.append(&layer(&[("a", Some("1"))]), false).unwrap();
+            wal.append_input(8, b"eight").unwrap();
+            wal.append_input(9, b"nine").unwrap();
+            wal.append_cancel(9).unwrap();
+            wal.file().sync_data().unwrap();
+        }
+        let (_, replayed) = Wal::open(dir.path()).unwrap();
+        assert_eq!(replayed.layers, vec![write("a", "1")]);
+        let inputs: Vec<(u64, &[u8])> = replayed
+            .inputs
+            .iter()
+            .map(|(e, b)| (*e, b.as_slice()))
+            .collect();
+        assert_eq!(inputs, vec![(7, &b"second try"[..]), (8, &b"eight"[..])]);
     }
 }

@@ -53,6 +53,8 @@ pub struct TestServer {
     /// Keeps a temporary home alive for as long as the server; declared last so the directory
     /// is removed only after the process is gone.
     _temp: Option<TempDir>,
+    /// Environment variables of the server's later starts.
+    env: Vec<(String, String)>,
 }
 
 impl TestServer {
@@ -86,6 +88,7 @@ impl TestServer {
             home,
             args,
             _temp: temp,
+            env: Vec::new(),
         };
         server.boot().await?;
         Ok(server)
@@ -123,6 +126,7 @@ impl TestServer {
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         if std::env::var_os("EDDY_TEST_LOG").is_none() {
             let mut log = OpenOptions::new()
@@ -332,7 +336,14 @@ impl TestServer {
         self.boot().await
     }
 
-    /// The last lines of the server log, for error messages.
+    /// Sets (or with None removes) an environment variable of the server's later starts.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(value) = value {
+            self.env.push((key.into(), value.into()));
+        }
+    }
+
     /// The log of the server's latest start.
     fn current_log(&self) -> String {
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
@@ -342,6 +353,7 @@ impl TestServer {
         }
     }
 
+    /// The last lines of the server log, for error messages.
     pub fn log_tail(&self) -> String {
         match std::fs::read_to_string(self.log_path()) {
             Ok(log) => {

@@ -201,7 +201,7 @@ impl Driver {
         if advanced.is_empty() {
             return;
         }
-        match self.commit_epoch(epoch) {
+        match self.commit_epoch(epoch, None) {
             Ok(()) => {
                 for (key, offset) in advanced {
                     if let Some(g) = self.sources.get_mut(&key) {

@@ -123,7 +123,7 @@ impl Driver {
     fn tick(&mut self, views: &[u64]) -> SqlResult<()> {
         let mut epoch = Epoch::new(EpochKind::Trigger);
         epoch.ticking = views.to_vec();
-        self.commit_epoch(epoch)
+        self.commit_epoch(epoch, None)
     }
 
     /// Stops a view whose pending changes it cannot apply, and says why in its progress.

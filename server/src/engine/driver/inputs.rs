@@ -1,0 +1,160 @@
+//! What the epoch log keeps of a write epoch before its layer (see
+//! `eddy_storage::Store::log_input`): the rows each client write appended to a stream, as
+//! the writes carried them. Staged again in order over the state of the epoch before, they
+//! make the same epoch, so an epoch whose layer a crash lost is computed again at start-up
+//! instead of synced on its commit path.
+//!
+//! Only epochs of appends take this path: their staging needs nothing but the rows.
+//! `[writes: i64]`, then for each `[relation: i64][batches: i64]` and for each batch
+//! `[columns: i64][rows: i64]` followed by its rows in Eddy's row encoding.
+
+use std::sync::Arc;
+
+use arrow::datatypes::Schema;
+use eddy_catalog::Snapshot;
+use eddy_dataflow::codec::{BatchBuilder, Decoder, RowEncoder};
+use eddy_sql::{SqlError, SqlResult};
+
+use crate::engine::WriteOp;
+
+/// The input of an epoch of these writes, or None unless every one appends to a stream.
+pub(super) fn encode<'a>(writes: impl Iterator<Item = &'a WriteOp>) -> SqlResult<Option<Vec<u8>>> {
+    let mut out = vec![0; 8];
+    let mut count = 0i64;
+    for write in writes {
+        let WriteOp::Append { relation, rows } = write else {
+            return Ok(None);
+        };
+        count += 1;
+        out.extend_from_slice(&(*relation as i64).to_le_bytes());
+        out.extend_from_slice(&(rows.len() as i64).to_le_bytes());
+        for batch in rows {
+            out.extend_from_slice(&(batch.num_columns() as i64).to_le_bytes());
+            out.extend_from_slice(&(batch.num_rows() as i64).to_le_bytes());
+            let encoder = RowEncoder::new(batch.columns());
+            for i in 0..batch.num_rows() {
+                encoder.encode(i, &mut out)?;
+            }
+        }
+    }
+    out[..8].copy_from_slice(&count.to_le_bytes());
+    Ok(Some(out))
+}
+
+/// The writes of an input that [`encode`] wrote, read as rows of their streams as the
+/// catalog now defines them (an epoch whose input is replayed ran under this catalog: a
+/// definition change is an epoch of its own, synced).
+pub(super) fn decode(bytes: &[u8], catalog: &Snapshot) -> SqlResult<Vec<WriteOp>> {
+    let corrupt = |what: &str| SqlError::Internal(format!("a logged epoch input {what}"));
+    let mut d = Decoder::new(bytes);
+    let count = d.i64()?;
+    let mut writes = Vec::new();
+    for _ in 0..count {
+        let relation = d.i64()? as u64;
+        let rel = catalog
+            .by_id(relation)
+            .ok_or_else(|| corrupt(&format!("names relation {relation}, which is gone")))?;
+        let schema = rel.schema();
+        let batches = d.i64()?;
+        let mut rows = Vec::new();
+        for _ in 0..batches {
+            let columns = d.i64()? as usize;
+            let n = d.i64()? as usize;
+            let fields = schema
+                .fields()
+                .get(..columns)
+                .ok_or_else(|| corrupt("has more columns than its stream"))?;
+            let schema = Arc::new(Schema::new(fields.to_vec()));
+            // The count is read from the bytes: reserve no more than they can hold.
+            let mut builder = BatchBuilder::new(&schema, n.min(bytes.len()));
+            for _ in 0..n {
+                builder.push_from(&mut d)?;
+            }
+            rows.push(builder.finish()?);
+        }
+        writes.push(WriteOp::Append { relation, rows });
+    }
+    if !d.is_empty() {
+        return Err(corrupt("has trailing bytes"));
+    }
+    Ok(writes)
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use eddy_catalog::{Column, Relation, RelationKind, SqlType};
+
+    use super::*;
+
+    fn stream() -> Relation {
+        let column = |name: &str, sql_type| Column {
+            name: name.into(),
+            sql_type,
+            nullable: true,
+        };
+        Relation {
+            id: 12,
+            name: "clicks".into(),
+            kind: RelationKind::Stream,
+            columns: vec![column("id", SqlType::BigInt), column("url", SqlType::Text)],
+            primary_key: vec![],
+            query: None,
+            depends_on: vec![],
+            create_sql: String::new(),
+            watermark: None,
+            emit_on_window_close: false,
+            connector: None,
+            append_only: false,
+            input_columns: Default::default(),
+            trigger_micros: None,
+        }
+    }
+
+    #[test]
+    fn appends_read_back_as_written_and_other_writes_are_not_logged() {
+        let rel = stream();
+        let schema = rel.schema();
+        let full = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![Some(1), None, Some(3)])),
+                Arc::new(StringArray::from(vec![Some("/a"), Some("/b"), None])),
+            ],
+        )
+        .unwrap();
+        // A write planned before the stream gained its second column.
+        let narrow = full.project(&[0]).unwrap();
+        let writes = [
+            WriteOp::Append {
+                relation: 12,
+                rows: vec![full.clone(), narrow.clone()],
+            },
+            WriteOp::Append {
+                relation: 12,
+                rows: vec![full.slice(0, 0)],
+            },
+        ];
+        let bytes = encode(writes.iter()).unwrap().unwrap();
+        let catalog = Snapshot::from_relations([rel]);
+        let read = decode(&bytes, &catalog).unwrap();
+        let batches: Vec<Vec<RecordBatch>> = read
+            .into_iter()
+            .map(|w| match w {
+                WriteOp::Append { relation: 12, rows } => rows,
+                _ => panic!("not the append written"),
+            })
+            .collect();
+        assert_eq!(
+            batches,
+            vec![vec![full.clone(), narrow], vec![full.slice(0, 0)]]
+        );
+
+        let delete = WriteOp::Delete {
+            relation: 12,
+            predicate: None,
+        };
+        assert!(encode([&writes[0], &delete].into_iter()).unwrap().is_none());
+        assert!(decode(&bytes[..bytes.len() - 1], &catalog).is_err());
+    }
+}
