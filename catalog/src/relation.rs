@@ -101,6 +101,11 @@ pub struct Relation {
     /// server's `trigger` setting decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_micros: Option<u64>,
+    /// Materialized views with a key (`primary_key`, their GROUP BY columns) created since
+    /// views are stored by it: each row under its key, so that a changed row is one write.
+    /// Absent: the view is stored as a multiset of rows (views of earlier versions).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keyed_rows: bool,
 }
 
 /// A stream's connector: its name and every option as written (keys in lower case).

@@ -209,6 +209,7 @@ mod tests {
             append_only: false,
             input_columns: Default::default(),
             trigger_micros: None,
+            keyed_rows: false,
         }
     }
 
@@ -257,5 +258,22 @@ mod tests {
         let json = serde_json::to_string(&view).unwrap();
         let back: Relation = serde_json::from_str(&json).unwrap();
         assert_eq!(back.input_columns, view.input_columns);
+    }
+
+    #[test]
+    fn a_view_defined_before_keyed_rows_stays_a_multiset() {
+        let mut view = rel(2, "v", RelationKind::MaterializedView, vec![1]);
+        view.primary_key = vec![0];
+        let json = serde_json::to_string(&view).unwrap();
+        assert!(
+            !json.contains("keyed_rows"),
+            "written as earlier versions wrote it"
+        );
+        let back: Relation = serde_json::from_str(&json).unwrap();
+        assert!(!back.keyed_rows);
+        view.keyed_rows = true;
+        let json = serde_json::to_string(&view).unwrap();
+        let back: Relation = serde_json::from_str(&json).unwrap();
+        assert!(back.keyed_rows);
     }
 }

@@ -6,7 +6,9 @@
 //!   cost of an append, independent of how many rows a write carries.
 //! - A table is keyed: key the encoded primary key (or a hidden u64 row id when it has none),
 //!   value the encoded row.
-//! - A view is a multiset: key the encoded row, value its multiplicity (i64).
+//! - A view with a key (its GROUP BY columns) is keyed like a table: a changed row is one
+//!   write under its key. Other views, and views of earlier versions, are multisets: key the
+//!   encoded row, value its multiplicity (i64).
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;

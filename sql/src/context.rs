@@ -36,12 +36,13 @@ use crate::{SqlError, SqlResult, parser};
 pub const DATABASE: &str = "eddy";
 
 /// How a relation lays out its rows: a log for what only grows (streams, append-only
-/// views), rows by key for tables, a multiset of rows for other views.
+/// views), rows by key for tables and views with a key, a multiset of rows for other views.
 pub fn layout(rel: &Relation) -> Layout {
     match rel.kind {
         RelationKind::Stream => Layout::Log,
         RelationKind::Table => Layout::Keyed,
         RelationKind::MaterializedView if rel.append_only => Layout::Log,
+        RelationKind::MaterializedView if rel.keyed_rows => Layout::Keyed,
         RelationKind::MaterializedView | RelationKind::View | RelationKind::Sink => {
             Layout::Multiset
         }

@@ -163,10 +163,11 @@ impl PointRead {
         }
         bound.sort_by_key(|(c, _)| *c);
 
-        // The read must be narrow: a view's first column, or a table's whole key, is pinned.
+        // The read must be narrow: the whole key of rows stored by key (a table's, a keyed
+        // view's), or the first column of a view stored as a multiset, is pinned.
         let covered = |c: usize| bound.iter().any(|(b, _)| *b == c);
-        let narrow = match relation.kind {
-            RelationKind::Table => {
+        let narrow = match crate::context::layout(&relation) {
+            Layout::Keyed => {
                 !relation.primary_key.is_empty() && relation.primary_key.iter().all(|c| covered(*c))
             }
             _ => covered(0),
@@ -222,9 +223,9 @@ impl PointRead {
         let mut rows: Vec<Vec<ScalarValue>> = Vec::new();
         {
             // One key is read atomically; a prefix scan must not see half of a commit.
-            let _one_epoch =
-                (self.relation.kind != RelationKind::Table && !pinned).then(|| store.read());
-            if self.relation.kind == RelationKind::Table {
+            let keyed = crate::context::layout(&self.relation) == Layout::Keyed;
+            let _one_epoch = (!keyed && !pinned).then(|| store.read());
+            if keyed {
                 let key: Vec<ScalarValue> = self
                     .relation
                     .primary_key
@@ -449,6 +450,7 @@ mod tests {
             append_only: false,
             input_columns: Default::default(),
             trigger_micros: None,
+            keyed_rows: false,
         };
         let table = Relation {
             id: 8,

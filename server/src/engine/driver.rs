@@ -812,6 +812,9 @@ fn materialize(
     delta: &Delta,
     batch: &mut WriteBatch,
 ) -> SqlResult<()> {
+    if view.keyed_rows {
+        return materialize_keyed(view, delta, batch);
+    }
     let columns = delta.batch.columns();
     // A view with a key holds each row at most once: a consolidated change inserts a row
     // that is not there (+1) or deletes one that is (-1), so the stored count need not be
@@ -844,6 +847,47 @@ fn materialize(
                     "view {view} would hold a row {} times",
                     new
                 )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies a (consolidated, [`declared`]) change to a view stored by its key: a row deleted
+/// goes from under its key, then a row inserted is put there, so that a changed row (deleted
+/// and inserted under one key) is a single write. The key is unique in the view, so a
+/// consolidated change holds each row at most once either way.
+fn materialize_keyed(view: &Relation, delta: &Delta, batch: &mut WriteBatch) -> SqlResult<()> {
+    let columns = delta.batch.columns();
+    let key_columns: Vec<_> = view
+        .primary_key
+        .iter()
+        .map(|&c| columns[c].clone())
+        .collect();
+    let keys = RowEncoder::new(&key_columns);
+    let rows = RowEncoder::new(columns);
+    let mut key = keys::rows_prefix(view.id);
+    let prefix = key.len();
+    let mut row = Vec::new();
+    for sign in [-1, 1] {
+        for (i, &weight) in delta.weights.iter().enumerate() {
+            if weight.signum() != sign {
+                continue;
+            }
+            if weight.abs() != 1 {
+                return Err(SqlError::Internal(format!(
+                    "view {} would hold a row {weight} times under its key",
+                    view.name
+                )));
+            }
+            key.truncate(prefix);
+            keys.encode(i, &mut key)?;
+            if sign < 0 {
+                batch.delete(&key);
+            } else {
+                row.clear();
+                rows.encode(i, &mut row)?;
+                batch.put(&key, &row);
             }
         }
     }

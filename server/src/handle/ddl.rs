@@ -348,6 +348,7 @@ fn new_relation(
         append_only: false,
         input_columns: Default::default(),
         trigger_micros: None,
+        keyed_rows: false,
     }
 }
 
@@ -595,8 +596,9 @@ pub async fn plan_view(
     rel.emit_on_window_close = emit_on_window_close;
     rel.append_only = append_only;
     if materialized {
-        // The key an update-mode sink writes the view's rows by.
+        // The key an update-mode sink writes the view's rows by, and the view stores them by.
         rel.primary_key = eddy_sql::sinks::implied_key(plan.schema());
+        rel.keyed_rows = !append_only && !rel.primary_key.is_empty();
     }
     Ok((rel, flow, notes))
 }

@@ -393,6 +393,7 @@ mod tests {
             append_only: false,
             input_columns: Default::default(),
             trigger_micros: None,
+            keyed_rows: false,
         };
         Arc::new(Snapshot::from_relations([clicks]))
     }

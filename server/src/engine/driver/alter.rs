@@ -314,7 +314,7 @@ fn write_contents(
     contents: &Delta,
     batch: &mut WriteBatch,
 ) -> SqlResult<()> {
-    if matches!(layout(view), Layout::Log) {
+    if matches!(layout(view), Layout::Log | Layout::Keyed) {
         return store_view_change(store, next_seq, view, contents, batch);
     }
     let columns = contents.batch.columns();

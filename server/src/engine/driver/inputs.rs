@@ -108,6 +108,7 @@ mod tests {
             append_only: false,
             input_columns: Default::default(),
             trigger_micros: None,
+            keyed_rows: false,
         }
     }
 
