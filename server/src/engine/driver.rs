@@ -864,8 +864,8 @@ fn materialize_keyed(view: &Relation, delta: &Delta, batch: &mut WriteBatch) -> 
         .iter()
         .map(|&c| columns[c].clone())
         .collect();
-    let keys = RowEncoder::new(&key_columns);
-    let rows = RowEncoder::new(columns);
+    let key_encoder = RowEncoder::new(&key_columns);
+    let row_encoder = RowEncoder::new(columns);
     let mut key = keys::rows_prefix(view.id);
     let prefix = key.len();
     let mut row = Vec::new();
@@ -881,12 +881,12 @@ fn materialize_keyed(view: &Relation, delta: &Delta, batch: &mut WriteBatch) -> 
                 )));
             }
             key.truncate(prefix);
-            keys.encode(i, &mut key)?;
+            key_encoder.encode(i, &mut key)?;
             if sign < 0 {
                 batch.delete(&key);
             } else {
                 row.clear();
-                rows.encode(i, &mut row)?;
+                row_encoder.encode(i, &mut row)?;
                 batch.put(&key, &row);
             }
         }
