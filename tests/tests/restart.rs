@@ -258,8 +258,9 @@ async fn late_orders(client: &Client) -> Result<Vec<Vec<String>>> {
 
 /// A write epoch logs its input and computes the epoch while the input syncs; its layer is
 /// committed unsynced. A crash that loses the layer (here: before it is written) leaves the
-/// input, and the restart computes the epoch again: the INSERT is there entirely and once,
-/// the views equal their batch queries, and later writes and restarts keep them so.
+/// input, and the restart computes the epoch again: the INSERT (into a stream, then into a
+/// table) is there entirely and once, the views equal their batch queries, and later writes
+/// and restarts keep them so.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_epoch_whose_layer_was_lost_is_computed_again_from_its_input() -> Result<()> {
     let mut server = TestServer::start().await?;
@@ -290,8 +291,28 @@ async fn an_epoch_whose_layer_was_lost_is_computed_again_from_its_input() -> Res
     );
     check_views(&client).await?;
 
-    // Its input is still in the log, behind its epoch now: another crash must not apply it
-    // twice.
+    // The same for rows inserted into a table.
+    drop(client);
+    server.stop().await?;
+    server.set_env("FAILPOINTS", Some("epoch-input-logged=return"));
+    server.restart().await?;
+    let client = server.client().await?;
+    ensure!(
+        execute(&client, "INSERT INTO customers VALUES (6, 'fay', 'gold')")
+            .await
+            .is_err(),
+        "the table INSERT was acknowledged by a server that stopped before its epoch"
+    );
+    server.kill()?;
+    server.set_env("FAILPOINTS", None);
+    server.restart().await?;
+    let client = server.client().await?;
+    let fay = query_rows(&client, "SELECT name, tier FROM customers WHERE id = 6").await?;
+    ensure!(fay == vec![vec!["fay", "gold"]], "customer 6: {fay:?}");
+    check_views(&client).await?;
+
+    // Their inputs are still in the log, behind their epochs now: another crash must not
+    // apply them twice.
     insert_orders(&client, 261..=280).await?;
     server.kill()?;
     server.restart().await?;
@@ -301,6 +322,11 @@ async fn an_epoch_whose_layer_was_lost_is_computed_again_from_its_input() -> Res
         late_orders(&client).await? == expected,
         "after a second crash: {:?}",
         late_orders(&client).await?
+    );
+    let customers = query_rows(&client, "SELECT count(*) FROM customers WHERE id = 6").await?;
+    ensure!(
+        customers == vec![vec!["1"]],
+        "customer 6 rows: {customers:?}"
     );
     check_views(&client).await?;
     Ok(())

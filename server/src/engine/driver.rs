@@ -366,7 +366,7 @@ impl Driver {
         if staged.is_empty() {
             return;
         }
-        // Durable epochs of appends log their input and compute the epoch while it syncs.
+        // A durable epoch of rows logs its input and computes the epoch while it syncs.
         let input = match self.durable {
             true => inputs::encode(ops.iter().map(|(op, _)| op)),
             false => Ok(None),
