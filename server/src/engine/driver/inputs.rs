@@ -4,8 +4,9 @@
 //! before, they make the same epoch, so an epoch whose layer a crash lost is computed again
 //! at start-up instead of synced on its commit path.
 //!
-//! Only epochs of such writes take this path: their staging needs nothing but the rows (an
-//! UPDATE's or DELETE's predicate, an upsert's assignments, are expressions).
+//! Only epochs of such writes take this path, and only up to [`MOST_ROWS`] rows: their
+//! staging needs nothing but the rows (an UPDATE's or DELETE's predicate, an upsert's
+//! assignments, are expressions).
 //! `[writes: i64]`, then for each `[kind: i64][relation: i64][batches: i64]` and for each
 //! batch `[columns: i64][rows: i64]` followed by its rows in Eddy's row encoding; the kind
 //! is [`APPEND`], [`INSERT`] or [`INSERT_OR_NOTHING`].
@@ -27,8 +28,27 @@ const INSERT: i64 = 1;
 /// Rows inserted into a table; `ON CONFLICT DO NOTHING`.
 const INSERT_OR_NOTHING: i64 = 2;
 
-/// The input of an epoch of these writes, or None unless every one carries only rows.
-pub(super) fn encode<'a>(writes: impl Iterator<Item = &'a WriteOp>) -> SqlResult<Option<Vec<u8>>> {
+/// Most rows an epoch's input holds. A larger epoch (a bulk COPY) is synced as a whole:
+/// writing its rows twice costs more than its sync, which then is a small part of its time.
+const MOST_ROWS: usize = 65_536;
+
+/// The input of an epoch of these writes, or None unless every one carries only rows and
+/// they are at most [`MOST_ROWS`].
+pub(super) fn encode<'a>(
+    writes: impl Iterator<Item = &'a WriteOp> + Clone,
+) -> SqlResult<Option<Vec<u8>>> {
+    let rows: usize = writes
+        .clone()
+        .map(|w| match w {
+            WriteOp::Append { rows, .. } | WriteOp::Insert { rows, .. } => {
+                rows.iter().map(RecordBatch::num_rows).sum()
+            }
+            _ => 0,
+        })
+        .sum();
+    if rows > MOST_ROWS {
+        return Ok(None);
+    }
     let mut out = vec![0; 8];
     let mut count = 0i64;
     for write in writes {
@@ -204,6 +224,21 @@ mod tests {
             predicate: None,
         };
         assert!(encode([&writes[0], &delete].into_iter()).unwrap().is_none());
+
+        let bulk = WriteOp::Append {
+            relation: 12,
+            rows: vec![
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(Int64Array::from(vec![1; MOST_ROWS + 1])),
+                        Arc::new(StringArray::from(vec!["/"; MOST_ROWS + 1])),
+                    ],
+                )
+                .unwrap(),
+            ],
+        };
+        assert!(encode([&bulk].into_iter()).unwrap().is_none());
 
         // Inserts into a table keep what a conflict does.
         let inserts =
