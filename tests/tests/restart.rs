@@ -256,6 +256,27 @@ async fn late_orders(client: &Client) -> Result<Vec<Vec<String>>> {
     .await
 }
 
+/// Restarts the server so that the next epoch that logs its input ends the process before
+/// it computes the epoch, runs `write` (named `what`), which must fail, and restarts the
+/// server as usual.
+async fn crash_after_input(
+    server: &mut TestServer,
+    what: &str,
+    write: impl FnOnce(Client) -> futures::future::BoxFuture<'static, Result<()>>,
+) -> Result<()> {
+    server.stop().await?;
+    server.set_env("FAILPOINTS", Some("epoch-input-logged=return"));
+    server.restart().await?;
+    let client = server.client().await?;
+    ensure!(
+        write(client).await.is_err(),
+        "`{what}` was acknowledged by a server that stopped before its epoch"
+    );
+    server.kill()?;
+    server.set_env("FAILPOINTS", None);
+    server.restart().await
+}
+
 /// A write epoch logs its input and computes the epoch while the input syncs; its layer is
 /// committed unsynced. A crash that loses the layer (here: before it is written) leaves the
 /// input, and the restart computes the epoch again: the INSERT (into a stream, then into a
@@ -268,20 +289,11 @@ async fn an_epoch_whose_layer_was_lost_is_computed_again_from_its_input() -> Res
     create_objects(&client).await?;
     populate(&client).await?;
     drop(client);
-    server.stop().await?;
 
-    // The next epoch that logs its input ends the process before it computes the epoch.
-    server.set_env("FAILPOINTS", Some("epoch-input-logged=return"));
-    server.restart().await?;
-    let client = server.client().await?;
-    ensure!(
-        insert_orders(&client, 201..=260).await.is_err(),
-        "the INSERT was acknowledged by a server that stopped before its epoch"
-    );
-    server.kill()?;
-    server.set_env("FAILPOINTS", None);
-
-    server.restart().await?;
+    crash_after_input(&mut server, "INSERT INTO orders VALUES ...", |client| {
+        Box::pin(async move { insert_orders(&client, 201..=260).await })
+    })
+    .await?;
     let client = server.client().await?;
     let expected = vec![vec!["60", "60", "201", "260"]];
     ensure!(
@@ -290,22 +302,14 @@ async fn an_epoch_whose_layer_was_lost_is_computed_again_from_its_input() -> Res
         late_orders(&client).await?
     );
     check_views(&client).await?;
+    drop(client);
 
     // The same for rows inserted into a table.
-    drop(client);
-    server.stop().await?;
-    server.set_env("FAILPOINTS", Some("epoch-input-logged=return"));
-    server.restart().await?;
-    let client = server.client().await?;
-    ensure!(
-        execute(&client, "INSERT INTO customers VALUES (6, 'fay', 'gold')")
-            .await
-            .is_err(),
-        "the table INSERT was acknowledged by a server that stopped before its epoch"
-    );
-    server.kill()?;
-    server.set_env("FAILPOINTS", None);
-    server.restart().await?;
+    let fay = "INSERT INTO customers VALUES (6, 'fay', 'gold')";
+    crash_after_input(&mut server, fay, |client| {
+        Box::pin(async move { execute(&client, fay).await.map(|_| ()) })
+    })
+    .await?;
     let client = server.client().await?;
     let fay = query_rows(&client, "SELECT name, tier FROM customers WHERE id = 6").await?;
     ensure!(fay == vec![vec!["fay", "gold"]], "customer 6: {fay:?}");
