@@ -20,7 +20,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use eddy_catalog::{Relation, RelationKind, Snapshot};
-use eddy_dataflow::codec::{batch_from_rows, decode_row, encode_row, encode_value};
+use eddy_dataflow::codec::{batch_from_rows, decode_row, encode_value};
 use eddy_dataflow::relations::{self, Layout};
 use eddy_storage::{Store, keys};
 use sqlparser::ast::{
@@ -163,13 +163,14 @@ impl PointRead {
         }
         bound.sort_by_key(|(c, _)| *c);
 
-        // The read must be narrow: the whole key of rows stored by key (a table's, a keyed
-        // view's), or the first column of a view stored as a multiset, is pinned.
+        // The read must be narrow: a table's whole key, a keyed view's first key column, or
+        // a multiset view's first column is pinned.
         let covered = |c: usize| bound.iter().any(|(b, _)| *b == c);
         let narrow = match crate::context::layout(&relation) {
-            Layout::Keyed => {
+            Layout::Keyed if relation.kind == RelationKind::Table => {
                 !relation.primary_key.is_empty() && relation.primary_key.iter().all(|c| covered(*c))
             }
+            Layout::Keyed => relation.primary_key.first().is_some_and(|c| covered(*c)),
             _ => covered(0),
         };
         if !narrow {
@@ -222,29 +223,33 @@ impl PointRead {
         let width = stored.fields().len();
         let mut rows: Vec<Vec<ScalarValue>> = Vec::new();
         {
-            // One key is read atomically; a prefix scan must not see half of a commit.
-            let keyed = crate::context::layout(&self.relation) == Layout::Keyed;
-            let _one_epoch = (!keyed && !pinned).then(|| store.read());
-            if keyed {
-                let key: Vec<ScalarValue> = self
-                    .relation
-                    .primary_key
-                    .iter()
-                    .map(|c| value_of(&values, *c).clone())
-                    .collect();
-                let key = keys::row(self.relation.id, &encode_row(&key)?);
-                if let Some(v) = store.get(&key)? {
+            let layout = crate::context::layout(&self.relation);
+            // The bytes every key of a matching row starts with: the bound leading columns of
+            // the key (rows stored by key) or of the row (a multiset).
+            let mut prefix = keys::rows_prefix(self.relation.id);
+            let columns: Vec<usize> = match layout {
+                Layout::Keyed => self.relation.primary_key.clone(),
+                _ => (0..width).collect(),
+            };
+            let mut whole = true;
+            for c in &columns {
+                match values.iter().find(|(b, _)| b == c) {
+                    Some((_, v)) => encode_value(v, &mut prefix)?,
+                    None => {
+                        whole = false;
+                        break;
+                    }
+                }
+            }
+            if layout == Layout::Keyed && whole {
+                // One key is read atomically.
+                if let Some(v) = store.get(&prefix)? {
                     rows.push(decode_row(&v, width)?);
                 }
             } else {
-                let mut prefix = keys::rows_prefix(self.relation.id);
-                for (expected, (c, v)) in values.iter().enumerate() {
-                    if *c != expected {
-                        break;
-                    }
-                    encode_value(v, &mut prefix)?;
-                }
-                relations::scan_rows(store, &prefix, Layout::Multiset, width, CHUNK, |chunk| {
+                // A scan must not see half of a commit.
+                let _one_epoch = (!pinned).then(|| store.read());
+                relations::scan_rows(store, &prefix, layout, width, CHUNK, |chunk| {
                     rows.append(chunk);
                     Ok(true)
                 })?;
@@ -409,15 +414,6 @@ fn exact(v: &ScalarValue, dt: &DataType) -> Option<ScalarValue> {
     }
     let converted = v.cast_to(dt).ok()?;
     (converted.cast_to(&v.data_type()).ok()? == *v).then_some(converted)
-}
-
-/// The value a column is bound to (the plan binds every key column it reads by).
-fn value_of(values: &[(usize, ScalarValue)], column: usize) -> &ScalarValue {
-    &values
-        .iter()
-        .find(|(c, _)| *c == column)
-        .expect("a bound key column")
-        .1
 }
 
 #[cfg(test)]

@@ -128,18 +128,15 @@ impl StoredTable {
                 Ok(Lookup::Prefix(prefix))
             }
             Layout::Keyed if !self.relation.primary_key.is_empty() => {
-                let values: Option<Vec<ScalarValue>> = self
-                    .relation
-                    .primary_key
-                    .iter()
-                    .map(|c| bound.get(c).cloned())
-                    .collect();
-                Ok(match values {
-                    Some(pk) => Lookup::Key(keys::row(
-                        self.relation.id,
-                        &encode_row(&pk).map_err(encode_err)?,
-                    )),
-                    None => Lookup::Prefix(keys::rows_prefix(self.relation.id)),
+                // Keys encode the key's columns in order, so the leading ones bound are a
+                // prefix of the keys that hold them.
+                let pk = &self.relation.primary_key;
+                let leading: Vec<ScalarValue> =
+                    pk.iter().map_while(|c| bound.get(c).cloned()).collect();
+                let key = keys::row(self.relation.id, &encode_row(&leading).map_err(encode_err)?);
+                Ok(match leading.len() == pk.len() {
+                    true => Lookup::Key(key),
+                    false => Lookup::Prefix(key),
                 })
             }
             Layout::Keyed | Layout::Log => Ok(Lookup::Prefix(keys::rows_prefix(self.relation.id))),
