@@ -125,6 +125,29 @@ pub struct Watermark {
 }
 
 impl Relation {
+    /// A relation of `kind` with these columns and nothing more yet: no key, query,
+    /// dependencies, watermark, connector or options, and id 0 until the catalog allocates
+    /// one.
+    pub fn new(name: impl Into<String>, kind: RelationKind, columns: Vec<Column>) -> Self {
+        Self {
+            id: 0,
+            name: name.into(),
+            kind,
+            columns,
+            primary_key: vec![],
+            query: None,
+            depends_on: vec![],
+            create_sql: String::new(),
+            watermark: None,
+            emit_on_window_close: false,
+            connector: None,
+            append_only: false,
+            input_columns: BTreeMap::new(),
+            trigger_micros: None,
+            keyed_rows: false,
+        }
+    }
+
     /// The Arrow schema of its rows.
     pub fn schema(&self) -> SchemaRef {
         Arc::new(Schema::new(

@@ -190,26 +190,15 @@ mod tests {
     use crate::{Column, SqlType};
 
     fn rel(id: RelId, name: &str, kind: RelationKind, deps: Vec<RelId>) -> Relation {
+        let column = Column {
+            name: "a".into(),
+            sql_type: SqlType::BigInt,
+            nullable: true,
+        };
         Relation {
             id,
-            name: name.into(),
-            kind,
-            columns: vec![Column {
-                name: "a".into(),
-                sql_type: SqlType::BigInt,
-                nullable: true,
-            }],
-            primary_key: vec![],
-            query: None,
             depends_on: deps,
-            create_sql: String::new(),
-            watermark: None,
-            emit_on_window_close: false,
-            connector: None,
-            append_only: false,
-            input_columns: Default::default(),
-            trigger_micros: None,
-            keyed_rows: false,
+            ..Relation::new(name, kind, vec![column])
         }
     }
 

@@ -227,13 +227,11 @@ impl PointRead {
             // The bytes every key of a matching row starts with: the bound leading columns of
             // the key (rows stored by key) or of the row (a multiset).
             let mut prefix = keys::rows_prefix(self.relation.id);
-            let columns: Vec<usize> = match layout {
-                Layout::Keyed => self.relation.primary_key.clone(),
-                _ => (0..width).collect(),
-            };
+            let key = (layout == Layout::Keyed).then_some(&self.relation.primary_key);
             let mut whole = true;
-            for c in &columns {
-                match values.iter().find(|(b, _)| b == c) {
+            for i in 0..key.map_or(width, |k| k.len()) {
+                let c = key.map_or(i, |k| k[i]);
+                match values.iter().find(|(b, _)| *b == c) {
                     Some((_, v)) => encode_value(v, &mut prefix)?,
                     None => {
                         whole = false;
@@ -427,26 +425,15 @@ mod tests {
             sql_type,
             nullable: true,
         };
+        let columns = vec![
+            column("user_id", SqlType::BigInt),
+            column("n", SqlType::BigInt),
+            column("score", SqlType::Double),
+        ];
         let view = Relation {
             id: 7,
-            name: "per_user".into(),
-            kind: RelationKind::MaterializedView,
-            columns: vec![
-                column("user_id", SqlType::BigInt),
-                column("n", SqlType::BigInt),
-                column("score", SqlType::Double),
-            ],
-            primary_key: vec![],
             query: Some("SELECT ...".into()),
-            depends_on: vec![],
-            create_sql: String::new(),
-            watermark: None,
-            emit_on_window_close: false,
-            connector: None,
-            append_only: false,
-            input_columns: Default::default(),
-            trigger_micros: None,
-            keyed_rows: false,
+            ..Relation::new("per_user", RelationKind::MaterializedView, columns)
         };
         let table = Relation {
             id: 8,

@@ -52,11 +52,23 @@ const HEADER: usize = 16;
 const SEGMENT_MASK: u64 = (1 << 56) - 1;
 
 /// What a record holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Content {
     Layer = 0,
     Input = 1,
     Cancel = 2,
+}
+
+impl Content {
+    /// The content a record's segment word names in its top byte.
+    fn of(word: u64) -> Option<Self> {
+        match word >> 56 {
+            0 => Some(Content::Layer),
+            1 => Some(Content::Input),
+            2 => Some(Content::Cancel),
+            _ => None,
+        }
+    }
 }
 
 /// The epoch log's open segment.
@@ -388,7 +400,7 @@ fn read_segment(path: &Path, n: u64, out: &mut Vec<Record>) -> io::Result<()> {
             break;
         };
         match (crc32fast::hash(&bytes[at + 8..at + HEADER + len]) == crc)
-            .then(|| parse_record(word >> 56, payload))
+            .then(|| parse_record(word, payload))
             .flatten()
         {
             Some(record) => out.push(record),
@@ -433,15 +445,14 @@ fn read_legacy_segment(path: &Path, out: &mut Vec<Record>) -> io::Result<()> {
     Ok(())
 }
 
-/// A record of `content` (the top byte of its segment word), or None if it is malformed.
-fn parse_record(content: u64, payload: &[u8]) -> Option<Record> {
+/// A record whose segment word is `word`, or None if it is malformed.
+fn parse_record(word: u64, payload: &[u8]) -> Option<Record> {
     let epoch = || Some(u64::from_le_bytes(payload.get(..8)?.try_into().ok()?));
-    match content {
-        c if c == Content::Layer as u64 => parse_payload(payload).map(Record::Layer),
-        c if c == Content::Input as u64 => Some(Record::Input(epoch()?, payload[8..].to_vec())),
-        c if c == Content::Cancel as u64 => Some(Record::Cancel(epoch()?)),
-        _ => None,
-    }
+    Some(match Content::of(word)? {
+        Content::Layer => Record::Layer(parse_payload(payload)?),
+        Content::Input => Record::Input(epoch()?, payload[8..].to_vec()),
+        Content::Cancel => Record::Cancel(epoch()?),
+    })
 }
 
 /// A layer record's writes, or None if its payload is malformed.

@@ -334,21 +334,11 @@ fn new_relation(
     create_sql: String,
 ) -> Relation {
     Relation {
-        id: 0,
-        name: name.to_string(),
-        kind,
-        columns,
         primary_key,
         query,
         depends_on,
         create_sql,
-        watermark: None,
-        emit_on_window_close: false,
-        connector: None,
-        append_only: false,
-        input_columns: Default::default(),
-        trigger_micros: None,
-        keyed_rows: false,
+        ..Relation::new(name, kind, columns)
     }
 }
 

@@ -374,26 +374,14 @@ mod tests {
     use eddy_storage::Store;
 
     fn snapshot() -> Arc<Snapshot> {
+        let column = Column {
+            name: "user_id".into(),
+            sql_type: SqlType::BigInt,
+            nullable: true,
+        };
         let clicks = Relation {
             id: 9,
-            name: "clicks".into(),
-            kind: RelationKind::Stream,
-            columns: vec![Column {
-                name: "user_id".into(),
-                sql_type: SqlType::BigInt,
-                nullable: true,
-            }],
-            primary_key: vec![],
-            query: None,
-            depends_on: vec![],
-            create_sql: String::new(),
-            watermark: None,
-            emit_on_window_close: false,
-            connector: None,
-            append_only: false,
-            input_columns: Default::default(),
-            trigger_micros: None,
-            keyed_rows: false,
+            ..Relation::new("clicks", RelationKind::Stream, vec![column])
         };
         Arc::new(Snapshot::from_relations([clicks]))
     }

@@ -34,23 +34,10 @@ const MOST_ROWS: usize = 65_536;
 
 /// The input of an epoch of these writes, or None unless every one carries only rows and
 /// they are at most [`MOST_ROWS`].
-pub(super) fn encode<'a>(
-    writes: impl Iterator<Item = &'a WriteOp> + Clone,
-) -> SqlResult<Option<Vec<u8>>> {
-    let rows: usize = writes
-        .clone()
-        .map(|w| match w {
-            WriteOp::Append { rows, .. } | WriteOp::Insert { rows, .. } => {
-                rows.iter().map(RecordBatch::num_rows).sum()
-            }
-            _ => 0,
-        })
-        .sum();
-    if rows > MOST_ROWS {
-        return Ok(None);
-    }
+pub(super) fn encode<'a>(writes: impl Iterator<Item = &'a WriteOp>) -> SqlResult<Option<Vec<u8>>> {
     let mut out = vec![0; 8];
     let mut count = 0i64;
+    let mut total = 0;
     for write in writes {
         let (kind, relation, rows) = match write {
             WriteOp::Append { relation, rows } => (APPEND, relation, rows),
@@ -66,6 +53,10 @@ pub(super) fn encode<'a>(
             } => (INSERT_OR_NOTHING, relation, rows),
             _ => return Ok(None),
         };
+        total += rows.iter().map(RecordBatch::num_rows).sum::<usize>();
+        if total > MOST_ROWS {
+            return Ok(None);
+        }
         count += 1;
         for n in [kind, *relation as i64, rows.len() as i64] {
             out.extend_from_slice(&n.to_le_bytes());
@@ -161,22 +152,10 @@ mod tests {
             sql_type,
             nullable: true,
         };
+        let columns = vec![column("id", SqlType::BigInt), column("url", SqlType::Text)];
         Relation {
             id: 12,
-            name: "clicks".into(),
-            kind: RelationKind::Stream,
-            columns: vec![column("id", SqlType::BigInt), column("url", SqlType::Text)],
-            primary_key: vec![],
-            query: None,
-            depends_on: vec![],
-            create_sql: String::new(),
-            watermark: None,
-            emit_on_window_close: false,
-            connector: None,
-            append_only: false,
-            input_columns: Default::default(),
-            trigger_micros: None,
-            keyed_rows: false,
+            ..Relation::new("clicks", RelationKind::Stream, columns)
         }
     }
 
