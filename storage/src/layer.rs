@@ -46,6 +46,15 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
+    /// An empty batch with room for `bytes` of keys and values in `entries` writes.
+    pub fn with_capacity(bytes: usize, entries: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes),
+            entries: Vec::with_capacity(entries),
+            written: 0,
+        }
+    }
+
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         self.put_parts(&[key.as_ref()], value.as_ref());
     }
@@ -119,16 +128,21 @@ impl WriteBatch {
                 .then(a.cmp(b))
         });
         let mut sorted: Vec<Entry> = Vec::with_capacity(order.len());
-        for (_, i) in order {
+        let mut heads: Vec<Head> = Vec::with_capacity(order.len());
+        for (head, i) in order {
             let entry = entries[i as usize];
             match sorted.last_mut() {
                 Some(last) if last.key(&bytes) == entry.key(&bytes) => *last = entry,
-                _ => sorted.push(entry),
+                _ => {
+                    sorted.push(entry);
+                    heads.push(head);
+                }
             }
         }
         Layer {
             bytes,
             entries: sorted,
+            heads,
         }
     }
 }
@@ -136,7 +150,7 @@ impl WriteBatch {
 /// A key's first words, zero-padded: two keys whose heads differ compare as their heads do
 /// (a key that ends inside the head is smaller than any longer key that differs from it
 /// there, as a padding zero is no larger than any byte).
-type Head = [u64; HEAD_WORDS];
+pub(crate) type Head = [u64; HEAD_WORDS];
 
 fn head(key: &[u8]) -> Head {
     let mut words = [0u64; HEAD_WORDS];
@@ -154,10 +168,15 @@ fn head(key: &[u8]) -> Head {
 pub(crate) struct Layer {
     bytes: Vec<u8>,
     entries: Vec<Entry>,
+    /// Each entry's key [`head`], kept from the sort for merges with other layers.
+    heads: Vec<Head>,
 }
 
 /// A write as a layer holds it: the key and its value, or None for a deletion.
 pub(crate) type Write<'a> = (&'a [u8], Option<&'a [u8]>);
+
+/// A write with its key's head, as [`newest`] merges them.
+pub(crate) type Headed<'a> = (Head, Write<'a>);
 
 impl Layer {
     /// The layer's write of a key, if it has one.
@@ -174,15 +193,29 @@ impl Layer {
         self.entries.iter().map(|e| self.write(e))
     }
 
+    /// Every write in key order, with its key's head.
+    pub(crate) fn headed(&self) -> impl Iterator<Item = Headed<'_>> + '_ {
+        self.heads.iter().copied().zip(self.iter())
+    }
+
     /// The writes whose keys start with `prefix`, in key order.
     pub(crate) fn under<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = Write<'a>> + 'a {
+        self.headed_under(prefix).map(|(_, write)| write)
+    }
+
+    /// [`Layer::under`], each write with its key's head.
+    pub(crate) fn headed_under<'a>(
+        &'a self,
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = Headed<'a>> + 'a {
         let from = self
             .entries
             .partition_point(|e| e.key(&self.bytes) < prefix);
-        self.entries[from..]
+        self.heads[from..]
             .iter()
-            .map(|e| self.write(e))
-            .take_while(move |(k, _)| k.starts_with(prefix))
+            .copied()
+            .zip(self.entries[from..].iter().map(|e| self.write(e)))
+            .take_while(move |(_, (k, _))| k.starts_with(prefix))
     }
 
     fn write(&self, e: &Entry) -> Write<'_> {
@@ -195,28 +228,29 @@ impl Layer {
 }
 
 /// The newest write of each key among layers' writes (each in key order; the layers given
-/// oldest first), in key order: a merge, each key's writes taken together.
+/// oldest first), in key order: a merge, each key's writes taken together. Keys compare by
+/// their heads first, as in the sort that made each layer.
 pub(crate) fn newest<'a, I>(layers: impl IntoIterator<Item = I>) -> Vec<Write<'a>>
 where
-    I: Iterator<Item = Write<'a>>,
+    I: Iterator<Item = Headed<'a>>,
 {
     let mut layers: Vec<I> = layers.into_iter().collect();
-    // The next write of each layer (key, layer, value), smallest key first and, of equal
-    // keys, oldest first.
-    type Next<'a> = Reverse<(&'a [u8], usize, Option<&'a [u8]>)>;
+    // The next write of each layer (head, key, layer, value), smallest key first and, of
+    // equal keys, oldest first.
+    type Next<'a> = Reverse<(Head, &'a [u8], usize, Option<&'a [u8]>)>;
     let mut heads: BinaryHeap<Next<'a>> = layers
         .iter_mut()
         .enumerate()
-        .filter_map(|(i, l)| l.next().map(|(k, v)| Reverse((k, i, v))))
+        .filter_map(|(i, l)| l.next().map(|(h, (k, v))| Reverse((h, k, i, v))))
         .collect();
-    let mut merged: Vec<Write<'a>> = Vec::new();
-    while let Some(Reverse((key, i, value))) = heads.pop() {
+    let mut merged: Vec<Write<'a>> = Vec::with_capacity(heads.len());
+    while let Some(Reverse((_, key, i, value))) = heads.pop() {
         match merged.last_mut() {
             Some(last) if last.0 == key => *last = (key, value),
             _ => merged.push((key, value)),
         }
-        if let Some((k, v)) = layers[i].next() {
-            heads.push(Reverse((k, i, v)));
+        if let Some((h, (k, v))) = layers[i].next() {
+            heads.push(Reverse((h, k, i, v)));
         }
     }
     merged
@@ -291,6 +325,34 @@ mod tests {
     }
 
     #[test]
+    fn newest_orders_keys_beyond_their_heads() {
+        let long = |tail: &[u8]| [vec![7; 24], tail.to_vec()].concat();
+        let mut old = WriteBatch::default();
+        old.put(long(&[2]), b"old");
+        old.put(long(&[0]), b"old");
+        old.put(vec![7; 23], b"old");
+        let mut new = WriteBatch::default();
+        new.put(long(&[1]), b"new");
+        new.put(long(&[2]), b"new");
+        new.put(long(&[]), b"new");
+        let (old, new) = (old.into_layer(), new.into_layer());
+        let merged: Vec<(Vec<u8>, &[u8])> = newest([old.headed(), new.headed()])
+            .into_iter()
+            .map(|(k, v)| (k.to_vec(), v.expect("a put")))
+            .collect();
+        assert_eq!(
+            merged,
+            vec![
+                (vec![7; 23], &b"old"[..]),
+                (long(&[]), &b"new"[..]),
+                (long(&[0]), &b"old"[..]),
+                (long(&[1]), &b"new"[..]),
+                (long(&[2]), &b"new"[..]),
+            ]
+        );
+    }
+
+    #[test]
     fn newest_keeps_the_last_layer_s_write() {
         let mut old = WriteBatch::default();
         old.put(b"a", b"1");
@@ -302,7 +364,7 @@ mod tests {
         newer.put(b"a", b"3");
         newer.put(b"0", b"3");
         let (old, new, newer) = (old.into_layer(), new.into_layer(), newer.into_layer());
-        let merged = newest([old.iter(), new.iter()]);
+        let merged = newest([old.headed(), new.headed()]);
         assert_eq!(
             merged,
             vec![
@@ -311,7 +373,7 @@ mod tests {
                 (&b"c"[..], Some(&b"2"[..])),
             ]
         );
-        let merged = newest([old.iter(), new.iter(), newer.iter()]);
+        let merged = newest([old.headed(), new.headed(), newer.headed()]);
         assert_eq!(
             merged,
             vec![

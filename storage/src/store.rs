@@ -240,7 +240,7 @@ impl Store {
         match layers.len() {
             0 => Vec::new(),
             1 => layers[0].under(prefix).map(owned).collect(),
-            _ => newest(layers.iter().map(|l| l.under(prefix)))
+            _ => newest(layers.iter().map(|l| l.headed_under(prefix)))
                 .into_iter()
                 .map(owned)
                 .collect(),
@@ -497,7 +497,7 @@ impl Inner {
         // by the log, which goes only once sled has everything flushed.
         let writes = match taken.as_slice() {
             [one] => one.iter().collect(),
-            _ => newest(taken.iter().map(|l| l.iter())),
+            _ => newest(taken.iter().map(|l| l.headed())),
         };
         for (key, value) in writes {
             match value {

@@ -132,7 +132,13 @@ pub struct Driver {
     epoch: u64,
     durable: bool,
     metrics: Arc<Metrics>,
+    /// Bytes and writes of the last write epoch's batch, bounded: the next one starts with
+    /// room for as much rather than growing (and copying) its buffer step by step.
+    batch_room: (usize, usize),
 }
+
+/// Most bytes and writes of room a write epoch's batch starts with.
+const MOST_BATCH_ROOM: (usize, usize) = (4 << 20, 1 << 16);
 
 /// The last committed epoch (0 before the first).
 pub fn committed_epoch(store: &Store) -> SqlResult<u64> {
@@ -174,6 +180,7 @@ impl Driver {
             epoch,
             durable: options.durable,
             metrics: options.metrics,
+            batch_room: (0, 0),
         };
         driver.reload()?;
         driver.replay_inputs()?;
@@ -350,6 +357,7 @@ impl Driver {
 
     fn write_epoch(&mut self, writes: Vec<PendingWrite>) {
         let mut epoch = Epoch::new(EpochKind::Write);
+        epoch.batch = WriteBatch::with_capacity(self.batch_room.0, self.batch_room.1);
         let mut staged = Vec::with_capacity(writes.len());
         let mut ops = Vec::with_capacity(writes.len());
         for (op, arrived, reply) in writes {
@@ -679,6 +687,12 @@ impl Driver {
         self.epoch += 1;
         batch.put(keys::meta(EPOCH), self.epoch.to_be_bytes());
         let (entries, bytes) = (batch.len(), batch.bytes());
+        if kind == EpochKind::Write {
+            self.batch_room = (
+                (bytes as usize).min(MOST_BATCH_ROOM.0),
+                entries.min(MOST_BATCH_ROOM.1),
+            );
+        }
         if let Err(e) = commit(batch) {
             self.epoch -= 1;
             return Err(e.into());

@@ -9,6 +9,7 @@ pub mod roles;
 pub mod session;
 pub mod show;
 pub mod subscribe;
+mod text;
 
 use std::sync::Arc;
 
@@ -272,6 +273,11 @@ pub fn cast_to_column(
     }
     if array.data_type() == field.data_type() {
         return Ok(array.clone());
+    }
+    if let Some(text) = array.as_string_opt::<i32>()
+        && let Some(read) = text::read(text, field.data_type())
+    {
+        return Ok(read);
     }
     if field.data_type() == &DataType::Binary && array.data_type() == &DataType::Utf8 {
         let text = array.as_string::<i32>();
