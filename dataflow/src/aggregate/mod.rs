@@ -569,8 +569,10 @@ impl Operator for Aggregate {
         // Each touched group's key, with where its values before this epoch begin in `old`
         // (None: it had no row).
         let width = self.aggs.len();
-        let mut touched: Vec<(Vec<u8>, Option<usize>)> = Vec::new();
-        let mut old: Vec<ScalarValue> = Vec::new();
+        // Room for a group per input row, up to a bound (a bulk load touches fewer groups).
+        let room = inputs.iter().map(Delta::len).sum::<usize>().min(1 << 16);
+        let mut touched: Vec<(Vec<u8>, Option<usize>)> = Vec::with_capacity(room);
+        let mut old: Vec<ScalarValue> = Vec::with_capacity(room * width);
         if global && !self.groups.contains_key(&[][..]) {
             // The first epoch of an aggregate without GROUP BY creates its one row.
             let mut group = Group::new(0, self.new_accs());

@@ -160,7 +160,8 @@ fn materialize(
 
 /// Applies a (consolidated, [`declared`]) change to a view stored by its key: a row deleted
 /// goes from under its key, then a row inserted is put there, so that a changed row (deleted
-/// and inserted under one key) is a single write. The key is unique in the view, so a
+/// and inserted under one key) is a single write; a deletion the next row's insertion
+/// overwrites (as an aggregate emits a changed group) is not written at all. The key is unique in the view, so a
 /// consolidated change holds each row at most once either way.
 fn materialize_keyed(view: &Relation, delta: &Delta, batch: &mut WriteBatch) -> SqlResult<()> {
     let columns = delta.batch.columns();
@@ -174,8 +175,10 @@ fn materialize_keyed(view: &Relation, delta: &Delta, batch: &mut WriteBatch) -> 
     let mut key = keys::rows_prefix(view.id);
     let prefix = key.len();
     let mut row = Vec::new();
+    let mut next = Vec::new();
+    let weights = &delta.weights;
     for sign in [-1, 1] {
-        for (i, &weight) in delta.weights.iter().enumerate() {
+        for (i, &weight) in weights.iter().enumerate() {
             if weight.signum() != sign {
                 continue;
             }
@@ -188,6 +191,14 @@ fn materialize_keyed(view: &Relation, delta: &Delta, batch: &mut WriteBatch) -> 
             key.truncate(prefix);
             key_encoder.encode(i, &mut key)?;
             if sign < 0 {
+                // A group's old row is mostly followed by its new one, whose put replaces it.
+                if weights.get(i + 1) == Some(&1) {
+                    next.clear();
+                    key_encoder.encode(i + 1, &mut next)?;
+                    if key[prefix..] == next[..] {
+                        continue;
+                    }
+                }
                 batch.delete(&key);
             } else {
                 row.clear();
