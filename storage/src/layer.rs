@@ -128,21 +128,16 @@ impl WriteBatch {
                 .then(a.cmp(b))
         });
         let mut sorted: Vec<Entry> = Vec::with_capacity(order.len());
-        let mut heads: Vec<Head> = Vec::with_capacity(order.len());
-        for (head, i) in order {
+        for (_, i) in order {
             let entry = entries[i as usize];
             match sorted.last_mut() {
                 Some(last) if last.key(&bytes) == entry.key(&bytes) => *last = entry,
-                _ => {
-                    sorted.push(entry);
-                    heads.push(head);
-                }
+                _ => sorted.push(entry),
             }
         }
         Layer {
             bytes,
             entries: sorted,
-            heads,
         }
     }
 }
@@ -168,8 +163,6 @@ fn head(key: &[u8]) -> Head {
 pub(crate) struct Layer {
     bytes: Vec<u8>,
     entries: Vec<Entry>,
-    /// Each entry's key [`head`], kept from the sort for merges with other layers.
-    heads: Vec<Head>,
 }
 
 /// A write as a layer holds it: the key and its value, or None for a deletion.
@@ -195,12 +188,18 @@ impl Layer {
 
     /// Every write in key order, with its key's head.
     pub(crate) fn headed(&self) -> impl Iterator<Item = Headed<'_>> + '_ {
-        self.heads.iter().copied().zip(self.iter())
+        self.iter().map(|write| (head(write.0), write))
     }
 
     /// The writes whose keys start with `prefix`, in key order.
     pub(crate) fn under<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = Write<'a>> + 'a {
-        self.headed_under(prefix).map(|(_, write)| write)
+        let from = self
+            .entries
+            .partition_point(|e| e.key(&self.bytes) < prefix);
+        self.entries[from..]
+            .iter()
+            .map(|e| self.write(e))
+            .take_while(move |(k, _)| k.starts_with(prefix))
     }
 
     /// [`Layer::under`], each write with its key's head.
@@ -208,14 +207,7 @@ impl Layer {
         &'a self,
         prefix: &'a [u8],
     ) -> impl Iterator<Item = Headed<'a>> + 'a {
-        let from = self
-            .entries
-            .partition_point(|e| e.key(&self.bytes) < prefix);
-        self.heads[from..]
-            .iter()
-            .copied()
-            .zip(self.entries[from..].iter().map(|e| self.write(e)))
-            .take_while(move |(_, (k, _))| k.starts_with(prefix))
+        self.under(prefix).map(|write| (head(write.0), write))
     }
 
     fn write(&self, e: &Entry) -> Write<'_> {

@@ -27,7 +27,7 @@ use sqlparser::ast::{
 
 use crate::engine::{OnConflict, WriteOp};
 
-use super::{Outcome, Shared, resolve};
+use super::{Outcome, Shared, resolve, text};
 
 pub async fn execute(
     shared: &Shared,
@@ -279,7 +279,7 @@ pub async fn insert_literals(shared: &Shared, ins: &LiteralInsert) -> SqlResult<
         Some(targets) => literal_batch(
             &rel,
             &targets,
-            ins.rows().map(|r| r.map(Some)),
+            || ins.rows().map(|r| r.map(Some)),
             ins.row_count(),
         )?,
         None => None,
@@ -347,10 +347,12 @@ fn literal_rows(ins: &Insert, rel: &Relation) -> SqlResult<Option<RecordBatch>> 
     let Some(targets) = target_columns(ins, rel) else {
         return Ok(None);
     };
-    let rows = values
-        .rows
-        .iter()
-        .map(|row| row.iter().map(eddy_sql::values::literal_of));
+    let rows = || {
+        values
+            .rows
+            .iter()
+            .map(|row| row.iter().map(eddy_sql::values::literal_of))
+    };
     if values.rows.iter().any(|row| row.len() != targets.len()) {
         return Ok(None);
     }
@@ -361,43 +363,99 @@ fn literal_rows(ins: &Insert, rel: &Relation) -> SqlResult<Option<RecordBatch>> 
 /// their columns' types the way COPY reads text. None when anything needs the planner: an
 /// expression, a parameter, DEFAULT, a number for a non-numeric column, a fraction for an
 /// integer column; the planner then also reports whatever is wrong with the statement.
+/// `rows` gives the rows again for a second reading: straight into typed columns first,
+/// through text and Arrow's cast when a value is not in its type's plain form.
 fn literal_batch<'a, R, L>(
     rel: &Relation,
     targets: &[usize],
-    rows: R,
+    rows: impl Fn() -> R,
     n: usize,
 ) -> SqlResult<Option<RecordBatch>>
 where
     R: Iterator<Item = L>,
     L: Iterator<Item = Option<Literal<'a>>>,
 {
+    let schema = rel.schema();
+    let columns = match typed_columns(&schema, targets, rows(), n) {
+        Some(columns) => columns,
+        None => match text_columns(rel, targets, rows(), n) {
+            Some(columns) => columns,
+            None => return Ok(None),
+        },
+    };
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(columns)
+        .map(|(field, column)| {
+            let column = column.unwrap_or_else(|| arrow::array::new_null_array(&DataType::Utf8, n));
+            super::cast_to_column(&column, field)
+        })
+        .collect::<SqlResult<Vec<_>>>()?;
+    Ok(Some(RecordBatch::try_new(schema, columns)?))
+}
+
+/// The target columns built straight from the literals (None for a column not targeted),
+/// or None when a column's type or a value is not one [`text::Column`] builds.
+fn typed_columns<'a>(
+    schema: &arrow::datatypes::Schema,
+    targets: &[usize],
+    rows: impl Iterator<Item = impl Iterator<Item = Option<Literal<'a>>>>,
+    n: usize,
+) -> Option<Vec<Option<ArrayRef>>> {
+    let mut columns = targets
+        .iter()
+        .map(|&c| text::Column::new(schema.field(c).data_type(), n))
+        .collect::<Option<Vec<_>>>()?;
+    for row in rows {
+        for (literal, column) in row.zip(&mut columns) {
+            let added = match literal? {
+                Literal::Null => {
+                    column.push_null();
+                    true
+                }
+                Literal::Number(number) => column.push(&number, true),
+                Literal::Text(text) => column.push(&text, false),
+                Literal::Bool(_) => false,
+            };
+            if !added {
+                return None;
+            }
+        }
+    }
+    let mut out: Vec<Option<ArrayRef>> = vec![None; schema.fields().len()];
+    for (&c, column) in targets.iter().zip(columns) {
+        out[c] = Some(column.finish());
+    }
+    Some(out)
+}
+
+/// The target columns as text (None for a column not targeted), or None when a literal is
+/// not one of its column's kind (see [`literal_text`]).
+fn text_columns<'a>(
+    rel: &Relation,
+    targets: &[usize],
+    rows: impl Iterator<Item = impl Iterator<Item = Option<Literal<'a>>>>,
+    n: usize,
+) -> Option<Vec<Option<ArrayRef>>> {
     let mut texts: Vec<Vec<Option<Cow<'a, str>>>> = vec![Vec::new(); rel.columns.len()];
     for &c in targets {
         texts[c].reserve_exact(n);
     }
     for row in rows {
         for (literal, &c) in row.zip(targets) {
-            match literal.and_then(|l| literal_text(l, &rel.columns[c].sql_type)) {
-                Some(text) => texts[c].push(text),
-                None => return Ok(None),
-            }
+            texts[c].push(literal_text(literal?, &rel.columns[c].sql_type)?);
         }
     }
-    let schema = rel.schema();
-    let columns = schema
-        .fields()
-        .iter()
-        .zip(texts)
-        .map(|(field, text)| {
-            let text: ArrayRef = if text.is_empty() {
-                arrow::array::new_null_array(&DataType::Utf8, n)
-            } else {
-                Arc::new(arrow::array::StringArray::from_iter(text))
-            };
-            super::cast_to_column(&text, field)
-        })
-        .collect::<SqlResult<Vec<_>>>()?;
-    Ok(Some(RecordBatch::try_new(schema, columns)?))
+    Some(
+        texts
+            .into_iter()
+            .map(|text| {
+                (!text.is_empty())
+                    .then(|| Arc::new(arrow::array::StringArray::from_iter(text)) as ArrayRef)
+            })
+            .collect(),
+    )
 }
 
 /// The text of a literal for a column of type `ty`: `Some(None)` for NULL, None when the
