@@ -147,9 +147,7 @@ impl Delta {
         let batch = filter_record_batch(&self.batch, &BooleanArray::from(mask))?;
         Ok(Delta::new(batch, weights))
     }
-}
 
-impl Delta {
     /// Whether no weight is zero and no two rows are equal, told from the rows' hashes
     /// (computed column by column): false when two rows hash alike, equal or not, and when
     /// a column's type cannot be hashed, so that [`Delta::consolidate`] then compares rows.
