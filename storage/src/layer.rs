@@ -118,15 +118,25 @@ impl WriteBatch {
             .enumerate()
             .map(|(i, e)| (head(e.key(&bytes)), i as u32))
             .collect();
-        // Equal keys sort by when they were written, so the last of a run is the newest.
-        order.sort_unstable_by(|(ha, a), (hb, b)| {
-            ha.cmp(hb)
-                .then_with(|| {
-                    let (a, b) = (&entries[*a as usize], &entries[*b as usize]);
-                    a.key(&bytes).cmp(b.key(&bytes))
-                })
-                .then(a.cmp(b))
-        });
+        // By heads and then by when they were written, as integers; then each run of equal
+        // heads (keys equal that far) by its keys' bytes, stably, so that equal keys stay
+        // in the order written and the last of a run is the newest.
+        order.sort_unstable();
+        let mut from = 0;
+        while from < order.len() {
+            let run = order[from..]
+                .iter()
+                .take_while(|(h, _)| *h == order[from].0)
+                .count();
+            if run > 1 {
+                order[from..from + run].sort_by(|(_, a), (_, b)| {
+                    entries[*a as usize]
+                        .key(&bytes)
+                        .cmp(entries[*b as usize].key(&bytes))
+                });
+            }
+            from += run;
+        }
         let mut sorted: Vec<Entry> = Vec::with_capacity(order.len());
         for (_, i) in order {
             let entry = entries[i as usize];
@@ -289,6 +299,25 @@ mod tests {
             assert_eq!(layer.get(key), Some(Some(&[i as u8][..])));
         }
         assert_eq!(layer.get(b"abc"), None);
+    }
+
+    #[test]
+    fn keys_with_equal_heads_keep_their_last_writes() {
+        let mut batch = WriteBatch::default();
+        for (i, key) in [&b"ab\0"[..], b"ab", b"ab\0", b"ab", b"ab\0\0"]
+            .iter()
+            .enumerate()
+        {
+            batch.put(key, [i as u8]);
+        }
+        assert_eq!(
+            writes(&batch.into_layer()),
+            vec![
+                (b"ab".to_vec(), Some(vec![3])),
+                (b"ab\0".to_vec(), Some(vec![2])),
+                (b"ab\0\0".to_vec(), Some(vec![4])),
+            ]
+        );
     }
 
     #[test]
