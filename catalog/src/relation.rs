@@ -58,6 +58,17 @@ pub struct Column {
     pub nullable: bool,
 }
 
+impl Column {
+    /// A column that may hold NULL.
+    pub fn nullable(name: impl Into<String>, sql_type: SqlType) -> Self {
+        Self {
+            name: name.into(),
+            sql_type,
+            nullable: true,
+        }
+    }
+}
+
 /// The definition of a stream, table or view.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Relation {

@@ -190,11 +190,7 @@ mod tests {
     use crate::{Column, SqlType};
 
     fn rel(id: RelId, name: &str, kind: RelationKind, deps: Vec<RelId>) -> Relation {
-        let column = Column {
-            name: "a".into(),
-            sql_type: SqlType::BigInt,
-            nullable: true,
-        };
+        let column = Column::nullable("a", SqlType::BigInt);
         Relation {
             id,
             depends_on: deps,

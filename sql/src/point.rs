@@ -420,11 +420,7 @@ mod tests {
     use eddy_catalog::{Column, SqlType};
 
     fn catalog() -> Snapshot {
-        let column = |name: &str, sql_type| Column {
-            name: name.into(),
-            sql_type,
-            nullable: true,
-        };
+        let column = Column::nullable;
         let columns = vec![
             column("user_id", SqlType::BigInt),
             column("n", SqlType::BigInt),

@@ -184,11 +184,7 @@ pub fn stream_connector(
 fn implied_columns(standard: Vec<(&str, eddy_catalog::SqlType)>) -> Vec<Column> {
     standard
         .into_iter()
-        .map(|(name, sql_type)| Column {
-            name: name.to_string(),
-            sql_type,
-            nullable: true,
-        })
+        .map(|(name, sql_type)| Column::nullable(name, sql_type))
         .collect()
 }
 

@@ -453,11 +453,7 @@ fn view_columns(schema: &SchemaRef) -> SqlResult<Vec<Column>> {
                         f.data_type()
                     ))
                 })?;
-            Ok(Column {
-                name: f.name().clone(),
-                sql_type,
-                nullable: true,
-            })
+            Ok(Column::nullable(f.name().clone(), sql_type))
         })
         .collect()
 }

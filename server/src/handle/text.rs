@@ -14,27 +14,26 @@ use std::sync::Arc;
 use arrow::array::builder::{NullBufferBuilder, StringBuilder};
 use arrow::array::{Array, ArrayRef, PrimitiveArray, StringArray};
 use arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Date32Type, Int16Type, Int32Type, Int64Type, TimeUnit,
-    TimestampMicrosecondType,
+    DataType, Date32Type, Int16Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType,
 };
 
 /// `text` read as `ty`, or None when `ty` is not one read here or a value is not in the
 /// plain form.
 pub fn read(text: &StringArray, ty: &DataType) -> Option<ArrayRef> {
-    match ty {
-        DataType::Int64 => column::<Int64Type>(text, integer),
-        DataType::Int32 => column::<Int32Type>(text, |s| i32::try_from(integer(s)?).ok()),
-        DataType::Int16 => column::<Int16Type>(text, |s| i16::try_from(integer(s)?).ok()),
-        DataType::Date32 => column::<Date32Type>(text, |s| i32::try_from(date(s.as_bytes())?).ok()),
-        DataType::Timestamp(TimeUnit::Microsecond, None) => {
-            column::<TimestampMicrosecondType>(text, timestamp)
+    let mut column = Column::new(ty, text.len())?;
+    for value in text {
+        match value {
+            Some(value) if !column.push(value, false) => return None,
+            Some(_) => {}
+            None => column.push_null(),
         }
-        _ => None,
     }
+    Some(column.finish())
 }
 
-/// A column built value by value from literals in the plain forms [`read`] reads (and any
-/// string for a text column), for an INSERT of literal rows: no text array is built first.
+/// A column built value by value from text in the plain forms (and any string for a text
+/// column): what [`read`] makes of COPY's text, and an INSERT's literals without a text array
+/// first.
 pub struct Column {
     values: Values,
     nulls: NullBufferBuilder,
@@ -123,24 +122,6 @@ impl Column {
             }
         }
     }
-}
-
-/// Every value of `text` through `parse`, NULLs kept; None at the first value it declines.
-fn column<T: ArrowPrimitiveType>(
-    text: &StringArray,
-    parse: impl Fn(&str) -> Option<T::Native>,
-) -> Option<ArrayRef> {
-    let mut values = Vec::with_capacity(text.len());
-    for i in 0..text.len() {
-        values.push(match text.is_valid(i) {
-            true => parse(text.value(i))?,
-            false => T::Native::default(),
-        });
-    }
-    Some(Arc::new(PrimitiveArray::<T>::new(
-        values.into(),
-        text.nulls().cloned(),
-    )))
 }
 
 /// An optional `-` and 1 to 18 digits.

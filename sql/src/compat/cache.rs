@@ -374,11 +374,7 @@ mod tests {
     use eddy_storage::Store;
 
     fn snapshot() -> Arc<Snapshot> {
-        let column = Column {
-            name: "user_id".into(),
-            sql_type: SqlType::BigInt,
-            nullable: true,
-        };
+        let column = Column::nullable("user_id", SqlType::BigInt);
         let clicks = Relation {
             id: 9,
             ..Relation::new("clicks", RelationKind::Stream, vec![column])

@@ -147,11 +147,7 @@ mod tests {
     use super::*;
 
     fn stream() -> Relation {
-        let column = |name: &str, sql_type| Column {
-            name: name.into(),
-            sql_type,
-            nullable: true,
-        };
+        let column = Column::nullable;
         let columns = vec![column("id", SqlType::BigInt), column("url", SqlType::Text)];
         Relation {
             id: 12,
