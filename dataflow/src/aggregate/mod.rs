@@ -27,17 +27,17 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
-use crate::codec::{self, BatchBuilder, Decoder, Part, RowEncoder, decode_row, encode_value};
+use crate::codec::{BatchBuilder, Decoder, Part, RowEncoder, decode_row, encode_value};
 use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
 use crate::window::Expiry;
 
 mod accumulator;
+mod output;
 mod preagg;
 
 use crate::{DataflowError, DataflowResult, Delta, FastSet};
-use accumulator::{
-    Acc, Num, Ordered, as_f64, bump, bump_ranked, extend_extreme, finish, keeps_smallest,
-};
+use accumulator::{Acc, Num, Ordered, as_f64, bump, bump_ranked, extend_extreme, keeps_smallest};
+use output::{Value, finish_value, value_column};
 
 /// Which aggregate function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -256,7 +256,7 @@ impl Aggregate {
         applies: u64,
         global: bool,
         touched: &mut Vec<(Vec<u8>, Option<usize>)>,
-        old: &mut Vec<ScalarValue>,
+        old: &mut Vec<Value>,
     ) -> DataflowResult<()> {
         let keys: Vec<ArrayRef> = self
             .group_exprs
@@ -404,7 +404,7 @@ impl Entering<'_> {
         groups: &'g mut GroupMap,
         closing: &mut BTreeMap<i64, Vec<Vec<u8>>>,
         touched: &mut Vec<(Vec<u8>, Option<usize>)>,
-        old: &mut Vec<ScalarValue>,
+        old: &mut Vec<Value>,
         key: &[u8],
         row: usize,
     ) -> DataflowResult<&'g mut Group> {
@@ -486,10 +486,10 @@ fn finish_into(
     aggs: &[AggSpec],
     arg_types: &[Option<DataType>],
     g: &Group,
-    out: &mut Vec<ScalarValue>,
+    out: &mut Vec<Value>,
 ) -> DataflowResult<()> {
     for ((spec, acc), arg_type) in aggs.iter().zip(&g.accs).zip(arg_types) {
-        out.push(finish(spec, acc, arg_type.as_ref())?);
+        out.push(finish_value(spec, acc, arg_type.as_ref())?);
     }
     Ok(())
 }
@@ -572,7 +572,7 @@ impl Operator for Aggregate {
         // Room for a group per input row, up to a bound (a bulk load touches fewer groups).
         let room = inputs.iter().map(Delta::len).sum::<usize>().min(1 << 16);
         let mut touched: Vec<(Vec<u8>, Option<usize>)> = Vec::with_capacity(room);
-        let mut old: Vec<ScalarValue> = Vec::with_capacity(room * width);
+        let mut old: Vec<Value> = Vec::with_capacity(room * width);
         if global && !self.groups.contains_key(&[][..]) {
             // The first epoch of an aggregate without GROUP BY creates its one row.
             let mut group = Group::new(0, self.new_accs());
@@ -589,7 +589,7 @@ impl Operator for Aggregate {
         // values as finished.
         let keys_width = self.group_exprs.len();
         let mut out_keys = BatchBuilder::new(&self.key_schema, touched.len() * 2);
-        let mut out_values: Vec<ScalarValue> = Vec::with_capacity(touched.len() * 2 * width);
+        let mut out_values: Vec<Value> = Vec::with_capacity(touched.len() * 2 * width);
         let mut out_weights = Vec::with_capacity(touched.len() * 2);
         let mut new = Vec::with_capacity(width);
         for (key, at) in touched {
@@ -625,8 +625,7 @@ impl Operator for Aggregate {
         self.expire(epoch);
         let mut columns = out_keys.finish()?.columns().to_vec();
         for (j, field) in self.schema.fields().iter().skip(keys_width).enumerate() {
-            let values = out_values.iter().skip(j).step_by(width);
-            columns.push(codec::column_from_values(field.data_type(), values)?);
+            columns.push(value_column(field.data_type(), &out_values, j, width)?);
         }
         let batch = RecordBatch::try_new_with_options(
             self.schema.clone(),
