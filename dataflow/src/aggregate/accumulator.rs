@@ -79,14 +79,7 @@ impl Num {
             (Num::Decimal(s), DataType::Decimal128(p, sc)) => {
                 ScalarValue::Decimal128(Some(s), *p, *sc)
             }
-            (Num::Int(s), _) => {
-                let v = i64::try_from(s).map_err(|_| {
-                    DataflowError::Eval(datafusion::error::DataFusionError::Execution(
-                        "bigint out of range".into(),
-                    ))
-                })?;
-                ScalarValue::Int64(Some(v))
-            }
+            (Num::Int(s), _) => ScalarValue::Int64(Some(bigint(s)?)),
             (Num::Float(s), _) => ScalarValue::Float64(Some(s)),
             (Num::Decimal(s), _) => ScalarValue::Int64(Some(s as i64)),
         };
@@ -119,6 +112,15 @@ impl Num {
             t => return Err(DataflowError::Corrupt(format!("sum tag {t}"))),
         })
     }
+}
+
+/// An integer sum as a BIGINT, or the error SQL gives when it does not fit.
+pub(super) fn bigint(sum: i128) -> DataflowResult<i64> {
+    i64::try_from(sum).map_err(|_| {
+        DataflowError::Eval(datafusion::error::DataFusionError::Execution(
+            "bigint out of range".into(),
+        ))
+    })
 }
 
 /// The retractable state of one aggregate in one group.

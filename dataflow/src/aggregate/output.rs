@@ -7,14 +7,14 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, Int64Array};
-use arrow::datatypes::DataType;
+use arrow::array::{ArrayRef, PrimitiveBuilder};
+use arrow::datatypes::{ArrowPrimitiveType, DataType, Float64Type, Int64Type};
 use datafusion::common::ScalarValue;
 
-use super::accumulator::{Acc, Num, finish};
+use super::accumulator::{Acc, Num, bigint, finish};
 use super::{AggKind, AggSpec};
+use crate::DataflowResult;
 use crate::codec;
-use crate::{DataflowError, DataflowResult};
 
 /// One aggregate's value in an output row.
 #[derive(Clone, Debug)]
@@ -68,11 +68,7 @@ pub(super) fn finish_value(
                 sum: Num::Int(s), ..
             },
             DataType::Int64,
-        ) => Value::Int(Some(i64::try_from(*s).map_err(|_| {
-            DataflowError::Eval(datafusion::error::DataFusionError::Execution(
-                "bigint out of range".into(),
-            ))
-        })?)),
+        ) => Value::Int(Some(bigint(*s)?)),
         (
             AggKind::Sum,
             Acc::Sum {
@@ -109,25 +105,15 @@ pub(super) fn value_column(
     width: usize,
 ) -> DataflowResult<ArrayRef> {
     let column = || values.iter().skip(j).step_by(width);
-    let ints = || {
-        column()
-            .map(|v| match v {
-                Value::Int(v) => Some(*v),
-                _ => None,
-            })
-            .collect::<Option<Int64Array>>()
-    };
-    let floats = || {
-        column()
-            .map(|v| match v {
-                Value::Float(v) => Some(*v),
-                _ => None,
-            })
-            .collect::<Option<Float64Array>>()
-    };
     let typed: Option<ArrayRef> = match data_type {
-        DataType::Int64 => ints().map(|a| Arc::new(a) as ArrayRef),
-        DataType::Float64 => floats().map(|a| Arc::new(a) as ArrayRef),
+        DataType::Int64 => primitive::<Int64Type>(column(), |v| match v {
+            Value::Int(v) => Some(*v),
+            _ => None,
+        }),
+        DataType::Float64 => primitive::<Float64Type>(column(), |v| match v {
+            Value::Float(v) => Some(*v),
+            _ => None,
+        }),
         _ => None,
     };
     if let Some(array) = typed {
@@ -147,6 +133,20 @@ pub(super) fn value_column(
             codec::column_from_values(data_type, scalars.iter())
         }
     }
+}
+
+/// The values as an array of `T`, when `typed` reads every one of them (as a value or NULL).
+fn primitive<'a, T: ArrowPrimitiveType>(
+    mut values: impl Iterator<Item = &'a Value>,
+    typed: impl Fn(&Value) -> Option<Option<T::Native>>,
+) -> Option<ArrayRef> {
+    let array = values
+        .try_fold(PrimitiveBuilder::<T>::new(), |mut b, v| {
+            b.append_option(typed(v)?);
+            Some(b)
+        })?
+        .finish();
+    Some(Arc::new(array))
 }
 
 #[cfg(test)]

@@ -161,8 +161,8 @@ fn materialize(
 /// Applies a (consolidated, [`declared`]) change to a view stored by its key: a row deleted
 /// goes from under its key, then a row inserted is put there, so that a changed row (deleted
 /// and inserted under one key) is a single write; a deletion the next row's insertion
-/// overwrites (as an aggregate emits a changed group) is not written at all. The key is unique in the view, so a
-/// consolidated change holds each row at most once either way.
+/// overwrites (as an aggregate emits a changed group) is not written at all. The key is
+/// unique in the view, so a consolidated change holds each row at most once either way.
 fn materialize_keyed(view: &Relation, delta: &Delta, batch: &mut WriteBatch) -> SqlResult<()> {
     let columns = delta.batch.columns();
     let key_columns: Vec<_> = view
