@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, PrimitiveBuilder};
-use arrow::datatypes::{ArrowPrimitiveType, DataType, Float64Type, Int64Type};
+use arrow::array::{ArrayRef, Float64Array, Int64Array};
+use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 
 use super::accumulator::{Acc, Num, bigint, finish};
@@ -105,15 +105,25 @@ pub(super) fn value_column(
     width: usize,
 ) -> DataflowResult<ArrayRef> {
     let column = || values.iter().skip(j).step_by(width);
+    let ints = || {
+        column()
+            .map(|v| match v {
+                Value::Int(v) => Some(*v),
+                _ => None,
+            })
+            .collect::<Option<Int64Array>>()
+    };
+    let floats = || {
+        column()
+            .map(|v| match v {
+                Value::Float(v) => Some(*v),
+                _ => None,
+            })
+            .collect::<Option<Float64Array>>()
+    };
     let typed: Option<ArrayRef> = match data_type {
-        DataType::Int64 => primitive::<Int64Type>(column(), |v| match v {
-            Value::Int(v) => Some(*v),
-            _ => None,
-        }),
-        DataType::Float64 => primitive::<Float64Type>(column(), |v| match v {
-            Value::Float(v) => Some(*v),
-            _ => None,
-        }),
+        DataType::Int64 => ints().map(|a| Arc::new(a) as ArrayRef),
+        DataType::Float64 => floats().map(|a| Arc::new(a) as ArrayRef),
         _ => None,
     };
     if let Some(array) = typed {
@@ -133,20 +143,6 @@ pub(super) fn value_column(
             codec::column_from_values(data_type, scalars.iter())
         }
     }
-}
-
-/// The values as an array of `T`, when `typed` reads every one of them (as a value or NULL).
-fn primitive<'a, T: ArrowPrimitiveType>(
-    mut values: impl Iterator<Item = &'a Value>,
-    typed: impl Fn(&Value) -> Option<Option<T::Native>>,
-) -> Option<ArrayRef> {
-    let array = values
-        .try_fold(PrimitiveBuilder::<T>::new(), |mut b, v| {
-            b.append_option(typed(v)?);
-            Some(b)
-        })?
-        .finish();
-    Some(Arc::new(array))
 }
 
 #[cfg(test)]
