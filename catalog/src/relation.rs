@@ -117,6 +117,15 @@ pub struct Relation {
     /// Absent: the view is stored as a multiset of rows (views of earlier versions).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keyed_rows: bool,
+    /// Materialized views: the version of the streaming planner that planned the view's
+    /// dataflow. Its operators' positions key their state, so a restart plans the view with
+    /// the same version again. Absent: 0, views planned before identical subplans were shared.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub plan_version: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A stream's connector: its name and every option as written (keys in lower case).
@@ -156,6 +165,7 @@ impl Relation {
             input_columns: BTreeMap::new(),
             trigger_micros: None,
             keyed_rows: false,
+            plan_version: 0,
         }
     }
 

@@ -52,8 +52,11 @@ impl ViewPlanner for Planner {
             &catalog.as_seen_by(view),
             &view.name,
             &query,
-            true,
-            view.emit_on_window_close,
+            ddl::ViewKind {
+                materialized: true,
+                emit_on_window_close: view.emit_on_window_close,
+                plan_version: view.plan_version,
+            },
         ))?;
         flow.ok_or_else(|| SqlError::Internal("materialized view without dataflow".into()))
     }

@@ -20,6 +20,15 @@ use crate::windows::{WindowFunction, WindowKind, session_index};
 use crate::{SqlError, SqlResult};
 
 mod aggregates;
+mod subplans;
+#[cfg(test)]
+mod tests;
+
+/// The version of this planner, kept with each materialized view (`Relation::plan_version`):
+/// - 0: every subplan planned where it appears;
+/// - 1: a subplan the query repeats (Nexmark q5 counts bids per auction and window twice) is
+///   planned once, and its operator feeds every place it appears.
+pub const PLAN_VERSION: u32 = 1;
 
 /// What a view's definition says beyond its plan.
 #[derive(Clone, Debug, Default)]
@@ -28,6 +37,8 @@ pub struct ViewOptions {
     pub windows: Vec<WindowFunction>,
     /// `EMIT ON WINDOW CLOSE`: rows appear only once the watermark closes their window.
     pub emit_on_window_close: bool,
+    /// The planner version to plan with: the view's own, or [`PLAN_VERSION`] for a new view.
+    pub plan_version: u32,
 }
 
 /// The window end column names and their offsets from the window's end.
@@ -109,6 +120,7 @@ pub fn plan_dataflow(
         closing,
         windows: &options.windows,
         rank_cut: None,
+        built: (options.plan_version >= 1).then(subplans::Built::default),
     };
     let mut out = planner.build(plan)?;
     // A view whose plan is a bare scan still needs an operator to own its output.
@@ -146,8 +158,8 @@ pub fn plan_dataflow(
     Ok(flow)
 }
 
-/// What in a view's plan keeps state that grows without bound, one message per operator:
-/// a join of two streams keeps every row of both sides.
+/// What in a view's plan keeps state that grows without bound, one message per operator
+/// (each once): a join of two streams keeps every row of both sides.
 pub fn unbounded_state(plan: &LogicalPlan, catalog: &Snapshot) -> Vec<String> {
     let mut notes = Vec::new();
     // Rankings cut by a filter right above them (nodes are visited top-down).
@@ -196,6 +208,9 @@ pub fn unbounded_state(plan: &LogicalPlan, catalog: &Snapshot) -> Vec<String> {
         }
         Ok(TreeNodeRecursion::Continue)
     });
+    // A repeated subplan is one operator, and is noted once.
+    let mut seen = std::collections::HashSet::new();
+    notes.retain(|n| seen.insert(n.clone()));
     notes
 }
 
@@ -392,6 +407,9 @@ struct Planner<'a> {
     /// A filter's cut on a ranking just below it (`WHERE rn <= 3`): the ranking's column name
     /// and the largest number kept, for the ranking to stop there.
     rank_cut: Option<(String, u64)>,
+    /// The subplans planned so far and the nodes yielding their rows, for a repeated one to
+    /// read (`None` for views of planner version 0, which planned each one anew).
+    built: Option<subplans::Built>,
 }
 
 impl Planner<'_> {
@@ -412,7 +430,8 @@ impl Planner<'_> {
         Input::Node(self.flow.push(op, inputs))
     }
 
-    fn build(&mut self, plan: &LogicalPlan) -> SqlResult<Input> {
+    /// Plans the operators of `plan` (whose inputs may be found among those planned already).
+    fn plan(&mut self, plan: &LogicalPlan) -> SqlResult<Input> {
         match plan {
             LogicalPlan::TableScan(scan) => {
                 if scan.fetch.is_some() {
@@ -628,6 +647,8 @@ impl Planner<'_> {
     /// partition by an [`OverWindow`](eddy_dataflow::OverWindow).
     fn ranking(&mut self, w: &datafusion::logical_expr::Window) -> SqlResult<Input> {
         use datafusion::logical_expr::expr::WindowFunction as Call;
+        // A cut is for this window alone, never for one below it.
+        let cut = self.rank_cut.take();
         let (numbering, call) = match w.window_expr.as_slice() {
             [expr] if numbering(expr).is_some() => numbering(expr).expect("a numbering"),
             _ => {
@@ -646,11 +667,7 @@ impl Planner<'_> {
         let order = sort_columns(&params.order_by, schema)?;
         let out = Arc::new(w.schema.as_arrow().clone());
         let name = out.field(out.fields().len() - 1).name().clone();
-        let limit = self
-            .rank_cut
-            .take()
-            .filter(|(cut, _)| *cut == name)
-            .map(|(_, n)| n);
+        let limit = cut.filter(|(cut, _)| *cut == name).map(|(_, n)| n);
         let input = self.build(&w.input)?;
         let op = TopN::new(
             partition,

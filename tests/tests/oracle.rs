@@ -218,6 +218,25 @@ fn views() -> Vec<OracleView> {
              FROM dim GROUP BY label",
             3,
         ),
+        // A subplan the query repeats is planned once and feeds each place it appears: here
+        // both sides of a join (on a table with updates and deletes), and, as in Nexmark q5,
+        // the counts themselves and their maximum.
+        OracleView::new(
+            "label_counts_twice",
+            "SELECT a.label, a.n, b.total_w FROM \
+             (SELECT label, count(*) AS n, sum(w) AS total_w FROM dim GROUP BY label) a JOIN \
+             (SELECT label, count(*) AS n, sum(w) AS total_w FROM dim GROUP BY label) b \
+             ON a.label = b.label",
+            1,
+        ),
+        OracleView::new(
+            "most_per_g",
+            "SELECT c.g, c.k, c.n FROM (SELECT g, k, count(*) AS n FROM ev GROUP BY g, k) c \
+             JOIN (SELECT g, max(n) AS top FROM \
+             (SELECT g, k, count(*) AS n FROM ev GROUP BY g, k) x GROUP BY g) m \
+             ON c.g = m.g AND c.n >= m.top",
+            2,
+        ),
         // Rankings: ties in the ORDER BY are whole equal rows (ROW_NUMBER, LIMIT) or share a
         // number (RANK, DENSE_RANK), so the batch query's answer is determined.
         OracleView::new(

@@ -105,8 +105,7 @@ pub async fn execute(
                 &snapshot,
                 name,
                 query,
-                true,
-                *emit_on_window_close,
+                ViewKind::new_view(true, *emit_on_window_close),
             )
             .await?;
             let mut rel = rel;
@@ -278,8 +277,7 @@ pub async fn execute_sql(shared: &Shared, stmt: &SqlStatement) -> SqlResult<Outc
                 &snapshot,
                 &name,
                 &cv.query,
-                cv.materialized,
-                false,
+                ViewKind::new_view(cv.materialized, false),
             )
             .await?;
             if cv.or_replace {
@@ -480,8 +478,7 @@ pub async fn explain(
         &snapshot,
         "explained",
         query,
-        true,
-        emit_on_window_close,
+        ViewKind::new_view(true, emit_on_window_close),
     )
     .await?;
     let flow =
@@ -518,6 +515,26 @@ pub async fn explain(
     })
 }
 
+/// What kind of view a query is planned as.
+#[derive(Clone, Copy, Debug)]
+pub struct ViewKind {
+    pub materialized: bool,
+    pub emit_on_window_close: bool,
+    /// The streaming planner's version a materialized view's dataflow is planned with.
+    pub plan_version: u32,
+}
+
+impl ViewKind {
+    /// A view being defined now: planned by the current planner.
+    pub fn new_view(materialized: bool, emit_on_window_close: bool) -> ViewKind {
+        ViewKind {
+            materialized,
+            emit_on_window_close,
+            plan_version: streaming::PLAN_VERSION,
+        }
+    }
+}
+
 /// Plans a view's query: its definition and, for a materialized view, its dataflow and what
 /// in it keeps state without bound (reported to the client as NOTICEs).
 pub async fn plan_view(
@@ -526,9 +543,13 @@ pub async fn plan_view(
     snapshot: &Arc<Snapshot>,
     name: &str,
     query: &Query,
-    materialized: bool,
-    emit_on_window_close: bool,
+    kind: ViewKind,
 ) -> SqlResult<(Relation, Option<Dataflow>, Vec<String>)> {
+    let ViewKind {
+        materialized,
+        emit_on_window_close,
+        plan_version,
+    } = kind;
     let stmt = SqlStatement::Query(Box::new(query.clone()));
     let rows = match materialized {
         true => Rows::Dataflow,
@@ -558,6 +579,7 @@ pub async fn plan_view(
                 &ViewOptions {
                     windows,
                     emit_on_window_close,
+                    plan_version,
                 },
             )?),
         )
@@ -585,6 +607,7 @@ pub async fn plan_view(
         // The key an update-mode sink writes the view's rows by, and the view stores them by.
         rel.primary_key = eddy_sql::sinks::implied_key(plan.schema());
         rel.keyed_rows = !append_only && !rel.primary_key.is_empty();
+        rel.plan_version = plan_version;
     }
     Ok((rel, flow, notes))
 }
