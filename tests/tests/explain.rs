@@ -138,3 +138,40 @@ async fn explain_shows_operators_and_what_bounds_their_state() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_repeated_subquery_is_one_operator_read_twice() -> Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client().await?;
+    execute(&client, "CREATE STREAM buys (user_id BIGINT, amount INT)").await?;
+    let per_user = "SELECT user_id, count(*) AS n FROM buys GROUP BY user_id";
+    let plan = explain(
+        &client,
+        &format!(
+            "SELECT a.user_id, a.n FROM ({per_user}) a \
+             JOIN (SELECT max(n) AS top FROM ({per_user}) x) m ON a.n = m.top"
+        ),
+    )
+    .await?;
+    let operators: Vec<&String> = plan.iter().filter(|l| l.starts_with('#')).collect();
+    let counts: Vec<&&String> = operators
+        .iter()
+        .filter(|l| l.contains("Aggregate by [user_id@0]: count(1)"))
+        .collect();
+    ensure!(counts.len() == 1, "the counts are planned once: {plan:#?}");
+    let id = counts[0]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let readers = operators
+        .iter()
+        .filter(|l| {
+            l.split(" <- ")
+                .nth(1)
+                .is_some_and(|from| from.split(", ").any(|f| f == id))
+        })
+        .count();
+    ensure!(readers == 2, "both uses read {id}: {plan:#?}");
+    Ok(())
+}
