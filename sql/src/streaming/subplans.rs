@@ -31,18 +31,14 @@ impl Planner<'_> {
     pub(super) fn build(&mut self, plan: &LogicalPlan) -> SqlResult<Input> {
         let cut = self.rank_cut.take();
         let key = match &self.built {
-            Some(built) => match canonical(plan) {
-                Some(form) => {
-                    let key = (form, cut.clone());
-                    if let Some(input) = built.0.get(&key) {
-                        return Ok(input.clone());
-                    }
-                    Some(key)
-                }
-                None => None,
-            },
+            Some(_) => canonical(plan).map(|form| (form, cut.clone())),
             None => None,
         };
+        if let (Some(built), Some(key)) = (&self.built, &key)
+            && let Some(input) = built.0.get(key)
+        {
+            return Ok(input.clone());
+        }
         self.rank_cut = cut;
         let input = self.plan(plan)?;
         self.rank_cut = None;
