@@ -54,8 +54,9 @@ struct Change {
 #[derive(Default)]
 struct Side {
     index: FastMap<Key, Bucket>,
-    /// (key, row) pairs changed since the last checkpoint.
-    dirty: FastSet<(Key, Row)>,
+    /// (key, row) pairs changed since the last checkpoint, each with whether the pair was
+    /// held then (and so is in the store).
+    dirty: FastMap<(Key, Row), bool>,
     /// With a time bound: the column of the rows' event time, and the rows by that time.
     time_column: Option<usize>,
     times: expiry::TimeIndex,
@@ -98,19 +99,25 @@ impl Side {
                 .or_default()
                 .push((key.clone(), row.clone()));
         }
-        self.dirty.insert((key, row.clone()));
+        self.dirty.entry((key, row.clone())).or_insert(was != 0);
         Ok(())
     }
 
     fn checkpoint(&mut self, tag: u8, state: &mut StateWriter<'_>) {
-        for (key, row) in self.dirty.drain() {
+        for ((key, row), stored) in self.dirty.drain() {
+            let held = self.index.get(&key).and_then(|b| b.get(&row));
+            if held.is_none() && !stored {
+                // Came and went since the last checkpoint.
+                continue;
+            }
             let mut k = Vec::with_capacity(5 + key.len() + row.len());
             k.push(tag);
             k.extend((key.len() as u32).to_be_bytes());
             k.extend_from_slice(&key);
             k.extend_from_slice(&row);
-            match self.index.get(&key).and_then(|b| b.get(&row)) {
-                Some(w) => state.put(&k, &w.to_le_bytes()),
+            match held {
+                Some(w) if stored => state.put(&k, &w.to_le_bytes()),
+                Some(w) => state.put_new(&k, &w.to_le_bytes()),
                 None => state.delete(&k),
             }
         }

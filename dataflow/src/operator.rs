@@ -114,6 +114,14 @@ impl StateWriter<'_> {
         self.batch.put_parts(&[&self.prefix, key], value);
     }
 
+    /// [`StateWriter::put`] of a key the operator did not hold at its last checkpoint (see
+    /// `WriteBatch::put_new`): if a later epoch deletes it before sled has it, sled never
+    /// sees it.
+    pub fn put_new(&mut self, key: &[u8], value: &[u8]) {
+        self.sizes.add(self.prefix.len() + key.len() + value.len());
+        self.batch.put_new_parts(&[&self.prefix, key], value);
+    }
+
     pub fn delete(&mut self, key: &[u8]) {
         self.batch.delete_parts(&[&self.prefix, key]);
     }

@@ -94,3 +94,20 @@ pub fn sorted(d: &Delta) -> Vec<(i64, String)> {
     r.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
     r
 }
+
+/// What a dataflow's checkpoint writes: each write as `new` (a put of a key it did not hold),
+/// `put` or `delete`, in sorted order.
+pub fn checkpoint_writes(flow: &mut crate::Dataflow) -> Vec<&'static str> {
+    let mut batch = eddy_storage::WriteBatch::default();
+    flow.checkpoint(1, &mut batch).unwrap();
+    let mut kinds: Vec<&'static str> = batch
+        .writes()
+        .map(|(_, value, new)| match (value, new) {
+            (None, _) => "delete",
+            (Some(_), true) => "new",
+            (Some(_), false) => "put",
+        })
+        .collect();
+    kinds.sort();
+    kinds
+}

@@ -6,6 +6,13 @@
 //! share long prefixes (a relation's or an operator's). Comparing them byte by byte is what
 //! such a sort costs, so each key's first [`HEAD_WORDS`] words are read as integers and
 //! compared first; only keys equal that far are compared as bytes.
+//!
+//! A put may say that its key is new ([`WriteBatch::put_new`]): the store holds no value
+//! under it. Much of what an epoch writes is gone a few epochs later (a join's row for a
+//! count that has since changed, a window's group once the window closes). A key whose
+//! first write in a batch is new and whose last is a deletion leaves no trace in the layer,
+//! and the store's writer drops such a key when the layers it moves into sled together
+//! hold both writes: sled never sees the key at all.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -20,6 +27,8 @@ struct Entry {
     at: usize,
     key_len: usize,
     value_len: Option<usize>,
+    /// The key had no value before this write (see [`WriteBatch::put_new`]).
+    new: bool,
 }
 
 impl Entry {
@@ -66,11 +75,29 @@ impl WriteBatch {
     /// [`WriteBatch::put`] of the key made of `parts` (a prefix and what follows it), without
     /// putting the key together first.
     pub fn put_parts(&mut self, parts: &[&[u8]], value: &[u8]) {
+        self.push_put(parts, value, false);
+    }
+
+    /// A put of a key that has no value before it: neither in the store nor earlier in this
+    /// batch. The caller knows (its state in memory is what the store holds): a key put new
+    /// and deleted before it reaches sled is never written there. A key that does have a
+    /// value must not be put this way, or a deletion that follows may leave it in sled.
+    pub fn put_new(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.put_new_parts(&[key.as_ref()], value.as_ref());
+    }
+
+    /// [`WriteBatch::put_new`] of the key made of `parts`.
+    pub fn put_new_parts(&mut self, parts: &[&[u8]], value: &[u8]) {
+        self.push_put(parts, value, true);
+    }
+
+    fn push_put(&mut self, parts: &[&[u8]], value: &[u8], new: bool) {
         let entry = self.key(parts);
         self.bytes.extend_from_slice(value);
         self.written += value.len() as u64;
         self.entries.push(Entry {
             value_len: Some(value.len()),
+            new,
             ..entry
         });
     }
@@ -93,12 +120,21 @@ impl WriteBatch {
             at,
             key_len,
             value_len: None,
+            new: false,
         }
     }
 
     /// Bytes of the keys and values written (a deletion counts its key).
     pub fn bytes(&self) -> u64 {
         self.written
+    }
+
+    /// The writes in the order made: each key, its value (None for a deletion), and whether
+    /// the put said the key was new.
+    pub fn writes(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>, bool)> + '_ {
+        self.entries
+            .iter()
+            .map(|e| (e.key(&self.bytes), e.value(&self.bytes), e.new))
     }
 
     /// Number of writes in the batch.
@@ -110,7 +146,8 @@ impl WriteBatch {
         self.entries.is_empty()
     }
 
-    /// The writes in key order, the last write of a key winning.
+    /// The writes in key order, the last write of a key winning; a key put new and then
+    /// deleted is left out.
     pub(crate) fn into_layer(self) -> Layer {
         let WriteBatch { bytes, entries, .. } = self;
         let mut order: Vec<(Head, u32)> = entries
@@ -141,10 +178,20 @@ impl WriteBatch {
         for (_, i) in order {
             let entry = entries[i as usize];
             match sorted.last_mut() {
-                Some(last) if last.key(&bytes) == entry.key(&bytes) => *last = entry,
-                _ => sorted.push(entry),
+                // Whether the key was new is its first write's to say.
+                Some(last) if last.key(&bytes) == entry.key(&bytes) => {
+                    *last = Entry {
+                        new: last.new,
+                        ..entry
+                    }
+                }
+                _ => {
+                    drop_vanished(&mut sorted, |e| e.new && e.value_len.is_none());
+                    sorted.push(entry)
+                }
             }
         }
+        drop_vanished(&mut sorted, |e| e.new && e.value_len.is_none());
         Layer {
             bytes,
             entries: sorted,
@@ -178,8 +225,9 @@ pub(crate) struct Layer {
 /// A write as a layer holds it: the key and its value, or None for a deletion.
 pub(crate) type Write<'a> = (&'a [u8], Option<&'a [u8]>);
 
-/// A write with its key's head, as [`newest`] merges them.
-pub(crate) type Headed<'a> = (Head, Write<'a>);
+/// A write with its key's head and whether the key was new before it (see
+/// [`WriteBatch::put_new`]), as [`newest`] merges them.
+pub(crate) type Headed<'a> = (Head, Write<'a>, bool);
 
 impl Layer {
     /// The layer's write of a key, if it has one.
@@ -198,18 +246,12 @@ impl Layer {
 
     /// Every write in key order, with its key's head.
     pub(crate) fn headed(&self) -> impl Iterator<Item = Headed<'_>> + '_ {
-        self.iter().map(|write| (head(write.0), write))
+        self.entries.iter().map(|e| self.headed_write(e))
     }
 
     /// The writes whose keys start with `prefix`, in key order.
     pub(crate) fn under<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = Write<'a>> + 'a {
-        let from = self
-            .entries
-            .partition_point(|e| e.key(&self.bytes) < prefix);
-        self.entries[from..]
-            .iter()
-            .map(|e| self.write(e))
-            .take_while(move |(k, _)| k.starts_with(prefix))
+        self.entries_under(prefix).map(|e| self.write(e))
     }
 
     /// [`Layer::under`], each write with its key's head.
@@ -217,11 +259,25 @@ impl Layer {
         &'a self,
         prefix: &'a [u8],
     ) -> impl Iterator<Item = Headed<'a>> + 'a {
-        self.under(prefix).map(|write| (head(write.0), write))
+        self.entries_under(prefix).map(|e| self.headed_write(e))
+    }
+
+    fn entries_under<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = &'a Entry> + 'a {
+        let from = self
+            .entries
+            .partition_point(|e| e.key(&self.bytes) < prefix);
+        self.entries[from..]
+            .iter()
+            .take_while(move |e| e.key(&self.bytes).starts_with(prefix))
     }
 
     fn write(&self, e: &Entry) -> Write<'_> {
         (e.key(&self.bytes), e.value(&self.bytes))
+    }
+
+    fn headed_write(&self, e: &Entry) -> Headed<'_> {
+        let write = self.write(e);
+        (head(write.0), write, e.new)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -229,33 +285,63 @@ impl Layer {
     }
 }
 
+/// What [`newest`] does with a key that the layers put new and then delete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Vanished {
+    /// Keep its deletion: a reader's merge, whose deletions hide what sled may hold (the
+    /// writer may be moving an earlier put of the key into sled meanwhile).
+    Keep,
+    /// Leave it out: the writer's merge of layers none of which sled has begun to take, so
+    /// that sled has no value under the key and needs no deletion.
+    Drop,
+}
+
 /// The newest write of each key among layers' writes (each in key order; the layers given
 /// oldest first), in key order: a merge, each key's writes taken together. Keys compare by
 /// their heads first, as in the sort that made each layer.
-pub(crate) fn newest<'a, I>(layers: impl IntoIterator<Item = I>) -> Vec<Write<'a>>
+pub(crate) fn newest<'a, I>(
+    layers: impl IntoIterator<Item = I>,
+    vanished: Vanished,
+) -> Vec<Write<'a>>
 where
     I: Iterator<Item = Headed<'a>>,
 {
     let mut layers: Vec<I> = layers.into_iter().collect();
-    // The next write of each layer (head, key, layer, value), smallest key first and, of
-    // equal keys, oldest first.
-    type Next<'a> = Reverse<(Head, &'a [u8], usize, Option<&'a [u8]>)>;
+    // The next write of each layer (head, key, layer, value, new), smallest key first and,
+    // of equal keys, oldest first.
+    type Next<'a> = Reverse<(Head, &'a [u8], usize, Option<&'a [u8]>, bool)>;
     let mut heads: BinaryHeap<Next<'a>> = layers
         .iter_mut()
         .enumerate()
-        .filter_map(|(i, l)| l.next().map(|(h, (k, v))| Reverse((h, k, i, v))))
+        .filter_map(|(i, l)| l.next().map(|(h, (k, v), n)| Reverse((h, k, i, v, n))))
         .collect();
     let mut merged: Vec<Write<'a>> = Vec::with_capacity(heads.len());
-    while let Some(Reverse((_, key, i, value))) = heads.pop() {
+    // Whether the last key of `merged` was new before its oldest write.
+    let mut was_new = false;
+    let vanishes =
+        |was_new: bool| move |w: &Write<'_>| vanished == Vanished::Drop && was_new && w.1.is_none();
+    while let Some(Reverse((_, key, i, value, new))) = heads.pop() {
         match merged.last_mut() {
             Some(last) if last.0 == key => *last = (key, value),
-            _ => merged.push((key, value)),
+            _ => {
+                drop_vanished(&mut merged, vanishes(was_new));
+                merged.push((key, value));
+                was_new = new;
+            }
         }
-        if let Some((h, (k, v))) = layers[i].next() {
-            heads.push(Reverse((h, k, i, v)));
+        if let Some((h, (k, v), n)) = layers[i].next() {
+            heads.push(Reverse((h, k, i, v, n)));
         }
     }
+    drop_vanished(&mut merged, vanishes(was_new));
     merged
+}
+
+/// Removes the last of `writes` if `vanished` says that it leaves no trace.
+fn drop_vanished<T>(writes: &mut Vec<T>, vanished: impl Fn(&T) -> bool) {
+    if writes.last().is_some_and(vanished) {
+        writes.pop();
+    }
 }
 
 #[cfg(test)]
@@ -357,7 +443,7 @@ mod tests {
         new.put(long(&[2]), b"new");
         new.put(long(&[]), b"new");
         let (old, new) = (old.into_layer(), new.into_layer());
-        let merged: Vec<(Vec<u8>, &[u8])> = newest([old.headed(), new.headed()])
+        let merged: Vec<(Vec<u8>, &[u8])> = newest([old.headed(), new.headed()], Vanished::Drop)
             .into_iter()
             .map(|(k, v)| (k.to_vec(), v.expect("a put")))
             .collect();
@@ -385,7 +471,7 @@ mod tests {
         newer.put(b"a", b"3");
         newer.put(b"0", b"3");
         let (old, new, newer) = (old.into_layer(), new.into_layer(), newer.into_layer());
-        let merged = newest([old.headed(), new.headed()]);
+        let merged = newest([old.headed(), new.headed()], Vanished::Drop);
         assert_eq!(
             merged,
             vec![
@@ -394,7 +480,7 @@ mod tests {
                 (&b"c"[..], Some(&b"2"[..])),
             ]
         );
-        let merged = newest([old.headed(), new.headed(), newer.headed()]);
+        let merged = newest([old.headed(), new.headed(), newer.headed()], Vanished::Drop);
         assert_eq!(
             merged,
             vec![
@@ -402,6 +488,75 @@ mod tests {
                 (&b"a"[..], Some(&b"3"[..])),
                 (&b"b"[..], Some(&b"1"[..])),
                 (&b"c"[..], Some(&b"2"[..])),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_key_put_new_and_deleted_in_one_batch_leaves_no_trace() {
+        let mut batch = WriteBatch::default();
+        batch.put_new(b"gone", b"1");
+        batch.put(b"gone", b"2");
+        batch.delete(b"gone");
+        batch.put_new(b"kept", b"1");
+        batch.put(b"kept", b"2");
+        // A deletion first: the key may be in the store, whatever follows says.
+        batch.delete(b"old");
+        batch.put_new(b"old", b"1");
+        batch.delete(b"old");
+        let layer = batch.into_layer();
+        assert_eq!(
+            writes(&layer),
+            vec![
+                (b"kept".to_vec(), Some(b"2".to_vec())),
+                (b"old".to_vec(), None),
+            ]
+        );
+        let new: Vec<bool> = layer.headed().map(|(_, _, new)| new).collect();
+        assert_eq!(new, vec![true, false]);
+    }
+
+    #[test]
+    fn the_writer_s_merge_drops_a_key_put_new_then_deleted_and_a_reader_s_keeps_it() {
+        let mut first = WriteBatch::default();
+        first.put_new(b"a", b"1");
+        first.put_new(b"b", b"1");
+        first.put(b"c", b"1");
+        let mut second = WriteBatch::default();
+        second.delete(b"a");
+        second.put(b"b", b"2");
+        second.delete(b"c");
+        let mut third = WriteBatch::default();
+        third.delete(b"b");
+        third.put_new(b"a", b"3");
+        let (first, second, third) = (first.into_layer(), second.into_layer(), third.into_layer());
+        fn merge<'a>(layers: &[&'a Layer], vanished: Vanished) -> Vec<Write<'a>> {
+            newest(layers.iter().map(|l| l.headed()), vanished)
+        }
+        // Only the oldest write of a key says whether it was new: `c` may be in sled.
+        assert_eq!(
+            merge(&[&first, &second], Vanished::Drop),
+            vec![(&b"b"[..], Some(&b"2"[..])), (&b"c"[..], None)]
+        );
+        assert_eq!(
+            merge(&[&first, &second], Vanished::Keep),
+            vec![
+                (&b"a"[..], None),
+                (&b"b"[..], Some(&b"2"[..])),
+                (&b"c"[..], None)
+            ]
+        );
+        assert_eq!(
+            merge(&[&first, &second, &third], Vanished::Drop),
+            vec![(&b"a"[..], Some(&b"3"[..])), (&b"c"[..], None)]
+        );
+        // A later layer alone: `a` was new there too, `b`'s deletion is of a key sled may have.
+        assert_eq!(
+            merge(&[&second, &third], Vanished::Drop),
+            vec![
+                (&b"a"[..], Some(&b"3"[..])),
+                (&b"b"[..], None),
+                (&b"c"[..], None)
             ]
         );
     }

@@ -13,7 +13,7 @@ use sled::IVec;
 use tracing::error;
 
 use crate::error::StorageResult;
-use crate::layer::{Layer, WriteBatch, newest};
+use crate::layer::{Layer, Vanished, WriteBatch, newest};
 use crate::wal::Wal;
 
 /// Most committed layers waiting for sled before a commit waits for the writer.
@@ -240,10 +240,13 @@ impl Store {
         match layers.len() {
             0 => Vec::new(),
             1 => layers[0].under(prefix).map(owned).collect(),
-            _ => newest(layers.iter().map(|l| l.headed_under(prefix)))
-                .into_iter()
-                .map(owned)
-                .collect(),
+            _ => newest(
+                layers.iter().map(|l| l.headed_under(prefix)),
+                Vanished::Keep,
+            )
+            .into_iter()
+            .map(owned)
+            .collect(),
         }
     }
 
@@ -451,6 +454,9 @@ impl Inner {
         if let Err(e) = self.ready_next_segment() {
             error!(error = %e, "cannot make the epoch log's next segment ready");
         }
+        // After a failed attempt sled may hold part of what the waiting layers wrote, a put
+        // of a new key among it: every deletion is then written.
+        let mut vanished = Vanished::Drop;
         loop {
             {
                 let mut state = self.writer.lock();
@@ -476,16 +482,21 @@ impl Inner {
                     continue;
                 }
             }
-            if let Err(e) = self.write_waiting() {
-                error!(error = %e, "cannot move committed epochs into sled; retrying");
-                std::thread::sleep(Duration::from_millis(100));
+            match self.write_waiting(vanished) {
+                Ok(()) => vanished = Vanished::Drop,
+                Err(e) => {
+                    error!(error = %e, "cannot move committed epochs into sled; retrying");
+                    vanished = Vanished::Keep;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
             }
         }
     }
 
     /// Writes every waiting layer into sled, flushes it, and then lets go of the layers and
-    /// of the log segments that held them.
-    fn write_waiting(&self) -> StorageResult<()> {
+    /// of the log segments that held them. A key the layers put new and then delete is not
+    /// written at all, unless `vanished` keeps it.
+    fn write_waiting(&self, vanished: Vanished) -> StorageResult<()> {
         let (taken, segment) = {
             let mut wal = self.wal.lock();
             let taken: Vec<Arc<Layer>> = self.layers.read().clone();
@@ -497,7 +508,7 @@ impl Inner {
         // by the log, which goes only once sled has everything flushed.
         let writes = match taken.as_slice() {
             [one] => one.iter().collect(),
-            _ => newest(taken.iter().map(|l| l.headed())),
+            _ => newest(taken.iter().map(|l| l.headed()), vanished),
         };
         for (key, value) in writes {
             match value {
@@ -680,6 +691,44 @@ mod tests {
         assert_eq!(contents(&store), expected);
         store.flush().unwrap();
         assert_eq!(contents(&store), expected);
+    }
+
+    #[test]
+    fn a_key_put_new_and_deleted_before_sled_has_it_never_reaches_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        let crashed = tempfile::tempdir().unwrap();
+        let row = |k: &[u8]| keys::row(7, k);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.commit(batch(&[(b"held", b"1")], &[]), true).unwrap();
+            store.flush().unwrap();
+            store.pause_writer(true);
+            let mut first = WriteBatch::default();
+            first.put_new(row(b"brief"), b"1");
+            first.put_new(row(b"stays"), b"1");
+            store.commit(first, true).unwrap();
+            let mut second = WriteBatch::default();
+            second.delete(row(b"brief"));
+            second.put(row(b"stays"), b"2");
+            // Marked new against the contract, so that its deletion shows what the
+            // writer leaves out: sled keeps the value the deletion would have removed.
+            second.put_new(row(b"held"), b"3");
+            store.commit(second, true).unwrap();
+            let mut third = WriteBatch::default();
+            third.delete(row(b"held"));
+            store.commit(third, true).unwrap();
+            // Readers see every deletion while the layers wait.
+            assert_eq!(contents(&store), pairs(&[(b"stays", b"2")]));
+            copy_dir(dir.path(), crashed.path());
+            store.pause_writer(false);
+            store.flush().unwrap();
+            assert!(store.inner.db.get(row(b"brief")).unwrap().is_none());
+            assert_eq!(store.inner.db.get(row(b"stays")).unwrap().unwrap(), b"2");
+            assert_eq!(store.inner.db.get(row(b"held")).unwrap().unwrap(), b"1");
+        }
+        // The log knows nothing of new keys: replayed, every deletion is applied.
+        let store = Store::open(crashed.path()).unwrap();
+        assert_eq!(contents(&store), pairs(&[(b"stays", b"2")]));
     }
 
     #[test]

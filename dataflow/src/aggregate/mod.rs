@@ -35,7 +35,7 @@ mod accumulator;
 mod output;
 mod preagg;
 
-use crate::{DataflowError, DataflowResult, Delta, FastSet};
+use crate::{DataflowError, DataflowResult, Delta, FastMap};
 use accumulator::{Acc, Num, Ordered, as_f64, bump, bump_ranked, extend_extreme, keeps_smallest};
 use output::{Value, finish_value, value_column};
 
@@ -163,7 +163,9 @@ pub struct Aggregate {
     /// Groups by encoded key (hashbrown's map, for one lookup per row by a borrowed key,
     /// with its default hasher, foldhash, the fastest here on short byte keys).
     groups: GroupMap,
-    dirty: FastSet<Vec<u8>>,
+    /// Groups changed since the last checkpoint, each with whether it was held then (and so
+    /// is in the store).
+    dirty: FastMap<Vec<u8>, bool>,
     /// How many times `apply` has run: a group touched in this one has it as `touched`.
     applies: u64,
     /// Groups keyed by a window that a watermark closes: their state is freed then.
@@ -194,7 +196,8 @@ impl Aggregate {
         let closed = std::mem::replace(&mut self.closing, open);
         for key in closed.into_values().flatten() {
             if self.groups.remove(&key).is_some() {
-                self.dirty.insert(key);
+                // Held before this epoch, unless this epoch made it (and said so).
+                self.dirty.entry(key).or_insert(true);
             }
         }
     }
@@ -221,7 +224,7 @@ impl Aggregate {
             schema,
             key_schema,
             groups: hashbrown::HashMap::default(),
-            dirty: FastSet::default(),
+            dirty: FastMap::default(),
             applies: 0,
             expiry: None,
             closing: BTreeMap::new(),
@@ -620,7 +623,9 @@ impl Operator for Aggregate {
             if !live {
                 self.groups.remove(&key);
             }
-            self.dirty.insert(key);
+            // A group had values before this apply exactly when it was not made by it; one
+            // made by an earlier apply of this epoch, or gone in one, is already noted.
+            self.dirty.entry(key).or_insert(at.is_some());
         }
         self.expire(epoch);
         let mut columns = out_keys.finish()?.columns().to_vec();
@@ -641,9 +646,11 @@ impl Operator for Aggregate {
 
     fn checkpoint(&mut self, state: &mut StateWriter<'_>) -> DataflowResult<()> {
         let mut v = Vec::new();
-        for key in self.dirty.drain() {
+        for (key, stored) in self.dirty.drain() {
             match self.groups.get(&key) {
-                None => state.delete(&key),
+                None if stored => state.delete(&key),
+                // Came and went since the last checkpoint.
+                None => {}
                 Some(g) => {
                     v.clear();
                     v.extend(g.rows.to_le_bytes());
@@ -685,7 +692,10 @@ impl Operator for Aggregate {
                             }
                         }
                     }
-                    state.put(&key, &v);
+                    match stored {
+                        true => state.put(&key, &v),
+                        false => state.put_new(&key, &v),
+                    }
                 }
             }
         }

@@ -252,6 +252,48 @@ fn state_survives_checkpoint_and_restore() {
 }
 
 #[test]
+fn a_checkpoint_puts_new_groups_as_new_and_skips_groups_that_came_and_went() {
+    let cols = ["k:Int64", "v:Int64"];
+    let mut flow = crate::Dataflow::default();
+    flow.push(
+        Box::new(agg()),
+        vec![crate::Input::Source {
+            relation: 1,
+            schema: schema(&cols),
+        }],
+    );
+    let mut epoch = |applies: &[&[(i64, &str)]]| {
+        for rows in applies {
+            let changes = std::collections::HashMap::from([(1, delta(&cols, rows))]);
+            flow.apply(&changes, &EpochContext::default()).unwrap();
+        }
+        crate::testing::checkpoint_writes(&mut flow)
+    };
+    assert_eq!(
+        epoch(&[&[(1, "1|5"), (1, "1|9"), (1, "2|1")]]),
+        ["new", "new"]
+    );
+    // Group 3 comes and goes in one change, group 4 over two applies: neither is written.
+    assert_eq!(
+        epoch(&[
+            &[(1, "1|7"), (1, "3|1"), (-1, "3|1"), (1, "4|1")],
+            &[(-1, "4|1")]
+        ]),
+        ["put"]
+    );
+    assert_eq!(epoch(&[&[(-1, "2|1")]]), ["delete"]);
+    // Group 1 goes and comes back within the epoch: the store holds it, so it is no new key.
+    assert_eq!(
+        epoch(&[&[(-1, "1|5"), (-1, "1|9"), (-1, "1|7")], &[(1, "1|1")]]),
+        ["put"]
+    );
+    assert_eq!(
+        epoch(&[&[(-1, "1|1")], &[(1, "1|2")], &[(-1, "1|2")]]),
+        ["delete"]
+    );
+}
+
+#[test]
 fn append_only_input_keeps_the_extremes_alone() {
     let cols = ["k:Int64", "v:Int64"];
     let input = schema(&cols);

@@ -75,7 +75,8 @@ impl Side {
             if bucket.remove(&row).is_some() {
                 forgotten += 1;
                 self.held -= 1;
-                self.dirty.insert((key.clone(), row));
+                // Held before this epoch unless this epoch added it.
+                self.dirty.entry((key.clone(), row)).or_insert(true);
             }
             if bucket.is_empty() {
                 self.index.remove(&key);

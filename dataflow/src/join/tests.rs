@@ -1,7 +1,7 @@
 //! The join operator's unit tests.
 
 use super::*;
-use crate::testing::{ApplyNow, delta, schema, sorted};
+use crate::testing::{ApplyNow, checkpoint_writes, delta, schema, sorted};
 use datafusion::physical_expr::expressions::Column;
 
 fn join() -> Join {
@@ -207,4 +207,38 @@ fn null_keys_never_match() {
         .unwrap();
     assert!(out.is_empty());
     assert_eq!(j.state_rows(), 0);
+}
+
+#[test]
+fn a_checkpoint_puts_rows_new_to_a_side_as_new_and_skips_rows_that_came_and_went() {
+    let mut flow = crate::Dataflow::default();
+    flow.push(
+        Box::new(join()),
+        vec![
+            crate::Input::Source {
+                relation: 1,
+                schema: schema(CLICKS),
+            },
+            crate::Input::Source {
+                relation: 2,
+                schema: schema(USERS),
+            },
+        ],
+    );
+    let mut epoch = |clicks: &[(i64, &str)], users: &[(i64, &str)]| {
+        let changes =
+            std::collections::HashMap::from([(1, delta(CLICKS, clicks)), (2, delta(USERS, users))]);
+        flow.apply(&changes, &EpochContext::default()).unwrap();
+        checkpoint_writes(&mut flow)
+    };
+    assert_eq!(epoch(&[(1, "1|/a")], &[(1, "1|free")]), ["new", "new"]);
+    // A second copy of a held row; a row that comes and goes; a user's plan changes.
+    assert_eq!(
+        epoch(
+            &[(1, "1|/a"), (1, "2|/b"), (-1, "2|/b")],
+            &[(-1, "1|free"), (1, "1|pro")]
+        ),
+        ["delete", "new", "put"]
+    );
+    assert_eq!(epoch(&[(-1, "1|/a"), (-1, "1|/a")], &[]), ["delete"]);
 }

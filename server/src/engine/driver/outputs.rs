@@ -132,19 +132,22 @@ fn materialize(
     for i in 0..delta.len() {
         key.truncate(prefix);
         encoder.encode(i, &mut key)?;
-        let new = match (unique, delta.weights[i]) {
-            (true, 1) => 1,
-            (true, -1) => 0,
+        let (old, new) = match (unique, delta.weights[i]) {
+            (true, 1) => (0, 1),
+            (true, -1) => (1, 0),
             (_, weight) => {
                 let old = match store.get(&key)? {
                     Some(v) => decode_count(&v)?,
                     None => 0,
                 };
-                old + weight
+                (old, old + weight)
             }
         };
         match new {
             0 => batch.delete(&key),
+            // A row the view did not hold: if a later epoch deletes it before sled has it,
+            // sled never sees it.
+            n if n > 0 && old == 0 => batch.put_new(&key, n.to_le_bytes()),
             n if n > 0 => batch.put(&key, n.to_le_bytes()),
             _ => {
                 warn!(view, "view row would have a negative count");
