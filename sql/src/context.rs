@@ -159,6 +159,11 @@ impl QueryEngine {
             ),
         )
         .expect("an aggregate function registers on a fresh session state");
+        datafusion::execution::FunctionRegistry::register_udf(
+            &mut base,
+            Arc::new(crate::windows::tumble_start::udf()),
+        )
+        .expect("a scalar function registers on a fresh session state");
         Self {
             base,
             sessions: Arc::default(),

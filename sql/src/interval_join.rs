@@ -16,6 +16,8 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Join, JoinType, LogicalPlan, Op
 use eddy_catalog::{RelationKind, Snapshot};
 use eddy_dataflow::TimeBound;
 
+use crate::windows::tumble_start;
+
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// The time bound of a join, if its condition has one between two streams' event times.
@@ -128,6 +130,12 @@ fn interval(e: &Expr) -> Option<i64> {
     let Expr::Literal(v, _) = e else {
         return None;
     };
+    fixed_micros(v)
+}
+
+/// An interval or duration value in microseconds, if it has a fixed length (whole days and
+/// time; months vary in length).
+pub(crate) fn fixed_micros(v: &ScalarValue) -> Option<i64> {
     match v {
         ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => (v.days as i64)
             .checked_mul(MICROS_PER_DAY)?
@@ -145,7 +153,7 @@ fn interval(e: &Expr) -> Option<i64> {
 
 /// The stream whose event time the plan's column `index` follows from below, and how far
 /// below it may lie: the column is at least `ts + floor` (floor <= 0) for every row. The
-/// event time itself has floor 0; `date_bin(size, ts, origin)` (a window's start) lies
+/// event time itself has floor 0; `tumble_start(ts, size)` or `date_bin(size, ts, origin)` (a window's start) lies
 /// within `size` below it; adding or subtracting a constant interval moves the floor; a
 /// UNION ALL (HOP's windows) takes the lowest floor of its inputs.
 fn event_time(plan: &LogicalPlan, index: usize, catalog: &Snapshot) -> Option<(u64, i64)> {
@@ -183,9 +191,11 @@ fn derived_time(e: &Expr, input: &LogicalPlan, catalog: &Snapshot) -> Option<(u6
     match e {
         Expr::Alias(a) => derived_time(&a.expr, input, catalog),
         Expr::Column(c) => event_time(input, input.schema().index_of_column(c).ok()?, catalog),
-        Expr::ScalarFunction(f) if f.name() == "date_bin" => {
-            let [size, ts, ..] = f.args.as_slice() else {
-                return None;
+        Expr::ScalarFunction(f) if f.name() == "date_bin" || f.name() == tumble_start::NAME => {
+            let (size, ts) = match f.args.as_slice() {
+                [ts, size] if f.name() == tumble_start::NAME => (size, ts),
+                [size, ts, ..] => (size, ts),
+                _ => return None,
             };
             let (stream, floor) = derived_time(ts, input, catalog)?;
             Some((stream, floor.checked_sub(interval(size)?)?))

@@ -2,8 +2,9 @@
 //!
 //! `TUMBLE(rel, time_col, size)` and `HOP(rel, time_col, slide, size)` in FROM are rewritten,
 //! before DataFusion plans the statement, into derived tables over `rel` that add the columns
-//! `window_start` and `window_end`: a tumbling window is `date_bin` of the event time; a
-//! hopping window is a UNION ALL of one such projection per window a row belongs to. The
+//! `window_start` and `window_end`: a tumbling window's start is [`tumble_start`] of the
+//! event time (`date_bin` on the timestamps' integers); a hopping window is a UNION ALL of
+//! one such projection per window a row belongs to. The
 //! rewritten query is ordinary SQL, so an ad hoc SELECT, the batch oracle and a view's
 //! incremental dataflow all read windows the same way.
 //!
@@ -17,6 +18,8 @@
 //! a placeholder table ([`session_placeholder`]) that the streaming planner replaces with a
 //! session operator. The placeholder keeps DataFusion from moving filters on other columns
 //! below the sessions, which would change them.
+
+pub mod tumble_start;
 
 use std::ops::ControlFlow;
 
@@ -33,8 +36,6 @@ use crate::{SqlError, SqlResult};
 
 /// Microseconds per day, for intervals given in days.
 const MICROS_PER_DAY: i64 = 86_400_000_000;
-/// The origin windows are aligned to.
-const ORIGIN: &str = "TIMESTAMP '1970-01-01 00:00:00'";
 /// Most windows one row may fall into with HOP (size / slide).
 const MAX_HOP_WINDOWS: i64 = 1024;
 
@@ -290,7 +291,7 @@ fn window_subquery(kind: WindowKind, args: &[FunctionArg]) -> SqlResult<(Query, 
     let (size, sql) = match kind {
         WindowKind::Tumble => {
             let size = micros[0];
-            let start = format!("date_bin({}, {ts}, {ORIGIN})", stride(size));
+            let start = format!("{}({ts}, {})", tumble_start::NAME, stride(size));
             (
                 size,
                 format!(
@@ -310,7 +311,8 @@ fn window_subquery(kind: WindowKind, args: &[FunctionArg]) -> SqlResult<(Query, 
             let branches: Vec<String> = (0..count)
                 .map(|i| {
                     let start = format!(
-                        "date_bin({}, {ts}, {ORIGIN}) - {}",
+                        "{}({ts}, {}) - {}",
+                        tumble_start::NAME,
                         stride(slide),
                         iv(i * slide)
                     );
@@ -558,7 +560,7 @@ mod tests {
                 partition: vec![],
             }]
         );
-        assert!(s.to_string().contains("date_bin"), "{s}");
+        assert!(s.to_string().contains(tumble_start::NAME), "{s}");
 
         let mut s =
             statement("SELECT * FROM HOP(r, ts, INTERVAL '30 seconds', INTERVAL '5 minutes') AS h");
