@@ -4,7 +4,9 @@
 //! The streams are created first; they produce nothing until a view reads them, so the clock
 //! starts with the CREATE MATERIALIZED VIEW and stops when the committed offset reaches the
 //! last event (the offset commits with the view's changes, so the view is then complete).
-//! CPU time and peak RSS are the server process's, from `/proc`. With `--serve RATE` the
+//! CPU time and peak RSS are the server process's, from `/proc`; unpaced, the CPU time is read
+//! once the server is idle again, so that it includes the store's writer moving the run's last
+//! epochs into sled (it lets up to a second of them gather). With `--serve RATE` the
 //! source is paced and the harness also reports freshness (how long after its events were
 //! due each committed offset is seen, polled every millisecond) and point-read latency.
 
@@ -134,6 +136,9 @@ async fn run(
             serde_json::json!({"query": name, "epochs": lags.len(), "p50_ms": p50, "p99_ms": p99}),
         );
     }
+    if serve.is_none() {
+        settle(pid).await?;
+    }
     let cpu_seconds = cpu_seconds(pid)? - cpu_before;
     let peak_rss_mb = peak_rss_mb(pid)?;
     if let Some(reader) = reader {
@@ -240,6 +245,20 @@ pub(crate) fn cpu_seconds(pid: u32) -> Result<f64> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
     Ok(ticks / clock_ticks_per_second())
+}
+
+/// Waits (ten seconds at most) until a process's CPU time stops growing for half a second.
+async fn settle(pid: u32) -> Result<()> {
+    let mut last = cpu_seconds(pid)?;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = cpu_seconds(pid)?;
+        if now - last < 2.0 / clock_ticks_per_second() {
+            return Ok(());
+        }
+        last = now;
+    }
+    Ok(())
 }
 
 fn clock_ticks_per_second() -> f64 {
