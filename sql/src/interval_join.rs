@@ -153,9 +153,10 @@ pub(crate) fn fixed_micros(v: &ScalarValue) -> Option<i64> {
 
 /// The stream whose event time the plan's column `index` follows from below, and how far
 /// below it may lie: the column is at least `ts + floor` (floor <= 0) for every row. The
-/// event time itself has floor 0; `tumble_start(ts, size)` or `date_bin(size, ts, origin)` (a window's start) lies
-/// within `size` below it; adding or subtracting a constant interval moves the floor; a
-/// UNION ALL (HOP's windows) takes the lowest floor of its inputs.
+/// event time itself has floor 0; a window's start (`tumble_start(ts, size)` or
+/// `date_bin(size, ts, origin)`) lies within `size` below it; adding or subtracting a
+/// constant interval moves the floor; a UNION ALL (HOP's windows) takes the lowest floor of
+/// its inputs.
 fn event_time(plan: &LogicalPlan, index: usize, catalog: &Snapshot) -> Option<(u64, i64)> {
     match plan {
         LogicalPlan::TableScan(scan) => {

@@ -316,15 +316,14 @@ where
         .filter_map(|(i, l)| l.next().map(|(h, (k, v), n)| Reverse((h, k, i, v, n))))
         .collect();
     let mut merged: Vec<Write<'a>> = Vec::with_capacity(heads.len());
-    // Whether the last key of `merged` was new before its oldest write.
+    // Whether the last key of `merged` was new before its oldest write, and may vanish.
     let mut was_new = false;
-    let vanishes =
-        |was_new: bool| move |w: &Write<'_>| vanished == Vanished::Drop && was_new && w.1.is_none();
+    let drops = vanished == Vanished::Drop;
     while let Some(Reverse((_, key, i, value, new))) = heads.pop() {
         match merged.last_mut() {
             Some(last) if last.0 == key => *last = (key, value),
             _ => {
-                drop_vanished(&mut merged, vanishes(was_new));
+                drop_vanished(&mut merged, |w| drops && was_new && w.1.is_none());
                 merged.push((key, value));
                 was_new = new;
             }
@@ -333,7 +332,7 @@ where
             heads.push(Reverse((h, k, i, v, n)));
         }
     }
-    drop_vanished(&mut merged, vanishes(was_new));
+    drop_vanished(&mut merged, |w| drops && was_new && w.1.is_none());
     merged
 }
 

@@ -66,12 +66,19 @@ impl ScalarUDFImpl for TumbleStart {
             ColumnarValue::Scalar(v) => v.to_array()?,
         };
         let starts = match rows.data_type() {
-            DataType::Timestamp(unit, _) => match unit {
-                TimeUnit::Second => bin::<TimestampSecondType>(&rows, micros, 1_000_000, 0)?,
-                TimeUnit::Millisecond => bin::<TimestampMillisecondType>(&rows, micros, 1_000, 0)?,
-                TimeUnit::Microsecond => bin::<TimestampMicrosecondType>(&rows, micros, 1, 0)?,
-                TimeUnit::Nanosecond => bin::<TimestampNanosecondType>(&rows, micros, 1, 1_000)?,
-            },
+            DataType::Timestamp(unit, _) => {
+                let Some(stride) = stride_in(*unit, micros) else {
+                    return exec_err!(
+                        "{NAME}: a size of {micros} microseconds is not whole in the timestamps' unit"
+                    );
+                };
+                match unit {
+                    TimeUnit::Second => bin::<TimestampSecondType>(&rows, stride)?,
+                    TimeUnit::Millisecond => bin::<TimestampMillisecondType>(&rows, stride)?,
+                    TimeUnit::Microsecond => bin::<TimestampMicrosecondType>(&rows, stride)?,
+                    TimeUnit::Nanosecond => bin::<TimestampNanosecondType>(&rows, stride)?,
+                }
+            }
             DataType::Null => {
                 ScalarValue::TimestampMicrosecond(None, None).to_array_of_size(rows.len())?
             }
@@ -86,23 +93,19 @@ impl ScalarUDFImpl for TumbleStart {
     }
 }
 
-/// Each timestamp of `rows` down to its window's start: the stride is `micros`, divided by
-/// `per` (units a microsecond is short of) or times `times` (units in a microsecond).
-fn bin<T: ArrowTimestampType>(
-    rows: &ArrayRef,
-    micros: i64,
-    per: i64,
-    times: i64,
-) -> Result<ArrayRef> {
-    let stride = match times {
-        0 => (micros % per == 0).then(|| micros / per),
-        n => micros.checked_mul(n),
-    };
-    let Some(stride) = stride else {
-        return exec_err!(
-            "{NAME}: a size of {micros} microseconds is not whole in the timestamps' unit"
-        );
-    };
+/// A stride of `micros` microseconds in `unit`, if it is whole there.
+fn stride_in(unit: TimeUnit, micros: i64) -> Option<i64> {
+    let whole = |per: i64| (micros % per == 0).then_some(micros / per);
+    match unit {
+        TimeUnit::Second => whole(1_000_000),
+        TimeUnit::Millisecond => whole(1_000),
+        TimeUnit::Microsecond => Some(micros),
+        TimeUnit::Nanosecond => micros.checked_mul(1_000),
+    }
+}
+
+/// Each timestamp of `rows` down to the start of its window of `stride` (in their unit).
+fn bin<T: ArrowTimestampType>(rows: &ArrayRef, stride: i64) -> Result<ArrayRef> {
     let rows: &PrimitiveArray<T> = rows.as_primitive();
     let starts: PrimitiveArray<T> = rows.try_unary(|t| {
         t.checked_sub(t.rem_euclid(stride))
