@@ -19,12 +19,11 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
-use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::codec::{BatchBuilder, Decoder, Part, RowEncoder, decode_row};
 use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
-use crate::window::micros;
+use crate::window::{micros, micros_at};
 use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
 
 mod expiry;
@@ -298,7 +297,7 @@ impl Join {
                 buf.clear();
                 row_encoder.encode(i, &mut buf)?;
                 let time = match times {
-                    Some(t) => micros(&ScalarValue::try_from_array(t, i)?),
+                    Some(t) => micros_at(t, i)?,
                     None => None,
                 };
                 Ok(Change {
@@ -616,6 +615,13 @@ impl Operator for Join {
                 false => format!("{:?} join on {}{residual}", self.kind, keys.join(" AND ")),
             },
             state: match self.time_bound {
+                Some(b)
+                    if b.bounds_both() && (b.left_retracts || b.right_retracts || b.whole_keys) =>
+                {
+                    StateBound::Bounded(
+                        "the rows of both inputs until the watermarks pass them".into(),
+                    )
+                }
                 Some(b) if b.bounds_both() => StateBound::Bounded(
                     "the rows of both inputs until the other input's watermark passes them".into(),
                 ),

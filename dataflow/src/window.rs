@@ -7,7 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use datafusion::common::ScalarValue;
 
 use crate::codec::{self, Decoder, decode_row, encode_row};
@@ -43,6 +44,15 @@ pub fn micros(v: &ScalarValue) -> Option<i64> {
         ScalarValue::TimestampSecond(t, _) => t.map(|t| t.saturating_mul(1_000_000)),
         _ => None,
     }
+}
+
+/// [`micros`] of row `i` of a timestamp column, read straight from the array in the usual
+/// unit.
+pub fn micros_at(column: &dyn Array, i: usize) -> DataflowResult<Option<i64>> {
+    if let Some(t) = column.as_primitive_opt::<TimestampMicrosecondType>() {
+        return Ok(t.is_valid(i).then(|| t.value(i)));
+    }
+    Ok(micros(&ScalarValue::try_from_array(column, i)?))
 }
 
 /// The rows of one window waiting for it to close: encoded row -> (row, net weight).

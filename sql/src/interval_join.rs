@@ -4,9 +4,10 @@
 //! found in the plan, so that the join frees rows behind the watermarks.
 //!
 //! Both columns must follow event times of streams: a column a WATERMARK is declared on,
-//! passed through projections, filters and unions, or a window bound computed from it
-//! (TUMBLE and HOP windows are `date_bin` of the event time, give or take intervals), so
-//! equal windows (`a.window_start = b.window_start`) bound a join too. Conditions on other
+//! passed through projections, filters, unions and aggregates' groups, or a window bound
+//! computed from it (TUMBLE and HOP windows are `tumble_start` of the event time, give or
+//! take intervals), so equal windows (`a.window_start = b.window_start`) bound a join too,
+//! also between counts per window (Nexmark q5). Conditions on other
 //! columns, or between other pairs, only narrow the matches further, so a bound from some of
 //! the conjuncts is safe.
 
@@ -15,27 +16,37 @@ use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Join, JoinType, LogicalPlan, Operator};
 use eddy_catalog::{RelationKind, Snapshot};
 use eddy_dataflow::TimeBound;
+use eddy_dataflow::window::Expiry;
 
+use crate::streaming::is_append_only;
 use crate::windows::tumble_start;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// The time bound of a join, if its condition has one between two streams' event times.
+/// An inner join takes it from any of its conditions; the others only from an equi-join key
+/// of two equal times, which they free a whole key at a time (see [`TimeBound::whole_keys`]).
 pub fn time_bound(j: &Join, catalog: &Snapshot) -> Option<TimeBound> {
-    if j.join_type != JoinType::Inner {
+    let inner = j.join_type == JoinType::Inner;
+    if j.null_aware {
         return None;
     }
     let mut bound: Option<TimeBound> = None;
     // The equi-join keys (`a.window_start = b.window_start`), then the other conditions.
-    let keys = j.on.iter().map(|(l, r)| (l, Operator::Eq, r));
+    let keys = j.on.iter().map(|(l, r)| (true, l, Operator::Eq, r));
     let filter = j.filter.iter().flat_map(split_conjunction);
-    for (a, op, b) in keys.chain(filter.flat_map(comparisons)) {
+    let others = filter
+        .flat_map(comparisons)
+        .map(|(a, op, b)| (false, a, op, b));
+    for (key, a, op, b) in keys.chain(others) {
         let Some((l, r, op, k)) = oriented(j, a, op, b) else {
             continue;
         };
         let b = match &mut bound {
             Some(b) if (b.left_column, b.right_column) == (l, r) => b,
             Some(_) => continue,
+            // Other joins only by a key of two equal times.
+            None if !(inner || key && k == 0) => continue,
             None => {
                 let (Some((left_stream, left_floor)), Some((right_stream, right_floor))) = (
                     event_time(&j.left, l, catalog),
@@ -52,6 +63,9 @@ pub fn time_bound(j: &Join, catalog: &Snapshot) -> Option<TimeBound> {
                     right_floor,
                     lower: None,
                     upper: None,
+                    left_retracts: !is_append_only(&j.left, catalog),
+                    right_retracts: !is_append_only(&j.right, catalog),
+                    whole_keys: !inner,
                 })
             }
         };
@@ -152,7 +166,9 @@ pub(crate) fn fixed_micros(v: &ScalarValue) -> Option<i64> {
 }
 
 /// The stream whose event time the plan's column `index` follows from below, and how far
-/// below it may lie: the column is at least `ts + floor` (floor <= 0) for every row. The
+/// below it may lie: the column is at least `ts + floor` (floor <= 0) for every change of
+/// the plan's output (an insertion or a retraction), where `ts` is the event time of the
+/// stream row that caused the change; late rows cause none. The
 /// event time itself has floor 0; a window's start (`tumble_start(ts, size)` or
 /// `date_bin(size, ts, origin)`) lies within `size` below it; adding or subtracting a
 /// constant interval moves the floor; a UNION ALL (HOP's windows) takes the lowest floor of
@@ -171,6 +187,13 @@ fn event_time(plan: &LogicalPlan, index: usize, catalog: &Snapshot) -> Option<(u
         LogicalPlan::Projection(p) => derived_time(p.expr.get(index)?, &p.input, catalog),
         LogicalPlan::Filter(f) => event_time(&f.input, index, catalog),
         LogicalPlan::SubqueryAlias(s) => event_time(&s.input, index, catalog),
+        // A group changes (is inserted, updated or retracted) only when an input row of the
+        // group arrives, so a group column that follows an event time bounds every change
+        // of the aggregate's output as it bounds its input's rows.
+        LogicalPlan::Aggregate(a) => match a.group_expr.get(index)? {
+            Expr::GroupingSet(_) => None,
+            e => derived_time(e, &a.input, catalog),
+        },
         LogicalPlan::Union(u) => {
             let mut found: Option<(u64, i64)> = None;
             for input in &u.inputs {
@@ -185,6 +208,23 @@ fn event_time(plan: &LogicalPlan, index: usize, catalog: &Snapshot) -> Option<(u
         }
         _ => None,
     }
+}
+
+/// When the groups of an aggregate plan can be freed: once the watermark passes a group
+/// column that follows an event time by more than its floor, every change to come is at a
+/// later value of that column (see [`event_time`]), so the group never changes again.
+pub fn group_expiry(plan: &LogicalPlan, catalog: &Snapshot) -> Option<Expiry> {
+    let LogicalPlan::Aggregate(a) = plan else {
+        return None;
+    };
+    (0..a.group_expr.len()).find_map(|column| {
+        let (stream, floor) = event_time(plan, column, catalog)?;
+        Some(Expiry {
+            stream,
+            column,
+            offset_micros: floor.checked_neg()?,
+        })
+    })
 }
 
 /// [`event_time`] of an expression over a plan's columns.

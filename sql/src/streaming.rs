@@ -552,6 +552,13 @@ impl Planner<'_> {
                         op = op.with_expiry(expiry);
                     }
                 }
+                // Groups by a column that follows an event time (a window of counts per
+                // window, as in Nexmark q5's maximum) change only while that time is open.
+                if !op.expires()
+                    && let Some(expiry) = interval_join::group_expiry(plan, self.catalog)
+                {
+                    op = op.with_expiry(expiry);
+                }
                 Ok(self.node(Box::new(op), inputs))
             }
             LogicalPlan::Join(j) => {
@@ -610,15 +617,11 @@ impl Planner<'_> {
                     }
                     false => op,
                 };
-                // An interval join of streams frees rows behind the watermarks.
+                // An interval join of streams (or of windowed aggregates of streams) frees
+                // rows behind the watermarks.
                 let op = match interval_join::time_bound(j, self.catalog) {
-                    Some(bound)
-                        if append_only(&j.left, self.catalog)
-                            && append_only(&j.right, self.catalog) =>
-                    {
-                        op.with_time_bound(bound)
-                    }
-                    _ => op,
+                    Some(bound) => op.with_time_bound(bound),
+                    None => op,
                 };
                 Ok(self.node(Box::new(op), vec![left, right]))
             }

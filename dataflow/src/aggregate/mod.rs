@@ -177,11 +177,17 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
-    /// Frees the state of groups whose window has closed. Only sound when the input only
-    /// inserts rows and late rows were dropped upstream: a closed group never changes again.
+    /// Frees the state of groups whose window has closed. Only sound when a closed group
+    /// never changes again: the input only inserts rows and late rows were dropped upstream,
+    /// or its changes follow the window's time (counts per window, from such an input).
     pub fn with_expiry(mut self, expiry: Expiry) -> Self {
         self.expiry = Some(expiry);
         self
+    }
+
+    /// Whether a watermark frees its groups.
+    pub fn expires(&self) -> bool {
+        self.expiry.is_some()
     }
 
     /// Drops the groups the watermark has closed; their output rows stay in the view.

@@ -7,6 +7,18 @@
 //! so a left row is done once `l.ts - lower < wm(right)` and a right row once
 //! `r.ts + upper < wm(left)`. Dropping a row from the state changes nothing the join has
 //! emitted; a stream never retracts it.
+//!
+//! An input that does retract rows qualifies too when its changes follow the event time of
+//! the rows that caused them: an aggregate grouped by a window changes a group only when a
+//! row of that window arrives, so every change it makes to come, retraction or not, is at or
+//! after `watermark + floor` in its window column (Nexmark q5 joins two counts per window on
+//! the window). Such a side's rows are freed only once its own changes to come can no longer
+//! reach them either: a row freed and then retracted would leave the join's output wrong.
+//!
+//! Joins other than inner (semi, anti, outer) are bounded only by an equi-join key of two
+//! equal times (Nexmark q5's join on the window becomes a semi join once only one side's
+//! columns are selected). There a key is freed whole, both sides at once, when neither
+//! side's changes to come can be at its time: its output is final then.
 
 use std::collections::BTreeMap;
 
@@ -33,12 +45,33 @@ pub struct TimeBound {
     /// Bounds of `l - r` over the two columns, in microseconds (None: unbounded that way).
     pub lower: Option<i64>,
     pub upper: Option<i64>,
+    /// Whether the left (right) input retracts rows, and so frees them only behind its own
+    /// watermark as well.
+    pub left_retracts: bool,
+    pub right_retracts: bool,
+    /// Free whole keys, both sides' rows at once: the columns are a pair of the equi-join's
+    /// keys, equal, so the rows under a key share one time, and a key goes once no change to
+    /// come on either side can be at that time. What joins other than inner need: a key's
+    /// output (a semi join's matches, an outer join's padded rows) depends on all of its rows,
+    /// so none may go while another could still change.
+    pub whole_keys: bool,
 }
 
 impl TimeBound {
     /// The rows of each side that no future row of the other side can match: left rows
     /// before the first time, right rows before the second.
     fn horizons(&self, epoch: &EpochContext) -> (Option<i64>, Option<i64>) {
+        if self.whole_keys {
+            // No change to come on either side is before both sides' own horizons.
+            let dead = epoch
+                .watermark(self.left_stream)
+                .zip(epoch.watermark(self.right_stream))
+                .map(|(l, r)| {
+                    l.saturating_add(self.left_floor)
+                        .min(r.saturating_add(self.right_floor))
+                });
+            return (dead, dead);
+        }
         // A left row needs a right row at or before `l - lower`; those to come are at or
         // after `wm(right) + right_floor`.
         let left = self
@@ -50,7 +83,22 @@ impl TimeBound {
             .upper
             .zip(epoch.watermark(self.left_stream))
             .map(|(upper, wm)| wm.saturating_add(self.left_floor).saturating_sub(upper));
-        (left, right)
+        // A side's own changes to come are at or after its watermark plus its floor.
+        let own = |retracts: bool, stream: u64, floor: i64| match retracts {
+            true => epoch.watermark(stream).map(|wm| wm.saturating_add(floor)),
+            false => Some(i64::MAX),
+        };
+        let behind = |horizon: Option<i64>, own: Option<i64>| Some(horizon?.min(own?));
+        (
+            behind(
+                left,
+                own(self.left_retracts, self.left_stream, self.left_floor),
+            ),
+            behind(
+                right,
+                own(self.right_retracts, self.right_stream, self.right_floor),
+            ),
+        )
     }
 
     /// Whether both sides' state is bounded.
@@ -87,8 +135,8 @@ impl Side {
 }
 
 impl Join {
-    /// Bounds the join's state by its inputs' event times (an inner join of append-only
-    /// inputs only: see the module documentation).
+    /// Bounds the join's state by its inputs' event times (an inner join of inputs whose
+    /// changes follow them only: see the module documentation).
     pub fn with_time_bound(mut self, bound: TimeBound) -> Self {
         self.left.time_column = Some(bound.left_column);
         self.right.time_column = Some(bound.right_column);

@@ -242,3 +242,189 @@ fn a_checkpoint_puts_rows_new_to_a_side_as_new_and_skips_rows_that_came_and_went
     );
     assert_eq!(epoch(&[(-1, "1|/a"), (-1, "1|/a")], &[]), ["delete"]);
 }
+
+/// Counts per auction and window joined with the largest count per window, on the window
+/// (Nexmark q5): both inputs retract rows, and both follow the bids' event time with a floor
+/// of minus the window's size (10 s) in their window start column.
+fn counts_join_maxima(stream: (u64, u64)) -> Join {
+    let out = schema(&[
+        "auction:Int64",
+        "n:Int64",
+        "start:Ts",
+        "max:Int64",
+        "start2:Ts",
+    ]);
+    Join::new(
+        vec![Arc::new(Column::new("start", 2))],
+        vec![Arc::new(Column::new("start", 1))],
+        None,
+        false,
+        3,
+        out,
+    )
+    .with_time_bound(TimeBound {
+        left_column: 2,
+        left_stream: stream.0,
+        left_floor: -10_000_000,
+        right_column: 1,
+        right_stream: stream.1,
+        right_floor: -10_000_000,
+        lower: Some(0),
+        upper: Some(0),
+        left_retracts: true,
+        right_retracts: true,
+        whole_keys: false,
+    })
+}
+
+const COUNTS: &[&str] = &["auction:Int64", "n:Int64", "start:Ts"];
+const MAXIMA: &[&str] = &["max:Int64", "start:Ts"];
+
+fn at(watermarks: &[(u64, i64)]) -> EpochContext {
+    EpochContext {
+        watermarks: watermarks
+            .iter()
+            .map(|&(s, t)| (s, t * 1_000_000))
+            .collect(),
+        replaying: false,
+    }
+}
+
+#[test]
+fn inputs_that_retract_are_freed_once_their_own_watermark_passes_too() {
+    // Counts follow stream 1, maxima stream 2; stream 2's watermark runs ahead.
+    let mut j = counts_join_maxima((1, 2));
+    j.apply(
+        &[
+            delta(COUNTS, &[(1, "7|1|100"), (1, "8|1|110")]),
+            delta(MAXIMA, &[(1, "1|100"), (1, "1|110")]),
+        ],
+        &at(&[(1, 95), (2, 95)]),
+    )
+    .unwrap();
+    assert_eq!(j.state_rows(), 4);
+    // Maxima's watermark alone passes window 100's end: no maximum to come can meet the
+    // count of window 100, but the counts may still retract it, so it stays, and the
+    // maximum stays while counts to come can meet it.
+    j.apply(
+        &[delta(COUNTS, &[]), delta(MAXIMA, &[])],
+        &at(&[(1, 95), (2, 125)]),
+    )
+    .unwrap();
+    assert_eq!(j.state_rows(), 4);
+    // The count of window 100 is updated: the join retracts the old pair.
+    let out = j
+        .apply(
+            &[
+                delta(COUNTS, &[(-1, "7|1|100"), (1, "7|2|100")]),
+                delta(MAXIMA, &[]),
+            ],
+            &at(&[(1, 105), (2, 125)]),
+        )
+        .unwrap();
+    // (Output timestamps show as microseconds.)
+    assert_eq!(
+        sorted(&out),
+        s(&[
+            (-1, "7|1|100000000|1|100000000"),
+            (1, "7|2|100000000|1|100000000")
+        ])
+    );
+    // Both watermarks are past window 100's end (start + 10 s): its rows go, window 110's
+    // stay.
+    j.apply(
+        &[delta(COUNTS, &[]), delta(MAXIMA, &[])],
+        &at(&[(1, 111), (2, 125)]),
+    )
+    .unwrap();
+    assert_eq!(j.state_rows(), 2);
+    let writes = {
+        let mut flow = crate::Dataflow::default();
+        flow.push(
+            Box::new(std::mem::replace(&mut j, counts_join_maxima((1, 2)))),
+            vec![],
+        );
+        checkpoint_writes(&mut flow)
+    };
+    // Held at no checkpoint, freed: nothing to write but the rows still held.
+    assert_eq!(writes, ["new", "new"]);
+}
+
+#[test]
+fn a_semi_join_on_equal_windows_frees_a_window_whole_once_neither_side_can_change_it() {
+    use datafusion::logical_expr::Operator as Op;
+    use datafusion::physical_expr::expressions::BinaryExpr;
+    // The counts that reach their window's maximum (Nexmark q5 as a semi join).
+    let pair = schema(&[
+        "auction:Int64",
+        "n:Int64",
+        "start:Ts",
+        "max:Int64",
+        "start2:Ts",
+    ]);
+    let at_most: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+        Arc::new(Column::new("n", 1)),
+        Op::GtEq,
+        Arc::new(Column::new("max", 3)),
+    ));
+    let mut j = Join::with_kind(
+        JoinKind::LeftSemi,
+        vec![Arc::new(Column::new("start", 2))],
+        vec![Arc::new(Column::new("start", 1))],
+        Some(at_most),
+        false,
+        (3, 2),
+        pair,
+        schema(COUNTS),
+    )
+    .with_time_bound(TimeBound {
+        left_column: 2,
+        left_stream: 1,
+        left_floor: -10_000_000,
+        right_column: 1,
+        right_stream: 2,
+        right_floor: -10_000_000,
+        lower: Some(0),
+        upper: Some(0),
+        left_retracts: true,
+        right_retracts: true,
+        whole_keys: true,
+    });
+    let out = j
+        .apply(
+            &[
+                delta(COUNTS, &[(1, "7|1|100"), (1, "8|2|100")]),
+                delta(MAXIMA, &[(1, "2|100")]),
+            ],
+            &at(&[(1, 95), (2, 95)]),
+        )
+        .unwrap();
+    assert_eq!(sorted(&out), s(&[(1, "8|2|100000000")]));
+    // Auction 7 overtakes 8; the counts' watermark lags, so window 100 stays whole.
+    let out = j
+        .apply(
+            &[
+                delta(COUNTS, &[(-1, "7|1|100"), (1, "7|3|100")]),
+                delta(MAXIMA, &[(-1, "2|100"), (1, "3|100")]),
+            ],
+            &at(&[(1, 105), (2, 125)]),
+        )
+        .unwrap();
+    assert_eq!(
+        sorted(&out),
+        s(&[(1, "7|3|100000000"), (-1, "8|2|100000000")])
+    );
+    assert_eq!(j.state_rows(), 3);
+    // Both watermarks past window 100's end: all of it goes; window 110 comes.
+    let out = j
+        .apply(
+            &[
+                delta(COUNTS, &[(1, "9|1|110")]),
+                delta(MAXIMA, &[(1, "1|110")]),
+            ],
+            &at(&[(1, 111), (2, 111)]),
+        )
+        .unwrap();
+    assert_eq!(sorted(&out), s(&[(1, "9|1|110000000")]));
+    assert_eq!(j.state_rows(), 2);
+}

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use eddy_catalog::{Column, Relation, RelationKind, Snapshot, SqlType, Watermark};
+use eddy_dataflow::{Explain, Input, StateBound};
 use eddy_storage::Store;
 
 use super::{PLAN_VERSION, ViewOptions, plan_dataflow};
@@ -47,6 +48,15 @@ fn catalog() -> Arc<Snapshot> {
 /// The operators of the dataflow `sql` gets from planner `version`, one line each: what it
 /// is and the nodes it reads.
 async fn operators(sql: &str, version: u32) -> Vec<String> {
+    explained(sql, version)
+        .await
+        .into_iter()
+        .map(|(inputs, explain)| format!("{} <- {inputs:?}", explain.operator))
+        .collect()
+}
+
+/// The operators of the dataflow `sql` gets from planner `version`, as EXPLAIN shows them.
+async fn explained(sql: &str, version: u32) -> Vec<(Vec<Input>, Explain)> {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let catalog = catalog();
@@ -68,9 +78,6 @@ async fn operators(sql: &str, version: u32) -> Vec<String> {
     };
     let flow = plan_dataflow(&ctx.state(), &catalog, &optimized, &options).unwrap();
     flow.explain()
-        .into_iter()
-        .map(|(inputs, explain)| format!("{} <- {inputs:?}", explain.operator))
-        .collect()
 }
 
 fn aggregates(operators: &[String]) -> usize {
@@ -107,4 +114,41 @@ async fn a_view_planned_before_sharing_keeps_its_operators() {
     assert_eq!(aggregates(&separate), 3, "{separate:#?}");
     let shared = operators(HOT_AUCTIONS, PLAN_VERSION).await;
     assert!(separate.len() > shared.len(), "{separate:#?} {shared:#?}");
+}
+
+/// What bounds the state of the join in `sql`'s dataflow.
+async fn join_state(sql: &str) -> StateBound {
+    let flow = explained(sql, PLAN_VERSION).await;
+    let (_, join) = flow
+        .iter()
+        .find(|(_, e)| e.operator.contains(" join on "))
+        .unwrap_or_else(|| panic!("no join: {flow:#?}"));
+    join.state.clone()
+}
+
+#[tokio::test]
+async fn a_join_of_counts_on_their_window_frees_closed_windows() {
+    // Both inputs retract (counts grow), and both change only within their window's time.
+    assert_eq!(
+        join_state(HOT_AUCTIONS).await,
+        StateBound::Bounded("the rows of both inputs until the watermarks pass them".into())
+    );
+    // Counts per window joined with counts of all time, on the auction: nothing frees a
+    // window's rows.
+    let by_auction = "\
+        SELECT c.auction, c.n, t.total FROM (\
+            SELECT auction, count(*) AS n, window_start \
+            FROM HOP(bids, ts, INTERVAL '2 seconds', INTERVAL '10 seconds') \
+            GROUP BY auction, window_start) AS c \
+        JOIN (SELECT auction, count(*) AS total FROM bids GROUP BY auction) AS t \
+        ON c.auction = t.auction";
+    assert!(matches!(join_state(by_auction).await, StateBound::Grows(_)));
+    // The latest bid of an auction is an aggregate, not a group, and follows no event time:
+    // when a new bid comes, the auction's row with the old latest time is retracted,
+    // however far behind the watermark that time is.
+    let on_latest = "\
+        SELECT a.auction FROM (SELECT auction, max(ts) AS latest FROM bids GROUP BY auction) a \
+        JOIN (SELECT price, max(ts) AS latest FROM bids GROUP BY price) b \
+        ON a.latest = b.latest";
+    assert!(matches!(join_state(on_latest).await, StateBound::Grows(_)));
 }
