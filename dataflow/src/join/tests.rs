@@ -243,38 +243,46 @@ fn a_checkpoint_puts_rows_new_to_a_side_as_new_and_skips_rows_that_came_and_went
     assert_eq!(epoch(&[(-1, "1|/a"), (-1, "1|/a")], &[]), ["delete"]);
 }
 
+/// Counts per auction and window beside the largest count per window, as a join sees them.
+const COUNT_AND_MAX: &[&str] = &[
+    "auction:Int64",
+    "n:Int64",
+    "start:Ts",
+    "max:Int64",
+    "start2:Ts",
+];
+
+/// The window start columns of counts (stream 0 of `streams`) and maxima (stream 1): both
+/// inputs retract rows, and both follow the bids' event time with a floor of minus the
+/// window's size (10 s).
+fn window_bound(streams: (u64, u64), whole_keys: bool) -> TimeBound {
+    TimeBound {
+        left_column: 2,
+        left_stream: streams.0,
+        left_floor: -10_000_000,
+        right_column: 1,
+        right_stream: streams.1,
+        right_floor: -10_000_000,
+        lower: Some(0),
+        upper: Some(0),
+        left_retracts: true,
+        right_retracts: true,
+        whole_keys,
+    }
+}
+
 /// Counts per auction and window joined with the largest count per window, on the window
-/// (Nexmark q5): both inputs retract rows, and both follow the bids' event time with a floor
-/// of minus the window's size (10 s) in their window start column.
-fn counts_join_maxima(stream: (u64, u64)) -> Join {
-    let out = schema(&[
-        "auction:Int64",
-        "n:Int64",
-        "start:Ts",
-        "max:Int64",
-        "start2:Ts",
-    ]);
+/// (Nexmark q5).
+fn counts_join_maxima(streams: (u64, u64)) -> Join {
     Join::new(
         vec![Arc::new(Column::new("start", 2))],
         vec![Arc::new(Column::new("start", 1))],
         None,
         false,
         3,
-        out,
+        schema(COUNT_AND_MAX),
     )
-    .with_time_bound(TimeBound {
-        left_column: 2,
-        left_stream: stream.0,
-        left_floor: -10_000_000,
-        right_column: 1,
-        right_stream: stream.1,
-        right_floor: -10_000_000,
-        lower: Some(0),
-        upper: Some(0),
-        left_retracts: true,
-        right_retracts: true,
-        whole_keys: false,
-    })
+    .with_time_bound(window_bound(streams, false))
 }
 
 const COUNTS: &[&str] = &["auction:Int64", "n:Int64", "start:Ts"];
@@ -355,13 +363,6 @@ fn a_semi_join_on_equal_windows_frees_a_window_whole_once_neither_side_can_chang
     use datafusion::logical_expr::Operator as Op;
     use datafusion::physical_expr::expressions::BinaryExpr;
     // The counts that reach their window's maximum (Nexmark q5 as a semi join).
-    let pair = schema(&[
-        "auction:Int64",
-        "n:Int64",
-        "start:Ts",
-        "max:Int64",
-        "start2:Ts",
-    ]);
     let at_most: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
         Arc::new(Column::new("n", 1)),
         Op::GtEq,
@@ -374,22 +375,10 @@ fn a_semi_join_on_equal_windows_frees_a_window_whole_once_neither_side_can_chang
         Some(at_most),
         false,
         (3, 2),
-        pair,
+        schema(COUNT_AND_MAX),
         schema(COUNTS),
     )
-    .with_time_bound(TimeBound {
-        left_column: 2,
-        left_stream: 1,
-        left_floor: -10_000_000,
-        right_column: 1,
-        right_stream: 2,
-        right_floor: -10_000_000,
-        lower: Some(0),
-        upper: Some(0),
-        left_retracts: true,
-        right_retracts: true,
-        whole_keys: true,
-    });
+    .with_time_bound(window_bound((1, 2), true));
     let out = j
         .apply(
             &[
