@@ -615,15 +615,15 @@ impl Operator for Join {
                 false => format!("{:?} join on {}{residual}", self.kind, keys.join(" AND ")),
             },
             state: match self.time_bound {
-                Some(b)
-                    if b.bounds_both() && (b.left_retracts || b.right_retracts || b.whole_keys) =>
-                {
-                    StateBound::Bounded(
-                        "the rows of both inputs until the watermarks pass them".into(),
-                    )
-                }
                 Some(b) if b.bounds_both() => StateBound::Bounded(
-                    "the rows of both inputs until the other input's watermark passes them".into(),
+                    match b.left_retracts || b.right_retracts || b.whole_keys {
+                        // A row waits for its own side's watermark as well.
+                        true => "the rows of both inputs until the watermarks pass them",
+                        false => {
+                            "the rows of both inputs until the other input's watermark passes them"
+                        }
+                    }
+                    .into(),
                 ),
                 _ => StateBound::Grows("every row of both inputs, by join key".into()),
             },

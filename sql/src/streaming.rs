@@ -552,8 +552,8 @@ impl Planner<'_> {
                         op = op.with_expiry(expiry);
                     }
                 }
-                // Groups by a column that follows an event time (a window of counts per
-                // window, as in Nexmark q5's maximum) change only while that time is open.
+                // Groups by a column that follows an event time (Nexmark q5's maximum, per
+                // window, of counts per window) change only while that time is open.
                 if !op.expires()
                     && let Some(expiry) = interval_join::group_expiry(plan, self.catalog)
                 {

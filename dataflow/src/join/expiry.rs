@@ -58,8 +58,10 @@ pub struct TimeBound {
 }
 
 impl TimeBound {
-    /// The rows of each side that no future row of the other side can match: left rows
-    /// before the first time, right rows before the second.
+    /// The rows of each side that no change to come can involve: left rows before the first
+    /// time, right rows before the second. That is, rows no future row of the other side can
+    /// match and, on a side that retracts, that no retraction of its own can reach; with
+    /// whole keys, one time for both sides.
     fn horizons(&self, epoch: &EpochContext) -> (Option<i64>, Option<i64>) {
         if self.whole_keys {
             // No change to come on either side is before both sides' own horizons.
@@ -135,8 +137,8 @@ impl Side {
 }
 
 impl Join {
-    /// Bounds the join's state by its inputs' event times (an inner join of inputs whose
-    /// changes follow them only: see the module documentation).
+    /// Bounds the join's state by its inputs' event times (inputs whose changes follow
+    /// them; joins other than inner by whole keys only: see the module documentation).
     pub fn with_time_bound(mut self, bound: TimeBound) -> Self {
         self.left.time_column = Some(bound.left_column);
         self.right.time_column = Some(bound.right_column);
