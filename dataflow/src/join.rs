@@ -21,16 +21,18 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use datafusion::physical_expr::PhysicalExpr;
 
-use crate::codec::{BatchBuilder, Decoder, Part, RowEncoder, decode_row};
+use crate::codec::{BatchBuilder, Part, RowEncoder};
 use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
-use crate::window::{micros, micros_at};
+use crate::window::micros_at;
 use crate::{DataflowError, DataflowResult, Delta, FastMap, FastSet};
 
 mod expiry;
 mod not_in;
+mod side;
 
 pub use expiry::TimeBound;
 use not_in::NULL_KEY;
+use side::{Restoring, Side};
 
 /// An encoded row (see [`crate::codec`]): what a side holds, shared by its index, its time
 /// index and its dirty set. Output rows are decoded from it straight into Arrow columns.
@@ -48,88 +50,6 @@ struct Change {
     key: Option<Key>,
     row: Row,
     time: Option<i64>,
-}
-
-#[derive(Default)]
-struct Side {
-    index: FastMap<Key, Bucket>,
-    /// (key, row) pairs changed since the last checkpoint, each with whether the pair was
-    /// held then (and so is in the store).
-    dirty: FastMap<(Key, Row), bool>,
-    /// With a time bound: the column of the rows' event time, and the rows by that time.
-    time_column: Option<usize>,
-    times: expiry::TimeIndex,
-    /// Distinct rows held (counted as they come and go: progress asks every epoch).
-    held: usize,
-}
-
-impl Side {
-    /// Adds `w` copies of a row under its key (`time`: its event time, if the side's rows
-    /// expire).
-    fn add(&mut self, key: &Key, row: &Row, w: i64, time: Option<i64>) -> DataflowResult<()> {
-        // Rows under one key share the index's copy of it (an occupied entry's key is the
-        // one the index holds).
-        let entry = self.index.entry(key.clone());
-        let key = entry.key().clone();
-        let bucket = entry.or_default();
-        let n = bucket.entry(row.clone()).or_insert(0);
-        let was = *n;
-        *n += w;
-        let now = *n;
-        if now < 0 {
-            return Err(DataflowError::Internal(
-                "join side holds a negative row".into(),
-            ));
-        }
-        match (was, now) {
-            (0, n) if n > 0 => self.held += 1,
-            (w, 0) if w > 0 => self.held -= 1,
-            _ => {}
-        }
-        if now == 0 {
-            bucket.remove(row);
-            if bucket.is_empty() {
-                self.index.remove(&key);
-            }
-        }
-        if let Some(t) = time.filter(|_| was == 0 && now > 0) {
-            self.times
-                .entry(t)
-                .or_default()
-                .push((key.clone(), row.clone()));
-        }
-        self.dirty.entry((key, row.clone())).or_insert(was != 0);
-        Ok(())
-    }
-
-    fn checkpoint(&mut self, tag: u8, state: &mut StateWriter<'_>) {
-        for ((key, row), stored) in self.dirty.drain() {
-            let held = self.index.get(&key).and_then(|b| b.get(&row));
-            if held.is_none() && !stored {
-                // Came and went since the last checkpoint.
-                continue;
-            }
-            let mut k = Vec::with_capacity(5 + key.len() + row.len());
-            k.push(tag);
-            k.extend((key.len() as u32).to_be_bytes());
-            k.extend_from_slice(&key);
-            k.extend_from_slice(&row);
-            match held {
-                Some(w) if stored => state.put(&k, &w.to_le_bytes()),
-                Some(w) => state.put_new(&k, &w.to_le_bytes()),
-                None => state.delete(&k),
-            }
-        }
-    }
-
-    fn rows(&self) -> usize {
-        self.held
-    }
-
-    /// The rows under a key, with their multiplicities.
-    fn under(&self, key: &[u8]) -> impl Iterator<Item = (&Row, &i64)> {
-        self.index.get(key).into_iter().flatten()
-    }
 }
 
 /// Which rows a join returns.
@@ -654,33 +574,19 @@ impl Operator for Join {
         &mut self,
         state: &mut dyn Iterator<Item = DataflowResult<(Vec<u8>, Vec<u8>)>>,
     ) -> DataflowResult<()> {
+        let (mut left, mut right) = (Restoring::default(), Restoring::default());
         for entry in state {
             let (k, v) = entry?;
-            let corrupt = || DataflowError::Corrupt("join state key".into());
-            let (&tag, rest) = k.split_first().ok_or_else(corrupt)?;
-            let len_bytes: [u8; 4] = rest
-                .get(..4)
-                .ok_or_else(corrupt)?
-                .try_into()
-                .map_err(|_| corrupt())?;
-            let len = u32::from_be_bytes(len_bytes) as usize;
-            let key = Key::from(rest.get(4..4 + len).ok_or_else(corrupt)?);
-            let row = Row::from(&rest[4 + len..]);
-            let (side, width) = match tag {
-                0 => (&mut self.left, self.left_width),
-                1 => (&mut self.right, self.right_width),
-                _ => return Err(corrupt()),
-            };
-            let w = Decoder::new(&v).i64()?;
-            let time = match side.time_column {
-                Some(c) => decode_row(&row, width)?.get(c).and_then(micros),
-                None => None,
-            };
-            side.add(&key, &row, w, time)?;
+            match k.first() {
+                Some(tag) if tag % 2 == 0 => {
+                    left.read(k, &v, self.left_width, self.left.time_column)?
+                }
+                Some(_) => right.read(k, &v, self.right_width, self.right.time_column)?,
+                None => return Err(DataflowError::Corrupt("join state key".into())),
+            }
         }
-        // Restoring is not a change.
-        self.left.dirty.clear();
-        self.right.dirty.clear();
+        left.restore(&mut self.left)?;
+        right.restore(&mut self.right)?;
         let count = |b: &Bucket| b.values().sum::<i64>();
         self.right_rows = self.right.index.values().map(count).sum();
         self.right_nulls = self.right.index.get(NULL_KEY).map_or(0, count);

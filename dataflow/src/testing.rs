@@ -100,6 +100,11 @@ pub fn sorted(d: &Delta) -> Vec<(i64, String)> {
 pub fn checkpoint_writes(flow: &mut crate::Dataflow) -> Vec<&'static str> {
     let mut batch = eddy_storage::WriteBatch::default();
     flow.checkpoint(1, &mut batch).unwrap();
+    write_kinds(&batch)
+}
+
+/// The writes of a batch as [`checkpoint_writes`] gives them.
+pub fn write_kinds(batch: &eddy_storage::WriteBatch) -> Vec<&'static str> {
     let mut kinds: Vec<&'static str> = batch
         .writes()
         .map(|(_, value, new)| match (value, new) {

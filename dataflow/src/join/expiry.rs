@@ -20,7 +20,7 @@
 //! columns are selected). There a key is freed whole, both sides at once, when neither
 //! side's changes to come can be at its time: its output is final then.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::{Join, Key, Row, Side};
 use crate::operator::EpochContext;
@@ -109,28 +109,61 @@ impl TimeBound {
     }
 }
 
-/// A side's rows by event time, for freeing them in time order: time -> (key, row).
-pub(super) type TimeIndex = BTreeMap<i64, Vec<(Key, Row)>>;
+/// A side's rows by event time, for freeing them in time order. Rows mostly come in time
+/// order (a stream's disorder is bounded by its watermark): those are appended to a queue,
+/// and only a row earlier than the latest queued goes into a tree.
+#[derive(Default)]
+pub(super) struct TimeIndex {
+    ordered: VecDeque<(i64, Key, Row)>,
+    disordered: BTreeMap<i64, Vec<(Key, Row)>>,
+}
+
+impl TimeIndex {
+    pub(super) fn push(&mut self, time: i64, key: Key, row: Row) {
+        match self.ordered.back() {
+            Some((latest, _, _)) if *latest > time => {
+                self.disordered.entry(time).or_default().push((key, row))
+            }
+            _ => self.ordered.push_back((time, key, row)),
+        }
+    }
+
+    /// Takes out the rows before `horizon`.
+    fn take_before(&mut self, horizon: i64) -> Vec<(Key, Row)> {
+        let ahead = self.ordered.partition_point(|(t, _, _)| *t < horizon);
+        let mut gone: Vec<(Key, Row)> = self
+            .ordered
+            .drain(..ahead)
+            .map(|(_, key, row)| (key, row))
+            .collect();
+        let kept = self.disordered.split_off(&horizon);
+        gone.extend(
+            std::mem::replace(&mut self.disordered, kept)
+                .into_values()
+                .flatten(),
+        );
+        gone
+    }
+}
 
 impl Side {
     /// Forgets every row whose time is before `horizon`; returns how many were forgotten.
     fn forget_before(&mut self, horizon: i64) -> usize {
-        let kept = self.times.split_off(&horizon);
-        let gone = std::mem::replace(&mut self.times, kept);
         let mut forgotten = 0;
-        for (key, row) in gone.into_values().flatten() {
+        for (key, row) in self.times.take_before(horizon) {
             let Some(bucket) = self.index.get_mut(&key) else {
                 continue;
             };
             if bucket.remove(&row).is_some() {
                 forgotten += 1;
-                self.held -= 1;
-                // Held before this epoch unless this epoch added it.
-                self.dirty.entry((key.clone(), row)).or_insert(true);
+                if bucket.is_empty() {
+                    self.index.remove(&key);
+                }
+                self.freed(&key, row);
             }
-            if bucket.is_empty() {
-                self.index.remove(&key);
-            }
+        }
+        if let Some(journal) = &mut self.journal {
+            journal.horizon = Some(journal.horizon.map_or(horizon, |h| h.max(horizon)));
         }
         forgotten
     }
@@ -142,6 +175,9 @@ impl Join {
     pub fn with_time_bound(mut self, bound: TimeBound) -> Self {
         self.left.time_column = Some(bound.left_column);
         self.right.time_column = Some(bound.right_column);
+        // A side that never retracts loses rows only here: it is stored by segment.
+        self.left.journal = (!bound.left_retracts).then(Default::default);
+        self.right.journal = (!bound.right_retracts).then(Default::default);
         self.time_bound = Some(bound);
         self
     }

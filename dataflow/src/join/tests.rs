@@ -1,7 +1,7 @@
 //! The join operator's unit tests.
 
 use super::*;
-use crate::testing::{ApplyNow, checkpoint_writes, delta, schema, sorted};
+use crate::testing::{ApplyNow, checkpoint_writes, delta, schema, sorted, write_kinds};
 use datafusion::physical_expr::expressions::Column;
 
 fn join() -> Join {
@@ -416,4 +416,175 @@ fn a_semi_join_on_equal_windows_frees_a_window_whole_once_neither_side_can_chang
         .unwrap();
     assert_eq!(sorted(&out), s(&[(1, "9|1|110000000")]));
     assert_eq!(j.state_rows(), 2);
+}
+
+const CLICKS_AT: &[&str] = &["uid:Int64", "t:Ts"];
+const VIEWS_AT: &[&str] = &["uid:Int64", "t:Ts"];
+
+/// Clicks (stream 1) joined with views (stream 2) of the same user up to 10 s before:
+/// `c.t BETWEEN v.t AND v.t + INTERVAL '10 seconds'`, both inputs append-only. `bounded`:
+/// with its time bound; without, it keeps every row.
+fn clicks_after_views(bounded: bool) -> crate::Dataflow {
+    use datafusion::logical_expr::Operator as Op;
+    use datafusion::physical_expr::expressions::{BinaryExpr, Literal};
+    let column = |name: &str, i| -> Arc<dyn PhysicalExpr> { Arc::new(Column::new(name, i)) };
+    let op = |l, op, r| -> Arc<dyn PhysicalExpr> { Arc::new(BinaryExpr::new(l, op, r)) };
+    let ten_seconds = Arc::new(Literal::new(
+        datafusion::common::ScalarValue::DurationMicrosecond(Some(10_000_000)),
+    ));
+    let within = op(
+        op(column("t", 1), Op::GtEq, column("vt", 3)),
+        Op::And,
+        op(
+            column("t", 1),
+            Op::LtEq,
+            op(column("vt", 3), Op::Plus, ten_seconds),
+        ),
+    );
+    let j = Join::new(
+        vec![Arc::new(Column::new("uid", 0))],
+        vec![Arc::new(Column::new("uid", 0))],
+        Some(within),
+        false,
+        2,
+        schema(&["uid:Int64", "t:Ts", "vuid:Int64", "vt:Ts"]),
+    );
+    let j = match bounded {
+        true => j.with_time_bound(TimeBound {
+            left_column: 1,
+            left_stream: 1,
+            left_floor: 0,
+            right_column: 1,
+            right_stream: 2,
+            right_floor: 0,
+            lower: Some(0),
+            upper: Some(10_000_000),
+            left_retracts: false,
+            right_retracts: false,
+            whole_keys: false,
+        }),
+        false => j,
+    };
+    let mut flow = crate::Dataflow::default();
+    let source = |relation, columns| crate::Input::Source {
+        relation,
+        schema: schema(columns),
+    };
+    flow.push(Box::new(j), vec![source(1, CLICKS_AT), source(2, VIEWS_AT)]);
+    flow
+}
+
+/// One epoch of clicks and views at the given watermarks (seconds); returns the output.
+fn clicks_and_views(
+    flow: &mut crate::Dataflow,
+    clicks: &[(i64, &str)],
+    views: &[(i64, &str)],
+    watermarks: &[(u64, i64)],
+) -> Vec<(i64, String)> {
+    let changes = std::collections::HashMap::from([
+        (1, delta(CLICKS_AT, clicks)),
+        (2, delta(VIEWS_AT, views)),
+    ]);
+    sorted(&flow.apply(&changes, &at(watermarks)).unwrap())
+}
+
+/// Checkpoints a dataflow into a store; returns what it wrote, as `checkpoint_writes` does.
+fn commit(flow: &mut crate::Dataflow, store: &eddy_storage::Store) -> Vec<&'static str> {
+    let mut batch = eddy_storage::WriteBatch::default();
+    flow.checkpoint(10, &mut batch).unwrap();
+    let kinds = write_kinds(&batch);
+    store.commit(batch, false).unwrap();
+    kinds
+}
+
+#[test]
+fn append_only_inputs_that_expire_are_stored_a_segment_per_checkpoint() {
+    let store = eddy_storage::Store::temporary().unwrap();
+    let mut flow = clicks_after_views(true);
+    clicks_and_views(
+        &mut flow,
+        &[(1, "1|100"), (1, "2|101"), (1, "3|102")],
+        &[(1, "1|95"), (1, "2|96")],
+        &[(1, 90), (2, 90)],
+    );
+    // One segment a side, not a key a row; and each side's horizon.
+    assert_eq!(commit(&mut flow, &store), ["new", "new", "put", "put"]);
+    // The views' watermark passes the first click: it is freed, and so is the second
+    // epoch's click at 99, which never reaches the store. The horizon is stored; the first
+    // clicks' segment stays for the clicks it still holds.
+    clicks_and_views(
+        &mut flow,
+        &[(1, "4|99"), (1, "5|103")],
+        &[],
+        &[(1, 90), (2, 101)],
+    );
+    assert_eq!(flow.state_rows(), 5);
+    assert_eq!(commit(&mut flow, &store), ["new", "put"]);
+
+    // What a restart reads back is what was held, freed rows aside.
+    let mut again = clicks_after_views(true);
+    again.restore(10, &store).unwrap();
+    assert_eq!(again.state_rows(), 5);
+    let views = [(1, "2|100"), (1, "3|101"), (1, "5|102"), (1, "4|98")];
+    let expected = clicks_and_views(&mut flow, &[], &views, &[(1, 90), (2, 101)]);
+    assert_eq!(
+        clicks_and_views(&mut again, &[], &views, &[(1, 90), (2, 101)]),
+        expected
+    );
+    assert_eq!(expected.len(), 3);
+    // Once the watermarks free every click of the first segment, it is deleted, and so is
+    // the views' segment; the views taken since the restart are freed before they are
+    // ever written. The second clicks' segment stays.
+    clicks_and_views(&mut again, &[], &[], &[(1, 120), (2, 103)]);
+    assert_eq!(again.state_rows(), 1);
+    assert_eq!(
+        commit(&mut again, &store),
+        ["delete", "delete", "put", "put"]
+    );
+    let mut third = clicks_after_views(true);
+    third.restore(10, &store).unwrap();
+    assert_eq!(third.state_rows(), 1);
+    assert_eq!(
+        clicks_and_views(&mut third, &[], &[(1, "5|100")], &[(1, 120), (2, 103)]),
+        s(&[(1, "5|103000000|5|100000000")])
+    );
+}
+
+#[test]
+fn a_side_reads_state_stored_in_the_other_layout_and_rewrites_it() {
+    let store = eddy_storage::Store::temporary().unwrap();
+    // Stored a key a row (a plan without the time bound)...
+    let mut flow = clicks_after_views(false);
+    clicks_and_views(
+        &mut flow,
+        &[(1, "1|100"), (1, "2|101")],
+        &[(1, "1|95")],
+        &[],
+    );
+    assert_eq!(commit(&mut flow, &store), ["new", "new", "new"]);
+    // ... read by segments: the next checkpoint moves every row into one.
+    let mut bounded = clicks_after_views(true);
+    bounded.restore(10, &store).unwrap();
+    assert_eq!(bounded.state_rows(), 3);
+    assert_eq!(
+        commit(&mut bounded, &store),
+        ["delete", "delete", "delete", "new", "new"]
+    );
+    // And back: every row held gets a key of its own; the segments and horizons go.
+    clicks_and_views(&mut bounded, &[], &[], &[(1, 90), (2, 101)]);
+    assert_eq!(bounded.state_rows(), 2);
+    commit(&mut bounded, &store);
+    let mut plain = clicks_after_views(false);
+    plain.restore(10, &store).unwrap();
+    assert_eq!(plain.state_rows(), 2);
+    assert_eq!(
+        commit(&mut plain, &store),
+        ["delete", "delete", "delete", "delete", "new", "new"]
+    );
+    let mut last = clicks_after_views(false);
+    last.restore(10, &store).unwrap();
+    assert_eq!(
+        clicks_and_views(&mut last, &[], &[(1, "2|91")], &[]),
+        s(&[(1, "2|101000000|2|91000000")])
+    );
 }
