@@ -13,6 +13,12 @@
 //! A session whose end is at or below its stream's watermark can no longer change: a row that
 //! could still join it would be behind the watermark, and late rows are dropped at the stream.
 //! Its rows are then forgotten, which keeps state bounded on an endless stream.
+//!
+//! When the query reads nothing of the rows but the partition columns and the bounds
+//! (`SELECT bidder, count(*) ... GROUP BY bidder, window_start, window_end`), every row of a
+//! session would come out the same: the operator then yields one row per session, weighted
+//! by its rows ([`SessionWindow::per_session`]), and a session that moves moves as two rows
+//! however many it holds.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -91,8 +97,13 @@ pub struct SessionWindow {
     gap: i64,
     /// The stream whose watermark closes sessions, when there is one.
     closed_by: Option<u64>,
-    /// The input's columns, then `window_start` and `window_end`.
+    /// The input's columns (the partition columns alone, per session), then `window_start`
+    /// and `window_end`.
     schema: SchemaRef,
+    /// The input's column count.
+    width: usize,
+    /// Yields one row per session: its partition columns and bounds.
+    per_session: bool,
     partitions: FastMap<Vec<u8>, Partition>,
     /// Rows whose multiplicity changed since the last checkpoint: (partition, time, row).
     dirty: FastSet<(Vec<u8>, i64, Vec<u8>)>,
@@ -127,6 +138,8 @@ impl SessionWindow {
             gap,
             closed_by,
             schema: Self::output_schema(input, time),
+            width: input.fields().len(),
+            per_session: false,
             partitions: FastMap::default(),
             dirty: FastSet::default(),
             freed_to: None,
@@ -143,6 +156,24 @@ impl SessionWindow {
         Arc::new(Schema::new(fields))
     }
 
+    /// Yields one row per session, its partition columns and bounds, weighted by the rows it
+    /// holds: for queries that read nothing else of the rows.
+    pub fn per_session(mut self, input: &SchemaRef) -> Self {
+        let mut fields: Vec<Field> = self
+            .partition
+            .iter()
+            .map(|&c| input.field(c).clone())
+            .collect();
+        fields.extend(
+            self.schema.fields()[self.width..]
+                .iter()
+                .map(|f| f.as_ref().clone()),
+        );
+        self.schema = Arc::new(Schema::new(fields));
+        self.per_session = true;
+        self
+    }
+
     fn partition_key(&self, row: &[ScalarValue]) -> DataflowResult<Vec<u8>> {
         let key: Vec<ScalarValue> = self.partition.iter().map(|c| row[*c].clone()).collect();
         encode_row(&key)
@@ -150,29 +181,42 @@ impl SessionWindow {
 
     /// A bound as a value of the event time's type.
     fn bound(&self, at: i64) -> ScalarValue {
-        let zone = match self.schema.field(self.time).data_type() {
+        let zone = match self
+            .schema
+            .field(self.schema.fields().len() - 1)
+            .data_type()
+        {
             DataType::Timestamp(_, zone) => zone.clone(),
             _ => None,
         };
         ScalarValue::TimestampMicrosecond(Some(at), zone)
     }
 
-    /// Appends the rows of `sessions` in `partition`, tagged with their bounds, with
-    /// multiplicities times `sign`.
+    /// Appends the rows of `sessions` in `partition` (under `key`), tagged with their bounds,
+    /// with multiplicities times `sign`.
     fn emit(
         &self,
+        key: &[u8],
         partition: &Partition,
         sessions: &[Session],
         sign: i64,
         out: &mut (BatchBuilder, Vec<i64>),
     ) -> DataflowResult<()> {
-        let width = self.schema.fields().len() - 2;
+        let width = self.width;
         for s in sessions {
             let bounds = encode_row(&[
                 self.bound(s.first),
                 self.bound(s.last.saturating_add(self.gap)),
             ])?;
-            for rows in partition.rows.range(s.first..=s.last).map(|(_, r)| r) {
+            let rows = partition.rows.range(s.first..=s.last).map(|(_, r)| r);
+            if self.per_session {
+                let n: i64 = rows.flat_map(|r| r.values()).sum();
+                out.0
+                    .push(&[Part::Row(key, self.partition.len()), Part::Row(&bounds, 2)])?;
+                out.1.push(sign * n);
+                continue;
+            }
+            for rows in rows {
                 for (row, n) in rows {
                     out.0
                         .push(&[Part::Row(row, width), Part::Row(&bounds, 2)])?;
@@ -217,8 +261,14 @@ impl SessionWindow {
 impl Operator for SessionWindow {
     fn explain(&self) -> Explain {
         let operator = format!(
-            "SessionWindow: gap {} µs, partitioned by {:?}, time column {}",
-            self.gap, self.partition, self.time
+            "SessionWindow: gap {} µs, partitioned by {:?}, time column {}{}",
+            self.gap,
+            self.partition,
+            self.time,
+            match self.per_session {
+                true => ", one row per session",
+                false => "",
+            }
         );
         let state = match self.closed_by {
             Some(_) => StateBound::Bounded(
@@ -269,7 +319,7 @@ impl Operator for SessionWindow {
             let lo = partition.chain_start(first, self.gap);
             let hi = partition.chain_end(last, self.gap);
             let before = partition.sessions(lo, hi, self.gap);
-            self.emit(&partition, &before, -1, &mut out)?;
+            self.emit(&key, &partition, &before, -1, &mut out)?;
             for (t, row, weight) in changes {
                 let at = partition.rows.entry(t).or_default();
                 let n = at.entry(row.clone()).or_insert(0);
@@ -287,7 +337,7 @@ impl Operator for SessionWindow {
                 self.dirty.insert((key.clone(), t, row));
             }
             let after = partition.sessions(lo, hi, self.gap);
-            self.emit(&partition, &after, 1, &mut out)?;
+            self.emit(&key, &partition, &after, 1, &mut out)?;
             if !partition.rows.is_empty() {
                 self.partitions.insert(key, partition);
             }
@@ -330,7 +380,7 @@ impl Operator for SessionWindow {
         &mut self,
         state: &mut dyn Iterator<Item = DataflowResult<(Vec<u8>, Vec<u8>)>>,
     ) -> DataflowResult<()> {
-        let width = self.schema.fields().len() - 2;
+        let width = self.width;
         for entry in state {
             let (row, value) = entry?;
             let n = Decoder::new(&value).i64()?;
@@ -455,6 +505,42 @@ mod tests {
             ])
         );
         assert_eq!(op.state_rows(), 3);
+    }
+
+    #[test]
+    fn per_session_a_session_is_one_row_weighted_by_its_rows() {
+        let input = schema(&COLUMNS);
+        let mut op = sessions(10, None).per_session(&input);
+        let per_session = |rows| sorted(&delta(&["user:Utf8", "s:Ts", "e:Ts"], rows));
+        let out = op
+            .apply(
+                &[delta(
+                    &COLUMNS,
+                    &[(1, "a|0"), (1, "a|5"), (1, "a|5"), (1, "b|5"), (1, "a|18")],
+                )],
+                &EpochContext::default(),
+            )
+            .unwrap();
+        assert_eq!(
+            sorted(&out),
+            per_session(&[(3, "a|0|15"), (1, "a|18|28"), (1, "b|5|15")])
+        );
+        // A bridging row merges two sessions: each moves as one row.
+        let out = op
+            .apply(&[delta(&COLUMNS, &[(1, "a|9")])], &EpochContext::default())
+            .unwrap();
+        assert_eq!(
+            sorted(&out),
+            per_session(&[(-3, "a|0|15"), (-1, "a|18|28"), (5, "a|0|28")])
+        );
+        // Its delete splits them again.
+        let out = op
+            .apply(&[delta(&COLUMNS, &[(-1, "a|9")])], &EpochContext::default())
+            .unwrap();
+        assert_eq!(
+            sorted(&out),
+            per_session(&[(3, "a|0|15"), (1, "a|18|28"), (-5, "a|0|28")])
+        );
     }
 
     #[test]

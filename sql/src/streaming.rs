@@ -27,8 +27,10 @@ mod tests;
 /// The version of this planner, kept with each materialized view (`Relation::plan_version`):
 /// - 0: every subplan planned where it appears;
 /// - 1: a subplan the query repeats (Nexmark q5 counts bids per auction and window twice) is
-///   planned once, and its operator feeds every place it appears.
-pub const PLAN_VERSION: u32 = 1;
+///   planned once, and its operator feeds every place it appears;
+/// - 2: a SESSION window holds only the columns its query reads, and yields one row per
+///   session when those are its partition columns (Nexmark q11 counts bids per session).
+pub const PLAN_VERSION: u32 = 2;
 
 /// What a view's definition says beyond its plan.
 #[derive(Clone, Debug, Default)]
@@ -121,6 +123,7 @@ pub fn plan_dataflow(
         windows: &options.windows,
         rank_cut: None,
         built: (options.plan_version >= 1).then(subplans::Built::default),
+        plan_version: options.plan_version,
     };
     let mut out = planner.build(plan)?;
     // A view whose plan is a bare scan still needs an operator to own its output.
@@ -410,6 +413,8 @@ struct Planner<'a> {
     /// The subplans planned so far and the nodes yielding their rows, for a repeated one to
     /// read (`None` for views of planner version 0, which planned each one anew).
     built: Option<subplans::Built>,
+    /// The planner version the view is planned with ([`PLAN_VERSION`] for a new view).
+    plan_version: u32,
 }
 
 impl Planner<'_> {
@@ -438,8 +443,8 @@ impl Planner<'_> {
                     return Err(unsupported("LIMIT"));
                 }
                 let name = scan.table_name.table();
-                let (mut input, source) = match session_index(name) {
-                    Some(n) => self.session(n)?,
+                let (mut input, source, projection) = match session_index(name) {
+                    Some(n) => self.session(n, scan.projection.as_deref())?,
                     None => {
                         let rel = self.catalog.resolve(name)?;
                         if !rel.is_stored() {
@@ -451,10 +456,10 @@ impl Planner<'_> {
                             relation: rel.id,
                             schema: rel.schema(),
                         };
-                        (input, rel.schema())
+                        (input, rel.schema(), scan.projection.clone())
                     }
                 };
-                if let Some(projection) = &scan.projection {
+                if let Some(projection) = &projection {
                     let exprs = projection
                         .iter()
                         .map(|&i| column(source.field(i).name(), i))
@@ -684,8 +689,13 @@ impl Planner<'_> {
     }
 
     /// The n-th window of the query, a SESSION window: its relation's rows tagged with their
-    /// sessions' bounds. Returns the node and its output schema.
-    fn session(&mut self, n: usize) -> SqlResult<(Input, arrow::datatypes::SchemaRef)> {
+    /// sessions' bounds, of which the scan reads `projection`. Returns the node, its output
+    /// schema, and the projection that reads the scan's columns from it.
+    fn session(
+        &mut self,
+        n: usize,
+        projection: Option<&[usize]>,
+    ) -> SqlResult<(Input, arrow::datatypes::SchemaRef, Option<Vec<usize>>)> {
         let window = self
             .windows
             .get(n)
@@ -698,12 +708,12 @@ impl Planner<'_> {
                 rel.name
             )));
         }
-        let column = |name: &str| {
+        let index_of = |name: &str| {
             rel.column_index(name).ok_or_else(|| {
                 SqlError::UnknownColumn(format!("column \"{name}\" of {} does not exist", rel.name))
             })
         };
-        let time = column(&window.time_column)?;
+        let time = index_of(&window.time_column)?;
         if !matches!(
             rel.columns[time].sql_type,
             eddy_catalog::SqlType::Timestamp | eddy_catalog::SqlType::Timestamptz
@@ -716,19 +726,78 @@ impl Planner<'_> {
         let partition = window
             .partition
             .iter()
-            .map(|c| column(c))
+            .map(|c| index_of(c))
             .collect::<SqlResult<Vec<_>>>()?;
         let closed_by = (rel.kind == RelationKind::Stream
             && rel.watermark.is_some_and(|w| w.column == time))
         .then_some(rel.id);
         let schema = rel.schema();
-        let op = SessionWindow::new(&schema, partition, time, window.size_micros, closed_by)?;
-        let out = eddy_dataflow::Operator::schema(&op);
         let source = Input::Source {
             relation: rel.id,
-            schema,
+            schema: schema.clone(),
         };
-        Ok((self.node(Box::new(op), vec![source]), out))
+        let Some(read) = projection.filter(|_| self.plan_version >= 2) else {
+            let op = SessionWindow::new(&schema, partition, time, window.size_micros, closed_by)?;
+            let out = eddy_dataflow::Operator::schema(&op);
+            let projection = projection.map(<[usize]>::to_vec);
+            return Ok((self.node(Box::new(op), vec![source]), out, projection));
+        };
+        // The session's rows hold the columns read, its partition and its time (beyond the
+        // relation's columns, the scan reads the bounds).
+        let width = schema.fields().len();
+        let mut kept: Vec<usize> = read.iter().copied().filter(|&c| c < width).collect();
+        let per_session = kept.iter().all(|c| partition.contains(c));
+        kept.extend(partition.iter().copied());
+        kept.push(time);
+        kept.sort_unstable();
+        kept.dedup();
+        let at = |c: usize| kept.iter().position(|&k| k == c).expect("a kept column");
+        let narrow = Arc::new(schema.project(&kept)?);
+        let mut input = source;
+        if kept.len() < width {
+            let exprs = kept
+                .iter()
+                .map(|&c| column(schema.field(c).name(), c))
+                .collect();
+            input = self.node(Box::new(Project::new(exprs, narrow.clone())), vec![input]);
+        }
+        let narrow_partition: Vec<usize> = partition.iter().map(|&c| at(c)).collect();
+        let op = SessionWindow::new(
+            &narrow,
+            narrow_partition,
+            at(time),
+            window.size_micros,
+            closed_by,
+        )?;
+        // Where the scan's columns are in the operator's output.
+        let (op, remapped): (_, Vec<usize>) = match per_session {
+            true => {
+                let bounds = partition.len();
+                let remapped = read
+                    .iter()
+                    .map(|&c| match c.checked_sub(width) {
+                        Some(bound) => bounds + bound,
+                        None => partition
+                            .iter()
+                            .position(|&p| p == c)
+                            .expect("a partition column"),
+                    })
+                    .collect();
+                (op.per_session(&narrow), remapped)
+            }
+            false => {
+                let remapped = read
+                    .iter()
+                    .map(|&c| match c.checked_sub(width) {
+                        Some(bound) => kept.len() + bound,
+                        None => at(c),
+                    })
+                    .collect();
+                (op, remapped)
+            }
+        };
+        let out = eddy_dataflow::Operator::schema(&op);
+        Ok((self.node(Box::new(op), vec![input]), out, Some(remapped)))
     }
 }
 

@@ -80,6 +80,15 @@ const VIEWS: &[WindowView] = &[
         emit_on_close: true,
         created_after_round: 5,
     },
+    // Only the partition and the bounds are read: one row per session (Nexmark q11).
+    WindowView {
+        name: "per_session",
+        definition: "SELECT k, count(*) AS n, window_start, window_end \
+                     FROM SESSION(ev, ts, INTERVAL '4 seconds') \
+                     GROUP BY k, window_start, window_end",
+        emit_on_close: false,
+        created_after_round: 3,
+    },
     // Without GROUP BY keys, one partition.
     WindowView {
         name: "busy_spells",

@@ -152,3 +152,41 @@ async fn a_join_of_counts_on_their_window_frees_closed_windows() {
         ON a.latest = b.latest";
     assert!(matches!(join_state(on_latest).await, StateBound::Grows(_)));
 }
+
+#[tokio::test]
+async fn a_session_holds_the_columns_read_and_counts_as_one_row_per_session() {
+    let per_bidder = "SELECT auction, count(*) AS n, window_start, window_end \
+        FROM SESSION(bids, ts, INTERVAL '10 seconds') GROUP BY auction, window_start, window_end";
+    let planned = operators(per_bidder, PLAN_VERSION).await;
+    let session = planned
+        .iter()
+        .position(|o| o.starts_with("SessionWindow"))
+        .unwrap_or_else(|| panic!("no session window: {planned:#?}"));
+    // It reads the auction and the time (not the price), and yields a row per session.
+    assert!(
+        planned[session].contains("partitioned by [0], time column 1, one row per session"),
+        "{planned:#?}"
+    );
+    assert!(
+        planned[session - 1].starts_with("Project auction@0 AS auction, ts@2 AS ts <- [Source {"),
+        "{planned:#?}"
+    );
+    // A query that reads a column of the rows gets them all, the columns it reads only.
+    let prices = "SELECT auction, sum(price) AS total, window_start \
+        FROM SESSION(bids, ts, INTERVAL '10 seconds') GROUP BY auction, window_start";
+    let planned = operators(prices, PLAN_VERSION).await;
+    assert!(
+        planned
+            .iter()
+            .any(|o| o.starts_with("SessionWindow") && !o.contains("one row per session")),
+        "{planned:#?}"
+    );
+    // A view planned by version 1 keeps its operators: their positions key its state.
+    let before = operators(per_bidder, 1).await;
+    assert!(
+        before
+            .iter()
+            .any(|o| o.starts_with("SessionWindow") && o.contains("time column 2 <- [Source {")),
+        "{before:#?}"
+    );
+}
