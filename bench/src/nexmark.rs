@@ -24,6 +24,12 @@ pub struct Run {
     pub peak_rss_mb: f64,
 }
 
+/// A view's operator state once it caught up: entries and bytes stored.
+struct State {
+    rows: i64,
+    bytes: i64,
+}
+
 /// Runs the named queries (`all`: every query) over `events` events each.
 pub async fn nexmark(
     queries: &[String],
@@ -39,13 +45,18 @@ pub async fn nexmark(
     };
     for name in names {
         let sql = nexmark::query(name).with_context(|| format!("no Nexmark query {name}"))?;
-        let run = run(name, sql, events, per_epoch, check, serve).await?;
+        let (run, state) = run(name, sql, events, per_epoch, check, serve).await?;
         let rate = events as f64 / run.seconds;
         let per_cpu = events as f64 / run.cpu_seconds;
         println!(
             "nexmark {name} events={events} seconds={:.3} events_per_sec={rate:.0} \
-             cpu_seconds={:.3} events_per_cpu_sec={per_cpu:.0} peak_rss_mb={:.1}",
-            run.seconds, run.cpu_seconds, run.peak_rss_mb
+             cpu_seconds={:.3} events_per_cpu_sec={per_cpu:.0} peak_rss_mb={:.1} \
+             state_rows={} state_mb={:.1}",
+            run.seconds,
+            run.cpu_seconds,
+            run.peak_rss_mb,
+            state.rows,
+            state.bytes as f64 / 1e6
         );
         crate::report(
             "nexmark",
@@ -53,6 +64,7 @@ pub async fn nexmark(
                 "query": name, "events": events, "seconds": run.seconds,
                 "events_per_sec": rate, "cpu_seconds": run.cpu_seconds,
                 "events_per_cpu_sec": per_cpu, "peak_rss_mb": run.peak_rss_mb,
+                "state_rows": state.rows, "state_bytes": state.bytes,
             }),
         );
     }
@@ -66,7 +78,7 @@ async fn run(
     per_epoch: u64,
     check: bool,
     serve: Option<u64>,
-) -> Result<Run> {
+) -> Result<(Run, State)> {
     let server = TestServer::start().await?;
     let client = server.client().await?;
     let pacing = serve.map_or(String::new(), |rate| {
@@ -141,6 +153,18 @@ async fn run(
     }
     let cpu_seconds = cpu_seconds(pid)? - cpu_before;
     let peak_rss_mb = peak_rss_mb(pid)?;
+    let state = client
+        .query_one(
+            "SELECT coalesce(state_rows, 0), coalesce(state_bytes, 0) \
+             FROM eddy_catalog.progress WHERE relation = $1",
+            &[&format!("nexmark_{name}")],
+        )
+        .await
+        .context("reading the view's state figures")?;
+    let state = State {
+        rows: state.get(0),
+        bytes: state.get(1),
+    };
     if let Some(reader) = reader {
         reader.abort();
         let _ = reader.await;
@@ -157,11 +181,12 @@ async fn run(
             view.len()
         ));
     }
-    Ok(Run {
+    let run = Run {
         seconds,
         cpu_seconds,
         peak_rss_mb,
-    })
+    };
+    Ok((run, state))
 }
 
 /// Latencies of the point reads of the running query, in microseconds.

@@ -79,13 +79,13 @@ impl Side {
         w: i64,
         time: Option<i64>,
     ) -> DataflowResult<()> {
+        if self.journal.is_some() && w < 0 {
+            return Err(DataflowError::Internal(
+                "an append-only join input retracted a row".into(),
+            ));
+        }
         let (key, was) = self.hold(key, row, w, time)?;
         match &mut self.journal {
-            Some(_) if w < 0 => {
-                return Err(DataflowError::Internal(
-                    "an append-only join input retracted a row".into(),
-                ));
-            }
             Some(journal) => journal.fresh.push((key, row.clone(), w, time)),
             None => {
                 self.dirty.entry((key, row.clone())).or_insert(was != 0);
@@ -197,16 +197,11 @@ impl Journal {
     /// deletes the segments whose rows are all freed, and stores the horizon.
     fn checkpoint(&mut self, tag: u8, index: &FastMap<Key, Bucket>, state: &mut StateWriter<'_>) {
         let mut segment = Vec::new();
-        let mut latest = i64::MIN;
+        let (mut rows, mut latest) = (0, i64::MIN);
+        let mut timeless = Vec::new();
         for (key, row, copies, time) in self.fresh.drain(..) {
             match time {
-                // Without a time a row is never freed: it is stored as a key of its own,
-                // with the copies it has now.
-                None => {
-                    let held = index.get(&key).and_then(|b| b.get(&row)).copied();
-                    let k = row_key(tag, &key, &row);
-                    state.put(&k, &held.unwrap_or(0).to_le_bytes());
-                }
+                None => timeless.push((key, row)),
                 Some(t) if self.horizon.is_some_and(|h| t < h) => {}
                 Some(t) => {
                     for part in [&key[..], &row[..]] {
@@ -216,11 +211,21 @@ impl Journal {
                     segment.extend(copies.to_le_bytes());
                     segment.extend(t.to_le_bytes());
                     latest = latest.max(t);
+                    rows += 1;
                 }
             }
         }
+        // Without a time a row is never freed: it is stored as a key of its own, with the
+        // copies it has now.
+        timeless.sort_unstable();
+        timeless.dedup();
+        for (key, row) in timeless {
+            if let Some(held) = index.get(&key).and_then(|b| b.get(&row)) {
+                state.put(&row_key(tag, &key, &row), &held.to_le_bytes());
+            }
+        }
         if !segment.is_empty() {
-            state.put_new(&segment_key(tag, self.next), &segment);
+            state.put_new_holding(&segment_key(tag, self.next), &segment, rows);
             self.segments.insert(self.next, latest);
             self.next += 1;
         }

@@ -588,3 +588,30 @@ fn a_side_reads_state_stored_in_the_other_layout_and_rewrites_it() {
         s(&[(1, "2|101000000|2|91000000")])
     );
 }
+
+#[test]
+fn a_row_without_a_time_is_never_freed_and_is_stored_on_its_own() {
+    let store = eddy_storage::Store::temporary().unwrap();
+    let mut flow = clicks_after_views(true);
+    clicks_and_views(
+        &mut flow,
+        &[(1, "6|NULL"), (1, "6|NULL"), (1, "7|100")],
+        &[],
+        &[(1, 90), (2, 90)],
+    );
+    // The timed click goes into a segment, the other gets a key (with its two copies); and
+    // each side's horizon.
+    assert_eq!(commit(&mut flow, &store), ["new", "put", "put", "put"]);
+    clicks_and_views(&mut flow, &[], &[], &[(1, 200), (2, 200)]);
+    assert_eq!(flow.state_rows(), 1);
+    assert_eq!(commit(&mut flow, &store), ["delete", "put", "put"]);
+    let mut again = clicks_after_views(true);
+    again.restore(10, &store).unwrap();
+    assert_eq!(again.state_rows(), 1);
+    // Read in the other layout, only the horizons go: the row has a key of its own.
+    let mut plain = clicks_after_views(false);
+    plain.restore(10, &store).unwrap();
+    let mut batch = eddy_storage::WriteBatch::default();
+    plain.checkpoint(10, &mut batch).unwrap();
+    assert_eq!(write_kinds(&batch), ["delete", "delete"]);
+}
