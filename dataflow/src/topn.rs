@@ -127,6 +127,9 @@ pub struct TopN {
     width: usize,
     schema: SchemaRef,
     partitions: FastMap<Vec<u8>, Ordered>,
+    /// Distinct rows held over all partitions (counted as they come and go: progress asks
+    /// every epoch).
+    held: usize,
     /// Rows (encoded) whose multiplicity changed since the last checkpoint, with their
     /// partition's key and ORDER BY values.
     dirty: FastMap<Vec<u8>, (Vec<u8>, Vec<ScalarValue>)>,
@@ -155,6 +158,7 @@ impl TopN {
             width,
             schema,
             partitions: FastMap::default(),
+            held: 0,
             dirty: FastMap::default(),
         })
     }
@@ -328,6 +332,7 @@ impl Operator for TopN {
         let mut out = (BatchBuilder::new(&self.schema, input.len()), Vec::new());
         for (key, changes) in changes {
             let mut rows = self.partitions.remove(&key).unwrap_or_default();
+            self.held -= rows.len();
             self.emit(&rows, -1, &mut out)?;
             for (place, w) in changes {
                 self.touch(&key, &place);
@@ -352,6 +357,7 @@ impl Operator for TopN {
                 }
             }
             if !rows.is_empty() {
+                self.held += rows.len();
                 self.partitions.insert(key, rows);
             }
         }
@@ -392,11 +398,12 @@ impl Operator for TopN {
             let place = self.place(&values, row);
             self.partitions.entry(key).or_default().insert(place, n);
         }
+        self.held = self.partitions.values().map(BTreeMap::len).sum();
         Ok(())
     }
 
     fn state_rows(&self) -> usize {
-        self.partitions.values().map(BTreeMap::len).sum()
+        self.held
     }
 }
 
