@@ -163,7 +163,8 @@ impl Side {
             }
         }
         if let Some(journal) = &mut self.journal {
-            journal.horizon = Some(journal.horizon.map_or(horizon, |h| h.max(horizon)));
+            // Never back: a watermark does not go back.
+            journal.horizon = journal.horizon.max(Some(horizon));
         }
         forgotten
     }

@@ -196,7 +196,13 @@ impl Journal {
     /// Writes the rows taken since the last checkpoint and still held as one segment,
     /// deletes the segments whose rows are all freed, and stores the horizon.
     fn checkpoint(&mut self, tag: u8, index: &FastMap<Key, Bucket>, state: &mut StateWriter<'_>) {
-        let mut segment = Vec::new();
+        // Each row: its key and row, each after a 4-byte length, then copies and time.
+        let size = self
+            .fresh
+            .iter()
+            .map(|(k, r, ..)| 24 + k.len() + r.len())
+            .sum();
+        let mut segment = Vec::with_capacity(size);
         let (mut rows, mut latest) = (0, i64::MIN);
         let mut timeless = Vec::new();
         for (key, row, copies, time) in self.fresh.drain(..) {

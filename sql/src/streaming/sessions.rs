@@ -75,7 +75,13 @@ impl Planner<'_> {
         kept.push(time);
         kept.sort_unstable();
         kept.dedup();
-        let at = |c: usize| kept.iter().position(|&k| k == c).expect("a kept column");
+        // Where an original column is among `columns`.
+        let at = |columns: &[usize], c: usize| {
+            columns
+                .iter()
+                .position(|&k| k == c)
+                .ok_or_else(|| SqlError::Internal(format!("session column {c} not kept")))
+        };
         let narrow = Arc::new(schema.project(&kept)?);
         let mut input = source;
         if kept.len() < width {
@@ -85,41 +91,30 @@ impl Planner<'_> {
                 .collect();
             input = self.node(Box::new(Project::new(exprs, narrow.clone())), vec![input]);
         }
-        let narrow_partition: Vec<usize> = partition.iter().map(|&c| at(c)).collect();
+        let narrow_partition = partition
+            .iter()
+            .map(|&c| at(&kept, c))
+            .collect::<SqlResult<Vec<_>>>()?;
         let op = SessionWindow::new(
             &narrow,
             narrow_partition,
-            at(time),
+            at(&kept, time)?,
             window.size_micros,
             closed_by,
         )?;
-        // Where the scan's columns are in the operator's output.
-        let (op, remapped): (_, Vec<usize>) = match per_session {
-            true => {
-                let bounds = partition.len();
-                let remapped = read
-                    .iter()
-                    .map(|&c| match c.checked_sub(width) {
-                        Some(bound) => bounds + bound,
-                        None => partition
-                            .iter()
-                            .position(|&p| p == c)
-                            .expect("a partition column"),
-                    })
-                    .collect();
-                (op.per_session(&narrow), remapped)
-            }
-            false => {
-                let remapped = read
-                    .iter()
-                    .map(|&c| match c.checked_sub(width) {
-                        Some(bound) => kept.len() + bound,
-                        None => at(c),
-                    })
-                    .collect();
-                (op, remapped)
-            }
+        // The columns the operator yields before the bounds, and where the scan's columns
+        // are among them.
+        let (op, yielded) = match per_session {
+            true => (op.per_session(&narrow), &partition),
+            false => (op, &kept),
         };
+        let remapped = read
+            .iter()
+            .map(|&c| match c.checked_sub(width) {
+                Some(bound) => Ok(yielded.len() + bound),
+                None => at(yielded, c),
+            })
+            .collect::<SqlResult<Vec<_>>>()?;
         let out = eddy_dataflow::Operator::schema(&op);
         Ok((self.node(Box::new(op), vec![input]), out, Some(remapped)))
     }
