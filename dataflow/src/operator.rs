@@ -122,6 +122,14 @@ impl StateWriter<'_> {
         self.batch.put_new_parts(&[&self.prefix, key], value);
     }
 
+    /// [`StateWriter::put`] of a value that holds `entries` entries of state (a ranking's
+    /// partition), counted as that many for the estimate of state bytes.
+    pub fn put_holding(&mut self, key: &[u8], value: &[u8], entries: usize) {
+        self.sizes.entries += entries.max(1) as u64;
+        self.sizes.bytes += (self.prefix.len() + key.len() + value.len()) as u64;
+        self.batch.put_parts(&[&self.prefix, key], value);
+    }
+
     /// [`StateWriter::put_new`] of a value that holds `entries` entries of state (a join
     /// side's segment of rows), counted as that many for the estimate of state bytes.
     pub fn put_new_holding(&mut self, key: &[u8], value: &[u8], entries: usize) {

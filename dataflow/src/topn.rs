@@ -4,9 +4,13 @@
 //!
 //! Each partition keeps its rows in order. For every partition an epoch touches, the operator
 //! retracts the ranked rows it emitted before and inserts the ranked rows as they stand now,
-//! down to the limit; rows that kept their rank cancel out. So when a member of the top N is
-//! deleted or drops, the next one moves up. The work per touched partition is the number of
-//! ranked rows (the limit, or the whole partition without one).
+//! down to the limit, from the first place the epoch changed (the rows before it keep their
+//! numbers); rows that kept their rank cancel out. So when a member of the top N is deleted
+//! or drops, the next one moves up. The work per touched partition is the number of ranked
+//! rows (the limit, or the whole partition without one).
+//!
+//! A row's place is its ORDER BY values in Arrow's row format (computed for a whole change at
+//! once), then its encoding: places compare as bytes.
 //!
 //! Ties: rows equal in the ORDER BY columns share a RANK or DENSE_RANK. ROW_NUMBER (and
 //! `ORDER BY .. LIMIT`) breaks ties by the row's encoding, so the choice among tied rows is
@@ -14,18 +18,26 @@
 //!
 //! Over append-only input a row that falls below the limit can never rise again (nothing
 //! above it can be deleted), so it is forgotten: state stays at the limit per partition.
+//! Such bounded partitions are stored one key each (the partition's rows in one value), so
+//! that a change to a partition is one write of a short key; unbounded ones are stored a key
+//! per row, so that a change costs the rows it changes, not the partition.
 
-use std::cmp::Ordering;
-use std::collections::BTreeMap;
+mod ordered;
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 use arrow::array::ArrayRef;
-use arrow::datatypes::SchemaRef;
+use arrow::compute::SortOptions;
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 
-use crate::codec::{self, BatchBuilder, Decoder, Part, RowEncoder, decode_row, encode_row};
+use crate::codec::{self, BatchBuilder, Decoder, Part, RowEncoder};
 use crate::operator::{EpochContext, Explain, Operator, StateBound, StateWriter};
 use crate::{DataflowError, DataflowResult, Delta, FastMap};
+use ordered::{Ordered, Place};
 
 /// How rows are numbered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,93 +58,131 @@ pub struct SortColumn {
     pub nulls_first: bool,
 }
 
-/// A row's place in its partition: its ORDER BY values, then its encoding.
-#[derive(Clone, Debug)]
-struct Place {
-    order: Vec<ScalarValue>,
-    row: Vec<u8>,
-    spec: Arc<[SortColumn]>,
-}
+/// The first byte of a partition's key in the layout by partition: no row encoding starts
+/// with it (a row's first byte is its first value's type tag), so the two layouts can be
+/// told apart when state written in one is read by an operator that uses the other.
+const PARTITION: u8 = 0xF0;
 
-impl Place {
-    /// Equal in every ORDER BY column (tied).
-    fn ties(&self, other: &Place) -> bool {
-        self.compare_order(other) == Ordering::Equal
-    }
-
-    fn compare_order(&self, other: &Place) -> Ordering {
-        compare_orders(&self.order, &other.order, &self.spec)
-    }
-}
-
-/// Compares two rows' ORDER BY values.
-fn compare_orders(a: &[ScalarValue], b: &[ScalarValue], spec: &[SortColumn]) -> Ordering {
-    for ((a, b), s) in a.iter().zip(b).zip(spec) {
-        let o = match (a.is_null(), b.is_null()) {
-            (true, true) => Ordering::Equal,
-            (true, false) if s.nulls_first => Ordering::Less,
-            (true, false) => Ordering::Greater,
-            (false, true) if s.nulls_first => Ordering::Greater,
-            (false, true) => Ordering::Less,
-            (false, false) => {
-                let o = codec::compare_values(a, b);
-                if s.descending { o.reverse() } else { o }
-            }
-        };
-        if o != Ordering::Equal {
-            return o;
-        }
-    }
-    Ordering::Equal
-}
-
-impl PartialEq for Place {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Place {}
-impl PartialOrd for Place {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Place {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.compare_order(other)
-            .then_with(|| self.row.cmp(&other.row))
-    }
-}
-
-/// A partition's rows in order (each place holds its row's encoding), with multiplicities.
-type Ordered = BTreeMap<Place, i64>;
+/// A row read back: the key it was stored under, whether that key is its partition's, the
+/// row's encoding and its multiplicity.
+type Stored = (Vec<u8>, bool, Vec<u8>, i64);
 
 /// A ranked row: its encoding, its number and its multiplicity.
 type Ranked<'a> = (&'a [u8], u64, i64);
 
-/// A changed row: its place and weight.
-type Change = (Place, i64);
-
-/// Ranks rows within partitions; see the module documentation.
-pub struct TopN {
-    partition: Vec<usize>,
-    order: Arc<[SortColumn]>,
+/// How a ranking numbers and cuts a partition's rows.
+#[derive(Clone, Copy)]
+struct Ranker {
     /// Appends the number as the last column (a window function); `None`: rows as they are.
     numbering: Option<Numbering>,
     /// The largest number kept (`None`: every row).
     limit: Option<u64>,
-    /// The input only inserts: rows that fall below the limit can be forgotten.
-    append_only: bool,
     /// The input's width.
     width: usize,
+}
+
+impl Ranker {
+    /// The ranked rows of a partition, down to the limit, from place `from` on (the numbers
+    /// count the rows before it), and how many distinct rows come before the first one
+    /// wholly past the limit (all of them if none is).
+    fn ranked<'a>(&self, rows: &'a Ordered, from: &Place) -> (Vec<Ranked<'a>>, usize) {
+        let limit = self.limit.unwrap_or(u64::MAX);
+        let mut out = Vec::new();
+        let mut position = 0u64; // rows so far
+        let mut distinct = 0u64; // distinct ORDER BY values so far
+        let mut previous: Option<&Place> = None;
+        let mut number = 0u64;
+        for (kept, (place, n)) in rows.iter().enumerate() {
+            let shown = place >= from;
+            let tied = previous.is_some_and(|p| p.ties(place));
+            match self.numbering {
+                Some(Numbering::Rank) if !tied => number = position + 1,
+                Some(Numbering::DenseRank) if !tied => {
+                    distinct += 1;
+                    number = distinct;
+                }
+                _ => {}
+            }
+            previous = Some(place);
+            match self.numbering {
+                Some(Numbering::RowNumber) | None => {
+                    // Each copy of a repeated row takes its own number.
+                    let room = limit.saturating_sub(position);
+                    if room == 0 {
+                        return (out, kept);
+                    }
+                    // A row whose copies straddle the limit is kept: some of it ranks.
+                    for _ in 0..(n as u64).min(room) {
+                        position += 1;
+                        if shown {
+                            out.push((place.row(), position, 1));
+                        }
+                    }
+                }
+                Some(Numbering::Rank | Numbering::DenseRank) => {
+                    if number > limit {
+                        return (out, kept);
+                    }
+                    position += n as u64;
+                    if shown {
+                        out.push((place.row(), number, n));
+                    }
+                }
+            }
+        }
+        (out, rows.len())
+    }
+
+    /// Adds a partition's ranked rows from place `from` on to the output with the given sign;
+    /// returns how many distinct rows rank (see [`Ranker::ranked`]).
+    fn emit(
+        &self,
+        rows: &Ordered,
+        from: &Place,
+        sign: i64,
+        out: &mut (BatchBuilder, Vec<i64>),
+    ) -> DataflowResult<usize> {
+        let (ranked, kept) = self.ranked(rows, from);
+        let mut number_bytes = Vec::new();
+        for (row, number, n) in ranked {
+            match self.numbering {
+                Some(_) => {
+                    number_bytes.clear();
+                    codec::encode_value(&ScalarValue::UInt64(Some(number)), &mut number_bytes)?;
+                    out.0
+                        .push(&[Part::Row(row, self.width), Part::Row(&number_bytes, 1)])?;
+                }
+                None => out.0.push(&[Part::Row(row, self.width)])?,
+            }
+            out.1.push(sign * n);
+        }
+        Ok(kept)
+    }
+}
+
+/// Ranks rows within partitions; see the module documentation.
+pub struct TopN {
+    partition: Vec<usize>,
+    order: Vec<SortColumn>,
+    /// The ORDER BY columns to Arrow's row format.
+    converter: RowConverter,
+    ranker: Ranker,
+    /// The input only inserts: rows that fall below the limit can be forgotten.
+    append_only: bool,
+    /// Partitions are stored one key each (they are bounded); otherwise a key per row.
+    by_partition: bool,
+    /// The input's columns.
+    input: SchemaRef,
     schema: SchemaRef,
     partitions: FastMap<Vec<u8>, Ordered>,
     /// Distinct rows held over all partitions (counted as they come and go: progress asks
     /// every epoch).
     held: usize,
-    /// Rows (encoded) whose multiplicity changed since the last checkpoint, with their
-    /// partition's key and ORDER BY values.
-    dirty: FastMap<Vec<u8>, (Vec<u8>, Vec<ScalarValue>)>,
+    /// Partitions changed since the last checkpoint and, when stored by row, the rows of each
+    /// whose multiplicity changed (possibly more than once).
+    dirty: FastMap<Vec<u8>, Vec<Place>>,
+    /// Keys read back in the other layout, deleted at the next checkpoint.
+    stale: Vec<Vec<u8>>,
 }
 
 impl TopN {
@@ -149,103 +199,71 @@ impl TopN {
         if limit == Some(0) && numbering.is_none() {
             return Err(DataflowError::Internal("LIMIT 0 ranks nothing".into()));
         }
+        let input = Arc::new(Schema::new(schema.fields()[..width].to_vec()));
+        let converter = RowConverter::new(
+            order
+                .iter()
+                .map(|s| {
+                    SortField::new_with_options(
+                        input.field(s.column).data_type().clone(),
+                        SortOptions {
+                            descending: s.descending,
+                            nulls_first: s.nulls_first,
+                        },
+                    )
+                })
+                .collect(),
+        )?;
         Ok(Self {
             partition,
-            order: order.into(),
-            numbering,
-            limit,
+            order,
+            converter,
+            ranker: Ranker {
+                numbering,
+                limit,
+                width,
+            },
             append_only,
-            width,
+            by_partition: append_only && limit.is_some(),
+            input,
             schema,
             partitions: FastMap::default(),
             held: 0,
             dirty: FastMap::default(),
+            stale: Vec::new(),
         })
     }
 
-    fn place(&self, values: &[ScalarValue], row: Vec<u8>) -> Place {
-        Place {
-            order: self
-                .order
-                .iter()
-                .map(|s| values[s.column].clone())
-                .collect(),
-            row,
-            spec: self.order.clone(),
-        }
-    }
-
-    fn partition_key(&self, values: &[ScalarValue]) -> DataflowResult<Vec<u8>> {
-        let key: Vec<ScalarValue> = self.partition.iter().map(|c| values[*c].clone()).collect();
-        encode_row(&key)
-    }
-
-    /// The ranked rows of a partition, down to the limit: (values, number, multiplicity).
-    /// Also returns where ranking stopped: the first place wholly past the limit, if any.
-    fn ranked<'a>(&self, rows: &'a Ordered) -> (Vec<Ranked<'a>>, Option<Place>) {
-        let limit = self.limit.unwrap_or(u64::MAX);
-        let mut out = Vec::new();
-        let mut position = 0u64; // rows so far
-        let mut distinct = 0u64; // distinct ORDER BY values so far
-        let mut previous: Option<&Place> = None;
-        let mut number = 0u64;
-        for (place, n) in rows {
-            let tied = previous.is_some_and(|p| p.ties(place));
-            match self.numbering {
-                Some(Numbering::Rank) if !tied => number = position + 1,
-                Some(Numbering::DenseRank) if !tied => {
-                    distinct += 1;
-                    number = distinct;
-                }
-                _ => {}
-            }
-            previous = Some(place);
-            match self.numbering {
-                Some(Numbering::RowNumber) | None => {
-                    // Each copy of a repeated row takes its own number.
-                    let room = limit.saturating_sub(position);
-                    if room == 0 {
-                        return (out, Some(place.clone()));
-                    }
-                    // A row whose copies straddle the limit is kept: some of it ranks.
-                    for _ in 0..(*n as u64).min(room) {
-                        position += 1;
-                        out.push((place.row.as_slice(), position, 1));
-                    }
-                }
-                Some(Numbering::Rank | Numbering::DenseRank) => {
-                    if number > limit {
-                        return (out, Some(place.clone()));
-                    }
-                    position += *n as u64;
-                    out.push((place.row.as_slice(), number, *n));
-                }
-            }
-        }
-        (out, None)
-    }
-
-    fn emit(
+    /// The rows of a batch of the input: each one's partition key, place and weight, except
+    /// those that an append-only input drops below the cut.
+    fn places(
         &self,
-        rows: &Ordered,
-        sign: i64,
-        out: &mut (BatchBuilder, Vec<i64>),
-    ) -> DataflowResult<Option<Place>> {
-        let (ranked, cut) = self.ranked(rows);
-        let mut number_bytes = Vec::new();
-        for (row, number, n) in ranked {
-            match self.numbering {
-                Some(_) => {
-                    number_bytes.clear();
-                    codec::encode_value(&ScalarValue::UInt64(Some(number)), &mut number_bytes)?;
-                    out.0
-                        .push(&[Part::Row(row, self.width), Part::Row(&number_bytes, 1)])?;
-                }
-                None => out.0.push(&[Part::Row(row, self.width)])?,
+        columns: &[ArrayRef],
+        weights: &[i64],
+        cut: bool,
+        mut each: impl FnMut(&[u8], Place, i64),
+    ) -> DataflowResult<()> {
+        let order: Vec<ArrayRef> = self
+            .order
+            .iter()
+            .map(|s| columns[s.column].clone())
+            .collect();
+        let orders = self.converter.convert_columns(&order)?;
+        let partition: Vec<ArrayRef> = self.partition.iter().map(|c| columns[*c].clone()).collect();
+        let (rows, keys) = (RowEncoder::new(columns), RowEncoder::new(&partition));
+        let (mut key, mut row) = (Vec::new(), Vec::new());
+        for (i, &weight) in weights.iter().enumerate() {
+            key.clear();
+            keys.encode(i, &mut key)?;
+            let order = orders.row(i);
+            if cut && self.below_the_cut(&key, order.as_ref()) {
+                continue;
             }
-            out.1.push(sign * n);
+            row.clear();
+            rows.encode(i, &mut row)?;
+            each(&key, Place::new(order.as_ref(), &row), weight);
         }
-        Ok(cut)
+        Ok(())
     }
 
     /// Whether a row with these ORDER BY values, inserted into an append-only input, lands
@@ -253,36 +271,69 @@ impl TopN {
     /// that ties do not share, it sorts after the last of at least `limit` rows the partition
     /// held before the epoch, none of which can leave. (A tie is not judged here: the row's
     /// encoding would break it.)
-    fn below_the_cut(&self, key: &[u8], order: &[ScalarValue]) -> bool {
+    fn below_the_cut(&self, key: &[u8], order: &[u8]) -> bool {
         let (true, Some(limit), Some(Numbering::RowNumber) | None) =
-            (self.append_only, self.limit, self.numbering)
+            (self.append_only, self.ranker.limit, self.ranker.numbering)
         else {
             return false;
         };
-        let Some(rows) = self.partitions.get(key) else {
-            return false;
-        };
-        match rows.last_key_value() {
-            Some((last, _)) if rows.len() as u64 >= limit => {
-                compare_orders(order, &last.order, &self.order) == Ordering::Greater
-            }
-            _ => false,
-        }
+        self.partitions.get(key).is_some_and(|rows| {
+            rows.len() as u64 >= limit && rows.last().is_some_and(|last| order > last.order())
+        })
     }
 
-    /// Notes that a row's multiplicity changed.
-    fn touch(&mut self, key: &[u8], place: &Place) {
-        self.dirty
-            .insert(place.row.clone(), (key.to_vec(), place.order.clone()));
+    /// The changed rows of a partition, noted for the next checkpoint.
+    fn dirty(&mut self, key: &[u8]) -> &mut Vec<Place> {
+        if !self.dirty.contains_key(key) {
+            self.dirty.insert(key.to_vec(), Vec::new());
+        }
+        self.dirty.get_mut(key).expect("just inserted")
+    }
+
+    /// Reads back a chunk of stored rows.
+    fn restore_rows(&mut self, chunk: &[Stored]) -> DataflowResult<()> {
+        let mut builder = BatchBuilder::new(&self.input, chunk.len());
+        for (_, _, row, _) in chunk {
+            builder.push(&[Part::Row(row, self.ranker.width)])?;
+        }
+        let batch = builder.finish()?;
+        let weights: Vec<i64> = chunk.iter().map(|(.., n)| *n).collect();
+        let mut restored = Vec::with_capacity(chunk.len());
+        self.places(batch.columns(), &weights, false, |key, place, n| {
+            restored.push((key.to_vec(), place, n));
+        })?;
+        for ((stored, by_partition, _, _), (key, place, n)) in chunk.iter().zip(restored) {
+            // State written in the other layout is deleted and written again in this one.
+            // (A partition's rows are read one after another under its one key.)
+            if *by_partition != self.by_partition {
+                if self.stale.last() != Some(stored) {
+                    self.stale.push(stored.clone());
+                }
+                let by_row = !self.by_partition;
+                let dirty = self.dirty(&key);
+                if by_row {
+                    dirty.push(place.clone());
+                }
+            }
+            let rows = self.partitions.entry(key).or_default();
+            if rows.add(place, n) != n {
+                return Err(DataflowError::Corrupt(
+                    "a ranking's row stored twice".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
 impl Operator for TopN {
     fn explain(&self) -> Explain {
         let number = self
+            .ranker
             .numbering
             .map_or("rows".to_string(), |n| format!("{n:?}"));
         let limit = self
+            .ranker
             .limit
             .map_or("every row".to_string(), |n| format!("up to {n}"));
         let operator = format!(
@@ -290,7 +341,7 @@ impl Operator for TopN {
             self.partition,
             self.order.iter().map(|s| s.column).collect::<Vec<_>>()
         );
-        let state = match (self.append_only, self.limit) {
+        let state = match (self.append_only, self.ranker.limit) {
             (true, Some(n)) => StateBound::Bounded(format!("the top {n} rows of each partition")),
             _ => StateBound::Grows("every row of each partition".into()),
         };
@@ -303,58 +354,49 @@ impl Operator for TopN {
 
     fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let input = &inputs[0];
-        let mut changes: FastMap<Vec<u8>, Vec<Change>> = FastMap::default();
-        let columns = input.batch.columns();
-        let partition: Vec<ArrayRef> = self.partition.iter().map(|c| columns[*c].clone()).collect();
-        let (rows, keys) = (RowEncoder::new(columns), RowEncoder::new(&partition));
-        for i in 0..input.len() {
-            let (mut key, mut row) = (Vec::new(), Vec::new());
-            keys.encode(i, &mut key)?;
-            let order = self
-                .order
-                .iter()
-                .map(|s| ScalarValue::try_from_array(&columns[s.column], i))
-                .collect::<Result<Vec<_>, _>>()?;
-            if self.below_the_cut(&key, &order) {
-                continue;
-            }
-            rows.encode(i, &mut row)?;
-            let place = Place {
-                order,
-                row,
-                spec: self.order.clone(),
-            };
-            changes
-                .entry(key)
-                .or_default()
-                .push((place, input.weights[i]));
-        }
+        let mut changes: FastMap<Vec<u8>, Vec<(Place, i64)>> = FastMap::default();
+        self.places(
+            input.batch.columns(),
+            &input.weights,
+            true,
+            |key, place, w| match changes.get_mut(key) {
+                Some(rows) => rows.push((place, w)),
+                None => drop(changes.insert(key.to_vec(), vec![(place, w)])),
+            },
+        )?;
+        let (ranker, append_only) = (self.ranker, self.append_only);
         let mut out = (BatchBuilder::new(&self.schema, input.len()), Vec::new());
         for (key, changes) in changes {
             let mut rows = self.partitions.remove(&key).unwrap_or_default();
             self.held -= rows.len();
-            self.emit(&rows, -1, &mut out)?;
+            // The rows before the first changed place keep their places and numbers: only
+            // the rest can change (a new tenth best moves the tenth alone).
+            let from = changes
+                .iter()
+                .map(|(place, _)| place)
+                .min()
+                .expect("a partition with changes")
+                .clone();
+            ranker.emit(&rows, &from, -1, &mut out)?;
+            let by_row = !self.by_partition;
+            let dirty = self.dirty(&key);
             for (place, w) in changes {
-                self.touch(&key, &place);
-                let now = rows.get(&place).copied().unwrap_or(0) + w;
-                if now < 0 {
+                if by_row {
+                    dirty.push(place.clone());
+                }
+                if rows.add(place, w) < 0 {
                     return Err(DataflowError::Internal(
                         "a ranking deleted a row it never held".into(),
                     ));
                 }
-                match now {
-                    0 => rows.remove(&place),
-                    n => rows.insert(place, n),
-                };
             }
-            let cut = self.emit(&rows, 1, &mut out)?;
-            if self.append_only
-                && let Some(cut) = cut
-            {
+            let kept = ranker.emit(&rows, &from, 1, &mut out)?;
+            if append_only && kept < rows.len() {
                 // Nothing above the cut can leave, so nothing below it can rise.
-                for (place, _) in rows.split_off(&cut) {
-                    self.touch(&key, &place);
+                if by_row {
+                    dirty.extend(rows.iter().skip(kept).map(|(p, _)| p.clone()));
                 }
+                rows.truncate(kept);
             }
             if !rows.is_empty() {
                 self.held += rows.len();
@@ -369,19 +411,36 @@ impl Operator for TopN {
     }
 
     fn checkpoint(&mut self, state: &mut StateWriter<'_>) -> DataflowResult<()> {
-        for (row, (key, order)) in std::mem::take(&mut self.dirty) {
-            let place = Place {
-                order,
-                row,
-                spec: self.order.clone(),
-            };
-            let held = self
-                .partitions
-                .get(&key)
-                .and_then(|rows| rows.get(&place))
-                .copied()
-                .unwrap_or(0);
-            state.count(&place.row, held);
+        for key in self.stale.drain(..) {
+            state.delete(&key);
+        }
+        let mut stored = vec![PARTITION];
+        let mut value = Vec::new();
+        for (key, mut places) in std::mem::take(&mut self.dirty) {
+            let rows = self.partitions.get(&key);
+            if self.by_partition {
+                stored.truncate(1);
+                stored.extend_from_slice(&key);
+                match rows {
+                    Some(rows) => {
+                        value.clear();
+                        for (place, n) in rows.iter() {
+                            let row = place.row();
+                            value.extend_from_slice(&(row.len() as u32).to_le_bytes());
+                            value.extend_from_slice(row);
+                            value.extend_from_slice(&n.to_le_bytes());
+                        }
+                        state.put_holding(&stored, &value, rows.len());
+                    }
+                    None => state.delete(&stored),
+                }
+                continue;
+            }
+            places.sort_unstable();
+            places.dedup();
+            for place in places {
+                state.count(place.row(), rows.map_or(0, |rows| rows.get(&place)));
+            }
         }
         Ok(())
     }
@@ -390,132 +449,33 @@ impl Operator for TopN {
         &mut self,
         state: &mut dyn Iterator<Item = DataflowResult<(Vec<u8>, Vec<u8>)>>,
     ) -> DataflowResult<()> {
+        const CHUNK: usize = 4096;
+        let mut chunk: Vec<Stored> = Vec::with_capacity(CHUNK);
         for entry in state {
-            let (row, value) = entry?;
-            let n = Decoder::new(&value).i64()?;
-            let values = decode_row(&row, self.width)?;
-            let key = self.partition_key(&values)?;
-            let place = self.place(&values, row);
-            self.partitions.entry(key).or_default().insert(place, n);
+            let (key, value) = entry?;
+            if key.first() == Some(&PARTITION) {
+                let mut d = Decoder::new(&value);
+                while !d.is_empty() {
+                    let row = d.len_prefixed()?.to_vec();
+                    chunk.push((key.clone(), true, row, d.i64()?));
+                }
+            } else {
+                let n = Decoder::new(&value).i64()?;
+                chunk.push((key.clone(), false, key, n));
+            }
+            if chunk.len() >= CHUNK {
+                self.restore_rows(&chunk)?;
+                chunk.clear();
+            }
         }
-        self.held = self.partitions.values().map(BTreeMap::len).sum();
+        if !chunk.is_empty() {
+            self.restore_rows(&chunk)?;
+        }
+        self.held = self.partitions.values().map(Ordered::len).sum();
         Ok(())
     }
 
     fn state_rows(&self) -> usize {
         self.held
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testing::{ApplyNow, delta, schema, sorted};
-
-    const SCORES: &[&str] = &["game:Utf8", "player:Utf8", "points:Int64"];
-
-    fn top(numbering: Option<Numbering>, limit: Option<u64>, append_only: bool) -> TopN {
-        let mut columns = SCORES.to_vec();
-        if numbering.is_some() {
-            columns.push("n:Int64");
-        }
-        let mut schema = schema(&columns);
-        if numbering.is_some() {
-            // Window functions number with UInt64.
-            let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-            fields[3] = arrow::datatypes::Field::new("n", arrow::datatypes::DataType::UInt64, true);
-            schema = Arc::new(arrow::datatypes::Schema::new(fields));
-        }
-        TopN::new(
-            vec![0],
-            vec![SortColumn {
-                column: 2,
-                descending: true,
-                nulls_first: false,
-            }],
-            numbering,
-            limit,
-            append_only,
-            schema,
-        )
-        .unwrap()
-    }
-
-    fn s(rows: &[(i64, &str)]) -> Vec<(i64, String)> {
-        let mut rows: Vec<(i64, String)> = rows.iter().map(|(w, r)| (*w, r.to_string())).collect();
-        rows.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
-        rows
-    }
-
-    #[test]
-    fn the_next_row_moves_up_when_a_top_row_goes() {
-        let mut t = top(Some(Numbering::RowNumber), Some(2), false);
-        let out = t
-            .apply_now(&[delta(
-                SCORES,
-                &[(1, "g|a|10"), (1, "g|b|30"), (1, "g|c|20"), (1, "h|d|5")],
-            )])
-            .unwrap();
-        assert_eq!(
-            sorted(&out),
-            s(&[(1, "g|b|30|1"), (1, "g|c|20|2"), (1, "h|d|5|1")])
-        );
-        let out = t.apply_now(&[delta(SCORES, &[(-1, "g|b|30")])]).unwrap();
-        assert_eq!(
-            sorted(&out),
-            s(&[
-                (-1, "g|b|30|1"),
-                (-1, "g|c|20|2"),
-                (1, "g|c|20|1"),
-                (1, "g|a|10|2")
-            ])
-        );
-        // A change below the cut changes nothing.
-        let out = t.apply_now(&[delta(SCORES, &[(1, "g|e|1")])]).unwrap();
-        assert!(out.is_empty());
-        assert_eq!(t.state_rows(), 4);
-    }
-
-    #[test]
-    fn ranks_share_numbers_on_ties() {
-        let rows = [(1, "g|a|30"), (1, "g|b|30"), (1, "g|c|20"), (1, "g|d|10")];
-        let mut rank = top(Some(Numbering::Rank), Some(2), false);
-        let out = rank.apply_now(&[delta(SCORES, &rows)]).unwrap();
-        assert_eq!(sorted(&out), s(&[(1, "g|a|30|1"), (1, "g|b|30|1")]));
-        let mut dense = top(Some(Numbering::DenseRank), Some(2), false);
-        let out = dense.apply_now(&[delta(SCORES, &rows)]).unwrap();
-        assert_eq!(
-            sorted(&out),
-            s(&[(1, "g|a|30|1"), (1, "g|b|30|1"), (1, "g|c|20|2")])
-        );
-    }
-
-    #[test]
-    fn append_only_input_keeps_only_the_top() {
-        let mut t = top(None, Some(2), true);
-        let out = t
-            .apply_now(&[delta(
-                SCORES,
-                &[(1, "g|a|10"), (1, "g|b|30"), (2, "g|c|20"), (1, "g|d|5")],
-            )])
-            .unwrap();
-        // A repeated row takes as many places as it has copies.
-        assert_eq!(sorted(&out), s(&[(1, "g|b|30"), (1, "g|c|20")]));
-        assert_eq!(t.state_rows(), 2);
-        let out = t.apply_now(&[delta(SCORES, &[(1, "g|e|25")])]).unwrap();
-        assert_eq!(sorted(&out), s(&[(-1, "g|c|20"), (1, "g|e|25")]));
-        assert_eq!(t.state_rows(), 2);
-        // Below the last of the top: nothing changes, nothing is kept. A tie with the last
-        // is broken by the row's encoding ("f" after "e"), a new top row cuts the last.
-        let out = t
-            .apply_now(&[delta(SCORES, &[(1, "g|f|25"), (3, "g|h|1"), (1, "k|a|1")])])
-            .unwrap();
-        assert_eq!(sorted(&out), s(&[(1, "k|a|1")]));
-        assert_eq!(t.state_rows(), 3);
-        let out = t
-            .apply_now(&[delta(SCORES, &[(1, "g|h|1"), (1, "g|z|99")])])
-            .unwrap();
-        assert_eq!(sorted(&out), s(&[(-1, "g|e|25"), (1, "g|z|99")]));
-        assert_eq!(t.state_rows(), 3);
     }
 }

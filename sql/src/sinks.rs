@@ -3,6 +3,7 @@
 
 use datafusion::common::DFSchema;
 use datafusion::common::Dependency;
+use datafusion::logical_expr::LogicalPlan;
 use eddy_catalog::{Column, Connector, Relation, RelationKind};
 use eddy_connectors::kafka_sink::{KafkaSink, KafkaSinkConfig};
 use eddy_connectors::postgres::{PostgresSink, PostgresSinkConfig};
@@ -11,6 +12,7 @@ use eddy_connectors::{OutputMode, SinkWriter};
 use sqlparser::ast::SqlOption;
 
 use crate::sources::option_map;
+use crate::streaming::ranking_key;
 use crate::{SqlError, SqlResult};
 
 /// Where a sink writes.
@@ -154,9 +156,19 @@ pub fn sink_connector(
     Ok((connector, key))
 }
 
-/// The unique key a query's plan implies for its rows (the GROUP BY columns of an aggregate,
-/// carried through projections), as column positions: the smallest one, if any.
-pub fn implied_key(schema: &DFSchema) -> Vec<usize> {
+/// The unique key a query's plan implies for its rows, as column positions: the smallest one
+/// its functional dependencies give (the GROUP BY columns of an aggregate, carried through
+/// projections), or else the one a ROW_NUMBER ranking gives ([`ranking_key`]), if any.
+/// `optimized` is the plan the view's dataflow is planned from.
+pub fn implied_key(schema: &DFSchema, optimized: &LogicalPlan) -> Vec<usize> {
+    let key = dependency_key(schema);
+    if key.is_empty() {
+        return ranking_key(optimized).unwrap_or_default();
+    }
+    key
+}
+
+fn dependency_key(schema: &DFSchema) -> Vec<usize> {
     let n = schema.fields().len();
     schema
         .functional_dependencies()

@@ -18,7 +18,10 @@ use crate::interval_join;
 use crate::windows::{WindowFunction, WindowKind, session_index};
 use crate::{SqlError, SqlResult};
 
+pub use keys::ranking_key;
+
 mod aggregates;
+mod keys;
 mod sessions;
 mod subplans;
 #[cfg(test)]

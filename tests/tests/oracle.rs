@@ -252,6 +252,14 @@ fn views() -> Vec<OracleView> {
              AS rn FROM ev) AS t WHERE rn = 1",
             3,
         ),
+        // Over a table's updates and deletes, stored by its key (the partition).
+        OracleView::new(
+            "heaviest_per_label",
+            "SELECT label, id, w FROM (SELECT label, id, w, \
+             ROW_NUMBER() OVER (PARTITION BY label ORDER BY w DESC, id) AS rn FROM dim) AS x \
+             WHERE rn = 1",
+            1,
+        ),
         OracleView::new(
             "ranked_dim",
             "SELECT label, id, w, r FROM (SELECT label, id, w, \

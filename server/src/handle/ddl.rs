@@ -565,11 +565,14 @@ pub async fn plan_view(
     let depends_on = engine.references(&stmt, snapshot)?;
     let mut notes = Vec::new();
     let mut append_only = false;
+    let mut primary_key = Vec::new();
     let (kind, flow) = if materialized {
         let optimized =
             eddy_sql::subqueries::scalar_subqueries_as_joins(ctx.state().optimize(&plan)?)?;
         notes = streaming::unbounded_state(&optimized, snapshot);
         append_only = streaming::is_append_only(&optimized, snapshot);
+        // The key an update-mode sink writes the view's rows by, and the view stores them by.
+        primary_key = eddy_sql::sinks::implied_key(plan.schema(), &optimized);
         (
             RelationKind::MaterializedView,
             Some(streaming::plan_dataflow(
@@ -604,8 +607,7 @@ pub async fn plan_view(
     rel.emit_on_window_close = emit_on_window_close;
     rel.append_only = append_only;
     if materialized {
-        // The key an update-mode sink writes the view's rows by, and the view stores them by.
-        rel.primary_key = eddy_sql::sinks::implied_key(plan.schema());
+        rel.primary_key = primary_key;
         rel.keyed_rows = !append_only && !rel.primary_key.is_empty();
         rel.plan_version = plan_version;
     }

@@ -6,6 +6,8 @@ use eddy_catalog::{Column, Relation, RelationKind, Snapshot, SqlType, Watermark}
 use eddy_dataflow::{Explain, Input, StateBound};
 use eddy_storage::Store;
 
+use datafusion::logical_expr::LogicalPlan;
+
 use super::{PLAN_VERSION, ViewOptions, plan_dataflow};
 use crate::context::{QueryEngine, Rows};
 use crate::parser::{self, Statement};
@@ -55,8 +57,16 @@ async fn operators(sql: &str, version: u32) -> Vec<String> {
         .collect()
 }
 
-/// The operators of the dataflow `sql` gets from planner `version`, as EXPLAIN shows them.
-async fn explained(sql: &str, version: u32) -> Vec<(Vec<Input>, Explain)> {
+/// A view's query planned and optimized as CREATE MATERIALIZED VIEW does, with its session.
+struct Planned {
+    ctx: datafusion::prelude::SessionContext,
+    catalog: Arc<Snapshot>,
+    windows: Vec<crate::windows::WindowFunction>,
+    optimized: LogicalPlan,
+    _store: tempfile::TempDir,
+}
+
+async fn planned(sql: &str) -> Planned {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let catalog = catalog();
@@ -71,12 +81,25 @@ async fn explained(sql: &str, version: u32) -> Vec<(Vec<Input>, Explain)> {
         .unwrap();
     let plan = engine.plan(&ctx, &stmt).await.unwrap();
     let optimized = ctx.state().optimize(&plan).unwrap();
-    let options = ViewOptions {
+    Planned {
+        ctx,
+        catalog,
         windows,
+        optimized,
+        _store: dir,
+    }
+}
+
+/// The operators of the dataflow `sql` gets from planner `version`, as EXPLAIN shows them.
+async fn explained(sql: &str, version: u32) -> Vec<(Vec<Input>, Explain)> {
+    let planned = planned(sql).await;
+    let options = ViewOptions {
+        windows: planned.windows,
         emit_on_window_close: false,
         plan_version: version,
     };
-    let flow = plan_dataflow(&ctx.state(), &catalog, &optimized, &options).unwrap();
+    let state = planned.ctx.state();
+    let flow = plan_dataflow(&state, &planned.catalog, &planned.optimized, &options).unwrap();
     flow.explain()
 }
 
@@ -189,4 +212,43 @@ async fn a_session_holds_the_columns_read_and_counts_as_one_row_per_session() {
             .any(|o| o.starts_with("SessionWindow") && o.contains("time column 2 <- [Source {")),
         "{before:#?}"
     );
+}
+
+#[tokio::test]
+async fn a_row_number_ranking_keys_the_rows() {
+    let ranked = |outer: &str, number: &str, cut: &str| {
+        format!(
+            "SELECT {outer} FROM (SELECT auction, price, ts, {number}() OVER \
+             (PARTITION BY auction ORDER BY ts DESC) AS rn FROM bids) AS r {cut}"
+        )
+    };
+    let cases = [
+        // Deduplication (Nexmark q18): one row per partition.
+        (
+            ranked("auction, price, ts", "ROW_NUMBER", "WHERE rn <= 1"),
+            Some(vec![0]),
+        ),
+        (
+            ranked("ts, auction", "ROW_NUMBER", "WHERE rn = 1"),
+            Some(vec![1]),
+        ),
+        // The top ten with their numbers (q19): the partition and the number.
+        (
+            ranked("price, rn, auction", "ROW_NUMBER", "WHERE rn <= 10"),
+            Some(vec![1, 2]),
+        ),
+        (ranked("auction, rn", "ROW_NUMBER", ""), Some(vec![0, 1])),
+        // Without the number, or the partition, nothing is unique.
+        (
+            ranked("auction, price", "ROW_NUMBER", "WHERE rn <= 10"),
+            None,
+        ),
+        (ranked("price, rn", "ROW_NUMBER", "WHERE rn <= 10"), None),
+        // Ties share a RANK.
+        (ranked("auction, price, rn", "RANK", "WHERE rn <= 1"), None),
+    ];
+    for (sql, key) in cases {
+        let planned = planned(&sql).await;
+        assert_eq!(super::ranking_key(&planned.optimized), key, "{sql}");
+    }
 }
