@@ -69,15 +69,7 @@ async fn update_sink_keeps_a_table_equal_to_its_view() -> Result<()> {
     }
     execute(&client, "DELETE FROM orders WHERE id % 7 = 0").await?;
     wait_for_same_rows((&client, "SELECT * FROM revenue"), (&pg, &in_pg), DELIVERED).await?;
-    let key = pg
-        .query_one(
-            "SELECT string_agg(a.attname, ',') FROM pg_index i JOIN pg_attribute a \
-             ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
-             WHERE i.indrelid = $1::text::regclass AND i.indisprimary",
-            &[&target],
-        )
-        .await?;
-    ensure!(key.get::<_, String>(0) == "user_id");
+    ensure!(primary_key(&pg, &target).await? == "user_id");
 
     let shown = query_rows(&client, "SHOW SINKS").await?;
     ensure!(shown == vec![vec!["revenue_pg"]], "{shown:?}");
@@ -147,6 +139,96 @@ async fn append_sink_holds_every_row_once_across_kills() -> Result<()> {
         .await?;
     ensure!(counts.get::<_, i64>(0) == next && counts.get::<_, i64>(1) == next);
     pg.batch_execute(&format!("DROP TABLE {target}")).await?;
+    Ok(())
+}
+
+/// The primary key columns of a table in the machine's PostgreSQL, in key order.
+async fn primary_key(pg: &tokio_postgres::Client, table: &str) -> Result<String> {
+    let key = pg
+        .query_one(
+            "SELECT string_agg(a.attname, ',' ORDER BY array_position(i.indkey::int2[], a.attnum)) \
+             FROM pg_index i JOIN pg_attribute a \
+             ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indrelid = $1::text::regclass AND i.indisprimary",
+            &[&table],
+        )
+        .await?;
+    Ok(key.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_sinks_of_rankings_are_keyed_by_partition_and_number() -> Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.client().await?;
+    let pg = postgres_client().await?;
+    execute(
+        &client,
+        "CREATE STREAM reads (sensor BIGINT, seq BIGINT, temp BIGINT)",
+    )
+    .await?;
+    // The last reading of each sensor: the sensor is the key.
+    execute(
+        &client,
+        "CREATE MATERIALIZED VIEW latest AS SELECT sensor, seq, temp FROM (SELECT *, \
+         ROW_NUMBER() OVER (PARTITION BY sensor ORDER BY seq DESC) AS rn FROM reads) AS r \
+         WHERE rn = 1",
+    )
+    .await?;
+    // The two hottest readings of each sensor, numbered: the sensor and the number.
+    execute(
+        &client,
+        "CREATE MATERIALIZED VIEW hottest AS SELECT sensor, place, seq, temp FROM (SELECT *, \
+         ROW_NUMBER() OVER (PARTITION BY sensor ORDER BY temp DESC, seq) AS place \
+         FROM reads) AS r WHERE place <= 2",
+    )
+    .await?;
+    let (latest, hottest) = (unique_name("latest"), unique_name("hottest"));
+    execute(
+        &client,
+        &sink_sql("latest_pg", "latest", &latest, "update", ""),
+    )
+    .await?;
+    execute(
+        &client,
+        &sink_sql("hottest_pg", "hottest", &hottest, "update", ""),
+    )
+    .await?;
+    ensure!(primary_key(&pg, &latest).await? == "sensor");
+    ensure!(primary_key(&pg, &hottest).await? == "sensor,place");
+    for round in 0..5i64 {
+        let rows: Vec<String> = (0..40i64)
+            .map(|i| {
+                format!(
+                    "({}, {}, {})",
+                    i % 7,
+                    round * 40 + i,
+                    (i * 37 + round * 11) % 50
+                )
+            })
+            .collect();
+        execute(
+            &client,
+            &format!("INSERT INTO reads VALUES {}", rows.join(", ")),
+        )
+        .await?;
+    }
+    for (view, table) in [("latest", &latest), ("hottest", &hottest)] {
+        let columns = if view == "latest" {
+            "sensor, seq, temp"
+        } else {
+            "sensor, place, seq, temp"
+        };
+        wait_for_same_rows(
+            (&client, &format!("SELECT {columns} FROM {view}")),
+            (&pg, &format!("SELECT {columns} FROM {table}")),
+            DELIVERED,
+        )
+        .await?;
+    }
+    ensure!(query_rows(&client, "SELECT count(*) FROM hottest").await? == vec![vec!["14"]]);
+    for table in [latest, hottest] {
+        pg.batch_execute(&format!("DROP TABLE {table}")).await?;
+    }
     Ok(())
 }
 
