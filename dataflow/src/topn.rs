@@ -31,7 +31,7 @@ use std::sync::Arc;
 use arrow::array::ArrayRef;
 use arrow::compute::SortOptions;
 use arrow::datatypes::{Schema, SchemaRef};
-use arrow::row::{RowConverter, SortField};
+use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::ScalarValue;
 
 use crate::codec::{self, BatchBuilder, Decoder, Part, RowEncoder};
@@ -234,29 +234,33 @@ impl TopN {
         })
     }
 
-    /// The rows of a batch of the input: each one's partition key, place and weight, except
-    /// those that an append-only input drops below the cut.
-    fn places(
-        &self,
-        columns: &[ArrayRef],
-        weights: &[i64],
-        cut: bool,
-        mut each: impl FnMut(&[u8], Place, i64),
-    ) -> DataflowResult<()> {
+    /// The ORDER BY values of a batch's rows in Arrow's row format, and its partition columns.
+    fn orders(&self, columns: &[ArrayRef]) -> DataflowResult<(Rows, Vec<ArrayRef>)> {
         let order: Vec<ArrayRef> = self
             .order
             .iter()
             .map(|s| columns[s.column].clone())
             .collect();
-        let orders = self.converter.convert_columns(&order)?;
-        let partition: Vec<ArrayRef> = self.partition.iter().map(|c| columns[*c].clone()).collect();
+        let partition = self.partition.iter().map(|c| columns[*c].clone()).collect();
+        Ok((self.converter.convert_columns(&order)?, partition))
+    }
+
+    /// The rows of a change: each one's partition key, place and weight, except those that an
+    /// append-only input drops below the cut.
+    fn places(
+        &self,
+        change: &Delta,
+        mut each: impl FnMut(&[u8], Place, i64),
+    ) -> DataflowResult<()> {
+        let columns = change.batch.columns();
+        let (orders, partition) = self.orders(columns)?;
         let (rows, keys) = (RowEncoder::new(columns), RowEncoder::new(&partition));
         let (mut key, mut row) = (Vec::new(), Vec::new());
-        for (i, &weight) in weights.iter().enumerate() {
+        for (i, &weight) in change.weights.iter().enumerate() {
             key.clear();
             keys.encode(i, &mut key)?;
             let order = orders.row(i);
-            if cut && self.below_the_cut(&key, order.as_ref()) {
+            if self.below_the_cut(&key, order.as_ref()) {
                 continue;
             }
             row.clear();
@@ -290,19 +294,20 @@ impl TopN {
         self.dirty.get_mut(key).expect("just inserted")
     }
 
-    /// Reads back a chunk of stored rows.
+    /// Reads back a chunk of stored rows, keeping each one's stored encoding.
     fn restore_rows(&mut self, chunk: &[Stored]) -> DataflowResult<()> {
         let mut builder = BatchBuilder::new(&self.input, chunk.len());
         for (_, _, row, _) in chunk {
             builder.push(&[Part::Row(row, self.ranker.width)])?;
         }
         let batch = builder.finish()?;
-        let weights: Vec<i64> = chunk.iter().map(|(.., n)| *n).collect();
-        let mut restored = Vec::with_capacity(chunk.len());
-        self.places(batch.columns(), &weights, false, |key, place, n| {
-            restored.push((key.to_vec(), place, n));
-        })?;
-        for ((stored, by_partition, _, _), (key, place, n)) in chunk.iter().zip(restored) {
+        let (orders, partition) = self.orders(batch.columns())?;
+        let keys = RowEncoder::new(&partition);
+        let mut key = Vec::new();
+        for (i, (stored, by_partition, row, n)) in chunk.iter().enumerate() {
+            key.clear();
+            keys.encode(i, &mut key)?;
+            let place = Place::new(orders.row(i).as_ref(), row);
             // State written in the other layout is deleted and written again in this one.
             // (A partition's rows are read one after another under its one key.)
             if *by_partition != self.by_partition {
@@ -315,8 +320,8 @@ impl TopN {
                     dirty.push(place.clone());
                 }
             }
-            let rows = self.partitions.entry(key).or_default();
-            if rows.add(place, n) != n {
+            let rows = self.partitions.entry(key.clone()).or_default();
+            if rows.add(place, *n) != *n {
                 return Err(DataflowError::Corrupt(
                     "a ranking's row stored twice".into(),
                 ));
@@ -355,15 +360,10 @@ impl Operator for TopN {
     fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let input = &inputs[0];
         let mut changes: FastMap<Vec<u8>, Vec<(Place, i64)>> = FastMap::default();
-        self.places(
-            input.batch.columns(),
-            &input.weights,
-            true,
-            |key, place, w| match changes.get_mut(key) {
-                Some(rows) => rows.push((place, w)),
-                None => drop(changes.insert(key.to_vec(), vec![(place, w)])),
-            },
-        )?;
+        self.places(input, |key, place, w| match changes.get_mut(key) {
+            Some(rows) => rows.push((place, w)),
+            None => drop(changes.insert(key.to_vec(), vec![(place, w)])),
+        })?;
         let (ranker, append_only) = (self.ranker, self.append_only);
         let mut out = (BatchBuilder::new(&self.schema, input.len()), Vec::new());
         for (key, changes) in changes {
