@@ -179,8 +179,9 @@ pub struct TopN {
     /// every epoch).
     held: usize,
     /// Partitions changed since the last checkpoint and, when stored by row, the rows of each
-    /// whose multiplicity changed (possibly more than once).
-    dirty: FastMap<Vec<u8>, Vec<Place>>,
+    /// whose multiplicity changed (possibly more than once). hashbrown's map, for one lookup
+    /// by a borrowed key.
+    dirty: hashbrown::HashMap<Vec<u8>, Vec<Place>>,
     /// Keys read back in the other layout, deleted at the next checkpoint.
     stale: Vec<Vec<u8>>,
 }
@@ -229,7 +230,7 @@ impl TopN {
             schema,
             partitions: FastMap::default(),
             held: 0,
-            dirty: FastMap::default(),
+            dirty: hashbrown::HashMap::default(),
             stale: Vec::new(),
         })
     }
@@ -286,14 +287,6 @@ impl TopN {
         })
     }
 
-    /// The changed rows of a partition, noted for the next checkpoint.
-    fn dirty(&mut self, key: &[u8]) -> &mut Vec<Place> {
-        if !self.dirty.contains_key(key) {
-            self.dirty.insert(key.to_vec(), Vec::new());
-        }
-        self.dirty.get_mut(key).expect("just inserted")
-    }
-
     /// Reads back a chunk of stored rows, keeping each one's stored encoding.
     fn restore_rows(&mut self, chunk: &[Stored]) -> DataflowResult<()> {
         let mut builder = BatchBuilder::new(&self.input, chunk.len());
@@ -314,9 +307,8 @@ impl TopN {
                 if self.stale.last() != Some(stored) {
                     self.stale.push(stored.clone());
                 }
-                let by_row = !self.by_partition;
-                let dirty = self.dirty(&key);
-                if by_row {
+                let dirty = self.dirty.entry_ref(key.as_slice()).or_default();
+                if !self.by_partition {
                     dirty.push(place.clone());
                 }
             }
@@ -359,10 +351,9 @@ impl Operator for TopN {
 
     fn apply(&mut self, inputs: &[Delta], _epoch: &EpochContext) -> DataflowResult<Delta> {
         let input = &inputs[0];
-        let mut changes: FastMap<Vec<u8>, Vec<(Place, i64)>> = FastMap::default();
-        self.places(input, |key, place, w| match changes.get_mut(key) {
-            Some(rows) => rows.push((place, w)),
-            None => drop(changes.insert(key.to_vec(), vec![(place, w)])),
+        let mut changes: hashbrown::HashMap<Vec<u8>, Vec<(Place, i64)>> = Default::default();
+        self.places(input, |key, place, w| {
+            changes.entry_ref(key).or_default().push((place, w))
         })?;
         let (ranker, append_only) = (self.ranker, self.append_only);
         let mut out = (BatchBuilder::new(&self.schema, input.len()), Vec::new());
@@ -379,7 +370,7 @@ impl Operator for TopN {
                 .clone();
             ranker.emit(&rows, &from, -1, &mut out)?;
             let by_row = !self.by_partition;
-            let dirty = self.dirty(&key);
+            let dirty = self.dirty.entry_ref(key.as_slice()).or_default();
             for (place, w) in changes {
                 if by_row {
                     dirty.push(place.clone());

@@ -56,11 +56,6 @@ impl Ord for Place {
         self.bytes.cmp(&other.bytes)
     }
 }
-impl std::hash::Hash for Place {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.bytes.hash(state)
-    }
-}
 
 /// Up to this many distinct rows, a partition is a sorted vector (a deduplication's partition
 /// holds one row, a top ten ten); past it, a tree.

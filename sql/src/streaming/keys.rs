@@ -3,6 +3,7 @@
 //! columns and the number identify a row, and once a filter keeps only number 1 (the
 //! deduplication `WHERE rn = 1`), the partition's columns alone do.
 
+use datafusion::common::Column;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use eddy_dataflow::Numbering;
 
@@ -52,7 +53,7 @@ fn ranked(plan: &LogicalPlan) -> Option<Ranking> {
             let input = p.input.schema();
             // Where an input column lands in the output, if the projection passes it on.
             let output = |c: usize| {
-                let column = input.columns().into_iter().nth(c)?;
+                let column = Column::from(input.qualified_field(c));
                 p.expr.iter().position(|e| match e {
                     Expr::Column(x) => *x == column,
                     Expr::Alias(a) => matches!(a.expr.as_ref(), Expr::Column(x) if *x == column),

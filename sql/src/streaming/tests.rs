@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
+use datafusion::logical_expr::LogicalPlan;
 use eddy_catalog::{Column, Relation, RelationKind, Snapshot, SqlType, Watermark};
 use eddy_dataflow::{Explain, Input, StateBound};
 use eddy_storage::Store;
-
-use datafusion::logical_expr::LogicalPlan;
 
 use super::{PLAN_VERSION, ViewOptions, plan_dataflow};
 use crate::context::{QueryEngine, Rows};
