@@ -14,9 +14,6 @@
 //! and the store's writer drops such a key when the layers it moves into sled together
 //! hold both writes: sled never sees the key at all.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 /// Words of a key compared as integers before its bytes: enough to pass a state key's space,
 /// view and operator (13 bytes) and reach its own bytes.
 const HEAD_WORDS: usize = 3;
@@ -306,20 +303,12 @@ pub(crate) fn newest<'a, I>(
 where
     I: Iterator<Item = Headed<'a>>,
 {
-    let mut layers: Vec<I> = layers.into_iter().collect();
-    // The next write of each layer (head, key, layer, value, new), smallest key first and,
-    // of equal keys, oldest first.
-    type Next<'a> = Reverse<(Head, &'a [u8], usize, Option<&'a [u8]>, bool)>;
-    let mut heads: BinaryHeap<Next<'a>> = layers
-        .iter_mut()
-        .enumerate()
-        .filter_map(|(i, l)| l.next().map(|(h, (k, v), n)| Reverse((h, k, i, v, n))))
-        .collect();
-    let mut merged: Vec<Write<'a>> = Vec::with_capacity(heads.len());
+    let mut merge = Tournament::new(layers.into_iter().collect());
+    let mut merged: Vec<Write<'a>> = Vec::with_capacity(merge.remaining());
     // Whether the last key of `merged` was new before its oldest write, and may vanish.
     let mut was_new = false;
     let drops = vanished == Vanished::Drop;
-    while let Some(Reverse((_, key, i, value, new))) = heads.pop() {
+    while let Some((_, (key, value), new)) = merge.pop() {
         match merged.last_mut() {
             Some(last) if last.0 == key => *last = (key, value),
             _ => {
@@ -328,12 +317,83 @@ where
                 was_new = new;
             }
         }
-        if let Some((h, (k, v), n)) = layers[i].next() {
-            heads.push(Reverse((h, k, i, v, n)));
-        }
     }
     drop_vanished(&mut merged, |w| drops && was_new && w.1.is_none());
     merged
+}
+
+/// A merge of sorted layers as a tournament (a loser tree): each inner node keeps the
+/// layer that lost the match played there, the root's winner is the next write. Taking a
+/// write replays only the matches on its layer's path, a comparison per level, and moves
+/// layer numbers rather than writes. Of equal keys the older layer's write wins first.
+struct Tournament<'a, I> {
+    layers: Vec<I>,
+    /// Each layer's next write (None once it has no more).
+    next: Vec<Option<Headed<'a>>>,
+    /// Inner node `n` (1 up to the number of layers) holds the loser of its match; layer
+    /// `i` is the leaf at `layers.len() + i`, and node `n`'s children are `2n` and `2n + 1`.
+    losers: Vec<u32>,
+    winner: u32,
+}
+
+impl<'a, I: Iterator<Item = Headed<'a>>> Tournament<'a, I> {
+    fn new(mut layers: Vec<I>) -> Self {
+        let next: Vec<Option<Headed<'a>>> = layers.iter_mut().map(Iterator::next).collect();
+        let k = layers.len();
+        let mut merge = Tournament {
+            layers,
+            next,
+            losers: vec![0; k.max(1)],
+            winner: 0,
+        };
+        // Play every match from the leaves up, noting each match's winner until its
+        // parent's is played.
+        let mut winners = vec![0u32; 2 * k];
+        for (i, w) in winners[k..].iter_mut().enumerate() {
+            *w = i as u32;
+        }
+        for n in (1..k).rev() {
+            let (a, b) = (winners[2 * n], winners[2 * n + 1]);
+            let (w, l) = if merge.before(b, a) { (b, a) } else { (a, b) };
+            winners[n] = w;
+            merge.losers[n] = l;
+        }
+        merge.winner = if k > 1 { winners[1] } else { 0 };
+        merge
+    }
+
+    /// Writes not yet taken, as far as the layers tell.
+    fn remaining(&self) -> usize {
+        let held = self.next.iter().filter(|n| n.is_some()).count();
+        held + self.layers.iter().map(|l| l.size_hint().0).sum::<usize>()
+    }
+
+    /// Whether layer `a`'s next write comes before layer `b`'s: a smaller key, or the same
+    /// key in an older layer. A layer with no more writes comes last.
+    fn before(&self, a: u32, b: u32) -> bool {
+        match (&self.next[a as usize], &self.next[b as usize]) {
+            (Some((ha, (ka, _), _)), Some((hb, (kb, _), _))) => (ha, ka, a) < (hb, kb, b),
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+
+    /// The next write of the merge.
+    fn pop(&mut self) -> Option<Headed<'a>> {
+        let w = self.winner as usize;
+        let taken = self.next.get_mut(w)?.take()?;
+        self.next[w] = self.layers[w].next();
+        let mut winner = self.winner;
+        let mut n = (self.layers.len() + w) / 2;
+        while n >= 1 {
+            if self.before(self.losers[n], winner) {
+                std::mem::swap(&mut self.losers[n], &mut winner);
+            }
+            n /= 2;
+        }
+        self.winner = winner;
+        Some(taken)
+    }
 }
 
 /// Removes the last of `writes` if `vanished` says that it leaves no trace.
@@ -456,6 +516,51 @@ mod tests {
                 (long(&[2]), &b"new"[..]),
             ]
         );
+    }
+
+    #[test]
+    fn newest_of_many_layers_is_each_key_s_last_write() {
+        // Layers of writes drawn from a few hundred keys that share long prefixes (equal
+        // heads, so matches go to the bytes), merged in every count from 1 to 9.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut draw = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for count in 1..=9usize {
+            let layers: Vec<Layer> = (0..count)
+                .map(|_| {
+                    let mut batch = WriteBatch::default();
+                    for _ in 0..draw(200) {
+                        let mut key = vec![3; 20 + draw(8) as usize];
+                        key.extend((draw(300) as u16).to_be_bytes());
+                        match draw(4) {
+                            0 => batch.delete(&key),
+                            _ => batch.put(&key, [draw(256) as u8]),
+                        }
+                    }
+                    batch.into_layer()
+                })
+                .collect();
+            let mut expected = std::collections::BTreeMap::new();
+            for layer in &layers {
+                for (k, v) in layer.iter() {
+                    expected.insert(k.to_vec(), v.map(<[u8]>::to_vec));
+                }
+            }
+            let merged: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+                newest(layers.iter().map(|l| l.headed()), Vanished::Keep)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+                    .collect();
+            assert_eq!(
+                merged,
+                expected.into_iter().collect::<Vec<_>>(),
+                "{count} layers"
+            );
+        }
     }
 
     #[test]

@@ -132,13 +132,23 @@ pub struct Driver {
     epoch: u64,
     durable: bool,
     metrics: Arc<Metrics>,
-    /// Bytes and writes of the last write epoch's batch, bounded: the next one starts with
-    /// room for as much rather than growing (and copying) its buffer step by step.
-    batch_room: (usize, usize),
+    /// Bytes and writes of the last batch of a write epoch and of a source epoch, bounded:
+    /// the next of its kind starts with room for as much rather than growing (and copying)
+    /// its buffer step by step.
+    batch_room: [(usize, usize); 2],
 }
 
 /// Most bytes and writes of room a write epoch's batch starts with.
-const MOST_BATCH_ROOM: (usize, usize) = (4 << 20, 1 << 16);
+const MOST_BATCH_ROOM: (usize, usize) = (64 << 20, 1 << 20);
+
+/// Which of [`Driver`]'s batch rooms an epoch of a kind keeps, if any.
+fn batch_room_of(kind: EpochKind) -> Option<usize> {
+    match kind {
+        EpochKind::Write => Some(0),
+        EpochKind::Source => Some(1),
+        _ => None,
+    }
+}
 
 /// The last committed epoch (0 before the first).
 pub fn committed_epoch(store: &Store) -> SqlResult<u64> {
@@ -180,7 +190,7 @@ impl Driver {
             epoch,
             durable: options.durable,
             metrics: options.metrics,
-            batch_room: (0, 0),
+            batch_room: [(0, 0); 2],
         };
         driver.reload()?;
         driver.replay_inputs()?;
@@ -355,9 +365,18 @@ impl Driver {
         }
     }
 
+    /// A new epoch of a kind, its batch with the room the last of its kind took.
+    pub(super) fn open_epoch(&self, kind: EpochKind) -> Epoch {
+        let mut epoch = Epoch::new(kind);
+        if let Some(room) = batch_room_of(kind) {
+            let (bytes, entries) = self.batch_room[room];
+            epoch.batch = WriteBatch::with_capacity(bytes, entries);
+        }
+        epoch
+    }
+
     fn write_epoch(&mut self, writes: Vec<PendingWrite>) {
-        let mut epoch = Epoch::new(EpochKind::Write);
-        epoch.batch = WriteBatch::with_capacity(self.batch_room.0, self.batch_room.1);
+        let mut epoch = self.open_epoch(EpochKind::Write);
         let mut staged = Vec::with_capacity(writes.len());
         let mut ops = Vec::with_capacity(writes.len());
         for (op, arrived, reply) in writes {
@@ -687,8 +706,8 @@ impl Driver {
         self.epoch += 1;
         batch.put(keys::meta(EPOCH), self.epoch.to_be_bytes());
         let (entries, bytes) = (batch.len(), batch.bytes());
-        if kind == EpochKind::Write {
-            self.batch_room = (
+        if let Some(room) = batch_room_of(kind) {
+            self.batch_room[room] = (
                 (bytes as usize).min(MOST_BATCH_ROOM.0),
                 entries.min(MOST_BATCH_ROOM.1),
             );

@@ -11,7 +11,7 @@ use tracing::error;
 
 use eddy_dataflow::metrics::EpochKind;
 
-use super::{Driver, Epoch, SinkSpec};
+use super::{Driver, SinkSpec};
 
 /// Replayable streams whose sources have equal keys share one sequence.
 pub(super) fn group_key(source: &Source) -> String {
@@ -149,7 +149,7 @@ impl Driver {
         let read = self.read_relations();
         let snapshot = self.catalog.snapshot();
         let watched = self.committed.receiver_count() > 0;
-        let mut epoch = Epoch::new(EpochKind::Source);
+        let mut epoch = self.open_epoch(EpochKind::Source);
         let mut advanced = Vec::new();
         let keys: Vec<String> = self.sources.keys().cloned().collect();
         for key in keys {
