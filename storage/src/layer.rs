@@ -343,7 +343,7 @@ impl<'a, I: Iterator<Item = Headed<'a>>> Tournament<'a, I> {
         let mut merge = Tournament {
             layers,
             next,
-            losers: vec![0; k.max(1)],
+            losers: vec![0; k],
             winner: 0,
         };
         // Play every match from the leaves up, noting each match's winner until its

@@ -138,7 +138,8 @@ pub struct Driver {
     batch_room: [(usize, usize); 2],
 }
 
-/// Most bytes and writes of room a write epoch's batch starts with.
+/// Most bytes and writes of room a batch starts with (room reserved, not touched: a batch
+/// that stays small costs only address space).
 const MOST_BATCH_ROOM: (usize, usize) = (64 << 20, 1 << 20);
 
 /// Which of [`Driver`]'s batch rooms an epoch of a kind keeps, if any.
