@@ -10,8 +10,8 @@
 //! outer join adds them padded with NULLs, an anti join is them, a semi join is the side
 //! minus them. A row is unmatched while the other side holds no row under its key, so only
 //! keys whose other side changed can flip their rows: for those keys every row is retracted
-//! as it stood before the epoch and inserted as it stands after; elsewhere only the rows that
-//! changed do. With a residual condition, "a row under its key" becomes "a row under its key
+//! as it stood before the epoch and inserted as it stands after, and the two cancel before
+//! any output is built where the row did not flip; elsewhere only the rows that changed do. With a residual condition, "a row under its key" becomes "a row under its key
 //! for which the condition holds", evaluated for the rows in question against their key's
 //! rows on the other side.
 
@@ -279,6 +279,35 @@ impl Rows {
     }
 }
 
+/// One side's rows on their way out as unmatched (or, for a semi join, as not unmatched),
+/// with the weights of equal rows summed. A row whose matching is in question is taken out as
+/// it stood before the epoch and put back as it stands after; where its matching did not
+/// change the two cancel here, before any output is built.
+#[derive(Default)]
+struct Tally {
+    weights: FastMap<Row, i64>,
+}
+
+impl Tally {
+    fn add(&mut self, row: &Row, weight: i64) {
+        match self.weights.get_mut(row) {
+            Some(w) => *w += weight,
+            None => {
+                self.weights.insert(row.clone(), weight);
+            }
+        }
+    }
+
+    /// The rows whose weights do not cancel, as output rows of `side`.
+    fn emit(self, side: Which, out: &mut Rows) {
+        for (row, w) in self.weights {
+            if w != 0 {
+                out.one(side, &row, w);
+            }
+        }
+    }
+}
+
 impl Join {
     fn side(&self, side: Which) -> &Side {
         match side {
@@ -288,9 +317,10 @@ impl Join {
     }
 
     /// The change of one side's unmatched rows over an epoch, given that side's changes and
-    /// the keys whose other side changes. Call before the epoch's changes are added to the
-    /// state (`after == false`: the part computed from the state as it was) and once after
-    /// (`after == true`: the part from the state as it is).
+    /// the keys whose other side changes, tallied as the output takes them (negated for a
+    /// semi join, whose output is the rows that are not unmatched). Call before the epoch's
+    /// changes are added to the state (`after == false`: the part computed from the state as
+    /// it was) and once after (`after == true`: the part from the state as it is).
     fn unmatched(
         &self,
         side: Which,
@@ -298,10 +328,14 @@ impl Join {
         weights: &[i64],
         flipping: &FastSet<Key>,
         after: bool,
-        out: &mut Rows,
+        out: &mut Tally,
     ) -> DataflowResult<()> {
         let mine = self.side(side);
         let sign = if after { 1 } else { -1 };
+        let taken = match self.kind.unmatched(side) {
+            Unmatched::Complement => -1,
+            _ => 1,
+        };
         // Rows whose matching is in question, with the weight they count with if unmatched.
         let mut candidates: Vec<(&[u8], &Row, i64)> = Vec::new();
         for key in flipping {
@@ -313,7 +347,7 @@ impl Join {
             // Keys whose other side stays as it is: only the rows that changed change.
             for (c, w) in changes.iter().zip(weights) {
                 match &c.key {
-                    None => out.one(side, &c.row, *w),
+                    None => out.add(&c.row, taken * w),
                     Some(k) if !flipping.contains(k) => candidates.push((&k[..], &c.row, *w)),
                     Some(_) => {}
                 }
@@ -322,7 +356,7 @@ impl Join {
         let matched = self.matched(side, &candidates)?;
         for ((_, row, w), m) in candidates.into_iter().zip(matched) {
             if !m {
-                out.one(side, row, w);
+                out.add(row, taken * w);
             }
         }
         Ok(())
@@ -376,7 +410,7 @@ impl Join {
 
         // Unmatched rows of each side that the output needs, before the state changes.
         let tracks = |side| self.kind.unmatched(side) != Unmatched::Ignored;
-        let (mut unmatched_left, mut unmatched_right) = (Rows::default(), Rows::default());
+        let (mut unmatched_left, mut unmatched_right) = (Tally::default(), Tally::default());
         let flipping_left = match tracks(Which::Left) {
             true => Self::keys_of(&right_rows),
             false => FastSet::default(),
@@ -489,7 +523,7 @@ impl Join {
     fn unmatched_output(
         &self,
         side: Which,
-        unmatched: Rows,
+        mut unmatched: Tally,
         changes: &[Change],
         weights: &[i64],
         out: &mut Rows,
@@ -497,17 +531,12 @@ impl Join {
         match self.kind.unmatched(side) {
             Unmatched::Ignored => {}
             // Padded rows lack the other side's part: it builds as NULLs.
-            Unmatched::Rows | Unmatched::Padded => {
-                out.rows.extend(unmatched.rows);
-                out.weights.extend(unmatched.weights);
-            }
+            Unmatched::Rows | Unmatched::Padded => unmatched.emit(side, out),
             Unmatched::Complement => {
                 for (c, w) in changes.iter().zip(weights) {
-                    out.one(side, &c.row, *w);
+                    unmatched.add(&c.row, *w);
                 }
-                out.rows.extend(unmatched.rows);
-                out.weights
-                    .extend(unmatched.weights.into_iter().map(|w| -w));
+                unmatched.emit(side, out);
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The join operator's unit tests.
 
 use super::*;
-use crate::testing::{ApplyNow, checkpoint_writes, delta, schema, sorted, write_kinds};
+use crate::testing::{ApplyNow, checkpoint_writes, delta, rows, schema, sorted, write_kinds};
 use datafusion::physical_expr::expressions::Column;
 
 fn join() -> Join {
@@ -358,18 +358,18 @@ fn inputs_that_retract_are_freed_once_their_own_watermark_passes_too() {
     assert_eq!(writes, ["new", "new"]);
 }
 
-#[test]
-fn a_semi_join_on_equal_windows_frees_a_window_whole_once_neither_side_can_change_it() {
+/// The counts that reach their window's maximum (Nexmark q5 as a semi join), or with
+/// `LeftAnti` those that do not.
+fn counts_at_their_maximum(kind: JoinKind) -> Join {
     use datafusion::logical_expr::Operator as Op;
     use datafusion::physical_expr::expressions::BinaryExpr;
-    // The counts that reach their window's maximum (Nexmark q5 as a semi join).
     let at_most: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
         Arc::new(Column::new("n", 1)),
         Op::GtEq,
         Arc::new(Column::new("max", 3)),
     ));
-    let mut j = Join::with_kind(
-        JoinKind::LeftSemi,
+    Join::with_kind(
+        kind,
         vec![Arc::new(Column::new("start", 2))],
         vec![Arc::new(Column::new("start", 1))],
         Some(at_most),
@@ -378,7 +378,48 @@ fn a_semi_join_on_equal_windows_frees_a_window_whole_once_neither_side_can_chang
         schema(COUNT_AND_MAX),
         schema(COUNTS),
     )
-    .with_time_bound(window_bound((1, 2), true));
+}
+
+#[test]
+fn rows_whose_match_did_not_change_are_not_output_when_the_other_side_changes_under_them() {
+    for kind in [JoinKind::LeftSemi, JoinKind::LeftAnti] {
+        let mut j = counts_at_their_maximum(kind);
+        j.apply_now(&[
+            delta(COUNTS, &[(1, "7|1|100"), (1, "8|2|100"), (1, "9|1|100")]),
+            delta(MAXIMA, &[(1, "2|100")]),
+        ])
+        .unwrap();
+        // Auction 8's count and the window's maximum go up together: 7 and 9 stay below it,
+        // 8 stays at it. Only 8's own change comes out, as it is (no rows that cancel).
+        let out = j
+            .apply_now(&[
+                delta(COUNTS, &[(-1, "8|2|100"), (1, "8|3|100")]),
+                delta(MAXIMA, &[(-1, "2|100"), (1, "3|100")]),
+            ])
+            .unwrap();
+        let expected = match kind {
+            JoinKind::LeftSemi => s(&[(-1, "8|2|100000000"), (1, "8|3|100000000")]),
+            _ => vec![],
+        };
+        let mut raw = rows(&out);
+        raw.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+        assert_eq!(raw, expected, "{kind:?}");
+        // The maximum goes up alone: every count falls below it; only 8 flips.
+        let out = j
+            .apply_now(&[
+                delta(COUNTS, &[]),
+                delta(MAXIMA, &[(-1, "3|100"), (1, "4|100")]),
+            ])
+            .unwrap();
+        let weight = if kind == JoinKind::LeftSemi { -1 } else { 1 };
+        assert_eq!(rows(&out), s(&[(weight, "8|3|100000000")]), "{kind:?}");
+    }
+}
+
+#[test]
+fn a_semi_join_on_equal_windows_frees_a_window_whole_once_neither_side_can_change_it() {
+    let mut j =
+        counts_at_their_maximum(JoinKind::LeftSemi).with_time_bound(window_bound((1, 2), true));
     let out = j
         .apply(
             &[
