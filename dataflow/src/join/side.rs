@@ -151,13 +151,14 @@ impl Side {
         if let Some(journal) = &mut self.journal {
             journal.checkpoint(tag, &self.index, state);
         }
+        let mut k = Vec::new();
         for ((key, row), stored) in self.dirty.drain() {
             let held = self.index.get(&key).and_then(|b| b.get(&row));
             if held.is_none() && !stored {
                 // Came and went since the last checkpoint.
                 continue;
             }
-            let k = row_key(tag, &key, &row);
+            row_key(tag, &key, &row, &mut k);
             match held {
                 Some(w) if stored => state.put(&k, &w.to_le_bytes()),
                 Some(w) => state.put_new(&k, &w.to_le_bytes()),
@@ -176,14 +177,13 @@ impl Side {
     }
 }
 
-/// The stored key of a row held by a side stored one key a row.
-fn row_key(tag: u8, key: &[u8], row: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(5 + key.len() + row.len());
+/// The stored key of a row held by a side stored one key a row, written over `k`.
+fn row_key(tag: u8, key: &[u8], row: &[u8], k: &mut Vec<u8>) {
+    k.clear();
     k.push(tag + ROW);
     k.extend((key.len() as u32).to_be_bytes());
     k.extend_from_slice(key);
     k.extend_from_slice(row);
-    k
 }
 
 fn segment_key(tag: u8, number: u64) -> Vec<u8> {
@@ -225,9 +225,11 @@ impl Journal {
         // copies it has now.
         timeless.sort_unstable();
         timeless.dedup();
+        let mut k = Vec::new();
         for (key, row) in timeless {
             if let Some(held) = index.get(&key).and_then(|b| b.get(&row)) {
-                state.put(&row_key(tag, &key, &row), &held.to_le_bytes());
+                row_key(tag, &key, &row, &mut k);
+                state.put(&k, &held.to_le_bytes());
             }
         }
         if !segment.is_empty() {
