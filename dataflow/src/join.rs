@@ -11,9 +11,10 @@
 //! minus them. A row is unmatched while the other side holds no row under its key, so only
 //! keys whose other side changed can flip their rows: for those keys every row is retracted
 //! as it stood before the epoch and inserted as it stands after, and the two cancel before
-//! any output is built where the row did not flip; elsewhere only the rows that changed do. With a residual condition, "a row under its key" becomes "a row under its key
-//! for which the condition holds", evaluated for the rows in question against their key's
-//! rows on the other side.
+//! any output is built where the row did not flip; elsewhere only the rows that changed do.
+//! With a residual condition, "a row under its key" becomes "a row under its key for which
+//! the condition holds", evaluated for the rows in question against their key's rows on the
+//! other side.
 
 use std::sync::Arc;
 
