@@ -159,11 +159,15 @@ impl WriteBatch {
         order.sort_unstable();
         sort_runs(&mut order, &entries, &bytes, 0);
         let mut sorted: Vec<Entry> = Vec::with_capacity(order.len());
-        for (_, i) in order {
+        // Equal keys were taken as deep as each other and end with equal heads: where the
+        // heads differ, so do the keys, and their bytes need no comparing.
+        let mut last_head = None;
+        for (h, i) in order {
             let entry = entries[i as usize];
+            let same_head = last_head.replace(h) == Some(h);
             match sorted.last_mut() {
                 // Whether the key was new is its first write's to say.
-                Some(last) if last.key(&bytes) == entry.key(&bytes) => {
+                Some(last) if same_head && last.key(&bytes) == entry.key(&bytes) => {
                     *last = Entry {
                         new: last.new,
                         ..entry
