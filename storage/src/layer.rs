@@ -192,7 +192,8 @@ impl WriteBatch {
 /// whose keys all end within the heads compared is sorted by their bytes, stably: keys that
 /// differ only in trailing zero bytes have equal heads. Keys that share long prefixes (a
 /// join's rows under one key) so cost an integer sort per head rather than a byte comparison
-/// of their prefixes per comparison.
+/// of their prefixes per comparison. Past [`RUN_DEPTH`] heads a run is sorted by its bytes
+/// too, so that a key of any length costs a bounded recursion.
 fn sort_runs(order: &mut [(Head, u32)], entries: &[Entry], bytes: &[u8], depth: usize) {
     let skip = (depth + 1) * HEAD_BYTES;
     let mut from = 0;
@@ -207,7 +208,7 @@ fn sort_runs(order: &mut [(Head, u32)], entries: &[Entry], bytes: &[u8], depth: 
             continue;
         }
         let key = |i: u32| entries[i as usize].key(bytes);
-        if keys.iter().any(|(_, i)| key(*i).len() > skip) {
+        if depth < RUN_DEPTH && keys.iter().any(|(_, i)| key(*i).len() > skip) {
             for (h, i) in keys.iter_mut() {
                 *h = head(key(*i).get(skip..).unwrap_or_default());
             }
@@ -225,6 +226,9 @@ fn sort_runs(order: &mut [(Head, u32)], entries: &[Entry], bytes: &[u8], depth: 
 pub(crate) type Head = [u64; HEAD_WORDS];
 
 const HEAD_BYTES: usize = HEAD_WORDS * 8;
+
+/// How many heads deep [`sort_runs`] goes before comparing a run's keys as bytes.
+const RUN_DEPTH: usize = 8;
 
 fn head(key: &[u8]) -> Head {
     // A key as long as the head is read in place, as whole words: copying the bytes of each
@@ -512,6 +516,25 @@ mod tests {
         assert_eq!(
             writes(&batch.into_layer()),
             expected.into_iter().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn keys_longer_than_the_heads_sorted_sort_as_bytes() {
+        // 100 KB keys equal but for their last byte: the sort stops going down by heads and
+        // compares them as bytes.
+        let long = |last: u8| [vec![9; 100_000], vec![last]].concat();
+        let mut batch = WriteBatch::default();
+        for (i, last) in [3u8, 1, 2, 1].into_iter().enumerate() {
+            batch.put(long(last), [i as u8]);
+        }
+        assert_eq!(
+            writes(&batch.into_layer()),
+            vec![
+                (long(1), Some(vec![3])),
+                (long(2), Some(vec![2])),
+                (long(3), Some(vec![0])),
+            ]
         );
     }
 
