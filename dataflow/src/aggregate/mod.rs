@@ -503,8 +503,9 @@ fn finish_into(
     Ok(())
 }
 
-/// Adds row `i` of a typed argument to a count or a sum without a `ScalarValue`; false when
-/// the accumulator or the argument's type has no such path.
+/// Adds row `i` of a typed argument to a count, a sum or a multiset without reading it
+/// through `ScalarValue::try_from_array`; false when the accumulator or the argument's type
+/// has no such path.
 fn accumulate_fast(acc: &mut Acc, arg: &ArgView<'_>, i: usize, w: i64) -> bool {
     match (acc, arg) {
         (Acc::Count(n), arg) => match arg.is_valid(i) {
@@ -534,6 +535,17 @@ fn accumulate_fast(acc: &mut Acc, arg: &ArgView<'_>, i: usize, w: i64) -> bool {
             if a.is_valid(i) {
                 *s += a.value(i) * w as f64;
                 *n += w;
+            }
+        }
+        // Min, max and DISTINCT: the value as `ScalarValue::try_from_array` would give it.
+        (Acc::Values(values), ArgView::Int64(a)) => {
+            if a.is_valid(i) {
+                bump(values, ScalarValue::Int64(Some(a.value(i))), w);
+            }
+        }
+        (Acc::Values(values), ArgView::Float64(a)) => {
+            if a.is_valid(i) {
+                bump(values, ScalarValue::Float64(Some(a.value(i))), w);
             }
         }
         _ => return false,

@@ -424,3 +424,38 @@ fn several_inputs_are_taken_as_one_change() {
         sorted(&two.apply_now(&[a, b]).unwrap())
     );
 }
+
+/// `SELECT k, min(v), max(v), count(DISTINCT v) GROUP BY k` over floats: NULLs are not
+/// values, and -0 and 0 are one value, whichever comes first and whichever is deleted.
+#[test]
+fn float_multisets_skip_nulls_and_hold_both_zeros_as_one_value() {
+    let input = schema(&["k:Int64", "v:Float64"]);
+    let out = schema(&["k:Int64", "lo:Float64", "hi:Float64", "d:Int64"]);
+    let mut a = Aggregate::new(
+        vec![col("k", 0).unwrap()],
+        vec![
+            spec(AggKind::Min, col("v", 1), false, DataType::Float64),
+            spec(AggKind::Max, col("v", 1), false, DataType::Float64),
+            spec(AggKind::Count, col("v", 1), true, DataType::Int64),
+        ],
+        &input,
+        out,
+    )
+    .unwrap();
+    let columns = ["k:Int64", "v:Float64"];
+    let out = a
+        .apply_now(&[delta(
+            &columns,
+            &[(1, "1|-0.0"), (1, "1|NULL"), (1, "1|0.0"), (1, "1|2.5")],
+        )])
+        .unwrap();
+    assert_eq!(sorted(&out), s(&[(1, "1|0|2.5|2")]));
+    let out = a
+        .apply_now(&[delta(&columns, &[(-1, "1|2.5"), (-1, "1|0.0")])])
+        .unwrap();
+    assert_eq!(sorted(&out), s(&[(1, "1|0|0|1"), (-1, "1|0|2.5|2")]));
+    let out = a
+        .apply_now(&[delta(&columns, &[(-1, "1|-0.0"), (-1, "1|NULL")])])
+        .unwrap();
+    assert_eq!(sorted(&out), s(&[(-1, "1|0|0|1")]));
+}

@@ -389,6 +389,8 @@ impl<'a> Decoder<'a> {
 /// DataFusion compares it (min/max, DISTINCT multisets and rankings order by it).
 pub fn compare_values(a: &ScalarValue, b: &ScalarValue) -> std::cmp::Ordering {
     match (a, b) {
+        // The common case first: `ScalarValue::partial_cmp` is one large match.
+        (ScalarValue::Int64(Some(x)), ScalarValue::Int64(Some(y))) => x.cmp(y),
         (ScalarValue::Float64(Some(x)), ScalarValue::Float64(Some(y))) => x.total_cmp(y),
         (ScalarValue::Float32(Some(x)), ScalarValue::Float32(Some(y))) => x.total_cmp(y),
         (a, b) => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
